@@ -1,0 +1,376 @@
+/**
+ * GPU access: acquiring a WebGPU device with the adapter's own limits, a cache of compiled
+ * pipelines, buffer helpers, and the {@linkcode Recorder} that encodes a whole sequence of
+ * kernels into one command buffer and submits it once.
+ *
+ * Every tensor lives in its own `GPUBuffer`: WebGPU forbids one buffer being bound both
+ * read-only and writable in the same dispatch, so sharing one big buffer between tensors that a
+ * kernel reads and writes would be invalid.
+ *
+ * @module
+ */
+
+/** An error a user can cause or fix (no adapter, a bad shape); printed as one line. */
+export class GpuError extends Error {
+  /** Creates the error with its one-line message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "GpuError";
+  }
+}
+
+/** The limits of the device this process got, read from the adapter, never assumed. */
+export interface GpuLimits {
+  /** Largest byte size of one storage-buffer binding. */
+  maxStorageBufferBindingSize: number;
+  /** Largest byte size of one buffer. */
+  maxBufferSize: number;
+  /** Storage buffers one shader stage may bind. */
+  maxStorageBuffersPerShaderStage: number;
+  /** Bytes of workgroup (shared) memory one workgroup may use. */
+  maxComputeWorkgroupStorageSize: number;
+  /** Invocations in one workgroup. */
+  maxComputeInvocationsPerWorkgroup: number;
+  /** Workgroups along one dispatch dimension. */
+  maxComputeWorkgroupsPerDimension: number;
+  /** Required alignment of a storage binding's byte offset. */
+  minStorageBufferOffsetAlignment: number;
+}
+
+/** A WebGPU device with its limits, optional features and a pipeline cache. */
+export interface Gpu {
+  /** The device itself. */
+  readonly device: GPUDevice;
+  /** One line describing the adapter, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  readonly description: string;
+  /** Whether the adapter is a software (fallback) adapter. */
+  readonly isFallback: boolean;
+  /** Limits granted to the device. */
+  readonly limits: GpuLimits;
+  /** Optional features that were present and requested. */
+  readonly features: { readonly shaderF16: boolean; readonly timestampQuery: boolean };
+  /** Returns the compute pipeline for `code`, compiling it on first use only. */
+  pipeline(code: string): GPUComputePipeline;
+}
+
+const LIMIT_NAMES = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxStorageBuffersPerShaderStage",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupsPerDimension",
+  "minStorageBufferOffsetAlignment",
+] as const;
+
+let shared: Promise<Gpu> | undefined;
+
+/**
+ * Returns the process-wide GPU, acquiring it on first call.
+ *
+ * @throws {GpuError} when no WebGPU adapter is available.
+ */
+export function getGpu(): Promise<Gpu> {
+  shared ??= acquireGpu();
+  return shared;
+}
+
+/**
+ * Acquires a new device, requesting the adapter's own limits and the optional features
+ * `shader-f16` and `timestamp-query` only when the adapter has them.
+ *
+ * @throws {GpuError} when no WebGPU adapter is available.
+ */
+export async function acquireGpu(): Promise<Gpu> {
+  const adapter = typeof navigator !== "undefined" && navigator.gpu
+    ? await navigator.gpu.requestAdapter({ powerPreference: "high-performance" })
+    : null;
+  if (!adapter) {
+    throw new GpuError(
+      "no WebGPU adapter found: install a GPU driver (Vulkan), or Mesa's software adapter " +
+        "(apt-get install mesa-vulkan-drivers)",
+    );
+  }
+  const requiredLimits: Record<string, number> = {};
+  for (const name of LIMIT_NAMES) requiredLimits[name] = adapter.limits[name];
+  const wanted: GPUFeatureName[] = ["shader-f16", "timestamp-query"];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  const limits = {} as Record<(typeof LIMIT_NAMES)[number], number>;
+  for (const name of LIMIT_NAMES) limits[name] = device.limits[name];
+  const info = adapter.info;
+  const cache = new Map<string, GPUComputePipeline>();
+  return {
+    device,
+    description: info.description || `${info.vendor} ${info.architecture} ${info.device}`.trim(),
+    isFallback: info.isFallbackAdapter ?? false,
+    limits,
+    features: {
+      shaderF16: device.features.has("shader-f16"),
+      timestampQuery: device.features.has("timestamp-query"),
+    },
+    pipeline(code: string): GPUComputePipeline {
+      let p = cache.get(code);
+      if (!p) {
+        const module = device.createShaderModule({ code });
+        p = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+        cache.set(code, p);
+      }
+      return p;
+    },
+  };
+}
+
+/** A range of 32-bit elements inside a GPU buffer: the unit every kernel binds. */
+export interface View {
+  /** The buffer holding the elements. */
+  readonly buffer: GPUBuffer;
+  /** First element (not byte) of the range; its byte offset must meet the binding alignment. */
+  readonly offset: number;
+  /** Number of 32-bit elements in the range. */
+  readonly length: number;
+}
+
+/** Host arrays of 32-bit elements that can be copied to a view. */
+export type HostArray = Float32Array | Int32Array | Uint32Array;
+
+const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** Creates a zero-filled storage buffer of `length` 32-bit elements and returns its view. */
+export function createView(gpu: Gpu, length: number, label?: string): View {
+  const size = Math.max(4, Math.ceil((length * 4) / 16) * 16);
+  if (size > gpu.limits.maxBufferSize) {
+    throw new GpuError(
+      `buffer ${label ?? ""} of ${size} bytes exceeds the device's maxBufferSize ${gpu.limits.maxBufferSize}`,
+    );
+  }
+  const buffer = gpu.device.createBuffer({ size, usage: STORAGE_USAGE, label });
+  return { buffer, offset: 0, length };
+}
+
+/** Creates a storage buffer holding a copy of `data` (f32, i32 or u32 elements). */
+export function upload(
+  gpu: Gpu,
+  data: HostArray,
+  label?: string,
+): View {
+  const view = createView(gpu, data.length, label);
+  write(gpu, view, data);
+  return view;
+}
+
+/** Queues a write of `data` into `view` (ordered before the next submission). */
+export function write(
+  gpu: Gpu,
+  view: View,
+  data: HostArray,
+): void {
+  if (data.length > view.length) {
+    throw new GpuError(`write of ${data.length} elements into a view of ${view.length}`);
+  }
+  gpu.device.queue.writeBuffer(
+    view.buffer,
+    view.offset * 4,
+    data.buffer as ArrayBuffer,
+    data.byteOffset,
+    data.byteLength,
+  );
+}
+
+/** Copies `view` back to the CPU as f32 (waits for all submitted work). */
+export async function read(gpu: Gpu, view: View): Promise<Float32Array> {
+  return new Float32Array(await readBytes(gpu, view));
+}
+
+/** Copies `view` back to the CPU as raw bytes (waits for all submitted work). */
+export async function readBytes(gpu: Gpu, view: View): Promise<ArrayBuffer> {
+  const bytes = view.length * 4;
+  const staging = gpu.device.createBuffer({
+    size: Math.max(4, Math.ceil(bytes / 4) * 4),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const enc = gpu.device.createCommandEncoder();
+  enc.copyBufferToBuffer(view.buffer, view.offset * 4, staging, 0, bytes);
+  gpu.device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const out = staging.getMappedRange().slice(0, bytes);
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+/** Packs a kernel's uniform block: 32-bit unsigned ints and floats in declaration order. */
+export class Uniforms {
+  #values: number[] = [];
+  #kinds: ("u32" | "f32")[] = [];
+  /** Appends an unsigned 32-bit integer. */
+  u32(value: number): this {
+    this.#values.push(value);
+    this.#kinds.push("u32");
+    return this;
+  }
+  /** Appends a 32-bit float. */
+  f32(value: number): this {
+    this.#values.push(value);
+    this.#kinds.push("f32");
+    return this;
+  }
+  /** The packed bytes, padded to 16 bytes as uniform blocks require. */
+  bytes(): Uint8Array<ArrayBuffer> {
+    const n = Math.max(4, Math.ceil(this.#values.length / 4) * 4);
+    const buf = new ArrayBuffer(n * 4);
+    const dv = new DataView(buf);
+    this.#values.forEach((v, i) => {
+      if (this.#kinds[i] === "u32") dv.setUint32(i * 4, v, true);
+      else dv.setFloat32(i * 4, v, true);
+    });
+    return new Uint8Array(buf);
+  }
+}
+
+/** One recorded kernel launch. */
+interface Dispatch {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  groups: [number, number, number];
+}
+
+/** Arguments of {@linkcode Recorder.dispatch}. */
+export interface DispatchArgs {
+  /** WGSL source with entry point `main`; storage bindings 0..n-1 in `views` order, then the uniform block at binding n. */
+  code: string;
+  /** Storage buffers to bind, in binding order. */
+  views: View[];
+  /** The uniform block, bound after the views; omitted when the kernel has none. */
+  uniforms?: Uniforms;
+  /** Workgroups to launch along x, y, z. */
+  groups: [number, number?, number?];
+}
+
+const UNIFORM_SLOT = 256;
+
+/**
+ * Records kernel launches once and replays them: {@linkcode Recorder.submit} encodes every
+ * recorded dispatch into one compute pass of one command buffer. Bind groups and uniform blocks
+ * are created at record time, so replaying a recorded training step allocates nothing.
+ */
+export class Recorder {
+  /** The GPU the launches run on. */
+  readonly gpu: Gpu;
+  #dispatches: Dispatch[] = [];
+  #uniformBuffers: GPUBuffer[] = [];
+
+  /** Creates an empty recorder for `gpu`. */
+  constructor(gpu: Gpu) {
+    this.gpu = gpu;
+  }
+
+  /** Number of recorded launches. */
+  get length(): number {
+    return this.#dispatches.length;
+  }
+
+  /** Records one kernel launch. Validates bindings against the device limits first. */
+  dispatch(args: DispatchArgs): void {
+    const { gpu } = this;
+    const align = gpu.limits.minStorageBufferOffsetAlignment;
+    const pipeline = gpu.pipeline(args.code);
+    const entries: GPUBindGroupEntry[] = args.views.map((v, i) => {
+      const offset = v.offset * 4;
+      const size = Math.max(4, v.length * 4);
+      if (size > gpu.limits.maxStorageBufferBindingSize) {
+        throw new GpuError(
+          `binding ${i} of ${size} bytes exceeds maxStorageBufferBindingSize ${gpu.limits.maxStorageBufferBindingSize}`,
+        );
+      }
+      if (offset % align !== 0) {
+        throw new GpuError(`binding ${i} offset ${offset} is not a multiple of ${align} bytes`);
+      }
+      if (offset + size > v.buffer.size) {
+        throw new GpuError(`binding ${i} range ${offset}+${size} exceeds its buffer of ${v.buffer.size} bytes`);
+      }
+      return { binding: i, resource: { buffer: v.buffer, offset, size } };
+    });
+    if (args.uniforms) {
+      const data = args.uniforms.bytes();
+      const buffer = gpu.device.createBuffer({
+        size: Math.max(UNIFORM_SLOT, data.byteLength),
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      gpu.device.queue.writeBuffer(buffer, 0, data);
+      this.#uniformBuffers.push(buffer);
+      entries.push({ binding: args.views.length, resource: { buffer } });
+    }
+    const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+    const groups: [number, number, number] = [args.groups[0], args.groups[1] ?? 1, args.groups[2] ?? 1];
+    if (groups.some((g) => g > max || !Number.isInteger(g) || g < 0)) {
+      throw new GpuError(`workgroup count ${groups.join("x")} exceeds ${max} per dimension`);
+    }
+    if (groups.some((g) => g === 0)) return;
+    const bindGroup = gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    this.#dispatches.push({ pipeline, bindGroup, groups });
+  }
+
+  /** Encodes every recorded launch into `encoder` as one compute pass. */
+  encode(encoder: GPUCommandEncoder): void {
+    const pass = encoder.beginComputePass();
+    for (const d of this.#dispatches) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
+    }
+    pass.end();
+  }
+
+  /** Encodes every recorded launch into one command buffer and submits it, without waiting. */
+  submit(): void {
+    const encoder = this.gpu.device.createCommandEncoder();
+    this.encode(encoder);
+    this.gpu.device.queue.submit([encoder.finish()]);
+  }
+
+  /** Releases the uniform buffers this recorder created. */
+  destroy(): void {
+    for (const b of this.#uniformBuffers) b.destroy();
+    this.#uniformBuffers = [];
+    this.#dispatches = [];
+  }
+}
+
+/** Workgroup size used by the element-wise kernels. */
+export const ELEMENTWISE_WG = 256;
+
+/**
+ * Splits `n` threads into a 2-D grid of workgroups of `wg` threads that respects the
+ * per-dimension limit; kernels recover the flat index with {@linkcode FLAT_INDEX_WGSL}.
+ */
+export function grid(gpu: Gpu, n: number, wg: number = ELEMENTWISE_WG): [number, number] {
+  const groups = Math.ceil(n / wg);
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= max) return [groups, 1];
+  const y = Math.ceil(groups / max);
+  return [Math.ceil(groups / y), y];
+}
+
+/**
+ * WGSL helper turning a 2-D launch from {@linkcode grid} into a flat thread index; declares
+ * `flat_index(gid, nwg, wg)`.
+ */
+export const FLAT_INDEX_WGSL = /* wgsl */ `
+fn flat_index(gid: vec3<u32>, nwg: vec3<u32>, wg: u32) -> u32 {
+  return gid.x + gid.y * nwg.x * wg;
+}`;
+
+/**
+ * Checks that `view` holds at least `length` elements, before anything is dispatched.
+ *
+ * @throws {GpuError} naming `what` and both sizes otherwise.
+ */
+export function requireLength(view: View, length: number, what: string): void {
+  if (!Number.isInteger(length) || length < 0) {
+    throw new GpuError(`${what}: invalid element count ${length}`);
+  }
+  if (view.length < length) {
+    throw new GpuError(`${what}: needs ${length} elements, buffer has ${view.length}`);
+  }
+}

@@ -1,0 +1,78 @@
+/** Helpers shared by the test suites: seeded data, tolerances, finite differences. */
+import { AssertionError } from "node:assert/strict";
+
+/** Deterministic uniform values in [-scale, scale) from a 32-bit seed (mulberry32). */
+export function rand(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
+  }
+  return out;
+}
+
+/**
+ * Largest element-wise relative error `|a - e| / max(|e|, 1e-3·max|e|)`: relative where values are
+ * not tiny, and measured against the tensor's scale where they are.
+ */
+export function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) {
+    throw new AssertionError({ message: `length ${actual.length} != expected ${expected.length}` });
+  }
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
+  const floor = Math.max(scale * 1e-3, 1e-30);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floor);
+    if (!(err <= worst)) worst = err; // NaN propagates as a failure
+  }
+  return worst;
+}
+
+/** Asserts {@linkcode maxRelError} ≤ `tol`, naming `what` in the failure. */
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: number,
+  what: string,
+): void {
+  const err = maxRelError(actual, expected);
+  if (!(err <= tol)) {
+    throw new AssertionError({ message: `${what}: max relative error ${err.toExponential(3)} > ${tol}` });
+  }
+}
+
+/**
+ * Central finite differences of `L(x) = Σ_i w_i f(x)_i` with respect to every element of `x`,
+ * in f64: the gradient a backward pass must return for the output gradient `w`.
+ */
+export function numericGrad(
+  f: (x: Float64Array) => ArrayLike<number>,
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  eps = 1e-6,
+): Float64Array {
+  const xs = Float64Array.from(x);
+  const g = new Float64Array(xs.length);
+  const loss = (): number => {
+    const y = f(xs);
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += w[i] * y[i];
+    return s;
+  };
+  for (let i = 0; i < xs.length; i++) {
+    const x0 = xs[i];
+    xs[i] = x0 + eps;
+    const lp = loss();
+    xs[i] = x0 - eps;
+    const lm = loss();
+    xs[i] = x0;
+    g[i] = (lp - lm) / (2 * eps);
+  }
+  return g;
+}

@@ -1,0 +1,101 @@
+import { assertThrows } from "../_assert.ts";
+import {
+  biasBackward,
+  biasBackwardCpu,
+  getGpu,
+  linearBackward,
+  matmul,
+  matmulCpu,
+  read,
+  Recorder,
+  upload,
+  createView,
+} from "@inheritune/kernels";
+import { assertClose, numericGrad, rand } from "../_util.ts";
+
+const SHAPES: [number, number, number][] = [[7, 13, 33], [1, 1, 1], [64, 64, 64], [65, 130, 17], [3, 200, 70]];
+
+for (const transA of [false, true]) {
+  for (const transB of [false, true]) {
+    Deno.test(`matmul transA=${transA} transB=${transB} matches CPU on odd shapes`, async () => {
+      const gpu = await getGpu();
+      for (const [M, N, K] of SHAPES) {
+        const a = rand(M * K, M * 7 + K, 1);
+        const b = rand(K * N, N * 3 + K, 1);
+        const bias = rand(N, 5, 1);
+        const c0 = rand(M * N, 9, 1);
+        const out = upload(gpu, c0);
+        const rec = new Recorder(gpu);
+        matmul(rec, {
+          out,
+          a: upload(gpu, a),
+          b: upload(gpu, b),
+          bias: upload(gpu, bias),
+          M,
+          N,
+          K,
+          transA,
+          transB,
+          accumulate: true,
+        });
+        rec.submit();
+        const want = matmulCpu(a, b, { M, N, K, transA, transB, bias, c: c0 });
+        assertClose(await read(gpu, out), want, 1e-4, `matmul ${M}x${N}x${K}`);
+      }
+    });
+  }
+}
+
+Deno.test("linear backward matches the CPU products and finite differences", async () => {
+  const gpu = await getGpu();
+  const [M, K, N] = [5, 7, 3];
+  const x = rand(M * K, 1);
+  const w = rand(K * N, 2);
+  const dy = rand(M * N, 3);
+  const dinp = createView(gpu, M * K);
+  const dweight = createView(gpu, K * N);
+  const dbias = createView(gpu, N);
+  const rec = new Recorder(gpu);
+  linearBackward(rec, {
+    dinp,
+    dweight,
+    dbias,
+    dout: upload(gpu, dy),
+    inp: upload(gpu, x),
+    weight: upload(gpu, w),
+    M,
+    K,
+    N,
+  });
+  rec.submit();
+  const fwd = (xx: ArrayLike<number>, ww: ArrayLike<number>, bb: ArrayLike<number>) =>
+    matmulCpu(xx, ww, { M, N, K, bias: bb });
+  const b0 = new Float64Array(N);
+  assertClose(await read(gpu, dinp), numericGrad((v) => fwd(v, w, b0), x, dy), 1e-4, "dX");
+  assertClose(await read(gpu, dweight), numericGrad((v) => fwd(x, v, b0), w, dy), 1e-4, "dW");
+  assertClose(await read(gpu, dbias), numericGrad((v) => fwd(x, w, v), b0, dy), 1e-4, "db");
+  assertClose(biasBackwardCpu(dy, M, N), numericGrad((v) => fwd(x, w, v), b0, dy), 1e-6, "db CPU");
+});
+
+Deno.test("bias backward accumulates column sums", async () => {
+  const gpu = await getGpu();
+  const [M, N] = [300, 5];
+  const dy = rand(M * N, 4);
+  const dbias = upload(gpu, new Float32Array([1, 2, 3, 4, 5]));
+  const rec = new Recorder(gpu);
+  biasBackward(rec, { dbias, dout: upload(gpu, dy), M, N });
+  rec.submit();
+  const want = biasBackwardCpu(dy, M, N).map((v, i) => v + i + 1);
+  assertClose(await read(gpu, dbias), want, 1e-5, "dbias");
+});
+
+Deno.test("matmul rejects buffers too small for the shape before dispatching", async () => {
+  const gpu = await getGpu();
+  const rec = new Recorder(gpu);
+  assertThrows(
+    () => matmul(rec, { out: createView(gpu, 6), a: createView(gpu, 6), b: createView(gpu, 5), M: 2, N: 3, K: 3 }),
+    /matmul b \(K=3, N=3\): needs 9 elements, buffer has 5/,
+  );
+  assertThrows(() => matmul(rec, { out: createView(gpu, 1), a: createView(gpu, 1), b: createView(gpu, 1), M: 1.5, N: 1, K: 1 }), /invalid/);
+  if (rec.length !== 0) throw new Error("a rejected call recorded a dispatch");
+});
