@@ -182,6 +182,32 @@ export async function read(gpu: Gpu, view: View): Promise<Float32Array> {
   return new Float32Array(await readBytes(gpu, view));
 }
 
+/**
+ * Copies many views back to the CPU as f32 with one staging buffer and one map (each map costs a
+ * round trip, so reading a whole parameter table view by view would be slow).
+ */
+export async function readAll(gpu: Gpu, views: View[]): Promise<Float32Array[]> {
+  const offsets: number[] = [];
+  let total = 0;
+  for (const v of views) {
+    offsets.push(total);
+    total += Math.ceil(v.length / 4) * 16;
+  }
+  const staging = gpu.device.createBuffer({
+    size: Math.max(16, total),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  const enc = gpu.device.createCommandEncoder();
+  views.forEach((v, i) => enc.copyBufferToBuffer(v.buffer, v.offset * 4, staging, offsets[i], v.length * 4));
+  gpu.device.queue.submit([enc.finish()]);
+  await staging.mapAsync(GPUMapMode.READ);
+  const mapped = staging.getMappedRange();
+  const out = views.map((v, i) => new Float32Array(mapped.slice(offsets[i], offsets[i] + v.length * 4)));
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
 /** Copies `view` back to the CPU as raw bytes (waits for all submitted work). */
 export async function readBytes(gpu: Gpu, view: View): Promise<ArrayBuffer> {
   const bytes = view.length * 4;
@@ -228,12 +254,10 @@ export class Uniforms {
   }
 }
 
-/** One recorded kernel launch. */
-interface Dispatch {
-  pipeline: GPUComputePipeline;
-  bindGroup: GPUBindGroup;
-  groups: [number, number, number];
-}
+/** One recorded command: a kernel launch, or a fill of a view with zeros. */
+type Command =
+  | { kind: "dispatch"; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; groups: [number, number, number] }
+  | { kind: "clear"; view: View };
 
 /** Arguments of {@linkcode Recorder.dispatch}. */
 export interface DispatchArgs {
@@ -257,7 +281,7 @@ const UNIFORM_SLOT = 256;
 export class Recorder {
   /** The GPU the launches run on. */
   readonly gpu: Gpu;
-  #dispatches: Dispatch[] = [];
+  #commands: Command[] = [];
   #uniformBuffers: GPUBuffer[] = [];
 
   /** Creates an empty recorder for `gpu`. */
@@ -265,9 +289,14 @@ export class Recorder {
     this.gpu = gpu;
   }
 
-  /** Number of recorded launches. */
+  /** Number of recorded commands. */
   get length(): number {
-    return this.#dispatches.length;
+    return this.#commands.length;
+  }
+
+  /** Records a fill of `view` with zeros (a buffer clear, no binding-size limit). */
+  clear(view: View): void {
+    this.#commands.push({ kind: "clear", view });
   }
 
   /** Records one kernel launch. Validates bindings against the device limits first. */
@@ -308,18 +337,25 @@ export class Recorder {
     }
     if (groups.some((g) => g === 0)) return;
     const bindGroup = gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    this.#dispatches.push({ pipeline, bindGroup, groups });
+    this.#commands.push({ kind: "dispatch", pipeline, bindGroup, groups });
   }
 
-  /** Encodes every recorded launch into `encoder` as one compute pass. */
+  /** Encodes every recorded command into `encoder`: launches share compute passes between clears. */
   encode(encoder: GPUCommandEncoder): void {
-    const pass = encoder.beginComputePass();
-    for (const d of this.#dispatches) {
-      pass.setPipeline(d.pipeline);
-      pass.setBindGroup(0, d.bindGroup);
-      pass.dispatchWorkgroups(d.groups[0], d.groups[1], d.groups[2]);
+    let pass: GPUComputePassEncoder | undefined;
+    for (const c of this.#commands) {
+      if (c.kind === "clear") {
+        pass?.end();
+        pass = undefined;
+        encoder.clearBuffer(c.view.buffer, c.view.offset * 4, c.view.length * 4);
+        continue;
+      }
+      pass ??= encoder.beginComputePass();
+      pass.setPipeline(c.pipeline);
+      pass.setBindGroup(0, c.bindGroup);
+      pass.dispatchWorkgroups(c.groups[0], c.groups[1], c.groups[2]);
     }
-    pass.end();
+    pass?.end();
   }
 
   /** Encodes every recorded launch into one command buffer and submits it, without waiting. */
@@ -333,7 +369,7 @@ export class Recorder {
   destroy(): void {
     for (const b of this.#uniformBuffers) b.destroy();
     this.#uniformBuffers = [];
-    this.#dispatches = [];
+    this.#commands = [];
   }
 }
 

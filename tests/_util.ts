@@ -48,6 +48,38 @@ export function assertClose(
 }
 
 /**
+ * Largest absolute error relative to the largest expected magnitude (a norm-wise relative error):
+ * the measure for whole gradient and parameter tensors, whose smallest elements are dominated by
+ * f32 summation-order noise in any implementation, PyTorch's included.
+ */
+export function maxNormRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  if (actual.length !== expected.length) {
+    throw new AssertionError({ message: `length ${actual.length} != expected ${expected.length}` });
+  }
+  let scale = 0;
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) {
+    scale = Math.max(scale, Math.abs(expected[i]));
+    const err = Math.abs(actual[i] - expected[i]);
+    if (!(err <= worst)) worst = err;
+  }
+  return worst / Math.max(scale, 1e-30);
+}
+
+/** Asserts {@linkcode maxNormRelError} ≤ `tol`, naming `what` in the failure. */
+export function assertCloseNorm(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: number,
+  what: string,
+): void {
+  const err = maxNormRelError(actual, expected);
+  if (!(err <= tol)) {
+    throw new AssertionError({ message: `${what}: max norm-wise relative error ${err.toExponential(3)} > ${tol}` });
+  }
+}
+
+/**
  * Central finite differences of `L(x) = Σ_i w_i f(x)_i` with respect to every element of `x`,
  * in f64: the gradient a backward pass must return for the output gradient `w`.
  */
@@ -75,4 +107,14 @@ export function numericGrad(
     g[i] = (lp - lm) / (2 * eps);
   }
   return g;
+}
+
+/** Runs `fn` with a fresh temporary folder, removed afterwards whatever happens. */
+export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "inheritune_test_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }

@@ -1,0 +1,67 @@
+/**
+ * Flag parsing shared by the commands: `node:util` parseArgs plus typed number checks that fail
+ * with one line naming the flag.
+ *
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** A usage error: the command line is wrong. Printed as one line, exit code 2. */
+export class UsageError extends Error {
+  /** Creates the error with its one-line message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** Option specs for {@linkcode parseFlags}. */
+export type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
+
+/** Parses `args` strictly (unknown flags and stray positionals are usage errors). */
+export function parseFlags<T extends FlagSpec>(
+  args: string[],
+  options: T,
+): Record<keyof T, string | boolean | string[] | undefined> {
+  try {
+    const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
+    return values as Record<keyof T, string | boolean | string[] | undefined>;
+  } catch (e) {
+    throw new UsageError((e as Error).message.split("\n")[0]);
+  }
+}
+
+/** Reads flag `--name` as a number within [min, max]; `fallback` when absent. */
+export function numberFlag(
+  value: unknown,
+  name: string,
+  options: { fallback?: number; min?: number; max?: number; integer?: boolean } = {},
+): number {
+  if (value === undefined) {
+    if (options.fallback === undefined) throw new UsageError(`--${name} is required`);
+    return options.fallback;
+  }
+  const n = Number(value);
+  const kind = options.integer ? "an integer" : "a number";
+  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n) || (options.integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${name} must be ${kind}, got ${JSON.stringify(value)}`);
+  }
+  if (options.min !== undefined && n < options.min) throw new UsageError(`--${name} must be ≥ ${options.min}, got ${n}`);
+  if (options.max !== undefined && n > options.max) throw new UsageError(`--${name} must be ≤ ${options.max}, got ${n}`);
+  return n;
+}
+
+/** Reads an integer flag (see {@linkcode numberFlag}). */
+export function intFlag(
+  value: unknown,
+  name: string,
+  options: { fallback?: number; min?: number; max?: number } = {},
+): number {
+  return numberFlag(value, name, { ...options, integer: true });
+}
+
+/** Reads a required string flag. */
+export function stringFlag(value: unknown, name: string): string {
+  if (typeof value !== "string" || value === "") throw new UsageError(`--${name} is required`);
+  return value;
+}

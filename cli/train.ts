@@ -1,0 +1,110 @@
+/**
+ * `deno task train`: train a GPT-2 from scratch, or from the first N blocks of a reference model,
+ * on a prepared data folder or a single token shard.
+ *
+ * @module
+ */
+import { getGpu } from "@inheritune/kernels";
+import { type GPTConfig, initParams, inherit, loadModel, train, validateConfig } from "@inheritune/core";
+import { BatchSampler, openDataset } from "@inheritune/data";
+import { intFlag, numberFlag, parseFlags, stringFlag, UsageError } from "./_flags.ts";
+import { progressPrinter } from "./_progress.ts";
+
+const FLAGS = {
+  data: { type: "string" },
+  out: { type: "string" },
+  reference: { type: "string" },
+  layers: { type: "string" },
+  "n-layer": { type: "string" },
+  "n-head": { type: "string" },
+  "n-embd": { type: "string" },
+  steps: { type: "string" },
+  batch: { type: "string" },
+  ctx: { type: "string" },
+  lr: { type: "string" },
+  warmup: { type: "string" },
+  "eval-every": { type: "string" },
+  "eval-tokens": { type: "string" },
+  "log-every": { type: "string" },
+  accumulation: { type: "string" },
+  subset: { type: "string" },
+  epochs: { type: "string" },
+  seed: { type: "string" },
+  resume: { type: "boolean" },
+} as const;
+
+/** Runs the command with its flags. */
+export async function main(args: string[]): Promise<void> {
+  const f = parseFlags(args, FLAGS);
+  const dataPath = stringFlag(f.data, "data");
+  const out = stringFlag(f.out, "out");
+  const seed = intFlag(f.seed, "seed", { fallback: 1337, min: 0 });
+  const B = intFlag(f.batch, "batch", { fallback: 8, min: 1 });
+  const dataset = await openDataset(dataPath);
+
+  let config: GPTConfig;
+  let params;
+  if (f.resume === true) {
+    ({ config, params } = await loadModel(out));
+  } else if (f.reference !== undefined) {
+    const reference = await loadModel(stringFlag(f.reference, "reference"));
+    const layers = intFlag(f.layers, "layers", { min: 1, max: reference.config.n_layer });
+    ({ config, params } = inherit(reference, { layers }));
+  } else {
+    if (f.layers !== undefined) throw new UsageError("--layers needs --reference");
+    config = validateConfig({
+      n_layer: intFlag(f["n-layer"], "n-layer", { fallback: 4, min: 1 }),
+      n_head: intFlag(f["n-head"], "n-head", { fallback: 4, min: 1 }),
+      n_embd: intFlag(f["n-embd"], "n-embd", { fallback: 128, min: 1 }),
+      vocab_size: dataset.vocabSize,
+      n_positions: intFlag(f.ctx, "ctx", { fallback: 128, min: 1 }),
+      layer_norm_epsilon: 1e-5,
+      tokenizer: dataset.tokenizer,
+    });
+    params = initParams(config, seed);
+  }
+  if (dataset.vocabSize > config.vocab_size) {
+    throw new UsageError(`data vocabulary ${dataset.vocabSize} exceeds the model's ${config.vocab_size}`);
+  }
+  const T = intFlag(f.ctx, "ctx", { fallback: Math.min(config.n_positions, 128), min: 1, max: config.n_positions });
+  const accumulation = intFlag(f.accumulation, "accumulation", { fallback: 1, min: 1 });
+  const fraction = numberFlag(f.subset, "subset", { fallback: 1, min: 1e-9, max: 1 });
+  const sampler = new BatchSampler(dataset.split("train"), {
+    B,
+    T,
+    shuffle: true,
+    seed,
+    subset: fraction < 1 ? { fraction, seed } : undefined,
+  });
+  const steps = f.epochs !== undefined
+    ? Math.ceil((numberFlag(f.epochs, "epochs", { min: 0 }) * sampler.windowsPerEpoch) / (B * accumulation))
+    : intFlag(f.steps, "steps", { fallback: 100, min: 1 });
+  const gpu = await getGpu();
+  const val = dataset.hasSplit("val") ? dataset.split("val") : undefined;
+  console.log(`device: ${gpu.description}`);
+  const show = progressPrinter(steps);
+  const result = await train({
+    gpu,
+    config,
+    params,
+    batches: sampler,
+    val,
+    out,
+    steps,
+    B,
+    T,
+    accumulation,
+    lr: numberFlag(f.lr, "lr", { fallback: 6e-4, min: 0 }),
+    warmup: intFlag(f.warmup, "warmup", { fallback: 0, min: 0 }),
+    logEvery: intFlag(f["log-every"], "log-every", { fallback: 10, min: 1 }),
+    evalEvery: intFlag(f["eval-every"], "eval-every", { fallback: 0, min: 0 }),
+    evalTokens: f["eval-tokens"] === undefined ? undefined : intFlag(f["eval-tokens"], "eval-tokens", { min: 1 }),
+    resume: f.resume === true,
+    onMetrics: show,
+    meta: { args },
+  });
+  console.log(
+    `done: step ${result.step}, loss ${result.loss.toFixed(4)}` +
+      (result.valLoss !== undefined ? `, val_loss ${result.valLoss.toFixed(4)}` : "") + `; wrote ${out}`,
+  );
+}

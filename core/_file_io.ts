@@ -1,0 +1,62 @@
+/**
+ * File helpers for checkpoints: writes that land atomically (a temporary name in the same folder,
+ * synced, then renamed over the target) and exact positional reads.
+ *
+ * @module
+ */
+import { basename, dirname, join } from "node:path";
+
+/** A file fully written under a temporary name, waiting to be renamed over its target. */
+export interface PendingFile {
+  /** Renames the temporary file into place. */
+  commit(): Promise<void>;
+  /** Removes the temporary file, leaving the target as it was. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Writes a file next to `path` under a temporary name with `write`, synced to disk. The target is
+ * untouched until `commit`; if `write` fails the temporary file is removed and the error rethrown.
+ */
+export async function writeTemp(
+  path: string,
+  write: (file: Deno.FsFile) => Promise<void>,
+): Promise<PendingFile> {
+  const tmp = join(dirname(path), `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.tmp`);
+  const file = await Deno.open(tmp, { write: true, createNew: true });
+  try {
+    await write(file);
+    // Sync before the rename, or a crash could leave the new name pointing at unwritten blocks.
+    await file.syncData();
+  } catch (e) {
+    file.close();
+    await Deno.remove(tmp);
+    throw e;
+  }
+  file.close();
+  return {
+    commit: () => Deno.rename(tmp, path),
+    discard: () => Deno.remove(tmp),
+  };
+}
+
+/** Writes `path` atomically: readers see either the old file or the complete new one. */
+export async function writeAtomic(path: string, write: (file: Deno.FsFile) => Promise<void>): Promise<void> {
+  await (await writeTemp(path, write)).commit();
+}
+
+/** Writes all of `bytes` to `file`. */
+export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let n = 0; n < bytes.length;) n += await file.write(bytes.subarray(n));
+}
+
+/** Fills `buf` from `file` at byte `position`; returns false when the file ends first. */
+export async function readAt(file: Deno.FsFile, position: number, buf: Uint8Array): Promise<boolean> {
+  await file.seek(position, Deno.SeekMode.Start);
+  for (let n = 0; n < buf.length;) {
+    const got = await file.read(buf.subarray(n));
+    if (got === null) return false;
+    n += got;
+  }
+  return true;
+}

@@ -1,0 +1,259 @@
+/**
+ * The training loop: AdamW with warm-up and cosine decay, gradient clipping and accumulation,
+ * periodic validation, `metrics.jsonl`, checkpoints and exact resume.
+ *
+ * Each micro-step is one submission (forward + backward, plus the optimizer on the last one); the
+ * loss is copied to a staging buffer and read back only at log steps, asynchronously, so the GPU is
+ * never stalled waiting for the CPU to print.
+ *
+ * @module
+ */
+import { type Gpu, Recorder, write } from "@inheritune/kernels";
+import { join } from "node:path";
+import type { GPTConfig } from "./config.ts";
+import { validationLoss, type TokenReader } from "./evaluate.ts";
+import { GPT2 } from "./gpt2.ts";
+import { AdamW, type AdamWOptions } from "./optimizer.ts";
+import { countParams, type ParamMap } from "./params.ts";
+import { learningRate } from "./schedule.ts";
+import { saveModel } from "./checkpoint.ts";
+import { loadTrainingState, saveTrainingState } from "./train_state.ts";
+
+/** A source of training batches (implemented by `@inheritune/data`'s sampler). */
+export interface BatchSource {
+  /** The next B×T inputs and targets. */
+  next(): { tokens: Uint32Array; targets: Uint32Array; epoch: number };
+  /** A JSON-serialisable exact position. */
+  state(): unknown;
+  /** Returns to a position from {@linkcode BatchSource.state}. */
+  restore(state: unknown): void;
+}
+
+/** One line of `metrics.jsonl`. */
+export interface StepMetrics {
+  /** Optimizer steps completed. */
+  step: number;
+  /** Mean training loss of the step. */
+  loss: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Training throughput since the previous log. */
+  tokens_per_s: number;
+  /** Tokens trained on so far. */
+  tokens: number;
+  /** Seconds since the start of the run (this process). */
+  elapsed_s: number;
+  /** Validation loss, when evaluated at this step. */
+  val_loss?: number;
+  /** Data epoch of the step's last batch. */
+  epoch?: number;
+}
+
+/** Options of {@linkcode train}. */
+export interface TrainOptions {
+  /** The device. */
+  gpu: Gpu;
+  /** Architecture of the model to train. */
+  config: GPTConfig;
+  /** Initial parameters (fresh, inherited or loaded). */
+  params: ParamMap;
+  /** Training batches. */
+  batches: BatchSource;
+  /** Validation tokens; enables `val_loss`. */
+  val?: TokenReader;
+  /** Output folder: model, metrics.jsonl, training state. */
+  out: string;
+  /** Optimizer steps to run in total. */
+  steps: number;
+  /** Sequences per micro-batch. */
+  B: number;
+  /** Context length. */
+  T: number;
+  /** Micro-batches per optimizer step (1). */
+  accumulation?: number;
+  /** Peak learning rate (6e-4). */
+  lr?: number;
+  /** Warm-up steps (0). */
+  warmup?: number;
+  /** Cosine floor as a fraction of lr (0.1). */
+  minLrFraction?: number;
+  /** AdamW settings. */
+  adamw?: AdamWOptions;
+  /** Log every this many steps (10); the last step is always logged. */
+  logEvery?: number;
+  /** Evaluate every this many steps (0: only at the end, when `val` is given). */
+  evalEvery?: number;
+  /** Validation targets scored per evaluation (all when omitted). */
+  evalTokens?: number;
+  /** Continue from the training state in `out`. */
+  resume?: boolean;
+  /** Called for each logged step (progress display, server). */
+  onMetrics?: (m: StepMetrics) => void;
+  /** Aborting stops after the current step, saving a checkpoint. */
+  signal?: AbortSignal;
+  /** Extra fields for the state file (e.g. the command line, to resume with). */
+  meta?: Record<string, unknown>;
+}
+
+/** What {@linkcode train} returns. */
+export interface TrainResult {
+  /** Steps completed (counting resumed ones). */
+  step: number;
+  /** Last logged training loss. */
+  loss: number;
+  /** Last validation loss, if evaluated. */
+  valLoss?: number;
+  /** Whether the run was stopped early through `signal`. */
+  stopped: boolean;
+  /** Trained parameters. */
+  params: ParamMap;
+  /** Every logged metrics record of this process. */
+  history: StepMetrics[];
+}
+
+/** Number of staging buffers for asynchronous loss readback. */
+const READBACK_RING = 4;
+
+/** Trains `options.params` and writes the model, metrics and training state to `options.out`. */
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { gpu, config, B, T } = options;
+  const accumulation = options.accumulation ?? 1;
+  const schedule = {
+    lr: options.lr ?? 6e-4,
+    warmup: options.warmup ?? 0,
+    steps: options.steps,
+    minLrFraction: options.minLrFraction ?? 0.1,
+  };
+  const logEvery = options.logEvery ?? 10;
+  await Deno.mkdir(options.out, { recursive: true });
+  const model = GPT2.create(gpu, config, options.params, { B, T, training: true });
+  const opt = new AdamW(model, options.adamw);
+  if (options.resume) {
+    const state = await loadTrainingState(options.out);
+    opt.restore(state.moments, state.step);
+    options.batches.restore(state.batches);
+  }
+  const metricsPath = join(options.out, "metrics.jsonl");
+  if (!options.resume) await Deno.writeTextFile(metricsPath, "");
+
+  // micro-step program: forward + backward; the last one also steps the optimizer.
+  const micro = new Recorder(gpu);
+  model.recordForward(micro);
+  model.recordBackward(micro, 1 / (B * T * accumulation));
+  const zero = new Recorder(gpu);
+  model.recordZeroGrads(zero);
+  const update = new Recorder(gpu);
+  opt.record(update, model);
+
+  const ring = Array.from({ length: READBACK_RING }, () =>
+    gpu.device.createBuffer({
+      size: Math.max(16, accumulation * 4),
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    }));
+  const pending: { promise: Promise<StepMetrics>; buffer: number }[] = [];
+  const history: StepMetrics[] = [];
+  const start = performance.now();
+  let lastLogTime = start;
+  let lastLogTokens = 0;
+  let tokensSeen = 0;
+  let ringNext = 0;
+  let epoch = 0;
+  let valLoss: number | undefined;
+  const startStep = opt.step;
+
+  const flush = async (keep: number): Promise<void> => {
+    while (pending.length > keep) {
+      const m = await pending.shift()!.promise;
+      history.push(m);
+      await Deno.writeTextFile(metricsPath, JSON.stringify(m) + "\n", { append: true });
+      options.onMetrics?.(m);
+    }
+  };
+
+  while (opt.step < options.steps && !options.signal?.aborted) {
+    const lr = learningRate(opt.step, schedule);
+    const next = opt.step + 1;
+    const evalNow = options.val !== undefined &&
+      ((options.evalEvery !== undefined && options.evalEvery > 0 && next % options.evalEvery === 0) ||
+        next === options.steps);
+    const logging = next % logEvery === 0 || next === options.steps || evalNow;
+    const slot = ringNext;
+    if (logging) {
+      // the ring slot must be free (its earlier readback resolved) before copying into it
+      await flush(READBACK_RING - 1);
+      ringNext = (ringNext + 1) % READBACK_RING;
+    }
+    for (let i = 0; i < accumulation; i++) {
+      const batch = options.batches.next();
+      epoch = batch.epoch;
+      write(gpu, model.tokens, batch.tokens);
+      write(gpu, model.targets, batch.targets);
+      const enc = gpu.device.createCommandEncoder();
+      if (i === 0) zero.encode(enc);
+      micro.encode(enc);
+      if (logging) enc.copyBufferToBuffer(model.loss.buffer, 0, ring[slot], i * 4, 4);
+      if (i === accumulation - 1) {
+        opt.prepare(lr);
+        update.encode(enc);
+      }
+      gpu.device.queue.submit([enc.finish()]);
+      tokensSeen += B * T;
+    }
+    const step = opt.step;
+    let evaluated: number | undefined;
+    if (evalNow) {
+      // The training model's own buffers serve: the next step recomputes every activation.
+      valLoss = (await validationLoss(model, options.val!, { maxTokens: options.evalTokens })).loss;
+      evaluated = valLoss;
+    }
+    if (logging) {
+      const buffer = ring[slot];
+      const tokens = tokensSeen;
+      const ep = epoch;
+      pending.push({
+        buffer: slot,
+        promise: buffer.mapAsync(GPUMapMode.READ).then(() => {
+          const losses = new Float32Array(buffer.getMappedRange(0, accumulation * 4));
+          const loss = losses.reduce((a, b) => a + b, 0) / accumulation;
+          buffer.unmap();
+          const now = performance.now();
+          const m: StepMetrics = {
+            step,
+            loss,
+            lr,
+            tokens_per_s: ((tokens - lastLogTokens) * 1000) / Math.max(1e-9, now - lastLogTime),
+            tokens,
+            elapsed_s: (now - start) / 1000,
+            epoch: ep,
+          };
+          if (evaluated !== undefined) m.val_loss = evaluated;
+          lastLogTime = now;
+          lastLogTokens = tokens;
+          return m;
+        }),
+      });
+    }
+  }
+  await flush(0);
+  const params = await model.downloadParams();
+  await saveModel(options.out, { config, params });
+  await saveTrainingState(options.out, {
+    step: opt.step,
+    moments: await opt.download(),
+    batches: options.batches.state(),
+    meta: { ...options.meta, params: countParams(config), steps_this_run: opt.step - startStep },
+  });
+  for (const b of ring) b.destroy();
+  micro.destroy();
+  zero.destroy();
+  update.destroy();
+  model.destroy();
+  return {
+    step: opt.step,
+    loss: history.at(-1)?.loss ?? NaN,
+    valLoss,
+    stopped: opt.step < options.steps,
+    params,
+    history,
+  };
+}

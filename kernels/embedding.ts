@@ -1,0 +1,347 @@
+/**
+ * The token and position embedding (GPT-2's "encoder"), forward and backward, with CPU references.
+ *
+ *   forward    out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]
+ *   backward   dwte[v,:] += Σ_{(b,t): tokens[b,t] = v} dout[b,t,:]   (positions in order)
+ *              dwpe[t,:] += Σ_b dout[b,t,:]                          (batch entries in order)
+ *
+ * The token table can exceed one storage binding (GPT-2: 50257 × 768 f32 = 154 MB), so both
+ * kernels bind it in chunks of rows and launch once per chunk; a launch only touches tokens that
+ * fall in its chunk.
+ *
+ * The backward pass is deterministic without atomics and without looking at the tokens on the
+ * CPU (a recorded step is replayed with new tokens). A first launch links every position to the
+ * next position holding the same token and marks the first position of each token as its owner;
+ * then, for each column, only the owner adds the gradients of the positions on its chain, in
+ * position order, so every row of `dwte` is written by one thread in a fixed order.
+ *
+ * @module
+ */
+import {
+  createView,
+  FLAT_INDEX_WGSL,
+  GpuError,
+  grid,
+  type Recorder,
+  requireLength,
+  Uniforms,
+  type View,
+} from "./device.ts";
+
+const WG = 256;
+
+/** Rows `row0 .. row0+rows` of a row-major table, bound as `view`. */
+interface RowChunk {
+  view: View;
+  row0: number;
+  rows: number;
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+/**
+ * Splits `table (rows, cols)` into chunks that each fit one storage binding and start at a byte
+ * offset the device can bind; `maxRows` caps the chunk height (tests use it to force chunking).
+ */
+function rowChunks(rec: Recorder, table: View, rows: number, cols: number, maxRows?: number): RowChunk[] {
+  const { maxStorageBufferBindingSize, minStorageBufferOffsetAlignment: align } = rec.gpu.limits;
+  const rowBytes = cols * 4;
+  if (rows * rowBytes <= maxStorageBufferBindingSize && (maxRows === undefined || maxRows >= rows)) {
+    return [{ view: { buffer: table.buffer, offset: table.offset, length: rows * cols }, row0: 0, rows }];
+  }
+  // Chunks start at multiples of `unit` rows, the smallest step that keeps offsets aligned.
+  const unit = align / gcd(rowBytes, align);
+  const fit = Math.min(Math.floor(maxStorageBufferBindingSize / rowBytes), maxRows ?? Infinity);
+  const per = Math.floor(fit / unit) * unit;
+  if (per < 1 || (table.offset * 4) % align !== 0) {
+    throw new GpuError(
+      `cannot split a table of ${rows} rows of ${cols} f32 into aligned chunks of at most ${fit} rows ` +
+        `(offset alignment ${align} bytes, view offset ${table.offset * 4} bytes)`,
+    );
+  }
+  const chunks: RowChunk[] = [];
+  for (let row0 = 0; row0 < rows; row0 += per) {
+    const n = Math.min(per, rows - row0);
+    chunks.push({
+      view: { buffer: table.buffer, offset: table.offset + row0 * cols, length: n * cols },
+      row0,
+      rows: n,
+    });
+  }
+  return chunks;
+}
+
+// `tok - row0` wraps around for tokens below the chunk, so one comparison tests both ends.
+const IN_CHUNK_WGSL = /* wgsl */ `
+fn chunk_row(tok: u32) -> u32 { return tok - p.row0; }`;
+
+// ---------------------------------------------------------------------------------------------
+// Forward
+
+const FORWARD = /* wgsl */ `
+struct P { BT: u32, T: u32, C: u32, row0: u32, rows: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> tokens: array<u32>;
+@group(0) @binding(2) var<storage, read> wte: array<f32>;
+@group(0) @binding(3) var<storage, read> wpe: array<f32>;
+@group(0) @binding(4) var<uniform> p: P;
+${FLAT_INDEX_WGSL}
+${IN_CHUNK_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, ${WG}u);
+  if (i >= p.BT * p.C) { return; }
+  let bt = i / p.C;
+  let c = i % p.C;
+  let r = chunk_row(tokens[bt]);
+  if (r >= p.rows) { return; }
+  out[i] = wte[r * p.C + c] + wpe[(bt % p.T) * p.C + c];
+}`;
+
+/** Arguments of {@linkcode encoderForward}. */
+export interface EncoderForwardArgs {
+  /** Output `(B,T,C)`. */
+  out: View;
+  /** Token ids `(B,T)`, u32, each below V (others leave their output rows unwritten). */
+  tokens: View;
+  /** Token embedding `(V,C)`; may exceed one storage binding. */
+  wte: View;
+  /** Position embedding `(maxT,C)`, maxT ≥ T. */
+  wpe: View;
+  /** Batch size. */
+  B: number;
+  /** Sequence length. */
+  T: number;
+  /** Channels. */
+  C: number;
+  /** Vocabulary size. */
+  V: number;
+  /** Largest number of `wte` rows bound at once (default: what the binding limit allows). */
+  maxRowsPerChunk?: number;
+}
+
+function checkPositions(wpe: View, T: number, C: number, what: string): void {
+  requireLength(wpe, C, `${what} (C=${C})`);
+  const maxT = Math.floor(wpe.length / C);
+  if (T > maxT) throw new GpuError(`${what}: T=${T} exceeds the ${maxT} positions it holds`);
+}
+
+/** Records `out[b,t] = wte[tokens[b,t]] + wpe[t]`, one launch per chunk of `wte`. */
+export function encoderForward(rec: Recorder, args: EncoderForwardArgs): void {
+  const { B, T, C, V } = args;
+  requireLength(args.out, B * T * C, `encoder out (B=${B}, T=${T}, C=${C})`);
+  requireLength(args.tokens, B * T, `encoder tokens (B=${B}, T=${T})`);
+  requireLength(args.wte, V * C, `encoder wte (V=${V}, C=${C})`);
+  checkPositions(args.wpe, T, C, "encoder wpe");
+  const chunks = rowChunks(rec, args.wte, V, C, args.maxRowsPerChunk);
+  for (const chunk of chunks) {
+    rec.dispatch({
+      code: FORWARD,
+      views: [args.out, args.tokens, chunk.view, args.wpe],
+      uniforms: new Uniforms().u32(B * T).u32(T).u32(C).u32(chunk.row0).u32(chunk.rows),
+      groups: grid(rec.gpu, B * T * C, WG),
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward
+
+// One thread per position p finds the next position holding the same token (BT if none), and
+// marks p with NOT_OWNER when an earlier position holds it: O((B·T)²) comparisons, no barriers.
+const NOT_OWNER = 0x80000000;
+
+const BACKWARD_LINKS = /* wgsl */ `
+struct P { BT: u32 }
+@group(0) @binding(0) var<storage, read_write> links: array<u32>;
+@group(0) @binding(1) var<storage, read> tokens: array<u32>;
+@group(0) @binding(2) var<uniform> p: P;
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let pos = flat_index(gid, nwg, ${WG}u);
+  if (pos >= p.BT) { return; }
+  let tok = tokens[pos];
+  var next = p.BT;
+  for (var q = pos + 1u; q < p.BT; q++) {
+    if (tokens[q] == tok) {
+      next = q;
+      break;
+    }
+  }
+  for (var q = 0u; q < pos; q++) {
+    if (tokens[q] == tok) {
+      next |= ${NOT_OWNER}u;
+      break;
+    }
+  }
+  links[pos] = next;
+}`;
+
+// One thread per (position, column); only a token's owner works, walking the links in order.
+const BACKWARD_WTE = /* wgsl */ `
+struct P { BT: u32, C: u32, row0: u32, rows: u32 }
+@group(0) @binding(0) var<storage, read_write> dwte: array<f32>;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<storage, read> tokens: array<u32>;
+@group(0) @binding(3) var<storage, read> links: array<u32>;
+@group(0) @binding(4) var<uniform> p: P;
+${FLAT_INDEX_WGSL}
+${IN_CHUNK_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, ${WG}u);
+  if (i >= p.BT * p.C) { return; }
+  let pos = i / p.C;
+  let c = i % p.C;
+  let r = chunk_row(tokens[pos]);
+  if (r >= p.rows || (links[pos] & ${NOT_OWNER}u) != 0u) { return; }
+  var acc = dwte[r * p.C + c];
+  for (var q = pos; q < p.BT; q = links[q] & ${NOT_OWNER - 1}u) {
+    acc += dout[q * p.C + c];
+  }
+  dwte[r * p.C + c] = acc;
+}`;
+
+const BACKWARD_WPE = /* wgsl */ `
+struct P { B: u32, T: u32, C: u32 }
+@group(0) @binding(0) var<storage, read_write> dwpe: array<f32>;
+@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, ${WG}u);
+  let TC = p.T * p.C;
+  if (i >= TC) { return; }
+  var acc = dwpe[i];
+  for (var b = 0u; b < p.B; b++) { acc += dout[b * TC + i]; }
+  dwpe[i] = acc;
+}`;
+
+/** Arguments of {@linkcode encoderBackward}. */
+export interface EncoderBackwardArgs {
+  /** Token embedding gradient `(V,C)`, accumulated into; may exceed one storage binding. */
+  dwte: View;
+  /** Position embedding gradient `(maxT,C)`, maxT ≥ T, accumulated into (rows below T). */
+  dwpe: View;
+  /** Output gradient `(B,T,C)`. */
+  dout: View;
+  /** Token ids `(B,T)`, u32. */
+  tokens: View;
+  /** Batch size. */
+  B: number;
+  /** Sequence length. */
+  T: number;
+  /** Channels. */
+  C: number;
+  /** Vocabulary size. */
+  V: number;
+  /** Largest number of `dwte` rows bound at once (default: what the binding limit allows). */
+  maxRowsPerChunk?: number;
+}
+
+/**
+ * Records `dwte[tokens[b,t]] += dout[b,t]` and `dwpe[t] += dout[b,t]`, summing in a fixed order
+ * (the same bits on every run, however the GPU schedules the work). Allocates a `(B,T)` u32
+ * buffer of links between positions, kept alive by the recorded launches that use it.
+ */
+export function encoderBackward(rec: Recorder, args: EncoderBackwardArgs): void {
+  const { B, T, C, V } = args;
+  requireLength(args.dwte, V * C, `encoder backward dwte (V=${V}, C=${C})`);
+  checkPositions(args.dwpe, T, C, "encoder backward dwpe");
+  requireLength(args.dout, B * T * C, `encoder backward dout (B=${B}, T=${T}, C=${C})`);
+  requireLength(args.tokens, B * T, `encoder backward tokens (B=${B}, T=${T})`);
+  const chunks = rowChunks(rec, args.dwte, V, C, args.maxRowsPerChunk);
+  const links = createView(rec.gpu, B * T, "encoder backward links");
+  rec.dispatch({
+    code: BACKWARD_LINKS,
+    views: [links, args.tokens],
+    uniforms: new Uniforms().u32(B * T),
+    groups: grid(rec.gpu, B * T, WG),
+  });
+  for (const chunk of chunks) {
+    rec.dispatch({
+      code: BACKWARD_WTE,
+      views: [chunk.view, args.dout, args.tokens, links],
+      uniforms: new Uniforms().u32(B * T).u32(C).u32(chunk.row0).u32(chunk.rows),
+      groups: grid(rec.gpu, B * T * C, WG),
+    });
+  }
+  rec.dispatch({
+    code: BACKWARD_WPE,
+    views: [args.dwpe, args.dout],
+    uniforms: new Uniforms().u32(B).u32(T).u32(C),
+    groups: grid(rec.gpu, T * C, WG),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU references
+
+/** Tables and shape of {@linkcode encoderForwardCpu}. */
+export interface EncoderForwardCpuArgs {
+  /** Token embedding `(V,C)`. */
+  wte: ArrayLike<number>;
+  /** Position embedding `(maxT,C)`. */
+  wpe: ArrayLike<number>;
+  /** Batch size. */
+  B: number;
+  /** Sequence length. */
+  T: number;
+  /** Channels. */
+  C: number;
+}
+
+/** CPU reference of {@linkcode encoderForward} for `tokens (B,T)`: the `(B,T,C)` output, in f64. */
+export function encoderForwardCpu(tokens: ArrayLike<number>, args: EncoderForwardCpuArgs): Float64Array {
+  const { B, T, C } = args;
+  const out = new Float64Array(B * T * C);
+  for (let bt = 0; bt < B * T; bt++) {
+    const t = bt % T;
+    for (let c = 0; c < C; c++) out[bt * C + c] = args.wte[tokens[bt] * C + c] + args.wpe[t * C + c];
+  }
+  return out;
+}
+
+/** Tokens and shape of {@linkcode encoderBackwardCpu}. */
+export interface EncoderBackwardCpuArgs {
+  /** Token ids `(B,T)`. */
+  tokens: ArrayLike<number>;
+  /** Batch size. */
+  B: number;
+  /** Sequence length. */
+  T: number;
+  /** Channels. */
+  C: number;
+  /** Vocabulary size. */
+  V: number;
+}
+
+/** Result of {@linkcode encoderBackwardCpu}: the gradients themselves, not accumulated. */
+export interface EncoderBackwardCpuResult {
+  /** Token embedding gradient `(V,C)`. */
+  dwte: Float64Array;
+  /** Position embedding gradient `(T,C)`. */
+  dwpe: Float64Array;
+}
+
+/** CPU reference of {@linkcode encoderBackward} for the output gradient `dout (B,T,C)`, in f64. */
+export function encoderBackwardCpu(
+  dout: ArrayLike<number>,
+  args: EncoderBackwardCpuArgs,
+): EncoderBackwardCpuResult {
+  const { tokens, B, T, C, V } = args;
+  const dwte = new Float64Array(V * C);
+  const dwpe = new Float64Array(T * C);
+  for (let bt = 0; bt < B * T; bt++) {
+    const t = bt % T;
+    for (let c = 0; c < C; c++) {
+      dwte[tokens[bt] * C + c] += dout[bt * C + c];
+      dwpe[t * C + c] += dout[bt * C + c];
+    }
+  }
+  return { dwte, dwpe };
+}

@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import { type GPTConfig, inherit, initParams, paramSpecs, selectBlocks } from "@inheritune/core";
+import { assertThrows } from "../_assert.ts";
+
+const REF: GPTConfig = {
+  n_layer: 6,
+  n_head: 2,
+  n_embd: 8,
+  vocab_size: 11,
+  n_positions: 4,
+  layer_norm_epsilon: 1e-5,
+  tokenizer: "bytes",
+};
+
+Deno.test("selectBlocks: first, last, even, list and ranked", () => {
+  assert.deepEqual(selectBlocks(6, { layers: 3 }), [0, 1, 2]);
+  assert.deepEqual(selectBlocks(6, { layers: 2, select: "last" }), [4, 5]);
+  assert.deepEqual(selectBlocks(6, { layers: 3, select: "even" }), [0, 3, 5]);
+  assert.deepEqual(selectBlocks(6, { layers: 1, select: "even" }), [0]);
+  assert.deepEqual(selectBlocks(6, { select: "list", blocks: [0, 1, 2, 5] }), [0, 1, 2, 5]);
+  assert.deepEqual(selectBlocks(6, { layers: 2, select: "ranked", blocks: [4, 1, 0] }), [1, 4]);
+});
+
+Deno.test("selectBlocks rejects n = 0, n > depth, unknown and repeated blocks with one line", () => {
+  assertThrows(() => selectBlocks(6, { layers: 0 }), /at least 1, got 0/);
+  assertThrows(() => selectBlocks(6, { layers: 7 }), /cannot inherit 7 blocks from a reference with 6/);
+  assertThrows(() => selectBlocks(6, { select: "list", blocks: [0, 9] }), /block 9 does not exist: .*0\.\.5/);
+  assertThrows(() => selectBlocks(6, { select: "list", blocks: [1, 1] }), /block 1 is listed twice/);
+  assertThrows(() => selectBlocks(6, { select: "list", blocks: [] }), /needs --blocks/);
+  assertThrows(() => selectBlocks(6, { layers: 3, select: "ranked", blocks: [1] }), /ranking of at least 3/);
+  assertThrows(() => selectBlocks(6, { layers: 2, select: "middle" as "first" }), /unknown selection "middle"/);
+});
+
+Deno.test("inherit copies embeddings, ln_f and the chosen blocks bit for bit", () => {
+  const reference = { config: REF, params: initParams(REF, 7) };
+  const target = inherit(reference, { layers: 2, select: "list", blocks: [3, 1] });
+  assert.equal(target.config.n_layer, 2);
+  assert.deepEqual(target.blocks, [3, 1]);
+  for (const name of ["wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"]) {
+    assert.deepEqual(target.params.get(name), reference.params.get(name), name);
+  }
+  assert.deepEqual(target.params.get("h.0.attn.c_attn.weight"), reference.params.get("h.3.attn.c_attn.weight"));
+  assert.deepEqual(target.params.get("h.1.mlp.c_fc.weight"), reference.params.get("h.1.mlp.c_fc.weight"));
+  assert.equal(target.params.size, paramSpecs(target.config).length);
+  target.params.get("wte.weight")![0] += 1;
+  assert.notEqual(target.params.get("wte.weight")![0], reference.params.get("wte.weight")![0], "copies share memory");
+});
+
+Deno.test("inherit --only attn / mlp keeps one sub-block and re-initialises the other", () => {
+  const reference = { config: REF, params: initParams(REF, 7) };
+  const attn = inherit(reference, { layers: 2, only: "attn", seed: 3 });
+  assert.deepEqual(attn.params.get("h.1.attn.c_proj.weight"), reference.params.get("h.1.attn.c_proj.weight"));
+  assert.deepEqual(attn.params.get("h.1.ln_1.weight"), reference.params.get("h.1.ln_1.weight"));
+  assert.notDeepEqual(attn.params.get("h.1.mlp.c_fc.weight"), reference.params.get("h.1.mlp.c_fc.weight"));
+  const mlp = inherit(reference, { layers: 2, only: "mlp", seed: 3 });
+  assert.deepEqual(mlp.params.get("h.0.mlp.c_proj.weight"), reference.params.get("h.0.mlp.c_proj.weight"));
+  assert.notDeepEqual(mlp.params.get("h.0.attn.c_attn.weight"), reference.params.get("h.0.attn.c_attn.weight"));
+  assert.deepEqual(mlp.params.get("wte.weight"), reference.params.get("wte.weight"));
+});
