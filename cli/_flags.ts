@@ -5,6 +5,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { InheritOptions, Selection } from "@inheritune/core";
 
 /** A usage error: the command line is wrong. Printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -25,7 +26,7 @@ export function parseFlags<T extends FlagSpec>(
 ): Record<keyof T, string | boolean | string[] | undefined> {
   try {
     const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
-    return values as Record<keyof T, string | boolean | string[] | undefined>;
+    return values as unknown as Record<keyof T, string | boolean | string[] | undefined>;
   } catch (e) {
     throw new UsageError((e as Error).message.split("\n")[0]);
   }
@@ -43,11 +44,18 @@ export function numberFlag(
   }
   const n = Number(value);
   const kind = options.integer ? "an integer" : "a number";
-  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(n) || (options.integer && !Number.isInteger(n))) {
+  if (
+    typeof value !== "string" || value.trim() === "" || !Number.isFinite(n) ||
+    (options.integer && !Number.isInteger(n))
+  ) {
     throw new UsageError(`--${name} must be ${kind}, got ${JSON.stringify(value)}`);
   }
-  if (options.min !== undefined && n < options.min) throw new UsageError(`--${name} must be ≥ ${options.min}, got ${n}`);
-  if (options.max !== undefined && n > options.max) throw new UsageError(`--${name} must be ≤ ${options.max}, got ${n}`);
+  if (options.min !== undefined && n < options.min) {
+    throw new UsageError(`--${name} must be ≥ ${options.min}, got ${n}`);
+  }
+  if (options.max !== undefined && n > options.max) {
+    throw new UsageError(`--${name} must be ≤ ${options.max}, got ${n}`);
+  }
   return n;
 }
 
@@ -64,4 +72,24 @@ export function intFlag(
 export function stringFlag(value: unknown, name: string): string {
   if (typeof value !== "string" || value === "") throw new UsageError(`--${name} is required`);
   return value;
+}
+
+/** Reads `--layers`, `--select`, `--blocks` and `--only` into inheritance options. */
+export function inheritFlags(f: Record<string, unknown>, seed: number): InheritOptions {
+  const blocks = f.blocks === undefined ? undefined : String(f.blocks).split(",").map((b) => {
+    const n = Number(b);
+    if (b.trim() === "" || !Number.isInteger(n)) {
+      throw new UsageError(`--blocks must list block indices, got ${JSON.stringify(f.blocks)}`);
+    }
+    return n;
+  });
+  const select = (f.select ?? (blocks && f.layers === undefined ? "list" : "first")) as Selection;
+  const only = (f.only ?? "both") as InheritOptions["only"];
+  return {
+    layers: f.layers === undefined ? undefined : intFlag(f.layers, "layers"),
+    select,
+    blocks,
+    only,
+    seed,
+  };
 }

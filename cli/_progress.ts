@@ -19,8 +19,12 @@ export function progressPrinter(steps: number, label = ""): (m: StepMetrics) => 
     const eta = (m.elapsed_s / Math.max(1, m.step)) * (steps - m.step);
     const val = m.val_loss !== undefined ? ` | val ${m.val_loss.toFixed(4)}` : "";
     console.log(
-      `${label}step ${String(m.step).padStart(String(steps).length)}/${steps} | loss ${m.loss.toFixed(4)}${val} | ` +
-        `lr ${m.lr.toExponential(2)} | ${(m.tokens_per_s / 1000).toFixed(1)}k tok/s | ETA ${formatDuration(eta)}`,
+      `${label}step ${String(m.step).padStart(String(steps).length)}/${steps} | loss ${
+        m.loss.toFixed(4)
+      }${val} | ` +
+        `lr ${m.lr.toExponential(2)} | ${(m.tokens_per_s / 1000).toFixed(1)}k tok/s | ETA ${
+          formatDuration(eta)
+        }`,
     );
   };
 }

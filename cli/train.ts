@@ -5,9 +5,9 @@
  * @module
  */
 import { getGpu } from "@inheritune/kernels";
-import { type GPTConfig, initParams, inherit, loadModel, train, validateConfig } from "@inheritune/core";
+import { type GPTConfig, inherit, initParams, loadModel, train, validateConfig } from "@inheritune/core";
 import { BatchSampler, openDataset } from "@inheritune/data";
-import { intFlag, numberFlag, parseFlags, stringFlag, UsageError } from "./_flags.ts";
+import { inheritFlags, intFlag, numberFlag, parseFlags, stringFlag, UsageError } from "./_flags.ts";
 import { progressPrinter } from "./_progress.ts";
 
 const FLAGS = {
@@ -15,6 +15,9 @@ const FLAGS = {
   out: { type: "string" },
   reference: { type: "string" },
   layers: { type: "string" },
+  select: { type: "string" },
+  blocks: { type: "string" },
+  only: { type: "string" },
   "n-layer": { type: "string" },
   "n-head": { type: "string" },
   "n-embd": { type: "string" },
@@ -41,6 +44,8 @@ export async function main(args: string[]): Promise<void> {
   const seed = intFlag(f.seed, "seed", { fallback: 1337, min: 0 });
   const B = intFlag(f.batch, "batch", { fallback: 8, min: 1 });
   const dataset = await openDataset(dataPath);
+  // bare llm.c shards carry no meta.json: they are GPT-2 tokens
+  const vocabSize = dataset.meta?.vocabSize ?? 50257;
 
   let config: GPTConfig;
   let params;
@@ -48,25 +53,30 @@ export async function main(args: string[]): Promise<void> {
     ({ config, params } = await loadModel(out));
   } else if (f.reference !== undefined) {
     const reference = await loadModel(stringFlag(f.reference, "reference"));
-    const layers = intFlag(f.layers, "layers", { min: 1, max: reference.config.n_layer });
-    ({ config, params } = inherit(reference, { layers }));
+    ({ config, params } = inherit(reference, inheritFlags(f, seed)));
   } else {
-    if (f.layers !== undefined) throw new UsageError("--layers needs --reference");
+    for (const flag of ["layers", "select", "blocks", "only"] as const) {
+      if (f[flag] !== undefined) throw new UsageError(`--${flag} needs --reference`);
+    }
     config = validateConfig({
       n_layer: intFlag(f["n-layer"], "n-layer", { fallback: 4, min: 1 }),
       n_head: intFlag(f["n-head"], "n-head", { fallback: 4, min: 1 }),
       n_embd: intFlag(f["n-embd"], "n-embd", { fallback: 128, min: 1 }),
-      vocab_size: dataset.vocabSize,
+      vocab_size: vocabSize,
       n_positions: intFlag(f.ctx, "ctx", { fallback: 128, min: 1 }),
       layer_norm_epsilon: 1e-5,
-      tokenizer: dataset.tokenizer,
+      tokenizer: dataset.meta?.tokenizer ?? "gpt2",
     });
     params = initParams(config, seed);
   }
-  if (dataset.vocabSize > config.vocab_size) {
-    throw new UsageError(`data vocabulary ${dataset.vocabSize} exceeds the model's ${config.vocab_size}`);
+  if (vocabSize > config.vocab_size) {
+    throw new UsageError(`data vocabulary ${vocabSize} exceeds the model's ${config.vocab_size}`);
   }
-  const T = intFlag(f.ctx, "ctx", { fallback: Math.min(config.n_positions, 128), min: 1, max: config.n_positions });
+  const T = intFlag(f.ctx, "ctx", {
+    fallback: Math.min(config.n_positions, 128),
+    min: 1,
+    max: config.n_positions,
+  });
   const accumulation = intFlag(f.accumulation, "accumulation", { fallback: 1, min: 1 });
   const fraction = numberFlag(f.subset, "subset", { fallback: 1, min: 1e-9, max: 1 });
   const sampler = new BatchSampler(dataset.split("train"), {
@@ -80,7 +90,7 @@ export async function main(args: string[]): Promise<void> {
     ? Math.ceil((numberFlag(f.epochs, "epochs", { min: 0 }) * sampler.windowsPerEpoch) / (B * accumulation))
     : intFlag(f.steps, "steps", { fallback: 100, min: 1 });
   const gpu = await getGpu();
-  const val = dataset.hasSplit("val") ? dataset.split("val") : undefined;
+  const val = dataset.splits.includes("val") ? dataset.split("val") : undefined;
   console.log(`device: ${gpu.description}`);
   const show = progressPrinter(steps);
   const result = await train({
@@ -98,7 +108,9 @@ export async function main(args: string[]): Promise<void> {
     warmup: intFlag(f.warmup, "warmup", { fallback: 0, min: 0 }),
     logEvery: intFlag(f["log-every"], "log-every", { fallback: 10, min: 1 }),
     evalEvery: intFlag(f["eval-every"], "eval-every", { fallback: 0, min: 0 }),
-    evalTokens: f["eval-tokens"] === undefined ? undefined : intFlag(f["eval-tokens"], "eval-tokens", { min: 1 }),
+    evalTokens: f["eval-tokens"] === undefined
+      ? undefined
+      : intFlag(f["eval-tokens"], "eval-tokens", { min: 1 }),
     resume: f.resume === true,
     onMetrics: show,
     meta: { args },

@@ -32,7 +32,7 @@ export interface SaveModelOptions {
   dtype?: FloatDtype;
 }
 
-/** The file names inside a model folder. */
+/** The configuration file inside a model folder. */
 export const CONFIG_FILE = "config.json";
 /** The weights file inside a model folder. */
 export const WEIGHTS_FILE = "model.safetensors";

@@ -50,7 +50,9 @@ export class ConfigError extends Error {
 export function validateConfig(config: GPTConfig): GPTConfig {
   for (const key of ["n_layer", "n_head", "n_embd", "vocab_size", "n_positions"] as const) {
     const v = config[key];
-    if (!Number.isInteger(v) || v <= 0) throw new ConfigError(`config ${key} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v <= 0) {
+      throw new ConfigError(`config ${key} must be a positive integer, got ${v}`);
+    }
   }
   if (config.n_embd % config.n_head !== 0) {
     throw new ConfigError(`config n_embd ${config.n_embd} is not divisible by n_head ${config.n_head}`);

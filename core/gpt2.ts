@@ -134,7 +134,9 @@ export class GPT2 {
       const data = params.get(spec.name);
       if (!data) throw new GpuError(`parameter ${spec.name} is missing`);
       if (data.length !== numel(spec.shape)) {
-        throw new GpuError(`parameter ${spec.name} has ${data.length} elements, expected ${numel(spec.shape)}`);
+        throw new GpuError(
+          `parameter ${spec.name} has ${data.length} elements, expected ${numel(spec.shape)}`,
+        );
       }
       this.params.set(spec.name, upload(gpu, data, spec.name));
       if (options.training) this.grads.set(spec.name, createView(gpu, data.length, `grad ${spec.name}`));
@@ -168,7 +170,12 @@ export class GPT2 {
     this.losses = act(BT, "losses");
     this.#clsLse = act(BT, "clsLse");
     this.loss = act(1, "loss");
-    this.#clsScratch = createClassifierScratch(gpu, { BT, C, V: config.vocab_size, maxChunk: options.maxVocabChunk });
+    this.#clsScratch = createClassifierScratch(gpu, {
+      BT,
+      C,
+      V: config.vocab_size,
+      maxChunk: options.maxVocabChunk,
+    });
     if (options.training) {
       this.#attnScratch = createAttentionScratch(gpu, { B, T, NH });
       this.#dres = act(BT * C, "dres");
@@ -204,21 +211,102 @@ export class GPT2 {
     const C = config.n_embd, NH = config.n_head, V = config.vocab_size, BT = B * T;
     const eps = config.layer_norm_epsilon;
     const wte = this.params.get("wte.weight")!;
-    encoderForward(rec, { out: this.#blocks[0]?.residual ?? this.#residualOut, tokens: this.tokens, wte, wpe: this.params.get("wpe.weight")!, B, T, C, V });
+    encoderForward(rec, {
+      out: this.#blocks[0]?.residual ?? this.#residualOut,
+      tokens: this.tokens,
+      wte,
+      wpe: this.params.get("wpe.weight")!,
+      B,
+      T,
+      C,
+      V,
+    });
     this.#blocks.forEach((a, l) => {
-      layernormForward(rec, { out: a.ln1, mean: a.ln1Mean, rstd: a.ln1Rstd, inp: a.residual, weight: this.#p(l, "ln_1.weight"), bias: this.#p(l, "ln_1.bias"), N: BT, C, eps });
-      linearForward(rec, { out: a.qkv, inp: a.ln1, weight: this.#p(l, "attn.c_attn.weight"), bias: this.#p(l, "attn.c_attn.bias"), M: BT, K: C, N: 3 * C });
+      layernormForward(rec, {
+        out: a.ln1,
+        mean: a.ln1Mean,
+        rstd: a.ln1Rstd,
+        inp: a.residual,
+        weight: this.#p(l, "ln_1.weight"),
+        bias: this.#p(l, "ln_1.bias"),
+        N: BT,
+        C,
+        eps,
+      });
+      linearForward(rec, {
+        out: a.qkv,
+        inp: a.ln1,
+        weight: this.#p(l, "attn.c_attn.weight"),
+        bias: this.#p(l, "attn.c_attn.bias"),
+        M: BT,
+        K: C,
+        N: 3 * C,
+      });
       attentionForward(rec, { out: a.atty, lse: a.lse, qkv: a.qkv, B, T, C, NH });
-      linearForward(rec, { out: a.attproj, inp: a.atty, weight: this.#p(l, "attn.c_proj.weight"), bias: this.#p(l, "attn.c_proj.bias"), M: BT, K: C, N: C });
+      linearForward(rec, {
+        out: a.attproj,
+        inp: a.atty,
+        weight: this.#p(l, "attn.c_proj.weight"),
+        bias: this.#p(l, "attn.c_proj.bias"),
+        M: BT,
+        K: C,
+        N: C,
+      });
       residualForward(rec, { out: a.residual2, a: a.residual, b: a.attproj, n: BT * C });
-      layernormForward(rec, { out: a.ln2, mean: a.ln2Mean, rstd: a.ln2Rstd, inp: a.residual2, weight: this.#p(l, "ln_2.weight"), bias: this.#p(l, "ln_2.bias"), N: BT, C, eps });
-      linearForward(rec, { out: a.fch, inp: a.ln2, weight: this.#p(l, "mlp.c_fc.weight"), bias: this.#p(l, "mlp.c_fc.bias"), M: BT, K: C, N: 4 * C });
+      layernormForward(rec, {
+        out: a.ln2,
+        mean: a.ln2Mean,
+        rstd: a.ln2Rstd,
+        inp: a.residual2,
+        weight: this.#p(l, "ln_2.weight"),
+        bias: this.#p(l, "ln_2.bias"),
+        N: BT,
+        C,
+        eps,
+      });
+      linearForward(rec, {
+        out: a.fch,
+        inp: a.ln2,
+        weight: this.#p(l, "mlp.c_fc.weight"),
+        bias: this.#p(l, "mlp.c_fc.bias"),
+        M: BT,
+        K: C,
+        N: 4 * C,
+      });
       geluForward(rec, { out: a.fchGelu, inp: a.fch, n: BT * 4 * C });
-      linearForward(rec, { out: a.fcproj, inp: a.fchGelu, weight: this.#p(l, "mlp.c_proj.weight"), bias: this.#p(l, "mlp.c_proj.bias"), M: BT, K: 4 * C, N: C });
+      linearForward(rec, {
+        out: a.fcproj,
+        inp: a.fchGelu,
+        weight: this.#p(l, "mlp.c_proj.weight"),
+        bias: this.#p(l, "mlp.c_proj.bias"),
+        M: BT,
+        K: 4 * C,
+        N: C,
+      });
       residualForward(rec, { out: this.#blockOutput(l), a: a.residual2, b: a.fcproj, n: BT * C });
     });
-    layernormForward(rec, { out: this.lnf, mean: this.#lnfMean, rstd: this.#lnfRstd, inp: this.#residualOut, weight: this.params.get("ln_f.weight")!, bias: this.params.get("ln_f.bias")!, N: BT, C, eps });
-    classifierForward(rec, { losses: this.losses, lse: this.#clsLse, inp: this.lnf, wte, targets: this.targets, scratch: this.#clsScratch, BT, C, V });
+    layernormForward(rec, {
+      out: this.lnf,
+      mean: this.#lnfMean,
+      rstd: this.#lnfRstd,
+      inp: this.#residualOut,
+      weight: this.params.get("ln_f.weight")!,
+      bias: this.params.get("ln_f.bias")!,
+      N: BT,
+      C,
+      eps,
+    });
+    classifierForward(rec, {
+      losses: this.losses,
+      lse: this.#clsLse,
+      inp: this.lnf,
+      wte,
+      targets: this.targets,
+      scratch: this.#clsScratch,
+      BT,
+      C,
+      V,
+    });
     lossMean(rec, { out: this.loss, losses: this.losses, n: BT });
   }
 
@@ -235,26 +323,169 @@ export class GPT2 {
     const wte = this.params.get("wte.weight")!;
     rec.clear(dres);
     rec.clear(dln);
-    classifierBackward(rec, { dinp: dln, dwte: this.grads.get("wte.weight")!, inp: this.lnf, wte, targets: this.targets, lse: this.#clsLse, scratch: this.#clsScratch, BT, C, V, dlossScale });
-    layernormBackward(rec, { dinp: dres, dweight: this.grads.get("ln_f.weight")!, dbias: this.grads.get("ln_f.bias")!, dout: dln, inp: this.#residualOut, weight: this.params.get("ln_f.weight")!, mean: this.#lnfMean, rstd: this.#lnfRstd, N: BT, C });
+    classifierBackward(rec, {
+      dinp: dln,
+      dwte: this.grads.get("wte.weight")!,
+      inp: this.lnf,
+      wte,
+      targets: this.targets,
+      lse: this.#clsLse,
+      scratch: this.#clsScratch,
+      BT,
+      C,
+      V,
+      dlossScale,
+    });
+    layernormBackward(rec, {
+      dinp: dres,
+      dweight: this.grads.get("ln_f.weight")!,
+      dbias: this.grads.get("ln_f.bias")!,
+      dout: dln,
+      inp: this.#residualOut,
+      weight: this.params.get("ln_f.weight")!,
+      mean: this.#lnfMean,
+      rstd: this.#lnfRstd,
+      N: BT,
+      C,
+    });
     for (let l = this.#blocks.length - 1; l >= 0; l--) {
       const a = this.#blocks[l];
       // dres is d(loss)/d(block output) = d/d(fcproj) = d/d(residual2) through the skip connection.
-      matmul(rec, { out: dfchGelu, a: dres, b: this.#p(l, "mlp.c_proj.weight"), M: BT, N: 4 * C, K: C, transB: true });
-      linearBackward(rec, { dweight: this.#g(l, "mlp.c_proj.weight"), dbias: this.#g(l, "mlp.c_proj.bias"), dout: dres, inp: a.fchGelu, weight: this.#p(l, "mlp.c_proj.weight"), M: BT, K: 4 * C, N: C });
+      matmul(rec, {
+        out: dfchGelu,
+        a: dres,
+        b: this.#p(l, "mlp.c_proj.weight"),
+        M: BT,
+        N: 4 * C,
+        K: C,
+        transB: true,
+      });
+      linearBackward(rec, {
+        dweight: this.#g(l, "mlp.c_proj.weight"),
+        dbias: this.#g(l, "mlp.c_proj.bias"),
+        dout: dres,
+        inp: a.fchGelu,
+        weight: this.#p(l, "mlp.c_proj.weight"),
+        M: BT,
+        K: 4 * C,
+        N: C,
+      });
       geluBackward(rec, { dinp: dfch, inp: a.fch, dout: dfchGelu, n: BT * 4 * C });
-      matmul(rec, { out: dln, a: dfch, b: this.#p(l, "mlp.c_fc.weight"), M: BT, N: C, K: 4 * C, transB: true });
-      linearBackward(rec, { dweight: this.#g(l, "mlp.c_fc.weight"), dbias: this.#g(l, "mlp.c_fc.bias"), dout: dfch, inp: a.ln2, weight: this.#p(l, "mlp.c_fc.weight"), M: BT, K: C, N: 4 * C });
-      layernormBackward(rec, { dinp: dres, dweight: this.#g(l, "ln_2.weight"), dbias: this.#g(l, "ln_2.bias"), dout: dln, inp: a.residual2, weight: this.#p(l, "ln_2.weight"), mean: a.ln2Mean, rstd: a.ln2Rstd, N: BT, C });
+      matmul(rec, {
+        out: dln,
+        a: dfch,
+        b: this.#p(l, "mlp.c_fc.weight"),
+        M: BT,
+        N: C,
+        K: 4 * C,
+        transB: true,
+      });
+      linearBackward(rec, {
+        dweight: this.#g(l, "mlp.c_fc.weight"),
+        dbias: this.#g(l, "mlp.c_fc.bias"),
+        dout: dfch,
+        inp: a.ln2,
+        weight: this.#p(l, "mlp.c_fc.weight"),
+        M: BT,
+        K: C,
+        N: 4 * C,
+      });
+      layernormBackward(rec, {
+        dinp: dres,
+        dweight: this.#g(l, "ln_2.weight"),
+        dbias: this.#g(l, "ln_2.bias"),
+        dout: dln,
+        inp: a.residual2,
+        weight: this.#p(l, "ln_2.weight"),
+        mean: a.ln2Mean,
+        rstd: a.ln2Rstd,
+        N: BT,
+        C,
+      });
       // dres is now d(loss)/d(residual2) = d/d(attproj).
-      matmul(rec, { out: datty, a: dres, b: this.#p(l, "attn.c_proj.weight"), M: BT, N: C, K: C, transB: true });
-      linearBackward(rec, { dweight: this.#g(l, "attn.c_proj.weight"), dbias: this.#g(l, "attn.c_proj.bias"), dout: dres, inp: a.atty, weight: this.#p(l, "attn.c_proj.weight"), M: BT, K: C, N: C });
-      attentionBackward(rec, { dqkv, dout: datty, qkv: a.qkv, out: a.atty, lse: a.lse, delta: attnScratch, B, T, C, NH });
-      matmul(rec, { out: dln, a: dqkv, b: this.#p(l, "attn.c_attn.weight"), M: BT, N: C, K: 3 * C, transB: true });
-      linearBackward(rec, { dweight: this.#g(l, "attn.c_attn.weight"), dbias: this.#g(l, "attn.c_attn.bias"), dout: dqkv, inp: a.ln1, weight: this.#p(l, "attn.c_attn.weight"), M: BT, K: C, N: 3 * C });
-      layernormBackward(rec, { dinp: dres, dweight: this.#g(l, "ln_1.weight"), dbias: this.#g(l, "ln_1.bias"), dout: dln, inp: a.residual, weight: this.#p(l, "ln_1.weight"), mean: a.ln1Mean, rstd: a.ln1Rstd, N: BT, C });
+      matmul(rec, {
+        out: datty,
+        a: dres,
+        b: this.#p(l, "attn.c_proj.weight"),
+        M: BT,
+        N: C,
+        K: C,
+        transB: true,
+      });
+      linearBackward(rec, {
+        dweight: this.#g(l, "attn.c_proj.weight"),
+        dbias: this.#g(l, "attn.c_proj.bias"),
+        dout: dres,
+        inp: a.atty,
+        weight: this.#p(l, "attn.c_proj.weight"),
+        M: BT,
+        K: C,
+        N: C,
+      });
+      attentionBackward(rec, {
+        dqkv,
+        dout: datty,
+        qkv: a.qkv,
+        out: a.atty,
+        lse: a.lse,
+        delta: attnScratch,
+        B,
+        T,
+        C,
+        NH,
+      });
+      matmul(rec, {
+        out: dln,
+        a: dqkv,
+        b: this.#p(l, "attn.c_attn.weight"),
+        M: BT,
+        N: C,
+        K: 3 * C,
+        transB: true,
+      });
+      linearBackward(rec, {
+        dweight: this.#g(l, "attn.c_attn.weight"),
+        dbias: this.#g(l, "attn.c_attn.bias"),
+        dout: dqkv,
+        inp: a.ln1,
+        weight: this.#p(l, "attn.c_attn.weight"),
+        M: BT,
+        K: C,
+        N: 3 * C,
+      });
+      layernormBackward(rec, {
+        dinp: dres,
+        dweight: this.#g(l, "ln_1.weight"),
+        dbias: this.#g(l, "ln_1.bias"),
+        dout: dln,
+        inp: a.residual,
+        weight: this.#p(l, "ln_1.weight"),
+        mean: a.ln1Mean,
+        rstd: a.ln1Rstd,
+        N: BT,
+        C,
+      });
     }
-    encoderBackward(rec, { dwte: this.grads.get("wte.weight")!, dwpe: this.grads.get("wpe.weight")!, dout: dres, tokens: this.tokens, B, T, C, V });
+    encoderBackward(rec, {
+      dwte: this.grads.get("wte.weight")!,
+      dwpe: this.grads.get("wpe.weight")!,
+      dout: dres,
+      tokens: this.tokens,
+      B,
+      T,
+      C,
+      V,
+    });
+  }
+
+  /**
+   * Views of block `l`'s saved activations after a forward pass, for diagnostics: its input
+   * (residual stream) and output (BT,C), and its attention input `qkv` (BT,3C).
+   */
+  blockActivations(l: number): { input: View; qkv: View; output: View } {
+    const a = this.#blocks[l];
+    if (!a) throw new GpuError(`block ${l} does not exist: the model has ${this.#blocks.length}`);
+    return { input: a.residual, qkv: a.qkv, output: this.#blockOutput(l) };
   }
 
   /** Records zeroing every gradient (the start of an optimizer step). */
@@ -265,7 +496,15 @@ export class GPT2 {
   /** Records the logits (BT,V) of the last forward pass into `out` (small models: one binding). */
   recordLogits(rec: Recorder, out: View): void {
     const { config } = this;
-    matmul(rec, { out, a: this.lnf, b: this.params.get("wte.weight")!, M: this.B * this.T, N: config.vocab_size, K: config.n_embd, transB: true });
+    matmul(rec, {
+      out,
+      a: this.lnf,
+      b: this.params.get("wte.weight")!,
+      M: this.B * this.T,
+      N: config.vocab_size,
+      K: config.n_embd,
+      transB: true,
+    });
   }
 
   /** Copies every parameter back to the CPU, by table name. */
@@ -281,7 +520,15 @@ export class GPT2 {
   /** Releases every buffer. */
   destroy(): void {
     const seen = new Set<GPUBuffer>();
-    const views: View[] = [...this.params.values(), ...this.grads.values(), this.tokens, this.targets, this.losses, this.loss, this.lnf];
+    const views: View[] = [
+      ...this.params.values(),
+      ...this.grads.values(),
+      this.tokens,
+      this.targets,
+      this.losses,
+      this.loss,
+      this.lnf,
+    ];
     for (const a of this.#blocks) views.push(...Object.values(a));
     for (const v of views) {
       if (!seen.has(v.buffer)) v.buffer.destroy();
@@ -295,4 +542,3 @@ export async function downloadAll(gpu: Gpu, views: Map<string, View>): Promise<P
   const data = await readAll(gpu, [...views.values()]);
   return new Map([...views.keys()].map((name, i) => [name, data[i]]));
 }
-

@@ -76,12 +76,16 @@ export function selectBlocks(depth: number, options: InheritOptions): number[] {
       return Array.from({ length: n }, (_, i) => (n === 1 ? 0 : Math.round((i * (depth - 1)) / (n - 1))));
     case "ranked": {
       const ranking = options.blocks ?? [];
-      if (ranking.length < n) throw new InheritError(`--select ranked needs a ranking of at least ${n} blocks`);
+      if (ranking.length < n) {
+        throw new InheritError(`--select ranked needs a ranking of at least ${n} blocks`);
+      }
       const chosen = selectBlocks(depth, { select: "list", blocks: ranking.slice(0, n) });
       return chosen.sort((a, b) => a - b); // keep the reference's order of computation
     }
     default:
-      throw new InheritError(`unknown selection ${JSON.stringify(select)}: use first, even, last, list or ranked`);
+      throw new InheritError(
+        `unknown selection ${JSON.stringify(select)}: use first, even, last, list or ranked`,
+      );
   }
 }
 
@@ -122,5 +126,3 @@ export function inherit(reference: Checkpoint, options: InheritOptions): Checkpo
   }
   return { config, params, blocks };
 }
-
-

@@ -5,7 +5,7 @@
  * @module
  */
 import type { GPTConfig } from "./config.ts";
-import { numel, type ParamMap, paramSpecs, type ParamSpec } from "./params.ts";
+import { numel, type ParamMap, type ParamSpec, paramSpecs } from "./params.ts";
 import { Rng } from "./random.ts";
 
 /** Initial value of one parameter tensor, drawn from `rng`. */

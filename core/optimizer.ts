@@ -63,7 +63,12 @@ export class AdamW {
     const grads = [...model.grads.values()];
     if (this.#opts.gradClip > 0) {
       gradNormSquared(rec, { partials: this.#partials, grads });
-      clipScale(rec, { scale: this.#scale, partials: this.#partials, count: grads.length, maxNorm: this.#opts.gradClip });
+      clipScale(rec, {
+        scale: this.#scale,
+        partials: this.#partials,
+        count: grads.length,
+        maxNorm: this.#opts.gradClip,
+      });
     } else {
       write(this.#gpu, this.#scale, new Float32Array([1, 0]));
     }

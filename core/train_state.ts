@@ -52,7 +52,9 @@ export async function loadTrainingState(dir: string): Promise<TrainingState> {
   if (typeof parsed.step !== "number") throw new CheckpointError(`${path}: no step recorded`);
   const { tensors, metadata } = await readSafetensors(join(dir, OPTIMIZER_FILE));
   if (metadata.step !== String(parsed.step)) {
-    throw new CheckpointError(`${dir}: ${OPTIMIZER_FILE} is from step ${metadata.step}, ${STATE_FILE} from ${parsed.step}`);
+    throw new CheckpointError(
+      `${dir}: ${OPTIMIZER_FILE} is from step ${metadata.step}, ${STATE_FILE} from ${parsed.step}`,
+    );
   }
   const moments: ParamMap = new Map();
   for (const [name, t] of tensors) moments.set(name, t.data);

@@ -11,7 +11,7 @@
 import { type Gpu, Recorder, write } from "@inheritune/kernels";
 import { join } from "node:path";
 import type { GPTConfig } from "./config.ts";
-import { validationLoss, type TokenReader } from "./evaluate.ts";
+import { type TokenReader, validationLoss } from "./evaluate.ts";
 import { GPT2 } from "./gpt2.ts";
 import { AdamW, type AdamWOptions } from "./optimizer.ts";
 import { countParams, type ParamMap } from "./params.ts";
@@ -21,12 +21,12 @@ import { loadTrainingState, saveTrainingState } from "./train_state.ts";
 
 /** A source of training batches (implemented by `@inheritune/data`'s sampler). */
 export interface BatchSource {
-  /** The next B×T inputs and targets. */
-  next(): { tokens: Uint32Array; targets: Uint32Array; epoch: number };
+  /** The next (B,T) inputs and targets. */
+  next(): { inputs: Uint32Array; targets: Uint32Array; epoch: number };
   /** A JSON-serialisable exact position. */
   state(): unknown;
   /** Returns to a position from {@linkcode BatchSource.state}. */
-  restore(state: unknown): void;
+  restore(state: never): void;
 }
 
 /** One line of `metrics.jsonl`. */
@@ -111,8 +111,8 @@ export interface TrainResult {
   history: StepMetrics[];
 }
 
-/** Number of staging buffers for asynchronous loss readback. */
-const READBACK_RING = 4;
+/** Staging buffers for asynchronous loss readback: at most two log steps are in flight. */
+const READBACK_RING = 2;
 
 /** Trains `options.params` and writes the model, metrics and training state to `options.out`. */
 export async function train(options: TrainOptions): Promise<TrainResult> {
@@ -131,7 +131,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (options.resume) {
     const state = await loadTrainingState(options.out);
     opt.restore(state.moments, state.step);
-    options.batches.restore(state.batches);
+    options.batches.restore(state.batches as never);
   }
   const metricsPath = join(options.out, "metrics.jsonl");
   if (!options.resume) await Deno.writeTextFile(metricsPath, "");
@@ -178,15 +178,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         next === options.steps);
     const logging = next % logEvery === 0 || next === options.steps || evalNow;
     const slot = ringNext;
-    if (logging) {
-      // the ring slot must be free (its earlier readback resolved) before copying into it
-      await flush(READBACK_RING - 1);
-      ringNext = (ringNext + 1) % READBACK_RING;
-    }
+    if (logging) ringNext = (ringNext + 1) % READBACK_RING;
     for (let i = 0; i < accumulation; i++) {
       const batch = options.batches.next();
       epoch = batch.epoch;
-      write(gpu, model.tokens, batch.tokens);
+      write(gpu, model.tokens, batch.inputs);
       write(gpu, model.targets, batch.targets);
       const enc = gpu.device.createCommandEncoder();
       if (i === 0) zero.encode(enc);
@@ -232,6 +228,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           return m;
         }),
       });
+      // Wait for the previous log's loss, not this one's: the GPU keeps this step's work queued,
+      // and the CPU stays at most one log interval ahead of it (so tokens/s measures the GPU).
+      await flush(1);
     }
   }
   await flush(0);

@@ -6,3 +6,10 @@
  */
 export * from "./device.ts";
 export * from "./matmul.ts";
+export * from "./attention.ts";
+export * from "./layernorm.ts";
+export * from "./gelu.ts";
+export * from "./residual.ts";
+export * from "./embedding.ts";
+export * from "./classifier.ts";
+export * from "./adamw.ts";

@@ -75,7 +75,9 @@ export function assertCloseNorm(
 ): void {
   const err = maxNormRelError(actual, expected);
   if (!(err <= tol)) {
-    throw new AssertionError({ message: `${what}: max norm-wise relative error ${err.toExponential(3)} > ${tol}` });
+    throw new AssertionError({
+      message: `${what}: max norm-wise relative error ${err.toExponential(3)} > ${tol}`,
+    });
   }
 }
 

@@ -85,9 +85,16 @@ Deno.test("two AdamW steps with clipping equal PyTorch's parameters", async () =
     // leaves each query's softmax unchanged), so both implementations hold f32 rounding noise
     // there, which AdamW's g/√v turns into steps of up to ±lr. Those entries can only be bounded.
     const kBias = (i: number) => i >= C && i < 2 * C;
-    assertCloseNorm(p.filter((_, i) => !kBias(i)), want.filter((_, i) => !kBias(i)), 1e-4, `step 2 ${name} q,v`);
+    assertCloseNorm(
+      p.filter((_, i) => !kBias(i)),
+      want.filter((_, i) => !kBias(i)),
+      1e-4,
+      `step 2 ${name} q,v`,
+    );
     const start = fx.params.get(name)!;
-    for (let i = C; i < 2 * C; i++) assert.ok(Math.abs(p[i] - start[i]) <= 2 * lr * 1.0001, `${name}[${i}] moved > 2 lr`);
+    for (let i = C; i < 2 * C; i++) {
+      assert.ok(Math.abs(p[i] - start[i]) <= 2 * lr * 1.0001, `${name}[${i}] moved > 2 lr`);
+    }
   }
   model.destroy();
 });

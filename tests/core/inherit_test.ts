@@ -28,7 +28,10 @@ Deno.test("selectBlocks rejects n = 0, n > depth, unknown and repeated blocks wi
   assertThrows(() => selectBlocks(6, { select: "list", blocks: [1, 1] }), /block 1 is listed twice/);
   assertThrows(() => selectBlocks(6, { select: "list", blocks: [] }), /needs --blocks/);
   assertThrows(() => selectBlocks(6, { layers: 3, select: "ranked", blocks: [1] }), /ranking of at least 3/);
-  assertThrows(() => selectBlocks(6, { layers: 2, select: "middle" as "first" }), /unknown selection "middle"/);
+  assertThrows(
+    () => selectBlocks(6, { layers: 2, select: "middle" as "first" }),
+    /unknown selection "middle"/,
+  );
 });
 
 Deno.test("inherit copies embeddings, ln_f and the chosen blocks bit for bit", () => {
@@ -39,11 +42,18 @@ Deno.test("inherit copies embeddings, ln_f and the chosen blocks bit for bit", (
   for (const name of ["wte.weight", "wpe.weight", "ln_f.weight", "ln_f.bias"]) {
     assert.deepEqual(target.params.get(name), reference.params.get(name), name);
   }
-  assert.deepEqual(target.params.get("h.0.attn.c_attn.weight"), reference.params.get("h.3.attn.c_attn.weight"));
+  assert.deepEqual(
+    target.params.get("h.0.attn.c_attn.weight"),
+    reference.params.get("h.3.attn.c_attn.weight"),
+  );
   assert.deepEqual(target.params.get("h.1.mlp.c_fc.weight"), reference.params.get("h.1.mlp.c_fc.weight"));
   assert.equal(target.params.size, paramSpecs(target.config).length);
   target.params.get("wte.weight")![0] += 1;
-  assert.notEqual(target.params.get("wte.weight")![0], reference.params.get("wte.weight")![0], "copies share memory");
+  assert.notEqual(
+    target.params.get("wte.weight")![0],
+    reference.params.get("wte.weight")![0],
+    "copies share memory",
+  );
 });
 
 Deno.test("inherit --only attn / mlp keeps one sub-block and re-initialises the other", () => {
@@ -54,6 +64,9 @@ Deno.test("inherit --only attn / mlp keeps one sub-block and re-initialises the 
   assert.notDeepEqual(attn.params.get("h.1.mlp.c_fc.weight"), reference.params.get("h.1.mlp.c_fc.weight"));
   const mlp = inherit(reference, { layers: 2, only: "mlp", seed: 3 });
   assert.deepEqual(mlp.params.get("h.0.mlp.c_proj.weight"), reference.params.get("h.0.mlp.c_proj.weight"));
-  assert.notDeepEqual(mlp.params.get("h.0.attn.c_attn.weight"), reference.params.get("h.0.attn.c_attn.weight"));
+  assert.notDeepEqual(
+    mlp.params.get("h.0.attn.c_attn.weight"),
+    reference.params.get("h.0.attn.c_attn.weight"),
+  );
   assert.deepEqual(mlp.params.get("wte.weight"), reference.params.get("wte.weight"));
 });

@@ -1,0 +1,371 @@
+/**
+ * The optimiser step: global gradient-norm clipping and AdamW, with CPU references.
+ *
+ *   ‖g‖   = √(Σ_tensors Σ_i g_i²),  scale = min(1, maxNorm / (‖g‖ + 1e-6))   (clip_grad_norm_)
+ *   g     = grad·scale
+ *   p     ← p·(1 − lr·wd)
+ *   m     ← β1·m + (1 − β1)·g,        v ← β2·v + (1 − β2)·g²
+ *   p     ← p − (lr / (1 − β1ᵗ)) · m / (√v / √(1 − β2ᵗ) + eps)             (torch.optim.AdamW)
+ *
+ * The step-dependent numbers (lr, bias corrections) live in a small `hyper` buffer the trainer
+ * rewrites each step, so one recorded step replays unchanged. Every reduction runs in a fixed
+ * order, so the norm is the same bits on every run. Tensors above the storage-binding limit (GPT-2's
+ * wte is 154 MB) are bound in aligned chunks.
+ *
+ * @module
+ */
+import {
+  createView,
+  FLAT_INDEX_WGSL,
+  type Gpu,
+  GpuError,
+  grid,
+  type Recorder,
+  requireLength,
+  Uniforms,
+  type View,
+  write,
+} from "./device.ts";
+
+const WG = 256;
+
+/**
+ * Splits `n` elements into chunks that fit one storage binding and start on aligned offsets
+ * (given an aligned view); `maxChunk` lowers the chunk size so tests can split small tensors.
+ */
+function elementChunks(rec: Recorder, n: number, maxChunk?: number): { start: number; length: number }[] {
+  const { limits } = rec.gpu;
+  const unit = Math.max(1, limits.minStorageBufferOffsetAlignment / 4);
+  let most = Math.floor(limits.maxStorageBufferBindingSize / 4 / unit) * unit;
+  if (maxChunk !== undefined) most = Math.min(most, Math.floor(maxChunk / unit) * unit);
+  if (most < unit) {
+    throw new GpuError(`chunk of ${maxChunk} elements is below the ${unit}-element offset alignment`);
+  }
+  // An empty tensor still gets one (empty) chunk, so its norm partial is written.
+  const out = [{ start: 0, length: Math.min(most, n) }];
+  for (let start = most; start < n; start += most) out.push({ start, length: Math.min(most, n - start) });
+  return out;
+}
+
+function sub(view: View, start: number, length: number): View {
+  return { buffer: view.buffer, offset: view.offset + start, length };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Global gradient norm
+
+// A fixed-order sum over `n` values (squared when `square`): workgroup w of `groups` takes the
+// elements w·WG + lid + k·groups·WG, reduces them through a fixed tree and writes out[dst + w], or
+// adds to it when `add`. Large tensors take two launches (many workgroups into a scratch, then
+// one workgroup into the tensor's partial), which keeps every thread's loop short: llvmpipe
+// returned wrong sums once a thread looped 65536 times, and one workgroup would leave a real GPU idle.
+const SUM = /* wgsl */ `
+struct P { n: u32, groups: u32, dst: u32, add: u32, square: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  var s = 0.0;
+  for (var i = wid.x * ${WG}u + lid; i < p.n; i += p.groups * ${WG}u) {
+    let v = x[i];
+    s += select(v, v * v, p.square != 0u);
+  }
+  red[lid] = s;
+  workgroupBarrier();
+  for (var k = ${WG / 2}u; k > 0u; k >>= 1u) {
+    if (lid < k) { red[lid] += red[lid + k]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    var total = red[0];
+    if (p.add != 0u) { total += out[p.dst + wid.x]; }
+    out[p.dst + wid.x] = total;
+  }
+}`;
+
+// Workgroups of the first launch: enough that each thread loops ≤ 16 times on mid-sized tensors,
+// at most SUM_GROUPS (a 128 MiB chunk then loops 128 times per thread).
+const SUM_GROUPS = 1024;
+const SUM_PER_THREAD = 16;
+
+/** Arguments of {@linkcode gradNormSquared}. */
+export interface GradNormSquaredArgs {
+  /** Receives one sum of squares per gradient tensor `(≥ grads.length)`. */
+  partials: View;
+  /** The gradient tensors. */
+  grads: View[];
+  /** Largest chunk in elements; defaults to the binding limit (tests pass a small one). */
+  maxChunk?: number;
+}
+
+/**
+ * Records `partials[i] = Σ grads[i]²` for every gradient tensor, chunking tensors above the
+ * binding limit. Tensors above a few thousand elements reduce through a 4 KiB scratch buffer,
+ * allocated here once per call and kept alive by the recorded launches.
+ */
+export function gradNormSquared(rec: Recorder, args: GradNormSquaredArgs): void {
+  requireLength(args.partials, args.grads.length, `grad norm partials (${args.grads.length} tensors)`);
+  const plan = args.grads.map((g) => elementChunks(rec, g.length, args.maxChunk));
+  let scratch: View | undefined;
+  const sum = (
+    out: View,
+    x: View,
+    u: { groups: number; dst: number; add: boolean; square: boolean },
+  ): void => {
+    rec.dispatch({
+      code: SUM,
+      views: [out, x],
+      uniforms: new Uniforms().u32(x.length).u32(u.groups).u32(u.dst).u32(u.add ? 1 : 0).u32(
+        u.square ? 1 : 0,
+      ),
+      groups: [u.groups],
+    });
+  };
+  plan.forEach((chunks, slot) => {
+    chunks.forEach(({ start, length }, j) => {
+      const x = sub(args.grads[slot], start, length);
+      const groups = Math.min(SUM_GROUPS, Math.ceil(length / (WG * SUM_PER_THREAD)));
+      if (groups <= 1) {
+        sum(args.partials, x, { groups: 1, dst: slot, add: j > 0, square: true });
+        return;
+      }
+      scratch ??= createView(rec.gpu, SUM_GROUPS, "grad norm scratch");
+      sum(scratch, x, { groups, dst: 0, add: false, square: true });
+      sum(args.partials, sub(scratch, 0, groups), { groups: 1, dst: slot, add: j > 0, square: false });
+    });
+  });
+}
+
+const CLIP_SCALE = /* wgsl */ `
+struct P { count: u32, maxNorm: f32, clip: u32 }
+@group(0) @binding(0) var<storage, read_write> scale: array<f32>;
+@group(0) @binding(1) var<storage, read> partials: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+@compute @workgroup_size(1)
+fn main() {
+  var s = 0.0;
+  for (var i = 0u; i < p.count; i++) { s += partials[i]; }
+  let norm = sqrt(s);
+  var c = 1.0;
+  if (p.clip != 0u) { c = min(1.0, p.maxNorm / (norm + 1e-6)); }
+  scale[0] = c;
+  scale[1] = norm;
+}`;
+
+/** Arguments of {@linkcode clipScale}. */
+export interface ClipScaleArgs {
+  /** Receives `[min(1, maxNorm / (‖g‖ + 1e-6)), ‖g‖]` `(2)`. */
+  scale: View;
+  /** Sums of squares from {@linkcode gradNormSquared}. */
+  partials: View;
+  /** Number of partials to sum. */
+  count: number;
+  /** Largest allowed norm; 0 or Infinity turns clipping off (scale 1, the norm is still written). */
+  maxNorm: number;
+}
+
+/** Records the clipping factor and the global gradient norm from the per-tensor partials. */
+export function clipScale(rec: Recorder, args: ClipScaleArgs): void {
+  requireLength(args.scale, 2, "clip scale out");
+  requireLength(args.partials, args.count, `clip scale partials (count=${args.count})`);
+  if (!(args.maxNorm >= 0)) throw new GpuError(`clip scale: maxNorm ${args.maxNorm} must be ≥ 0`);
+  const clip = args.maxNorm > 0 && Number.isFinite(args.maxNorm);
+  rec.dispatch({
+    code: CLIP_SCALE,
+    views: [args.scale, args.partials],
+    uniforms: new Uniforms().u32(args.count).f32(clip ? args.maxNorm : 0).u32(clip ? 1 : 0),
+    groups: [1],
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// AdamW
+
+/** Elements of the `hyper` buffer written by {@linkcode writeAdamwHyper}. */
+export const ADAMW_HYPER_LENGTH = 8;
+
+/** The step's AdamW settings, as the trainer knows them. */
+export interface AdamwHyper {
+  /** Learning rate of this step. */
+  lr: number;
+  /** First-moment decay (GPT-2 recipes: 0.9). */
+  beta1: number;
+  /** Second-moment decay (0.95 or 0.999). */
+  beta2: number;
+  /** Added to the denominator (1e-8). */
+  eps: number;
+  /** Step number t, counting from 1. */
+  step: number;
+}
+
+/**
+ * Writes the step's settings into `hyper`: lr, β1, β2, eps, 1 − β1, 1 − β2, lr / (1 − β1ᵗ) and
+ * √(1 − β2ᵗ), computed in f64 as PyTorch does on the host, then rounded once to f32.
+ *
+ * @throws {GpuError} on a step below 1 or a view shorter than {@linkcode ADAMW_HYPER_LENGTH}.
+ */
+export function writeAdamwHyper(gpu: Gpu, hyper: View, h: AdamwHyper): void {
+  requireLength(hyper, ADAMW_HYPER_LENGTH, "adamw hyper");
+  if (!Number.isInteger(h.step) || h.step < 1) {
+    throw new GpuError(`adamw: step ${h.step} must be an integer ≥ 1`);
+  }
+  const bc1 = 1 - h.beta1 ** h.step;
+  const bc2 = 1 - h.beta2 ** h.step;
+  write(
+    gpu,
+    hyper,
+    new Float32Array([h.lr, h.beta1, h.beta2, h.eps, 1 - h.beta1, 1 - h.beta2, h.lr / bc1, Math.sqrt(bc2)]),
+  );
+}
+
+// Mirrors torch's single-tensor AdamW: m.lerp_(g, 1-β1), v.mul_(β2).addcmul_(g, g, 1-β2),
+// p.addcdiv_(m, √v/√bc2 + eps, -lr/bc1).
+const ADAMW = /* wgsl */ `
+struct P { n: u32, wd: f32 }
+@group(0) @binding(0) var<storage, read_write> param: array<f32>;
+@group(0) @binding(1) var<storage, read_write> m: array<f32>;
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+@group(0) @binding(3) var<storage, read> grad: array<f32>;
+@group(0) @binding(4) var<storage, read> hyper: array<f32>;
+@group(0) @binding(5) var<storage, read> scale: array<f32>;
+@group(0) @binding(6) var<uniform> p: P;
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, ${WG}u);
+  if (i >= p.n) { return; }
+  let lr = hyper[0];
+  let beta2 = hyper[2];
+  let eps = hyper[3];
+  let one_minus_beta1 = hyper[4];
+  let one_minus_beta2 = hyper[5];
+  let step_size = hyper[6];
+  let bc2_sqrt = hyper[7];
+  let g = grad[i] * scale[0];
+  let w = param[i] * (1.0 - lr * p.wd);
+  let mi = m[i] + one_minus_beta1 * (g - m[i]);
+  let vi = v[i] * beta2 + one_minus_beta2 * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  param[i] = w - step_size * (mi / (sqrt(vi) / bc2_sqrt + eps));
+}`;
+
+/** Arguments of {@linkcode adamwUpdate}. */
+export interface AdamwUpdateArgs {
+  /** Parameter tensor `(n)`, updated in place. */
+  param: View;
+  /** Its gradient `(n)`. */
+  grad: View;
+  /** First moment `(n)`, updated in place (zero before step 1). */
+  m: View;
+  /** Second moment `(n)`, updated in place (zero before step 1). */
+  v: View;
+  /** The step's settings `(8)`, from {@linkcode writeAdamwHyper}. */
+  hyper: View;
+  /** Gradient multiplier in element 0, e.g. from {@linkcode clipScale}. */
+  scale: View;
+  /** Decoupled weight decay of this tensor (0 for biases and LayerNorm weights). */
+  weightDecay: number;
+  /** Elements. */
+  n: number;
+  /** Largest chunk in elements; defaults to the binding limit (tests pass a small one). */
+  maxChunk?: number;
+}
+
+/** Records one AdamW step of one tensor, with torch.optim.AdamW's arithmetic. */
+export function adamwUpdate(rec: Recorder, args: AdamwUpdateArgs): void {
+  const { n } = args;
+  requireLength(args.param, n, `adamw param (n=${n})`);
+  requireLength(args.grad, n, `adamw grad (n=${n})`);
+  requireLength(args.m, n, `adamw m (n=${n})`);
+  requireLength(args.v, n, `adamw v (n=${n})`);
+  requireLength(args.hyper, ADAMW_HYPER_LENGTH, "adamw hyper");
+  requireLength(args.scale, 1, "adamw scale");
+  if (!Number.isFinite(args.weightDecay)) {
+    throw new GpuError(`adamw: weightDecay ${args.weightDecay} is not finite`);
+  }
+  for (const { start, length } of elementChunks(rec, n, args.maxChunk)) {
+    rec.dispatch({
+      code: ADAMW,
+      views: [
+        sub(args.param, start, length),
+        sub(args.m, start, length),
+        sub(args.v, start, length),
+        sub(args.grad, start, length),
+        args.hyper,
+        args.scale,
+      ],
+      uniforms: new Uniforms().u32(length).f32(args.weightDecay),
+      groups: grid(rec.gpu, length),
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU references
+
+/** CPU reference of {@linkcode gradNormSquared}: the sum of squares of each tensor, in f64. */
+export function gradNormSquaredCpu(grads: ArrayLike<number>[]): Float64Array {
+  return Float64Array.from(grads, (g) => {
+    let s = 0;
+    for (let i = 0; i < g.length; i++) s += g[i] * g[i];
+    return s;
+  });
+}
+
+/** CPU reference of {@linkcode clipScale}: `[scale, norm]`, in f64. */
+export function clipScaleCpu(partials: ArrayLike<number>, maxNorm: number): Float64Array {
+  let s = 0;
+  for (let i = 0; i < partials.length; i++) s += partials[i];
+  const norm = Math.sqrt(s);
+  const clip = maxNorm > 0 && Number.isFinite(maxNorm);
+  return new Float64Array([clip ? Math.min(1, maxNorm / (norm + 1e-6)) : 1, norm]);
+}
+
+/** Inputs of {@linkcode adamwCpu} besides the parameter and gradient. */
+export interface AdamwCpuArgs extends AdamwHyper {
+  /** First moment before the step. */
+  m: ArrayLike<number>;
+  /** Second moment before the step. */
+  v: ArrayLike<number>;
+  /** Decoupled weight decay. */
+  weightDecay: number;
+  /** Gradient multiplier (clip scale); 1 when omitted. */
+  scale?: number;
+}
+
+/** Output of {@linkcode adamwCpu}. */
+export interface AdamwCpuResult {
+  /** Parameter after the step. */
+  param: Float64Array;
+  /** First moment after the step. */
+  m: Float64Array;
+  /** Second moment after the step. */
+  v: Float64Array;
+}
+
+/** CPU reference of {@linkcode adamwUpdate}: one AdamW step, in f64. */
+export function adamwCpu(
+  param: ArrayLike<number>,
+  grad: ArrayLike<number>,
+  args: AdamwCpuArgs,
+): AdamwCpuResult {
+  const { lr, beta1, beta2, eps, step, weightDecay } = args;
+  const scale = args.scale ?? 1;
+  const bc1 = 1 - beta1 ** step;
+  const bc2 = 1 - beta2 ** step;
+  const n = param.length;
+  const out = { param: new Float64Array(n), m: new Float64Array(n), v: new Float64Array(n) };
+  for (let i = 0; i < n; i++) {
+    const g = grad[i] * scale;
+    const m = beta1 * args.m[i] + (1 - beta1) * g;
+    const v = beta2 * args.v[i] + (1 - beta2) * g * g;
+    const p = param[i] * (1 - lr * weightDecay);
+    out.m[i] = m;
+    out.v[i] = v;
+    out.param[i] = p - (lr / bc1) * m / (Math.sqrt(v / bc2) + eps);
+  }
+  return out;
+}

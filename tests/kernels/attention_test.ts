@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import { assertThrows } from "../_assert.ts";
+import {
+  attentionBackward,
+  attentionBackwardCpu,
+  attentionForward,
+  attentionForwardCpu,
+  type AttentionShape,
+  createAttentionScratch,
+  createView,
+  getGpu,
+  read,
+  Recorder,
+  upload,
+} from "@inheritune/kernels";
+import { assertClose, numericGrad, rand } from "../_util.ts";
+
+// [B, T, C, NH]: T=1, 5, 64 and 70 (two row blocks, partial tiles); hs = 1, 5, 8, 64, 128.
+const SHAPES: [number, number, number, number][] = [
+  [1, 1, 8, 1],
+  [2, 5, 3, 3],
+  [2, 5, 15, 3],
+  [1, 64, 16, 2],
+  [2, 64, 64, 1],
+  [1, 64, 128, 1],
+  [1, 70, 256, 2],
+];
+
+const name = ({ B, T, C, NH }: AttentionShape): string => `B=${B} T=${T} C=${C} NH=${NH}`;
+
+Deno.test("attention forward and backward match the CPU reference on odd shapes", async () => {
+  const gpu = await getGpu();
+  for (const [B, T, C, NH] of SHAPES) {
+    const shape = { B, T, C, NH };
+    const qkv = rand(B * T * 3 * C, B * 31 + T * 7 + C, 1);
+    const dout = rand(B * T * C, T + C, 1);
+    const views = {
+      qkv: upload(gpu, qkv),
+      out: createView(gpu, B * T * C),
+      lse: createView(gpu, B * NH * T),
+      dout: upload(gpu, dout),
+      // Garbage in dqkv: the backward pass must overwrite every element.
+      dqkv: upload(gpu, rand(B * T * 3 * C, 99, 1e3)),
+      delta: createAttentionScratch(gpu, shape),
+    };
+    const rec = new Recorder(gpu);
+    attentionForward(rec, { ...views, ...shape });
+    attentionBackward(rec, { ...views, ...shape });
+    rec.submit();
+    const want = attentionForwardCpu(qkv, shape);
+    assertClose(await read(gpu, views.out), want.out, 1e-4, `out ${name(shape)}`);
+    assertClose(await read(gpu, views.lse), want.lse, 1e-4, `lse ${name(shape)}`);
+    const dqkv = attentionBackwardCpu(dout, qkv, shape);
+    assertClose(await read(gpu, views.dqkv), dqkv, 1e-4, `dqkv ${name(shape)}`);
+  }
+});
+
+Deno.test("attention backward CPU reference matches finite differences", () => {
+  const shape = { B: 2, T: 4, C: 6, NH: 2 };
+  const qkv = rand(2 * 4 * 18, 5, 1.5);
+  const w = rand(2 * 4 * 6, 6);
+  const want = numericGrad((x) => attentionForwardCpu(x, shape).out, qkv, w);
+  assertClose(attentionBackwardCpu(w, qkv, shape), want, 1e-6, "dqkv");
+});
+
+Deno.test("attention CPU reference: rows of att sum to one, zero above the diagonal, lse consistent", () => {
+  const shape = { B: 1, T: 5, C: 4, NH: 2 };
+  const qkv = rand(5 * 12, 8, 2);
+  const { att, lse } = attentionForwardCpu(qkv, shape);
+  for (let h = 0; h < 2; h++) {
+    for (let i = 0; i < 5; i++) {
+      const row = att.subarray((h * 5 + i) * 5, (h * 5 + i + 1) * 5);
+      assertClose([row.reduce((a, b) => a + b, 0)], [1], 1e-12, `row sum h=${h} i=${i}`);
+      for (let j = i + 1; j < 5; j++) assert.equal(row[j], 0);
+      // P_i0 = exp(scale·q_i·k_0 − lse_i)
+      let s = 0;
+      for (let d = 0; d < 2; d++) s += qkv[i * 12 + h * 2 + d] * qkv[4 + h * 2 + d];
+      assertClose([row[0]], [Math.exp(s / Math.sqrt(2) - lse[h * 5 + i])], 1e-12, `lse h=${h} i=${i}`);
+    }
+  }
+});
+
+Deno.test("attention forward is causal: a later token's k and v leave earlier outputs unchanged", async () => {
+  const gpu = await getGpu();
+  const [B, T, C, NH] = [1, 70, 12, 3];
+  const shape = { B, T, C, NH };
+  const t = 66;
+  const qkv = rand(B * T * 3 * C, 17, 1);
+  const changed = qkv.slice();
+  for (let c = C; c < 3 * C; c++) changed[t * 3 * C + c] += 1;
+  const run = async (data: Float32Array): Promise<Float32Array> => {
+    const out = createView(gpu, B * T * C);
+    const rec = new Recorder(gpu);
+    attentionForward(rec, { out, lse: createView(gpu, B * NH * T), qkv: upload(gpu, data), ...shape });
+    rec.submit();
+    return await read(gpu, out);
+  };
+  const a = await run(qkv);
+  const b = await run(changed);
+  assert.deepEqual(b.subarray(0, t * C), a.subarray(0, t * C));
+  for (let i = t; i < T; i++) {
+    assert.notDeepEqual(b.subarray(i * C, (i + 1) * C), a.subarray(i * C, (i + 1) * C), `row ${i}`);
+  }
+});
+
+Deno.test("attention rejects bad calls before dispatching", async () => {
+  const gpu = await getGpu();
+  const rec = new Recorder(gpu);
+  const v = (n: number) => createView(gpu, n);
+  const [B, T, C, NH] = [1, 4, 6, 2];
+  const ok = { out: v(B * T * C), lse: v(B * NH * T), qkv: v(B * T * 3 * C), B, T, C, NH };
+  assertThrows(
+    () => attentionForward(rec, { ...ok, qkv: v(71) }),
+    /attention forward qkv \(B=1, T=4, C=6, NH=2\): needs 72 elements, buffer has 71/,
+  );
+  assertThrows(() => attentionForward(rec, { ...ok, lse: v(7) }), /lse .*needs 8 elements/);
+  assertThrows(() => attentionForward(rec, { ...ok, C: 7 }), /C=7 is not a multiple of NH=2/);
+  assertThrows(() => attentionForward(rec, { ...ok, C: 258 }), /head size C\/NH=129 exceeds 128/);
+  assertThrows(() => attentionForward(rec, { ...ok, T: 0 }), /T=0 is not a positive integer/);
+  const back = {
+    ...ok,
+    dqkv: v(B * T * 3 * C),
+    dout: v(B * T * C),
+    delta: createAttentionScratch(gpu, { B, T, NH }),
+  };
+  assertThrows(() => attentionBackward(rec, { ...back, delta: v(7) }), /delta .*needs 8 elements/);
+  assertThrows(() => attentionBackward(rec, { ...back, dqkv: v(71) }), /dqkv .*needs 72 elements/);
+  assertThrows(() => attentionBackward(rec, { ...back, NH: 4 }), /C=6 is not a multiple of NH=4/);
+  assertThrows(() => attentionBackward(rec, { ...back, C: 258 }), /head size C\/NH=129 exceeds 128/);
+  assert.equal(rec.length, 0, "a rejected call recorded a dispatch");
+});
