@@ -14,13 +14,12 @@ const COMMANDS: Record<string, Command> = {
   prepare: () => import("./data/cli.ts"),
   train: () => import("./cli/train.ts"),
   eval: () => import("./cli/eval.ts"),
+  serve: () => import("./cli/serve.ts"),
+  inherit: () => import("./cli/inherit.ts"),
+  analyze: () => import("./cli/analyze.ts"),
 };
 
-const PLANNED: Record<string, string> = {
-  inherit: "issue 5",
-  analyze: "issue 5",
-  serve: "issue 7",
-};
+const PLANNED: Record<string, string> = {};
 
 /** Error names that mean the user can fix the input: exit 2. */
 const USER_ERRORS = new Set([

@@ -5,10 +5,19 @@
  * @module
  */
 import { getGpu } from "@inheritune/kernels";
-import { type GPTConfig, inherit, initParams, loadModel, train, validateConfig } from "@inheritune/core";
+import {
+  type GPTConfig,
+  grow,
+  inherit,
+  initParams,
+  loadModel,
+  train,
+  validateConfig,
+} from "@inheritune/core";
 import { BatchSampler, openDataset } from "@inheritune/data";
 import { inheritFlags, intFlag, numberFlag, parseFlags, stringFlag, UsageError } from "./_flags.ts";
 import { progressPrinter } from "./_progress.ts";
+import { SERVE_FLAGS, serveTraining, withServeDefault } from "./serve.ts";
 
 const FLAGS = {
   data: { type: "string" },
@@ -34,11 +43,14 @@ const FLAGS = {
   epochs: { type: "string" },
   seed: { type: "string" },
   resume: { type: "boolean" },
+  grow: { type: "boolean" },
+  ...SERVE_FLAGS,
 } as const;
 
-/** Runs the command with its flags. */
+/** Runs the command with its flags; with none, the Inheritune experiment on the embedded default. */
 export async function main(args: string[]): Promise<void> {
-  const f = parseFlags(args, FLAGS);
+  if (args.length === 0) return await (await import("./experiment.ts")).main();
+  const f = parseFlags(withServeDefault(args), FLAGS);
   const dataPath = stringFlag(f.data, "data");
   const out = stringFlag(f.out, "out");
   const seed = intFlag(f.seed, "seed", { fallback: 1337, min: 0 });
@@ -92,8 +104,45 @@ export async function main(args: string[]): Promise<void> {
   const gpu = await getGpu();
   const val = dataset.splits.includes("val") ? dataset.split("val") : undefined;
   console.log(`device: ${gpu.description}`);
+  if (f.grow === true) {
+    if (f.reference === undefined || !val) {
+      throw new UsageError("--grow needs --reference and data with a val split");
+    }
+    const { stages } = await grow({
+      gpu,
+      reference: await loadModel(stringFlag(f.reference, "reference")),
+      batches: sampler,
+      val,
+      out,
+      start: config.n_layer,
+      steps,
+      B,
+      T,
+      lr: numberFlag(f.lr, "lr", { fallback: 6e-4, min: 0 }),
+      warmup: intFlag(f.warmup, "warmup", { fallback: 0, min: 0 }),
+      evalTokens: f["eval-tokens"] === undefined
+        ? undefined
+        : intFlag(f["eval-tokens"], "eval-tokens", { min: 1 }),
+      onMetrics: (n, m) => console.log(`[${n} blocks] step ${m.step} loss ${m.loss.toFixed(4)}`),
+    });
+    for (const s of stages) {
+      console.log(
+        `stage ${s.layers} blocks: val_loss ${s.val_loss.toFixed(4)} vs reference ${
+          s.reference_val_loss.toFixed(4)
+        }${s.matched ? " (matched)" : ""}`,
+      );
+    }
+    return;
+  }
   const show = progressPrinter(steps);
-  const result = await train({
+  const live = await serveTraining(f, {
+    out,
+    config,
+    device: gpu.description,
+    steps,
+    resume: f.resume === true,
+  });
+  const result = await live.track(train({
     gpu,
     config,
     params,
@@ -112,9 +161,13 @@ export async function main(args: string[]): Promise<void> {
       ? undefined
       : intFlag(f["eval-tokens"], "eval-tokens", { min: 1 }),
     resume: f.resume === true,
-    onMetrics: show,
+    onMetrics: (m) => {
+      show(m);
+      live.onMetrics(m);
+    },
+    signal: live.signal,
     meta: { args },
-  });
+  }));
   console.log(
     `done: step ${result.step}, loss ${result.loss.toFixed(4)}` +
       (result.valLoss !== undefined ? `, val_loss ${result.valLoss.toFixed(4)}` : "") + `; wrote ${out}`,

@@ -17,3 +17,6 @@ export * from "./trainer.ts";
 export * from "./safetensors.ts";
 export * from "./checkpoint.ts";
 export * from "./train_state.ts";
+export * from "./report.ts";
+export * from "./experiment.ts";
+export * from "./grow.ts";

@@ -1,0 +1,111 @@
+/**
+ * `deno task serve --run DIR [--port N] [--host H]`: the dashboard and API of a run folder,
+ * read-only, following a run that trains elsewhere. Also the `--serve [PORT]` / `--host` glue of
+ * `deno task train`, which serves the run being trained and lets it be stopped.
+ *
+ * @module
+ */
+import { basename, join } from "node:path";
+import { FileRun, LiveRun, type Metrics, METRICS_FILE, readMetricsFile, serveRun } from "@inheritune/server";
+import { intFlag, parseFlags, stringFlag, UsageError } from "./_flags.ts";
+
+/** The port `--serve` without a value listens on. */
+export const DEFAULT_PORT = 8000;
+
+/** The flags `deno task train` takes for serving. */
+export const SERVE_FLAGS = {
+  serve: { type: "string" },
+  host: { type: "string" },
+} as const;
+
+/**
+ * Gives a bare `--serve` (last, or followed by another flag) the default port, since parseArgs has
+ * no optional values: `--serve`, `--serve 9000` and `--serve=9000` all work.
+ */
+export function withServeDefault(args: string[]): string[] {
+  return args.map((a, i) =>
+    a === "--serve" && (i === args.length - 1 || args[i + 1].startsWith("-")) ? `--serve=${DEFAULT_PORT}` : a
+  );
+}
+
+function portFlag(value: unknown, name: string): number {
+  return intFlag(value, name, { fallback: DEFAULT_PORT, min: 0, max: 65535 });
+}
+
+/** What `train --serve` hooks into the training loop; without `--serve`, hooks that do nothing. */
+export interface TrainingServer {
+  /** Pass as the trainer's `onMetrics` (after any other printer). */
+  onMetrics(m: Metrics): void;
+  /** Pass as the trainer's `signal`: aborted by `POST /api/stop`. */
+  signal?: AbortSignal;
+  /** Marks the run finished or failed when `training` settles, then shuts the server down. */
+  track<T>(training: Promise<T>): Promise<T>;
+}
+
+/** What the live dashboard shows of the run besides its metrics. */
+export interface TrainingRun {
+  /** Output folder. */
+  out: string;
+  /** Model configuration. */
+  config: object;
+  /** The GPU adapter's description. */
+  device: string;
+  /** Steps the run trains to. */
+  steps: number;
+  /** Whether the run continues `out` (its earlier metrics are shown too). */
+  resume: boolean;
+}
+
+/** Starts the live server when `--serve` was given and prints its address and stop token. */
+export async function serveTraining(
+  f: { serve?: unknown; host?: unknown },
+  run: TrainingRun,
+): Promise<TrainingServer> {
+  if (f.serve === undefined) {
+    if (f.host !== undefined) throw new UsageError("--host needs --serve");
+    return { onMetrics: () => {}, track: (training) => training };
+  }
+  const port = portFlag(f.serve, "serve");
+  const hostname = f.host === undefined ? "127.0.0.1" : stringFlag(f.host, "host");
+  const live = new LiveRun({
+    name: basename(run.out),
+    config: { ...run.config },
+    device: run.device,
+    totalSteps: run.steps,
+    history: run.resume ? await readMetricsFile(join(run.out, METRICS_FILE)) : [],
+  });
+  const server = serveRun(live, { port, hostname });
+  console.log(
+    `serving ${server.url} (stop: curl -X POST -H "Authorization: Bearer ${server.token}" ${server.url}api/stop)`,
+  );
+  return {
+    onMetrics: live.record,
+    signal: live.signal,
+    async track(training) {
+      try {
+        const result = await training;
+        live.finish();
+        return result;
+      } catch (e) {
+        live.fail(e);
+        throw e;
+      } finally {
+        await server.close();
+      }
+    },
+  };
+}
+
+/** Runs the command with its flags. */
+export async function main(args: string[]): Promise<void> {
+  const f = parseFlags(args, { run: { type: "string" }, port: { type: "string" }, host: { type: "string" } });
+  const dir = stringFlag(f.run, "run");
+  const run = await FileRun.open(dir);
+  const server = serveRun(run, {
+    port: portFlag(f.port, "port"),
+    hostname: f.host === undefined ? "127.0.0.1" : stringFlag(f.host, "host"),
+    token: null,
+  });
+  console.log(`serving ${dir} read-only at ${server.url} (Ctrl-C to quit)`);
+  await server.finished;
+}

@@ -1,0 +1,27 @@
+/**
+ * Token data for Inheritune: tokenizers, streaming preparation of llm.c token shards from text,
+ * memory-mapped shard reading, and a batch sampler with precise, reproducible subsets.
+ *
+ * ```ts
+ * import { BatchSampler, getTokenizer, openDataset, prepare } from "@inheritune/data";
+ *
+ * await prepare({ inputs: ["brown"], out: "runs/data/brown" });
+ * using data = await openDataset("runs/data/brown", { vocabSize: 50257 });
+ * const sampler = new BatchSampler(data.split("train"), {
+ *   B: 8, T: 256, shuffle: true, seed: 1, subset: { fraction: 0.1 },
+ * });
+ * const steps = sampler.stepsForEpochs(3); // "10% of the data for 3 epochs"
+ * const { inputs, targets, epoch } = sampler.next(); // (B,T) each
+ * const text = (await getTokenizer("gpt2")).decode(inputs.subarray(0, 256));
+ * ```
+ *
+ * @module
+ */
+export * from "./corpus.ts";
+export * from "./dataset.ts";
+export * from "./errors.ts";
+export * from "./meta.ts";
+export * from "./prepare.ts";
+export * from "./sampler.ts";
+export * from "./shard.ts";
+export * from "./tokenizer.ts";

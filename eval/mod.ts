@@ -1,0 +1,33 @@
+/**
+ * Evaluation of trained models, offline: validation loss, perplexity and bits per byte; zero-shot
+ * multiple-choice and final-word tasks scored by log-likelihood on the GPU (HellaSwag, PIQA, ARC,
+ * WinoGrande and LAMBADA JSONL, a plain form, and a seeded cloze task built from held-out text);
+ * comparison tables.
+ *
+ * ```ts
+ * import { buildClozeFromSplit, evaluateModel, formatText, reportTable } from "@inheritune/eval";
+ * import { loadModel } from "@inheritune/core";
+ * import { getTokenizer, openDataset } from "@inheritune/data";
+ *
+ * using data = await openDataset("runs/data/brown-bytes");
+ * const val = data.split("val");
+ * const tokenizer = await getTokenizer(data.meta!.tokenizer);
+ * const cloze = buildClozeFromSplit(val, tokenizer, { seed: 1 });
+ * const report = await evaluateModel(
+ *   { name: "runs/small", ...await loadModel("runs/small") },
+ *   { text: { source: val, tokenizer }, tasks: [cloze] },
+ * );
+ * console.log(formatText(reportTable([report])));
+ * ```
+ *
+ * @module
+ */
+export * from "./tasks.ts";
+export * from "./cloze.ts";
+export * from "./greedy.ts";
+export * from "./scorer.ts";
+export * from "./text.ts";
+export * from "./zero_shot.ts";
+export * from "./evaluate.ts";
+export * from "./report.ts";
+export * from "./diagnostics.ts";

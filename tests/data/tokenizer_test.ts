@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { DataError, getTokenizer, GPT2_EOT, TOKENIZER_NAMES } from "@inheritune/data";
+import { assertRejects } from "../_assert.ts";
+
+Deno.test("gpt2 tokenizer gives GPT-2's ids and vocabulary", async () => {
+  const gpt2 = await getTokenizer("gpt2");
+  assert.equal(gpt2.vocabSize, 50257);
+  assert.equal(gpt2.eotToken, 50256);
+  assert.equal(GPT2_EOT, 50256);
+  assert.deepEqual(gpt2.encode("Hello world"), [15496, 995]);
+  assert.deepEqual(gpt2.encode(" the"), [262]);
+  assert.equal(gpt2.decode([15496, 995]), "Hello world");
+});
+
+Deno.test("gpt2 tokenizer round-trips text and treats a literal <|endoftext|> as plain text", async () => {
+  const gpt2 = await getTokenizer("gpt2");
+  const text = "Héllo, wörld! 你好 🙂\n\n  tabs\tand <|endoftext|> stays text.";
+  const ids = gpt2.encode(text);
+  assert.ok(!ids.includes(GPT2_EOT));
+  assert.equal(gpt2.decode(ids), text);
+});
+
+Deno.test("bytes tokenizer is one token per UTF-8 byte", async () => {
+  const bytes = await getTokenizer("bytes");
+  assert.equal(bytes.vocabSize, 256);
+  assert.equal(bytes.eotToken, undefined);
+  assert.deepEqual(bytes.encode("aé"), [0x61, 0xc3, 0xa9]);
+  assert.equal(bytes.decode([0x61, 0xc3, 0xa9]), "aé");
+  assert.equal(bytes.decode([0xff]), "\ufffd");
+});
+
+Deno.test("unknown tokenizer names are a DataError listing the known ones", async () => {
+  assert.deepEqual([...TOKENIZER_NAMES].sort(), ["bytes", "gpt2"]);
+  const e = await assertRejects(() => getTokenizer("llama"), /unknown tokenizer "llama"; known: gpt2, bytes/);
+  assert.ok(e instanceof DataError);
+});
