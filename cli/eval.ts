@@ -126,7 +126,12 @@ export async function main(args: string[]): Promise<void> {
         maxTokens,
         limit,
         gpu,
-        onSkip: (task, p) => console.error(`${task} line ${p.line}: ${p.message}; skipped`),
+        onSkip: (task, skipped) => {
+          const [first] = skipped;
+          console.error(
+            `${task}: ${skipped.length} items skipped for ${path}, e.g. line ${first.line}: ${first.message}`,
+          );
+        },
       }),
     );
   }

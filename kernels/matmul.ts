@@ -12,7 +12,15 @@
  *
  * @module
  */
-import { ELEMENTWISE_WG, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
+import {
+  ELEMENTWISE_WG,
+  type Gpu,
+  GpuError,
+  type Recorder,
+  requireLength,
+  Uniforms,
+  type View,
+} from "./device.ts";
 
 /** Arguments of {@linkcode matmul}. */
 export interface MatmulArgs {
@@ -36,78 +44,167 @@ export interface MatmulArgs {
   transB?: boolean;
   /** Add into C instead of overwriting it. */
   accumulate?: boolean;
+  /** Register blocking for {@linkcode matmul}; defaults to {@linkcode matmulBlocking} of the GPU. */
+  blocking?: MatmulBlocking;
 }
 
-// Tiling: a workgroup of 16x16 threads computes a 64x64 tile of C, each thread a 4x4 block held
-// in registers; A and B stream through workgroup memory 16 columns of K at a time.
-const TILE = 64;
-const TILE_K = 16;
-const THREADS = 16;
+/**
+ * How {@linkcode matmul} splits C: each invocation keeps a `rows x cols` block of C in registers,
+ * and a workgroup holds `workgroup[0] x workgroup[1]` invocations (x along N, y along M).
+ */
+export interface MatmulBlocking {
+  /** Rows of C per invocation (a multiple of 4). */
+  rows: number;
+  /** Columns of C per invocation (a multiple of 4). */
+  cols: number;
+  /** Invocations per workgroup along N and along M. */
+  workgroup: [number, number];
+}
 
-function tiledCode(transA: boolean, transB: boolean, bias: boolean, accumulate: boolean): string {
-  const aAt = transA ? "a[k * p.M + m]" : "a[m * p.K + k]";
-  const bAt = transB ? "b[n * p.K + k]" : "b[k * p.N + n]";
-  return /* wgsl */ `
-struct P { M: u32, N: u32, K: u32 }
-@group(0) @binding(0) var<storage, read_write> c: array<f32>;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-${bias ? "@group(0) @binding(3) var<storage, read> bias: array<f32>;" : ""}
-@group(0) @binding(${bias ? 4 : 3}) var<uniform> p: P;
+/**
+ * The blocking {@linkcode matmul} uses on `gpu` unless told otherwise.
+ *
+ * On a CPU (fallback) adapter such as llvmpipe every invocation-level load, from storage or
+ * workgroup memory alike, is a scalar loop over the SIMD lanes (~20-40 cycles per element),
+ * while registers are cheap: so big register blocks, one SIMD group per workgroup, and no
+ * staging through workgroup memory (it would add a load and a store per element). On a GPU,
+ * 8x8 blocks in 16x16 workgroups give 128x128 tiles whose vec4 loads are coalesced along N and
+ * shared along M through the cache.
+ */
+export function matmulBlocking(gpu: Gpu): MatmulBlocking {
+  if (gpu.isFallback) return { rows: 16, cols: 16, workgroup: [8, 1] };
+  const side = gpu.limits.maxComputeInvocationsPerWorkgroup >= 256 ? 16 : 8;
+  return { rows: 8, cols: 8, workgroup: [side, side] };
+}
 
-var<workgroup> As: array<array<f32, ${TILE}>, ${TILE_K}>; // As[k][m]
-var<workgroup> Bs: array<array<f32, ${TILE}>, ${TILE_K}>; // Bs[k][n]
+interface BlockedVariant {
+  blocking: MatmulBlocking;
+  transA: boolean;
+  transB: boolean;
+  bias: boolean;
+  accumulate: boolean;
+  /** K advances 4 at a time (K % 4 == 0). */
+  k4: boolean;
+  /** A is read as vec4 along its contiguous dimension. */
+  aVec: boolean;
+  /** B is read as vec4 along its contiguous dimension. */
+  bVec: boolean;
+}
 
-@compute @workgroup_size(${THREADS}, ${THREADS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-  let m0 = wid.y * ${TILE}u;
-  let n0 = wid.x * ${TILE}u;
-  var acc: array<array<f32, 4>, 4>;
-  for (var k0 = 0u; k0 < p.K; k0 += ${TILE_K}u) {
-    // 256 threads load 1024 elements of each tile, 4 each.
-    for (var i = 0u; i < 4u; i++) {
-      let e = li + i * 256u;
-      let kk = e % ${TILE_K}u;
-      let rr = e / ${TILE_K}u;
-      let k = k0 + kk;
-      let m = m0 + rr;
-      let n = n0 + rr;
-      var av = 0.0;
-      if (m < p.M && k < p.K) { av = ${aAt}; }
-      As[kk][rr] = av;
-      var bv = 0.0;
-      if (n < p.N && k < p.K) { bv = ${bAt}; }
-      Bs[kk][rr] = bv;
+const XYZW = "xyzw";
+
+// The whole register block is unrolled into named variables: llvmpipe spills dynamically
+// indexed private arrays to memory through the same slow per-lane path as buffer loads. Loads
+// use clamped indices so the K loop has no divergent branches; out-of-range rows and columns
+// compute garbage that the final store skips.
+function blockedCode(v: BlockedVariant): string {
+  const { rows: TM, cols: TN, workgroup: [WX, WY] } = v.blocking;
+  const KS = v.k4 ? 4 : 1;
+  const pre: string[] = [];
+  const body: string[] = [];
+  const aAt: string[][] = []; // aAt[i][kk]: A(m0+i, k+kk)
+  const bAt: string[][] = []; // bAt[kk][j4]: vec4 of B(k+kk, n0+4*j4 .. +3)
+  for (let i = 0; i < TM; i++) pre.push(`let mi${i} = min(m0 + ${i}u, p.M - 1u);`);
+  for (let j = 0; j < TN; j++) pre.push(`let nj${j} = min(n0 + ${j}u, p.N - 1u);`);
+  if (!v.transA && v.aVec) {
+    for (let i = 0; i < TM; i++) {
+      body.push(`let av${i} = a[mi${i} * (p.K / 4u) + k / 4u];`);
+      aAt.push([0, 1, 2, 3].map((kk) => `av${i}.${XYZW[kk]}`));
     }
-    workgroupBarrier();
-    for (var kk = 0u; kk < ${TILE_K}u; kk++) {
-      var ar: array<f32, 4>;
-      var br: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        ar[i] = As[kk][lid.y + i * ${THREADS}u];
-        br[i] = Bs[kk][lid.x + i * ${THREADS}u];
+  } else if (v.transA && v.aVec) {
+    for (let kk = 0; kk < KS; kk++) {
+      for (let i4 = 0; i4 < TM / 4; i4++) {
+        body.push(`let av${kk}_${i4} = a[(k + ${kk}u) * (p.M / 4u) + mi${i4 * 4} / 4u];`);
       }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) {
-          acc[i][j] = fma(ar[i], br[j], acc[i][j]);
+    }
+    for (let i = 0; i < TM; i++) {
+      aAt.push(Array.from({ length: KS }, (_, kk) => `av${kk}_${i >> 2}.${XYZW[i & 3]}`));
+    }
+  } else {
+    for (let i = 0; i < TM; i++) {
+      aAt.push(Array.from({ length: KS }, (_, kk) => {
+        body.push(
+          `let a${i}_${kk} = a[${v.transA ? `(k + ${kk}u) * p.M + mi${i}` : `mi${i} * p.K + k + ${kk}u`}];`,
+        );
+        return `a${i}_${kk}`;
+      }));
+    }
+  }
+  if (!v.transB && v.bVec) {
+    for (let kk = 0; kk < KS; kk++) {
+      bAt.push(Array.from({ length: TN / 4 }, (_, j4) => {
+        body.push(`let bv${kk}_${j4} = b[(k + ${kk}u) * (p.N / 4u) + nj${j4 * 4} / 4u];`);
+        return `bv${kk}_${j4}`;
+      }));
+    }
+  } else {
+    const el: string[][] = []; // el[kk][j]
+    for (let kk = 0; kk < KS; kk++) el.push([]);
+    for (let j = 0; j < TN; j++) {
+      if (v.transB && v.bVec) {
+        body.push(`let bt${j} = b[nj${j} * (p.K / 4u) + k / 4u];`);
+        for (let kk = 0; kk < KS; kk++) el[kk].push(`bt${j}.${XYZW[kk]}`);
+      } else {
+        for (let kk = 0; kk < KS; kk++) {
+          body.push(
+            `let b${kk}_${j} = b[${v.transB ? `nj${j} * p.K + k + ${kk}u` : `(k + ${kk}u) * p.N + nj${j}`}];`,
+          );
+          el[kk].push(`b${kk}_${j}`);
         }
       }
     }
-    workgroupBarrier();
-  }
-  for (var i = 0u; i < 4u; i++) {
-    let m = m0 + lid.y + i * ${THREADS}u;
-    if (m >= p.M) { continue; }
-    for (var j = 0u; j < 4u; j++) {
-      let n = n0 + lid.x + j * ${THREADS}u;
-      if (n >= p.N) { continue; }
-      var v = acc[i][j];
-      ${bias ? "v += bias[n];" : ""}
-      ${accumulate ? "v += c[m * p.N + n];" : ""}
-      c[m * p.N + n] = v;
+    for (let kk = 0; kk < KS; kk++) {
+      bAt.push(
+        Array.from({ length: TN / 4 }, (_, j4) => `vec4(${el[kk].slice(j4 * 4, j4 * 4 + 4).join(", ")})`),
+      );
     }
   }
+  for (let kk = 0; kk < KS; kk++) {
+    for (let j4 = 0; j4 < TN / 4; j4++) {
+      if (bAt[kk][j4].startsWith("vec4(")) {
+        body.push(`let bb${kk}_${j4} = ${bAt[kk][j4]};`);
+        bAt[kk][j4] = `bb${kk}_${j4}`;
+      }
+    }
+  }
+  for (let i = 0; i < TM; i++) {
+    for (let j4 = 0; j4 < TN / 4; j4++) pre.push(`var c${i}_${j4} = vec4<f32>();`);
+    for (let kk = 0; kk < KS; kk++) {
+      for (let j4 = 0; j4 < TN / 4; j4++) {
+        body.push(`c${i}_${j4} = fma(vec4(${aAt[i][kk]}), ${bAt[kk][j4]}, c${i}_${j4});`);
+      }
+    }
+  }
+  const store: string[] = [];
+  for (let i = 0; i < TM; i++) {
+    store.push(`if (m0 + ${i}u < p.M) {`);
+    for (let j = 0; j < TN; j++) {
+      const at = `(m0 + ${i}u) * p.N + n0 + ${j}u`;
+      let val = `c${i}_${j >> 2}.${XYZW[j & 3]}`;
+      if (v.bias) val += ` + bias[n0 + ${j}u]`;
+      if (v.accumulate) val += ` + c[${at}]`;
+      store.push(`  if (n0 + ${j}u < p.N) { c[${at}] = ${val}; }`);
+    }
+    store.push(`}`);
+  }
+  const elem = (vec: boolean) => (vec ? "vec4<f32>" : "f32");
+  return /* wgsl */ `
+struct P { M: u32, N: u32, K: u32 }
+@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<${elem(v.aVec)}>;
+@group(0) @binding(2) var<storage, read> b: array<${elem(v.bVec)}>;
+${v.bias ? "@group(0) @binding(3) var<storage, read> bias: array<f32>;" : ""}
+@group(0) @binding(${v.bias ? 4 : 3}) var<uniform> p: P;
+
+@compute @workgroup_size(${WX}, ${WY})
+fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let m0 = g.y * ${TM}u;
+  let n0 = g.x * ${TN}u;
+  ${pre.join("\n  ")}
+  for (var k = 0u; k < p.K; k += ${KS}u) {
+    ${body.join("\n    ")}
+  }
+  ${store.join("\n  ")}
 }`;
 }
 
@@ -119,18 +216,38 @@ function checkMatmul(args: MatmulArgs): void {
   if (args.bias) requireLength(args.bias, N, `matmul bias (N=${N})`);
 }
 
-/** Records `C = op(A)·op(B) [+ bias] [+ C]` with the register-tiled kernel. */
+/**
+ * Records `C = op(A)·op(B) [+ bias] [+ C]` with the register-blocked kernel, using
+ * `args.blocking` or else {@linkcode matmulBlocking} of the recorder's GPU. Operands whose
+ * contiguous dimension is a multiple of 4 are read as vec4.
+ */
 export function matmul(rec: Recorder, args: MatmulArgs): void {
   checkMatmul(args);
   const { M, N, K } = args;
-  const code = tiledCode(!!args.transA, !!args.transB, !!args.bias, !!args.accumulate);
+  const transA = !!args.transA;
+  const transB = !!args.transB;
+  const blocking = args.blocking ?? matmulBlocking(rec.gpu);
+  if (blocking.rows % 4 !== 0 || blocking.cols % 4 !== 0) {
+    throw new GpuError(`matmul blocking ${blocking.rows}x${blocking.cols} is not a multiple of 4`);
+  }
+  const code = blockedCode({
+    blocking,
+    transA,
+    transB,
+    bias: !!args.bias,
+    accumulate: !!args.accumulate,
+    k4: K % 4 === 0,
+    aVec: transA ? M % 4 === 0 : K % 4 === 0,
+    bVec: transB ? K % 4 === 0 : N % 4 === 0,
+  });
   const views = [args.out, args.a, args.b];
   if (args.bias) views.push(args.bias);
+  const [wx, wy] = blocking.workgroup;
   rec.dispatch({
     code,
     views,
     uniforms: new Uniforms().u32(M).u32(N).u32(K),
-    groups: [Math.ceil(N / TILE), Math.ceil(M / TILE)],
+    groups: [Math.ceil(N / (blocking.cols * wx)), Math.ceil(M / (blocking.rows * wy))],
   });
 }
 
@@ -224,7 +341,15 @@ export interface LinearForwardArgs {
 
 /** Records `Y = X·W + b`. */
 export function linearForward(rec: Recorder, args: LinearForwardArgs): void {
-  matmul(rec, { out: args.out, a: args.inp, b: args.weight, bias: args.bias, M: args.M, N: args.N, K: args.K });
+  matmul(rec, {
+    out: args.out,
+    a: args.inp,
+    b: args.weight,
+    bias: args.bias,
+    M: args.M,
+    N: args.N,
+    K: args.K,
+  });
 }
 
 /** Arguments of {@linkcode linearBackward}. */
@@ -253,9 +378,27 @@ export interface LinearBackwardArgs {
 export function linearBackward(rec: Recorder, args: LinearBackwardArgs): void {
   const { M, K, N } = args;
   if (args.dinp) {
-    matmul(rec, { out: args.dinp, a: args.dout, b: args.weight, M, N: K, K: N, transB: true, accumulate: true });
+    matmul(rec, {
+      out: args.dinp,
+      a: args.dout,
+      b: args.weight,
+      M,
+      N: K,
+      K: N,
+      transB: true,
+      accumulate: true,
+    });
   }
-  matmul(rec, { out: args.dweight, a: args.inp, b: args.dout, M: K, N, K: M, transA: true, accumulate: true });
+  matmul(rec, {
+    out: args.dweight,
+    a: args.inp,
+    b: args.dout,
+    M: K,
+    N,
+    K: M,
+    transA: true,
+    accumulate: true,
+  });
   if (args.dbias) biasBackward(rec, { dbias: args.dbias, dout: args.dout, M, N });
 }
 

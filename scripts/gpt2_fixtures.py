@@ -24,10 +24,11 @@ import struct
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from gpt2_torch import GPT, config
 
 L, NH, C, V, MAX_T = 2, 2, 32, 67, 16
+CFG = config(L, NH, C, V, MAX_T)
 B, T = 3, 16
 SEED = 1234
 LR, BETAS, EPS, WEIGHT_DECAY = 1e-3, (0.9, 0.95), 1e-8, 0.1
@@ -40,76 +41,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "
 
 
 # ---------------------------------------------------------------------------------------------
-# The model: nanoGPT-style modules named after Hugging Face's GPT-2 tensors.
-
-
-class Conv1D(nn.Module):
-    """Hugging Face's linear layer: weight [in, out], y = x @ W + b."""
-
-    def __init__(self, n_in, n_out):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(n_in, n_out))
-        self.bias = nn.Parameter(torch.zeros(n_out))
-
-    def forward(self, x):
-        return x @ self.weight + self.bias
-
-
-class Attention(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c_attn = Conv1D(C, 3 * C)
-        self.c_proj = Conv1D(C, C)
-
-    def forward(self, x):
-        b, t, _ = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)
-        q, k, v = (z.view(b, t, NH, C // NH).transpose(1, 2) for z in (q, k, v))  # (B,NH,T,hs)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // NH)
-        causal = torch.ones(t, t, dtype=torch.bool).tril()
-        att = att.masked_fill(~causal, float("-inf")).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(b, t, C)
-        return self.c_proj(y)
-
-
-class Mlp(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.c_fc = Conv1D(C, 4 * C)
-        self.c_proj = Conv1D(4 * C, C)
-
-    def forward(self, x):
-        return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
-
-
-class Block(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(C, eps=1e-5)
-        self.attn = Attention()
-        self.ln_2 = nn.LayerNorm(C, eps=1e-5)
-        self.mlp = Mlp()
-
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-
-class GPT(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.wte = nn.Embedding(V, C)
-        self.wpe = nn.Embedding(MAX_T, C)
-        self.h = nn.ModuleList(Block() for _ in range(L))
-        self.ln_f = nn.LayerNorm(C, eps=1e-5)
-
-    def forward(self, tokens, targets):
-        t = tokens.shape[1]
-        x = self.wte(tokens) + self.wpe(torch.arange(t))
-        for block in self.h:
-            x = block(x)
-        logits = self.ln_f(x) @ self.wte.weight.T  # tied LM head
-        return logits, F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1))
+# The model (scripts/gpt2_torch.py), initialised as GPT-2, plus noise on biases and LayerNorms.
 
 
 def init_weights(model):
@@ -162,7 +94,7 @@ def read_safetensors(path):
 def main():
     torch.manual_seed(SEED)
     torch.use_deterministic_algorithms(True)
-    model = GPT()
+    model = GPT(CFG)
     init_weights(model)
     params = dict(model.named_parameters())
     initial = {n: p.detach().clone() for n, p in params.items()}
@@ -270,7 +202,7 @@ def check(model_path, expected_path, initial, expected, tokens, targets):
     for n, t in expected.items():
         assert np.array_equal(back[n], t.detach().numpy()), n
 
-    model = GPT().double()
+    model = GPT(CFG).double()
     params = dict(model.named_parameters())
     with torch.no_grad():
         for n, p in params.items():

@@ -2,18 +2,27 @@ import { assertThrows } from "../_assert.ts";
 import {
   biasBackward,
   biasBackwardCpu,
+  createView,
   getGpu,
   linearBackward,
   matmul,
+  type MatmulBlocking,
+  matmulBlocking,
   matmulCpu,
+  matmulNaive,
   read,
   Recorder,
   upload,
-  createView,
+  type View,
+  write,
 } from "@inheritune/kernels";
 import { assertClose, numericGrad, rand } from "../_util.ts";
 
-const SHAPES: [number, number, number][] = [[7, 13, 33], [1, 1, 1], [64, 64, 64], [65, 130, 17], [3, 200, 70]];
+const SHAPES: [number, number, number][] = [[7, 13, 33], [1, 1, 1], [64, 64, 64], [65, 130, 17], [
+  3,
+  200,
+  70,
+]];
 
 for (const transA of [false, true]) {
   for (const transB of [false, true]) {
@@ -93,9 +102,141 @@ Deno.test("matmul rejects buffers too small for the shape before dispatching", a
   const gpu = await getGpu();
   const rec = new Recorder(gpu);
   assertThrows(
-    () => matmul(rec, { out: createView(gpu, 6), a: createView(gpu, 6), b: createView(gpu, 5), M: 2, N: 3, K: 3 }),
+    () =>
+      matmul(rec, {
+        out: createView(gpu, 6),
+        a: createView(gpu, 6),
+        b: createView(gpu, 5),
+        M: 2,
+        N: 3,
+        K: 3,
+      }),
     /matmul b \(K=3, N=3\): needs 9 elements, buffer has 5/,
   );
-  assertThrows(() => matmul(rec, { out: createView(gpu, 1), a: createView(gpu, 1), b: createView(gpu, 1), M: 1.5, N: 1, K: 1 }), /invalid/);
+  assertThrows(
+    () =>
+      matmul(rec, {
+        out: createView(gpu, 1),
+        a: createView(gpu, 1),
+        b: createView(gpu, 1),
+        M: 1.5,
+        N: 1,
+        K: 1,
+      }),
+    /invalid/,
+  );
   if (rec.length !== 0) throw new Error("a rejected call recorded a dispatch");
+});
+
+// Dimensions that are multiples of 4 take the vec4 loads; mixed ones take vec4 on one operand only.
+const VEC_SHAPES: [number, number, number][] = [[12, 20, 8], [4, 8, 36], [20, 7, 12], [9, 16, 5], [
+  33,
+  36,
+  40,
+], [7, 13, 33]];
+
+/** Blockings the adapter may pick, with the shapes each is checked on (big blocks compile slowly on llvmpipe). */
+const BLOCKINGS: [MatmulBlocking, [number, number, number][]][] = [
+  [{ rows: 16, cols: 16, workgroup: [8, 1] }, [[12, 20, 8]]],
+  [{ rows: 8, cols: 8, workgroup: [16, 16] }, VEC_SHAPES],
+  [{ rows: 4, cols: 8, workgroup: [4, 2] }, VEC_SHAPES],
+];
+
+for (const [blocking, shapes] of BLOCKINGS) {
+  Deno.test(`matmul with ${blocking.rows}x${blocking.cols} blocks matches CPU for all transposes on vec4 and odd shapes`, async () => {
+    const gpu = await getGpu();
+    for (const [M, N, K] of shapes) {
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const a = rand(M * K, M + 11 * K, 1);
+          const b = rand(K * N, N + 13 * K, 1);
+          const bias = rand(N, 17, 1);
+          const c0 = rand(M * N, 19, 1);
+          const out = upload(gpu, c0);
+          const rec = new Recorder(gpu);
+          matmul(rec, {
+            out,
+            a: upload(gpu, a),
+            b: upload(gpu, b),
+            bias: upload(gpu, bias),
+            M,
+            N,
+            K,
+            transA,
+            transB,
+            accumulate: true,
+            blocking,
+          });
+          rec.submit();
+          const want = matmulCpu(a, b, { M, N, K, transA, transB, bias, c: c0 });
+          assertClose(await read(gpu, out), want, 1e-4, `matmul ${M}x${N}x${K} tA=${transA} tB=${transB}`);
+        }
+      }
+    }
+  });
+}
+
+Deno.test("matmul reads and writes views that start inside their buffers", async () => {
+  const gpu = await getGpu();
+  const skip = gpu.limits.minStorageBufferOffsetAlignment / 4;
+  const inside = (data: Float32Array): View => {
+    const whole = createView(gpu, skip + data.length + 3);
+    const view = { buffer: whole.buffer, offset: skip, length: data.length };
+    write(gpu, view, data);
+    return view;
+  };
+  for (const [M, N, K] of [[8, 12, 16], [5, 7, 9]]) {
+    const a = rand(M * K, 21);
+    const b = rand(K * N, 22);
+    const c0 = rand(M * N, 23);
+    const out = inside(c0);
+    const rec = new Recorder(gpu);
+    matmul(rec, { out, a: inside(a), b: inside(b), M, N, K, transB: true, accumulate: true });
+    rec.submit();
+    const got = await read(gpu, out);
+    assertClose(got, matmulCpu(a, b, { M, N, K, transB: true, c: c0 }), 1e-4, `offset views ${M}x${N}x${K}`);
+  }
+});
+
+Deno.test("matmul default blocking fits the adapter limits", async () => {
+  const gpu = await getGpu();
+  const { rows, cols, workgroup } = matmulBlocking(gpu);
+  if (rows % 4 !== 0 || cols % 4 !== 0) throw new Error(`blocking ${rows}x${cols} not a multiple of 4`);
+  if (workgroup[0] * workgroup[1] > gpu.limits.maxComputeInvocationsPerWorkgroup) {
+    throw new Error(`workgroup ${workgroup.join("x")} exceeds the adapter limit`);
+  }
+});
+
+Deno.test("matmul naive baseline matches CPU for all transposes", async () => {
+  const gpu = await getGpu();
+  const [M, N, K] = [9, 17, 6];
+  for (const transA of [false, true]) {
+    for (const transB of [false, true]) {
+      const a = rand(M * K, 31);
+      const b = rand(K * N, 32);
+      const out = createView(gpu, M * N);
+      const rec = new Recorder(gpu);
+      matmulNaive(rec, { out, a: upload(gpu, a), b: upload(gpu, b), M, N, K, transA, transB });
+      rec.submit();
+      assertClose(await read(gpu, out), matmulCpu(a, b, { M, N, K, transA, transB }), 1e-4, "naive");
+    }
+  }
+});
+
+Deno.test("matmul rejects a blocking that is not a multiple of 4", async () => {
+  const gpu = await getGpu();
+  const v = createView(gpu, 4);
+  assertThrows(
+    () =>
+      matmul(new Recorder(gpu), {
+        out: v,
+        a: v,
+        b: v,
+        M: 2,
+        N: 2,
+        K: 2,
+        blocking: { rows: 6, cols: 4, workgroup: [8, 1] },
+      }),
+    /not a multiple of 4/,
+  );
 });

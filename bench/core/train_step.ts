@@ -1,0 +1,117 @@
+/**
+ * Times whole GPT-2 training steps (forward, backward, AdamW; one submission each) and prints
+ * tokens/s and the process's peak memory. On the software adapter every GPU buffer lives in this
+ * process, so its peak resident set (VmHWM) is the step's peak memory.
+ *
+ *   deno run -A bench/core/train_step.ts tiny|124m [--steps N] [--batch B] [--json]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { getGpu, Recorder, write } from "@inheritune/kernels";
+import { AdamW, GPT2, GPT2_124M, type GPTConfig, initParams } from "@inheritune/core";
+
+/** The benchmark configurations of issue 8. */
+export const CONFIGS: Record<string, { config: GPTConfig; B: number }> = {
+  tiny: {
+    config: {
+      n_layer: 4,
+      n_head: 4,
+      n_embd: 128,
+      vocab_size: 256,
+      n_positions: 128,
+      layer_norm_epsilon: 1e-5,
+    },
+    B: 8,
+  },
+  "124m": { config: GPT2_124M, B: 4 },
+};
+
+/** Peak resident memory of this process in bytes (Linux), or NaN. */
+export function peakMemory(): number {
+  try {
+    const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Result of {@linkcode benchTrainStep}. */
+export interface StepBench {
+  /** Configuration name. */
+  name: string;
+  /** Batch shape. */
+  B: number;
+  /** Context. */
+  T: number;
+  /** Mean seconds per step (after one warm-up step). */
+  seconds: number;
+  /** Tokens per second. */
+  tokens_per_s: number;
+  /** Peak resident memory of the process, bytes. */
+  peak_bytes: number;
+  /** Adapter. */
+  device: string;
+}
+
+/** Runs `steps` timed training steps of configuration `name` after one warm-up step. */
+export async function benchTrainStep(
+  name: string,
+  options: { steps?: number; B?: number } = {},
+): Promise<StepBench> {
+  const entry = CONFIGS[name];
+  if (!entry) throw new Error(`unknown configuration ${name}: use ${Object.keys(CONFIGS).join(", ")}`);
+  const { config } = entry;
+  const B = options.B ?? entry.B, T = config.n_positions;
+  const gpu = await getGpu();
+  const model = GPT2.create(gpu, config, initParams(config, 1), { B, T, training: true });
+  const opt = new AdamW(model);
+  const tokens = Uint32Array.from({ length: B * T }, (_, i) => (i * 7919) % config.vocab_size);
+  write(gpu, model.tokens, tokens);
+  write(gpu, model.targets, tokens.map((t) => (t + 1) % config.vocab_size));
+  const rec = new Recorder(gpu);
+  model.recordZeroGrads(rec);
+  model.recordForward(rec);
+  model.recordBackward(rec, 1 / (B * T));
+  opt.record(rec, model);
+  const step = async (): Promise<void> => {
+    opt.prepare(1e-4);
+    rec.submit();
+    await gpu.device.queue.onSubmittedWorkDone();
+  };
+  await step();
+  const steps = options.steps ?? 3;
+  const t0 = performance.now();
+  for (let i = 0; i < steps; i++) await step();
+  const seconds = (performance.now() - t0) / 1000 / steps;
+  model.destroy();
+  return {
+    name,
+    B,
+    T,
+    seconds,
+    tokens_per_s: (B * T) / seconds,
+    peak_bytes: peakMemory(),
+    device: gpu.description,
+  };
+}
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    options: { steps: { type: "string" }, batch: { type: "string" }, json: { type: "boolean" } },
+    allowPositionals: true,
+  });
+  const r = await benchTrainStep(positionals[0] ?? "tiny", {
+    steps: values.steps ? Number(values.steps) : undefined,
+    B: values.batch ? Number(values.batch) : undefined,
+  });
+  if (values.json) console.log(JSON.stringify(r));
+  else {
+    console.log(
+      `${r.name} B=${r.B} T=${r.T} on ${r.device}: ${r.seconds.toFixed(3)} s/step, ` +
+        `${r.tokens_per_s.toFixed(0)} tokens/s, peak memory ${(r.peak_bytes / 2 ** 20).toFixed(0)} MiB`,
+    );
+  }
+}

@@ -1,0 +1,106 @@
+"""PyTorch baseline for bench/compare_pytorch.ts: the same GPT-2 training step (forward, backward,
+clip at 1.0, AdamW) as bench/core/train_step.ts, or a square matmul, printed as one JSON line.
+
+    /usr/bin/python3 bench/torch_step.py step tiny|124m [--batch B] [--steps N] [--device cpu|cuda] [--tf32]
+    /usr/bin/python3 bench/torch_step.py matmul N [--device cpu|cuda] [--tf32]
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from gpt2_torch import GPT, config  # noqa: E402
+
+CONFIGS = {
+    "tiny": (config(4, 4, 128, 256, 128), 8),
+    "124m": (config(12, 12, 768, 50257, 1024), 4),
+}
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_bytes(device):
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def bench_step(name, batch, steps, device):
+    cfg, default_b = CONFIGS[name]
+    b, t = batch or default_b, cfg.n_positions
+    torch.manual_seed(1)
+    model = GPT(cfg).to(device)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.02) if p.dim() == 2 else p.zero_()
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    other = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+        lr=1e-4, betas=(0.9, 0.95), eps=1e-8,
+    )
+    tokens = (torch.arange(b * t) * 7919 % cfg.vocab_size).view(b, t).to(device)
+    targets = (tokens + 1) % cfg.vocab_size
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        _, loss = model(tokens, targets)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sync(device)
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - start) / steps
+    return {"name": name, "B": b, "T": t, "seconds": seconds, "tokens_per_s": b * t / seconds,
+            "peak_bytes": peak_bytes(device)}
+
+
+def bench_matmul(n, device):
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    a @ b
+    sync(device)
+    reps, start = 0, time.perf_counter()
+    while reps < 3 or time.perf_counter() - start < 1.0:
+        a @ b
+        reps += 1
+    sync(device)
+    seconds = (time.perf_counter() - start) / reps
+    return {"n": n, "seconds": seconds, "gflops": 2 * n**3 / seconds / 1e9}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["step", "matmul"])
+    ap.add_argument("arg")
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tf32", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count())  # lavapipe uses every core too
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.allow_tf32 = args.tf32
+    if args.what == "step":
+        out = bench_step(args.arg, args.batch, args.steps, args.device)
+    else:
+        out = bench_matmul(int(args.arg), args.device)
+    out.update(device=args.device, tf32=args.tf32, threads=torch.get_num_threads(), torch=torch.__version__)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
