@@ -19,8 +19,6 @@ const COMMANDS: Record<string, Command> = {
   analyze: () => import("./cli/analyze.ts"),
 };
 
-const PLANNED: Record<string, string> = {};
-
 /** Error names that mean the user can fix the input: exit 2. */
 const USER_ERRORS = new Set([
   "UsageError",
@@ -43,11 +41,7 @@ async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   const load = name ? COMMANDS[name] : undefined;
   if (!load) {
-    if (name && PLANNED[name]) {
-      console.error(`inheritune ${name}: not yet built (${PLANNED[name]})`);
-      return 1;
-    }
-    const names = [...Object.keys(COMMANDS), ...Object.keys(PLANNED)].join(", ");
+    const names = Object.keys(COMMANDS).join(", ");
     console.error(`inheritune: unknown command ${JSON.stringify(name ?? "")}; commands: ${names}`);
     return 2;
   }
