@@ -7,3 +7,4 @@
 export * as kernels from "@inheritune/kernels";
 export * as core from "@inheritune/core";
 export * as data from "@inheritune/data";
+export * as evaluation from "@inheritune/eval";

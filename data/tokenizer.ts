@@ -42,6 +42,9 @@ const BYTES: Tokenizer = {
   },
 };
 
+/** GPT-2's token for the single byte 0xFF. */
+const FLUSH_TOKEN = 187;
+
 async function loadGpt2(): Promise<Tokenizer> {
   // Loaded on first use: the BPE ranks take ~90 ms and ~10 MB to build.
   const bpe = await import("gpt-tokenizer/encoding/r50k_base");
@@ -51,7 +54,13 @@ async function loadGpt2(): Promise<Tokenizer> {
     vocabSize: bpe.vocabularySize,
     eotToken: GPT2_EOT,
     encode: (text: string): number[] => bpe.encode(text, plain),
-    decode: (ids: Iterable<number>): string => bpe.decode(ids),
+    decode: (ids: Iterable<number>): string => {
+      // gpt-tokenizer decodes through one shared streaming TextDecoder, so a call ending inside a
+      // character would leak its bytes into the next call. Decoding the lone byte 0xFF (token
+      // 187, never valid UTF-8) flushes it: one U+FFFD for 0xFF, one more if bytes were pending.
+      const text = bpe.decode(ids);
+      return bpe.decode([FLUSH_TOKEN]).length > 1 ? text + "\uFFFD" : text;
+    },
   };
 }
 

@@ -34,3 +34,12 @@ Deno.test("unknown tokenizer names are a DataError listing the known ones", asyn
   const e = await assertRejects(() => getTokenizer("llama"), /unknown tokenizer "llama"; known: gpt2, bytes/);
   assert.ok(e instanceof DataError);
 });
+
+Deno.test("gpt2 decode calls are independent: a partial character never leaks into the next call", async () => {
+  const t = await getTokenizer("gpt2");
+  const ids = t.encode("日本");
+  assert.equal(t.decode(ids.slice(0, 1)), "\uFFFD");
+  assert.equal(t.decode(ids.slice(1, 2)), "\uFFFD");
+  assert.equal(t.decode(ids), "日本");
+  assert.equal(t.decode([15496, 995]), "Hello world");
+});

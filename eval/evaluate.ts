@@ -1,0 +1,123 @@
+/**
+ * One model's full evaluation: validation loss, perplexity and bits per byte, then every zero-shot
+ * task, each with a model instance shaped for it (validation at the requested context, tasks at
+ * the longest request's length, which keeps short cloze items cheap).
+ *
+ * @module
+ */
+import { type Checkpoint, GPT2, type GPTConfig } from "@inheritune/core";
+import { getGpu, type Gpu } from "@inheritune/kernels";
+import { DataError, getTokenizer, type Tokenizer, type TokenSource } from "@inheritune/data";
+import type { LineProblem, Task } from "./tasks.ts";
+import { evaluateText, retokenize, type TextResult } from "./text.ts";
+import { longestRequest, prepareTask, scoreTask, type TaskResult } from "./zero_shot.ts";
+
+/** Everything measured about one model. */
+export interface ModelReport {
+  /** The model's name (its path, for the CLI). */
+  model: string;
+  /** Parameter count. */
+  params: number;
+  /** Its architecture. */
+  config: GPTConfig;
+  /** Validation text metrics, when text was given. */
+  text?: TextResult;
+  /** One result per task, in the order given. */
+  tasks: TaskResult[];
+}
+
+/** Tokens per forward pass when the batch size is not given: B = max(1, ⌊8192 / T⌋). */
+const TOKENS_PER_BATCH = 8192;
+
+/** Options of {@linkcode evaluateModel}. */
+export interface EvaluateOptions {
+  /** Validation tokens and the tokenizer they were made with (re-encoded when the model's differs). */
+  text?: { source: TokenSource; tokenizer: Tokenizer };
+  /** Zero-shot tasks. */
+  tasks?: readonly Task[];
+  /** Context of the validation windows and most tokens per task request (default n_positions). */
+  ctx?: number;
+  /** Sequences per forward pass (default ⌊8192 / T⌋). */
+  batch?: number;
+  /** Most validation targets scored (default every complete window). */
+  maxTokens?: number;
+  /** Most items per task. */
+  limit?: number;
+  /** Told of the items a task skips, once per task that skips any. */
+  onSkip?: (task: string, skipped: readonly LineProblem[]) => void;
+  /** The device (default the shared one). */
+  gpu?: Gpu;
+}
+
+/** Number of parameters of a checkpoint. */
+export function countParams(checkpoint: Checkpoint): number {
+  let n = 0;
+  for (const p of checkpoint.params.values()) n += p.length;
+  return n;
+}
+
+/**
+ * Evaluates `model` on validation text and zero-shot tasks.
+ *
+ * @throws {DataError} when the validation text is shorter than one window or a task has no item
+ * this model can score.
+ */
+export async function evaluateModel(
+  model: Checkpoint & { name: string },
+  options: EvaluateOptions = {},
+): Promise<ModelReport> {
+  const { config, params } = model;
+  const gpu = options.gpu ?? await getGpu();
+  const tokenizer = await getTokenizer(config.tokenizer ?? "gpt2");
+  const ctx = options.ctx ?? config.n_positions;
+  const batchFor = (T: number): number => options.batch ?? Math.max(1, Math.floor(TOKENS_PER_BATCH / T));
+  const report: ModelReport = { model: model.name, params: countParams(model), config, tasks: [] };
+
+  if (options.text) {
+    const { source, tokenizer: dataTokenizer } = options.text;
+    const tokens = dataTokenizer.name === tokenizer.name
+      ? source
+      : retokenize(source, { from: dataTokenizer, to: tokenizer, maxTokens: options.maxTokens });
+    if (options.maxTokens !== undefined && options.maxTokens < ctx) {
+      throw new DataError(
+        `at most ${options.maxTokens} validation tokens is less than one window of context ${ctx}`,
+      );
+    }
+    if (tokens.length < ctx + 1) {
+      throw new DataError(
+        `validation text has ${tokens.length} tokens, one window of context ${ctx} needs ${ctx + 1}`,
+      );
+    }
+    const gpt = GPT2.create(gpu, config, params, { B: batchFor(ctx), T: ctx });
+    try {
+      report.text = await evaluateText(gpt, tokens, { tokenizer, maxTokens: options.maxTokens });
+    } finally {
+      gpt.destroy();
+    }
+  }
+
+  const prepared = (options.tasks ?? []).map((t) =>
+    prepareTask(t, tokenizer, { T: ctx, vocabSize: config.vocab_size, limit: options.limit })
+  );
+  for (const p of prepared) if (p.skipped.length > 0) options.onSkip?.(p.task.name, p.skipped);
+  const unscorable = prepared.find((p) => p.items.length === 0);
+  if (unscorable) {
+    const first = unscorable.skipped[0];
+    throw new DataError(
+      `${unscorable.task.name}: no item can be scored by ${model.name}${
+        first ? ` (line ${first.line}: ${first.message})` : ""
+      }`,
+    );
+  }
+  if (prepared.length > 0) {
+    const T = Math.min(ctx, Math.max(...prepared.map(longestRequest)) - 1);
+    const requests = Math.max(...prepared.map((p) => p.requests.length));
+    const gpt = GPT2.create(gpu, config, params, { B: Math.min(batchFor(T), requests), T });
+    try {
+      for (const p of prepared) report.tasks.push(await scoreTask(gpt, p));
+    } finally {
+      gpt.destroy();
+    }
+  }
+  return report;
+}

@@ -1,0 +1,99 @@
+/** `deno task eval` end to end: two tiny models on a prepared bytes dataset and the built-in cloze task. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { initParams, saveModel, validateConfig } from "@inheritune/core";
+import { prepare } from "@inheritune/data";
+import { parseTaskJsonl } from "@inheritune/eval";
+import { main } from "../../cli/eval.ts";
+import { withTempDir } from "../_util.ts";
+
+const TEXT = Array.from(
+  { length: 12 },
+  (_, d) =>
+    Array.from(
+      { length: 5 },
+      (_, s) => `Story ${d} line ${s} tells of a ${["red", "blue", "green"][s % 3]} boat.`,
+    )
+      .join(" "),
+).join("\n<|endoftext|>\n");
+
+/** Runs the command and returns what it printed on stdout, line by line. */
+async function run(args: string[]): Promise<string[]> {
+  const lines: string[] = [];
+  const log = console.log, error = console.error;
+  console.log = (...a: unknown[]) => lines.push(a.join(" "));
+  console.error = () => {};
+  try {
+    await main(args);
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+  return lines.flatMap((l) => l.split("\n"));
+}
+
+Deno.test("eval compares models in one table, as JSON or Markdown, and writes the cloze set it scores", async () => {
+  await withTempDir(async (dir) => {
+    const input = join(dir, "text.txt");
+    await Deno.writeTextFile(input, TEXT);
+    const data = join(dir, "data");
+    await prepare({ inputs: [input], out: data, tokenizer: "bytes", valFraction: 0.5 });
+    const models = [1, 2].map((n) => join(dir, `m${n}`));
+    for (const [i, path] of models.entries()) {
+      const config = validateConfig({
+        n_layer: i + 1,
+        n_head: 2,
+        n_embd: 16,
+        vocab_size: 256,
+        n_positions: 64,
+        layer_norm_epsilon: 1e-5,
+        tokenizer: "bytes",
+      });
+      await saveModel(path, { config, params: initParams(config, 5 + i) });
+    }
+    const common = ["--data", data, "--ctx", "64", "--cloze-items", "8", "--max-tokens", "256"];
+
+    const one = await run(["--model", models[0], ...common]);
+    const last = JSON.parse(one.at(-1)!);
+    assert.deepEqual(Object.keys(last), ["loss", "perplexity", "tokens", "bytes", "bpb", "params", "tasks"]);
+    assert.equal(last.tokens, 256);
+    assert.equal(last.bytes, 256);
+    assert.ok(Math.abs(last.bpb - last.loss / Math.LN2) < 1e-9);
+    assert.equal(last.tasks.cloze.items, 8);
+    assert.match(one[0], /^model +params +val loss +ppl +bpb +cloze acc +cloze acc_norm$/);
+
+    const both = await run(["--model", models[0], "--model", models[1], ...common, "--json"]);
+    const reports = JSON.parse(both.join("\n"));
+    assert.deepEqual(reports.map((r: { model: string }) => r.model), models);
+    assert.equal(reports[0].text.loss, last.loss, "the same numbers as the single-model run");
+    assert.equal(reports[1].config.n_layer, 2);
+
+    const cloze = join(dir, "cloze.jsonl");
+    const md = await run([
+      "--model",
+      models[0],
+      "--model",
+      models[1],
+      ...common,
+      "--markdown",
+      "--write-cloze",
+      cloze,
+    ]);
+    assert.equal(md.length, 4);
+    assert.match(md[0], /^\| model \| params \| val loss \| ppl \| bpb \| cloze acc \| cloze acc_norm \|$/);
+    const written = parseTaskJsonl(await Deno.readTextFile(cloze), "cloze");
+    assert.equal(written.task.items.length, 8);
+    assert.deepEqual(written.problems, []);
+
+    // The written file scores as the built-in task does.
+    const fromFile = await run(["--model", models[0], ...common, "--tasks", cloze]);
+    assert.deepEqual(JSON.parse(fromFile.at(-1)!).tasks.cloze, last.tasks.cloze);
+
+    await assert.rejects(run(["--data", data]), /--model is required/);
+    await assert.rejects(run(["--model", models[0], "--tasks", "cloze"]), /built from --data/);
+    await assert.rejects(
+      run(["--model", models[0], "--data", data, "--ctx", "65"]),
+      /exceeds .* n_positions 64/,
+    );
+  });
+});
