@@ -16,13 +16,13 @@ export const DEFAULT_EXPERIMENT = {
   reference: fileURLToPath(new URL("../models/brown-ref", import.meta.url)),
   data: "runs/data/brown-bytes",
   subset: 0.1,
-  steps: 300,
+  steps: 200,
   B: 8,
-  T: 128,
+  T: 64,
   lr: 2e-3,
   warmup: 20,
-  evalEvery: 30,
-  evalTokens: 32768,
+  evalEvery: 25,
+  evalTokens: 8192,
   seed: 1337,
 } as const;
 

@@ -1,6 +1,18 @@
 import assert from "node:assert/strict";
-import { type GPTConfig, inherit, initParams, paramSpecs, selectBlocks } from "@inheritune/core";
+import { join } from "node:path";
+import { createView, getGpu, read, Recorder, write } from "@inheritune/kernels";
+import {
+  GPT2,
+  type GPTConfig,
+  inherit,
+  initParams,
+  loadModel,
+  paramSpecs,
+  saveModel,
+  selectBlocks,
+} from "@inheritune/core";
 import { assertThrows } from "../_assert.ts";
+import { withTempDir } from "../_util.ts";
 
 const REF: GPTConfig = {
   n_layer: 6,
@@ -69,4 +81,42 @@ Deno.test("inherit --only attn / mlp keeps one sub-block and re-initialises the 
     reference.params.get("h.0.attn.c_attn.weight"),
   );
   assert.deepEqual(mlp.params.get("wte.weight"), reference.params.get("wte.weight"));
+});
+
+Deno.test("inheritance through model files keeps every chosen tensor bit for bit", async () => {
+  await withTempDir(async (dir) => {
+    await saveModel(join(dir, "ref"), { config: REF, params: initParams(REF, 9) });
+    const reference = await loadModel(join(dir, "ref"));
+    await saveModel(join(dir, "target"), inherit(reference, { layers: 3, select: "even" }));
+    const target = await loadModel(join(dir, "target"));
+    const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+    const map: Record<number, number> = { 0: 0, 1: 3, 2: 5 };
+    for (const spec of paramSpecs(target.config)) {
+      const source = spec.layer < 0
+        ? spec.name
+        : spec.name.replace(`h.${spec.layer}.`, `h.${map[spec.layer]}.`);
+      assert.deepEqual(bits(target.params.get(spec.name)!), bits(reference.params.get(source)!), spec.name);
+    }
+  });
+});
+
+Deno.test("inheriting every block gives the reference's logits exactly", async () => {
+  const gpu = await getGpu();
+  const reference = { config: REF, params: initParams(REF, 4) };
+  const target = inherit(reference, { layers: REF.n_layer });
+  const tokens = Uint32Array.from({ length: 2 * 4 }, (_, i) => (i * 5) % REF.vocab_size);
+  const logits = [];
+  for (const m of [reference, target]) {
+    const model = GPT2.create(gpu, m.config, m.params, { B: 2, T: 4 });
+    write(gpu, model.tokens, tokens);
+    write(gpu, model.targets, tokens);
+    const out = createView(gpu, 2 * 4 * REF.vocab_size);
+    const rec = new Recorder(gpu);
+    model.recordForward(rec);
+    model.recordLogits(rec, out);
+    rec.submit();
+    logits.push(await read(gpu, out));
+    model.destroy();
+  }
+  assert.deepEqual(logits[1], logits[0]);
 });
