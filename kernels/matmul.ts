@@ -230,15 +230,20 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
   if (blocking.rows % 4 !== 0 || blocking.cols % 4 !== 0) {
     throw new GpuError(`matmul blocking ${blocking.rows}x${blocking.cols} is not a multiple of 4`);
   }
+  const aVec = transA ? M % 4 === 0 : K % 4 === 0;
+  // With A transposed and read as vec4, unrolling K by 4 keeps 4x more loads live; on llvmpipe
+  // (Mesa 22.3) that variant leaked ~1-2 MB of host memory per dispatch (20 GB over a few hundred
+  // training steps), and K one at a time loads as few values per multiply-add.
+  const k4 = K % 4 === 0 && !(transA && aVec);
   const code = blockedCode({
     blocking,
     transA,
     transB,
     bias: !!args.bias,
     accumulate: !!args.accumulate,
-    k4: K % 4 === 0,
-    aVec: transA ? M % 4 === 0 : K % 4 === 0,
-    bVec: transB ? K % 4 === 0 : N % 4 === 0,
+    k4,
+    aVec,
+    bVec: transB ? k4 : N % 4 === 0, // Bᵀ as vec4 runs along K, 4 steps of K at a time
   });
   const views = [args.out, args.a, args.b];
   if (args.bias) views.push(args.bias);

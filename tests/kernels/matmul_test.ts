@@ -240,3 +240,27 @@ Deno.test("matmul rejects a blocking that is not a multiple of 4", async () => {
     /not a multiple of 4/,
   );
 });
+
+Deno.test("repeated matmul dispatches do not grow host memory (Mesa llvmpipe leaked with one variant)", async () => {
+  const gpu = await getGpu();
+  const [M, N, K] = [64, 256, 512];
+  const rec = new Recorder(gpu);
+  matmul(rec, {
+    out: createView(gpu, M * N),
+    a: createView(gpu, K * M),
+    b: createView(gpu, K * N),
+    M,
+    N,
+    K,
+    transA: true,
+    accumulate: true,
+  });
+  rec.submit();
+  await gpu.device.queue.onSubmittedWorkDone();
+  const before = Deno.memoryUsage().rss;
+  for (let i = 0; i < 40; i++) rec.submit();
+  await gpu.device.queue.onSubmittedWorkDone();
+  const grown = (Deno.memoryUsage().rss - before) / 2 ** 20;
+  // the leaking variant grew ~2 MiB per dispatch here: 80 MiB over these 40
+  if (grown > 16) throw new Error(`host memory grew ${grown.toFixed(1)} MiB over 40 dispatches`);
+});
