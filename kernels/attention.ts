@@ -31,13 +31,18 @@ import {
   type View,
 } from "./device.ts";
 
-/** Largest head size the kernels support: one thread keeps up to four rows of it in registers. */
+/** Largest head size the kernels support: a thread keeps up to four rows of it in registers. */
 export const ATTENTION_MAX_HEAD_SIZE = 128;
 
-// Each workgroup owns ROWS query rows (forward, dq) or key rows (dk, dv) of one (b, h), one row per
-// thread; the rows of the other side stream through workgroup memory in tiles that every thread
-// of the workgroup reuses.
-const ROWS = 64;
+// Keys (forward, dq) or queries (dk, dv) each loop step handles: the forward pass rescales its
+// accumulators once per step rather than once per key. Longer steps compile much more slowly.
+const STEP = 2;
+
+// Named vec4 variables of row state (q, accumulators) one invocation may hold on a CPU adapter.
+// Runtime falls with more rows per invocation (each streamed row is loaded once for all of
+// them), but LLVM's compile time grows steeply with the live state: at 128, the largest
+// kernel compiles in seconds on llvmpipe rather than minutes.
+const CPU_ROW_VECTORS = 128;
 
 /** Shape of the attention of {@linkcode attentionForward} and {@linkcode attentionBackward}. */
 export interface AttentionShape {
@@ -66,9 +71,27 @@ function headSize({ B, T, C, NH }: AttentionShape): number {
   return hs;
 }
 
-/** Rows per shared-memory tile: two tiles of `tile × hs` f32 (hs padded to vec4s) must fit in workgroup memory. */
-function tileRows(gpu: Gpu, hs: number): number {
-  return Math.min(ROWS, Math.floor(gpu.limits.maxComputeWorkgroupStorageSize / (32 * Math.ceil(hs / 4))));
+/**
+ * How a kernel splits the rows of one (b, h): `wg` invocations per workgroup, each owning `rows`
+ * rows (query rows, or key rows for dk/dv), `wg · rows` rows per workgroup.
+ *
+ * On a CPU adapter such as llvmpipe, a workgroup of one SIMD group (8 lanes of 256 bits) is
+ * cheapest, and every load an invocation makes is a scalar loop over the lanes, costing far more
+ * than arithmetic on registers: so each invocation owns several rows and reuses every streamed
+ * k, v (or q, dout) row for all of them. On a GPU, 64 invocations of one row each keep warps full.
+ */
+interface Split {
+  wg: number;
+  rows: number;
+}
+
+// The split of a kernel whose invocations hold `rowVectors` head rows of state per row they own.
+function split(gpu: Gpu, hs: number, rowVectors: number): Split {
+  if (!gpu.isFallback) return { wg: 64, rows: 1 };
+  return {
+    wg: 8,
+    rows: Math.max(1, Math.min(8, Math.floor(CPU_ROW_VECTORS / (rowVectors * Math.ceil(hs / 4))))),
+  };
 }
 
 /**
@@ -88,134 +111,159 @@ function slice(view: View, b0: number, nb: number, perBatch: number): View {
   return { buffer: view.buffer, offset: view.offset + b0 * perBatch, length: nb * perBatch };
 }
 
-// Shared WGSL preamble: the uniform block and the row addressing of qkv (B,T,3C) and of the
-// per-row statistics (B,NH,T). Workgroup (x, y, z) = (row block, head, batch entry).
-const PARAMS = /* wgsl */ `
-struct P { T: u32, C: u32, NH: u32, scale: f32 }
-// Element 0 of head h of row t of batch entry b in q; k and v follow at +C and +2C.
-fn qkv_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * 3u * p.C + h * HS; }
-// Element 0 of head h of row t of batch entry b in a (B,T,C) tensor.
-fn btc_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * p.C + h * HS; }
-fn stat_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.NH + h) * p.T + t; }
-fn hsum(x: vec4<f32>) -> f32 { return (x.x + x.y) + (x.z + x.w); }
-`;
-
 function attentionUniforms(T: number, C: number, NH: number): Uniforms {
   const scale = 1 / Math.sqrt(C / NH);
   return new Uniforms().u32(T).u32(C).u32(NH).f32(scale);
 }
 
-function header(hs: number, tile: number): string {
-  return `const HS = ${hs}u;\nconst HS4 = ${
-    Math.ceil(hs / 4)
-  }u;\nconst TILE = ${tile}u;\nconst ROWS = ${ROWS}u;\n${PARAMS}`;
+// The kernels are generated for one head size and split: each row an invocation owns lives in
+// named vec4 variables (q0_0, q0_1, ... for row 0) and every loop over the head, the rows and the
+// STEP streamed rows is unrolled. llvmpipe spills dynamically indexed private arrays through a
+// slow per-lane path, while named variables stay in SIMD registers or spill as whole vectors.
+// The streamed rows are read at addresses that are the same for every invocation of the
+// workgroup, which a GPU serves from its cache; so there is no workgroup memory and no barrier.
+
+/** Expression of vec4 `d` (elements 4d .. 4d+3, zero past `hs`) of the head row at `base` of `buf`. */
+function load4(hs: number, buf: string, base: string, d: number): string {
+  if (hs % 4 === 0) return `${buf}[(${base}) / 4u + ${d}u]`;
+  const el = [0, 1, 2, 3].map((c) => (4 * d + c < hs ? `${buf}[${base} + ${4 * d + c}u]` : "0.0"));
+  return `vec4<f32>(${el.join(", ")})`;
 }
 
-// Declares load4_<name>(base, d4): elements 4·d4 .. 4·d4+3 of a head starting at base, zero
-// past the head size, so that head sizes not divisible by 4 pad with zeros.
-function load4(name: string): string {
-  return /* wgsl */ `
-fn load4_${name}(base: u32, d4: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  for (var c = 0u; c < 4u; c++) {
-    if (d4 * 4u + c < HS) { r[c] = ${name}[base + d4 * 4u + c]; }
-  }
-  return r;
-}`;
-}
-
-// Declares store4_<name>(base, d4, v): the counterpart of load4_<name>.
-function store4(name: string): string {
-  return /* wgsl */ `
-fn store4_${name}(base: u32, d4: u32, v: vec4<f32>) {
-  for (var c = 0u; c < 4u; c++) {
-    if (d4 * 4u + c < HS) { ${name}[base + d4 * 4u + c] = v[c]; }
-  }
-}`;
-}
-
-// Workgroup tiles of TILE key and value rows of one head, and the loop that fills them; each
-// thread then reads whole rows of them. Needs load4("qkv").
-const KV_TILE = /* wgsl */ `
-var<workgroup> Ks: array<vec4<f32>, TILE * HS4>;
-var<workgroup> Vs: array<vec4<f32>, TILE * HS4>;
-fn load_kv_tile(b: u32, h: u32, j0: u32, li: u32) {
-  for (var e = li; e < TILE * HS4; e += ROWS) {
-    let j = j0 + e / HS4;
-    var kk = vec4<f32>(0.0);
-    var vv = vec4<f32>(0.0);
-    if (j < p.T) {
-      let kj = qkv_at(b, j, h) + p.C;
-      kk = load4_qkv(kj, e % HS4);
-      vv = load4_qkv(kj + p.C, e % HS4);
+/** Statements storing the named row `name_0, name_1, ...` times `mul` at `base` of `buf`. */
+function store4(hs: number, buf: string, base: string, name: string, mul: string): string[] {
+  const lines: string[] = [];
+  for (let d = 0; d < Math.ceil(hs / 4); d++) {
+    if (hs % 4 === 0) {
+      lines.push(`${buf}[(${base}) / 4u + ${d}u] = ${name}_${d} * ${mul};`);
+      continue;
     }
-    Ks[e] = kk;
-    Vs[e] = vv;
+    for (let c = 0; c < 4 && 4 * d + c < hs; c++) {
+      lines.push(`${buf}[${base} + ${4 * d + c}u] = ${name}_${d}[${c}] * ${mul};`);
+    }
   }
+  return lines;
+}
+
+/** `f(0), f(1), ... f(n-1)`. */
+function seq<T>(n: number, f: (i: number) => T): T[] {
+  return Array.from({ length: n }, (_, i) => f(i));
+}
+
+/** Dot product of the named rows `x_0.. ` and `y_0..` of `n` vec4s, as one fma chain. */
+function dot(x: string, y: string, n: number): string {
+  let e = `${x}_0 * ${y}_0`;
+  for (let d = 1; d < n; d++) e = `fma(${x}_${d}, ${y}_${d}, ${e})`;
+  return `dot(${e}, vec4<f32>(1.0))`;
+}
+
+// Shared WGSL preamble: the uniform block and the row addressing of qkv (B,T,3C) and of the
+// per-row statistics (B,NH,T). Workgroup (x, y, z) = (row block, head, batch entry); row r of
+// invocation li of row block x is x·BLOCK + r·WG + li.
+function header(hs: number, { wg, rows }: Split, bindings: [string, string][]): string {
+  const arr = hs % 4 === 0 ? "array<vec4<f32>>" : "array<f32>";
+  const decl = bindings.map(([access, name], i) =>
+    `@group(0) @binding(${i}) var<storage, ${access}> ${name}: ${
+      name === "lse" || name === "delta" ? "array<f32>" : arr
+    };`
+  );
+  return /* wgsl */ `
+const HS = ${hs}u;
+const WG = ${wg}u;
+const BLOCK = ${wg * rows}u;
+const STEP = ${STEP}u;
+struct P { T: u32, C: u32, NH: u32, scale: f32 }
+${decl.join("\n")}
+@group(0) @binding(${bindings.length}) var<uniform> p: P;
+// Element 0 of head h of row t of batch entry b in q; k and v follow at +C and +2C.
+fn qkv_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * 3u * p.C + h * HS; }
+// Element 0 of head h of row t of batch entry b in a (B,T,C) tensor.
+fn btc_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * p.C + h * HS; }
+fn stat_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.NH + h) * p.T + t; }`;
+}
+
+// The entry point: `pre` runs once per invocation (rows r: t_r = its row, tc_r clamped to T-1),
+// `loop` for each STEP of streamed rows s0 .. s0+STEP-1 (u_k = s0+k, uc_k clamped), `post` last.
+function kernel(
+  sp: Split,
+  loopFrom: string,
+  loopTo: string,
+  pre: string[],
+  loop: string[],
+  post: string[],
+): string {
+  const rowLines = seq(
+    sp.rows,
+    (r) => `let t${r} = wid.x * BLOCK + ${r * sp.wg}u + li;\n  let tc${r} = min(t${r}, p.T - 1u);`,
+  );
+  const stepLines = seq(STEP, (k) => `let u${k} = s0 + ${k}u;\n    let uc${k} = min(u${k}, p.T - 1u);`);
+  return /* wgsl */ `
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let h = wid.y;
+  let b = wid.z;
+  ${rowLines.join("\n  ")}
+  ${pre.join("\n  ")}
+  for (var s0 = ${loopFrom}; s0 < ${loopTo}; s0 += STEP) {
+    ${stepLines.join("\n    ")}
+    ${loop.join("\n    ")}
+  }
+  ${post.join("\n  ")}
 }`;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Forward
 
-function forwardCode(hs: number, tile: number): string {
-  return /* wgsl */ `${header(hs, tile)}
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-${load4("qkv")}
-${store4("out")}
-${KV_TILE}
-
-@compute @workgroup_size(${ROWS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let h = wid.y;
-  let b = wid.z;
-  let i = wid.x * ROWS + li;
-  let valid = i < p.T;
-  var q: array<vec4<f32>, HS4>;
-  var acc: array<vec4<f32>, HS4>;
-  if (valid) {
-    let qi = qkv_at(b, i, h);
-    for (var d = 0u; d < HS4; d++) { q[d] = load4_qkv(qi, d) * p.scale; }
-  }
-  // Running max and sum of exp(S - m) of this row; every row sees key 0 in the first tile, so
-  // the initial -3e38 is replaced before it is used.
-  var m = -3.0e38;
-  var l = 0.0;
-  let end = min(p.T, (wid.x + 1u) * ROWS);
-  for (var j0 = 0u; j0 < end; j0 += TILE) {
-    load_kv_tile(b, h, j0, li);
-    workgroupBarrier();
-    if (valid && j0 <= i) {
-      let n = min(TILE, i + 1u - j0);
-      var s: array<f32, TILE>;
-      var mt = m;
-      for (var jj = 0u; jj < n; jj++) {
-        var dot4 = vec4<f32>(0.0);
-        for (var d = 0u; d < HS4; d++) { dot4 = fma(q[d], Ks[jj * HS4 + d], dot4); }
-        s[jj] = hsum(dot4);
-        mt = max(mt, s[jj]);
-      }
-      let corr = exp(m - mt);
-      l *= corr;
-      for (var d = 0u; d < HS4; d++) { acc[d] *= corr; }
-      for (var jj = 0u; jj < n; jj++) {
-        let pj = exp(s[jj] - mt);
-        l += pj;
-        for (var d = 0u; d < HS4; d++) { acc[d] = fma(vec4<f32>(pj), Vs[jj * HS4 + d], acc[d]); }
-      }
-      m = mt;
-    }
-    workgroupBarrier();
-  }
-  if (valid) {
-    let oi = btc_at(b, i, h);
-    let inv = 1.0 / l;
-    for (var d = 0u; d < HS4; d++) { store4_out(oi, d, acc[d] * inv); }
-    lse[stat_at(b, i, h)] = m + log(l);
-  }
-}`;
+// Each invocation owns query rows t_r; keys j = u_k ≤ t_r stream STEP at a time through an online
+// softmax (m_r running max, l_r running sum of exp(S − m_r), a_r unnormalised output). Keys past
+// t_r (or past T, read clamped) score -3e38, so exp gives 0 for them; key 0 is in every row's
+// first step, so m_r is finite before any exp(m_r − mt) matters.
+function forwardCode(hs: number, sp: Split): string {
+  const n = Math.ceil(hs / 4);
+  const R = seq(sp.rows, (r) => r);
+  const K = seq(STEP, (k) => k);
+  const D = seq(n, (d) => d);
+  const pre = [
+    ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, h);`),
+    ...R.flatMap((r) => D.map((d) => `let q${r}_${d} = ${load4(hs, "qkv", `qi${r}`, d)} * p.scale;`)),
+    ...R.flatMap((r) => D.map((d) => `var a${r}_${d} = vec4<f32>(0.0);`)),
+    ...R.map((r) => `var m${r} = -3.0e38;\n  var l${r} = 0.0;`),
+  ];
+  const loop = [
+    ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, h) + p.C;`),
+    ...K.flatMap((k) => D.map((d) => `let k${k}_${d} = ${load4(hs, "qkv", `kj${k}`, d)};`)),
+    ...R.flatMap((r) =>
+      K.map((k) => `let s${r}_${k} = select(-3.0e38, ${dot(`q${r}`, `k${k}`, n)}, u${k} <= t${r});`)
+    ),
+    ...R.flatMap((r) => [
+      `let mt${r} = ${K.reduce((e, k) => `max(${e}, s${r}_${k})`, `m${r}`)};`,
+      `let c${r} = exp(m${r} - mt${r});`,
+      ...K.map((k) => `let p${r}_${k} = exp(s${r}_${k} - mt${r});`),
+      `l${r} = l${r} * c${r} + ${K.map((k) => `p${r}_${k}`).join(" + ")};`,
+      `m${r} = mt${r};`,
+    ]),
+    ...K.flatMap((k) => D.map((d) => `let v${k}_${d} = ${load4(hs, "qkv", `kj${k} + p.C`, d)};`)),
+    ...R.flatMap((r) =>
+      D.map((d) =>
+        `a${r}_${d} = ${
+          K.reduce((e, k) => `fma(vec4<f32>(p${r}_${k}), v${k}_${d}, ${e})`, `a${r}_${d} * c${r}`)
+        };`
+      )
+    ),
+  ];
+  const post = R.map((r) =>
+    [
+      `if (t${r} < p.T) {`,
+      `  let oi = btc_at(b, t${r}, h);`,
+      `  let inv = 1.0 / l${r};`,
+      ...store4(hs, "out", "oi", `a${r}`, "inv").map((s) => `  ${s}`),
+      `  lse[stat_at(b, t${r}, h)] = m${r} + log(l${r});`,
+      `}`,
+    ].join("\n  ")
+  );
+  return header(hs, sp, [["read_write", "out"], ["read_write", "lse"], ["read", "qkv"]]) +
+    kernel(sp, "0u", "min(p.T, (wid.x + 1u) * BLOCK)", pre, loop, post);
 }
 
 /** Arguments of {@linkcode attentionForward}. */
@@ -236,7 +284,8 @@ export function attentionForward(rec: Recorder, args: AttentionForwardArgs): voi
   requireLength(args.out, B * T * C, `attention forward out ${shape}`);
   requireLength(args.lse, B * NH * T, `attention forward lse ${shape}`);
   requireLength(args.qkv, B * T * 3 * C, `attention forward qkv ${shape}`);
-  const code = forwardCode(hs, tileRows(rec.gpu, hs));
+  const sp = split(rec.gpu, hs, 2);
+  const code = forwardCode(hs, sp);
   for (const [b0, nb] of batchChunks(rec.gpu, B, T * 3 * C)) {
     rec.dispatch({
       code,
@@ -246,7 +295,7 @@ export function attentionForward(rec: Recorder, args: AttentionForwardArgs): voi
         slice(args.qkv, b0, nb, T * 3 * C),
       ],
       uniforms: attentionUniforms(T, C, NH),
-      groups: [Math.ceil(T / ROWS), NH, nb],
+      groups: [Math.ceil(T / (sp.wg * sp.rows)), NH, nb],
     });
   }
 }
@@ -254,148 +303,109 @@ export function attentionForward(rec: Recorder, args: AttentionForwardArgs): voi
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-// One thread per query row: dq_i over the keys j ≤ i, tiled like the forward pass. It computes
-// D_i = dout_i·out_i for itself and saves it for the dk/dv kernel.
-function dqCode(hs: number, tile: number): string {
-  return /* wgsl */ `${header(hs, tile)}
-@group(0) @binding(0) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(1) var<storage, read_write> delta: array<f32>;
-@group(0) @binding(2) var<storage, read> qkv: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read> out: array<f32>;
-@group(0) @binding(5) var<storage, read> lse: array<f32>;
-@group(0) @binding(6) var<uniform> p: P;
-${load4("qkv")}
-${load4("dout")}
-${load4("out")}
-${store4("dqkv")}
-${KV_TILE}
-
-@compute @workgroup_size(${ROWS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let h = wid.y;
-  let b = wid.z;
-  let i = wid.x * ROWS + li;
-  let valid = i < p.T;
-  var q: array<vec4<f32>, HS4>;
-  var dO: array<vec4<f32>, HS4>;
-  var dq: array<vec4<f32>, HS4>;
-  var Di = 0.0;
-  var lse_i = 0.0;
-  if (valid) {
-    let qi = qkv_at(b, i, h);
-    let oi = btc_at(b, i, h);
-    for (var d = 0u; d < HS4; d++) {
-      q[d] = load4_qkv(qi, d) * p.scale;
-      dO[d] = load4_dout(oi, d);
-      Di += dot(dO[d], load4_out(oi, d));
-    }
-    let si = stat_at(b, i, h);
-    delta[si] = Di;
-    lse_i = lse[si];
-  }
-  let end = min(p.T, (wid.x + 1u) * ROWS);
-  for (var j0 = 0u; j0 < end; j0 += TILE) {
-    load_kv_tile(b, h, j0, li);
-    workgroupBarrier();
-    if (valid && j0 <= i) {
-      let n = min(TILE, i + 1u - j0);
-      for (var jj = 0u; jj < n; jj++) {
-        var s = vec4<f32>(0.0);
-        var dp = vec4<f32>(0.0);
-        for (var d = 0u; d < HS4; d++) {
-          s = fma(q[d], Ks[jj * HS4 + d], s);
-          dp = fma(dO[d], Vs[jj * HS4 + d], dp);
-        }
-        let ds = exp(hsum(s) - lse_i) * (hsum(dp) - Di);
-        for (var d = 0u; d < HS4; d++) { dq[d] = fma(vec4<f32>(ds), Ks[jj * HS4 + d], dq[d]); }
-      }
-    }
-    workgroupBarrier();
-  }
-  if (valid) {
-    let qi = qkv_at(b, i, h);
-    for (var d = 0u; d < HS4; d++) { store4_dqkv(qi, d, dq[d] * p.scale); }
-  }
-}`;
+// Each invocation owns query rows t_r: dq_r over the keys j = u_k ≤ t_r. It computes
+// D_r = dout_r·out_r for itself and saves it for the dk/dv kernel.
+function dqCode(hs: number, sp: Split): string {
+  const n = Math.ceil(hs / 4);
+  const R = seq(sp.rows, (r) => r);
+  const K = seq(STEP, (k) => k);
+  const D = seq(n, (d) => d);
+  const pre = [
+    ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, h);\n  let oi${r} = btc_at(b, tc${r}, h);`),
+    ...R.flatMap((r) => D.map((d) => `let q${r}_${d} = ${load4(hs, "qkv", `qi${r}`, d)} * p.scale;`)),
+    ...R.flatMap((r) => D.map((d) => `let o${r}_${d} = ${load4(hs, "dout", `oi${r}`, d)};`)),
+    ...R.flatMap((r) => D.map((d) => `let y${r}_${d} = ${load4(hs, "out", `oi${r}`, d)};`)),
+    ...R.map((r) => `let D${r} = ${dot(`o${r}`, `y${r}`, n)};\n  let L${r} = lse[stat_at(b, tc${r}, h)];`),
+    ...R.flatMap((r) => D.map((d) => `var g${r}_${d} = vec4<f32>(0.0);`)),
+  ];
+  const loop = [
+    ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, h) + p.C;`),
+    ...K.flatMap((k) => D.map((d) => `let k${k}_${d} = ${load4(hs, "qkv", `kj${k}`, d)};`)),
+    ...K.flatMap((k) => D.map((d) => `let v${k}_${d} = ${load4(hs, "qkv", `kj${k} + p.C`, d)};`)),
+    ...R.flatMap((r) =>
+      K.map((k) =>
+        `let ds${r}_${k} = select(0.0, exp(${dot(`q${r}`, `k${k}`, n)} - L${r}) * (${
+          dot(`o${r}`, `v${k}`, n)
+        } - D${r}), u${k} <= t${r});`
+      )
+    ),
+    ...R.flatMap((r) =>
+      D.map((d) =>
+        `g${r}_${d} = ${K.reduce((e, k) => `fma(vec4<f32>(ds${r}_${k}), k${k}_${d}, ${e})`, `g${r}_${d}`)};`
+      )
+    ),
+  ];
+  const post = R.map((r) =>
+    [
+      `if (t${r} < p.T) {`,
+      `  delta[stat_at(b, t${r}, h)] = D${r};`,
+      ...store4(hs, "dqkv", `qi${r}`, `g${r}`, "p.scale").map((s) => `  ${s}`),
+      `}`,
+    ].join("\n  ")
+  );
+  return header(hs, sp, [
+    ["read_write", "dqkv"],
+    ["read_write", "delta"],
+    ["read", "qkv"],
+    ["read", "dout"],
+    ["read", "out"],
+    ["read", "lse"],
+  ]) + kernel(sp, "0u", "min(p.T, (wid.x + 1u) * BLOCK)", pre, loop, post);
 }
 
-// One thread per key row: dk_j and dv_j over the queries i ≥ j; q and dout stream through
-// workgroup memory.
-function dkvCode(hs: number, tile: number): string {
-  return /* wgsl */ `${header(hs, tile)}
-@group(0) @binding(0) var<storage, read_write> dqkv: array<f32>;
-@group(0) @binding(1) var<storage, read> qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> dout: array<f32>;
-@group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read> delta: array<f32>;
-@group(0) @binding(5) var<uniform> p: P;
-${load4("qkv")}
-${load4("dout")}
-${store4("dqkv")}
-
-var<workgroup> Qs: array<vec4<f32>, TILE * HS4>;
-var<workgroup> dOs: array<vec4<f32>, TILE * HS4>;
-
-@compute @workgroup_size(${ROWS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let h = wid.y;
-  let b = wid.z;
-  let j = wid.x * ROWS + li;
-  let valid = j < p.T;
-  var k: array<vec4<f32>, HS4>;
-  var v: array<vec4<f32>, HS4>;
-  var dk: array<vec4<f32>, HS4>;
-  var dv: array<vec4<f32>, HS4>;
-  if (valid) {
-    let kj = qkv_at(b, j, h) + p.C;
-    for (var d = 0u; d < HS4; d++) {
-      k[d] = load4_qkv(kj, d) * p.scale;
-      v[d] = load4_qkv(kj + p.C, d);
-    }
-  }
-  for (var i0 = wid.x * ROWS; i0 < p.T; i0 += TILE) {
-    for (var e = li; e < TILE * HS4; e += ROWS) {
-      let i = i0 + e / HS4;
-      var qq = vec4<f32>(0.0);
-      var oo = vec4<f32>(0.0);
-      if (i < p.T) {
-        qq = load4_qkv(qkv_at(b, i, h), e % HS4);
-        oo = load4_dout(btc_at(b, i, h), e % HS4);
-      }
-      Qs[e] = qq;
-      dOs[e] = oo;
-    }
-    workgroupBarrier();
-    if (valid && i0 + TILE > j) {
-      let first = select(0u, j - i0, j > i0);
-      let n = min(TILE, p.T - i0);
-      for (var ii = first; ii < n; ii++) {
-        let si = stat_at(b, i0 + ii, h);
-        var s = vec4<f32>(0.0);
-        var dp = vec4<f32>(0.0);
-        for (var d = 0u; d < HS4; d++) {
-          s = fma(k[d], Qs[ii * HS4 + d], s);
-          dp = fma(v[d], dOs[ii * HS4 + d], dp);
-        }
-        let pij = exp(hsum(s) - lse[si]);
-        let ds = pij * (hsum(dp) - delta[si]);
-        for (var d = 0u; d < HS4; d++) {
-          dv[d] = fma(vec4<f32>(pij), dOs[ii * HS4 + d], dv[d]);
-          dk[d] = fma(vec4<f32>(ds), Qs[ii * HS4 + d], dk[d]);
-        }
-      }
-    }
-    workgroupBarrier();
-  }
-  if (valid) {
-    let kj = qkv_at(b, j, h) + p.C;
-    for (var d = 0u; d < HS4; d++) {
-      store4_dqkv(kj, d, dk[d] * p.scale);
-      store4_dqkv(kj + p.C, d, dv[d]);
-    }
-  }
-}`;
+// Each invocation owns key rows t_r: dk_r and dv_r over the queries i = u_k ≥ t_r.
+function dkvCode(hs: number, sp: Split): string {
+  const n = Math.ceil(hs / 4);
+  const R = seq(sp.rows, (r) => r);
+  const K = seq(STEP, (k) => k);
+  const D = seq(n, (d) => d);
+  const pre = [
+    ...R.map((r) => `let kj${r} = qkv_at(b, tc${r}, h) + p.C;`),
+    ...R.flatMap((r) => D.map((d) => `let k${r}_${d} = ${load4(hs, "qkv", `kj${r}`, d)} * p.scale;`)),
+    ...R.flatMap((r) => D.map((d) => `let v${r}_${d} = ${load4(hs, "qkv", `kj${r} + p.C`, d)};`)),
+    ...R.flatMap((r) =>
+      D.map((d) => `var gk${r}_${d} = vec4<f32>(0.0);\n  var gv${r}_${d} = vec4<f32>(0.0);`)
+    ),
+  ];
+  const loop = [
+    ...K.map((k) =>
+      `let qi${k} = qkv_at(b, uc${k}, h);\n    let oi${k} = btc_at(b, uc${k}, h);\n    let si${k} = stat_at(b, uc${k}, h);`
+    ),
+    ...K.flatMap((k) => D.map((d) => `let q${k}_${d} = ${load4(hs, "qkv", `qi${k}`, d)};`)),
+    ...K.flatMap((k) => D.map((d) => `let o${k}_${d} = ${load4(hs, "dout", `oi${k}`, d)};`)),
+    ...K.map((k) => `let L${k} = lse[si${k}];\n    let D${k} = delta[si${k}];`),
+    ...R.flatMap((r) =>
+      K.flatMap((k) => [
+        `let p${r}_${k} = select(0.0, exp(${
+          dot(`k${r}`, `q${k}`, n)
+        } - L${k}), u${k} >= t${r} && u${k} < p.T);`,
+        `let ds${r}_${k} = p${r}_${k} * (${dot(`v${r}`, `o${k}`, n)} - D${k});`,
+      ])
+    ),
+    ...R.flatMap((r) =>
+      D.flatMap((d) => [
+        `gv${r}_${d} = ${K.reduce((e, k) => `fma(vec4<f32>(p${r}_${k}), o${k}_${d}, ${e})`, `gv${r}_${d}`)};`,
+        `gk${r}_${d} = ${
+          K.reduce((e, k) => `fma(vec4<f32>(ds${r}_${k}), q${k}_${d}, ${e})`, `gk${r}_${d}`)
+        };`,
+      ])
+    ),
+  ];
+  const post = R.map((r) =>
+    [
+      `if (t${r} < p.T) {`,
+      ...store4(hs, "dqkv", `kj${r}`, `gk${r}`, "p.scale").map((s) => `  ${s}`),
+      ...store4(hs, "dqkv", `kj${r} + p.C`, `gv${r}`, "1.0").map((s) => `  ${s}`),
+      `}`,
+    ].join("\n  ")
+  );
+  return header(hs, sp, [
+    ["read_write", "dqkv"],
+    ["read", "qkv"],
+    ["read", "dout"],
+    ["read", "lse"],
+    ["read", "delta"],
+  ]) + kernel(sp, "wid.x * BLOCK", "p.T", pre, loop, post);
 }
 
 /**
@@ -436,9 +446,10 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
   requireLength(args.out, B * T * C, `attention backward out ${shape}`);
   requireLength(args.lse, B * NH * T, `attention backward lse ${shape}`);
   requireLength(args.delta, B * NH * T, `attention backward delta ${shape}`);
-  const tile = tileRows(rec.gpu, hs);
-  const dq = dqCode(hs, tile);
-  const dkv = dkvCode(hs, tile);
+  const dqSplit = split(rec.gpu, hs, 3);
+  const dkvSplit = split(rec.gpu, hs, 4);
+  const dq = dqCode(hs, dqSplit);
+  const dkv = dkvCode(hs, dkvSplit);
   for (const [b0, nb] of batchChunks(rec.gpu, B, T * 3 * C)) {
     const at = (v: View, perBatch: number): View => slice(v, b0, nb, perBatch);
     const dqkv = at(args.dqkv, T * 3 * C);
@@ -447,9 +458,14 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
     const lse = at(args.lse, NH * T);
     const delta = at(args.delta, NH * T);
     const uniforms = attentionUniforms(T, C, NH);
-    const groups: [number, number, number] = [Math.ceil(T / ROWS), NH, nb];
-    rec.dispatch({ code: dq, views: [dqkv, delta, qkv, dout, at(args.out, T * C), lse], uniforms, groups });
-    rec.dispatch({ code: dkv, views: [dqkv, qkv, dout, lse, delta], uniforms, groups });
+    const groups = (sp: Split): [number, number, number] => [Math.ceil(T / (sp.wg * sp.rows)), NH, nb];
+    rec.dispatch({
+      code: dq,
+      views: [dqkv, delta, qkv, dout, at(args.out, T * C), lse],
+      uniforms,
+      groups: groups(dqSplit),
+    });
+    rec.dispatch({ code: dkv, views: [dqkv, qkv, dout, lse, delta], uniforms, groups: groups(dkvSplit) });
   }
 }
 
