@@ -49,7 +49,9 @@ const FLAGS = {
 
 /** Runs the command with its flags; with none, the Inheritune experiment on the embedded default. */
 export async function main(args: string[]): Promise<void> {
-  if (args.length === 0) return await (await import("./experiment.ts")).main();
+  if (args.length === 0 || args.includes("--experiment")) {
+    return await (await import("./experiment.ts")).main(args);
+  }
   const f = parseFlags(withServeDefault(args), FLAGS);
   const dataPath = stringFlag(f.data, "data");
   const out = stringFlag(f.out, "out");
