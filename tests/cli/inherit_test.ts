@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type GPTConfig, initParams, loadModel, saveModel } from "@inheritune/core";
-import { withTempDir } from "../_util.ts";
+import { runCli, withTempDir } from "../_util.ts";
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const REF: GPTConfig = {
   n_layer: 4,
   n_head: 2,
@@ -14,16 +13,10 @@ const REF: GPTConfig = {
   tokenizer: "bytes",
 };
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", CLI, ...args] }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
 Deno.test("deno task inherit writes the derived model folder", async () => {
   await withTempDir(async (dir) => {
     await saveModel(join(dir, "ref"), { config: REF, params: initParams(REF, 1) });
-    const r = await cli([
+    const r = await runCli([
       "inherit",
       "--reference",
       join(dir, "ref"),
@@ -56,12 +49,20 @@ Deno.test("nonsensical inheritance flags fail with one line and exit code 2", as
       [["--layers", "two"], /--layers must be an integer/],
     ];
     for (const [flags, pattern] of cases) {
-      const r = await cli(["inherit", "--reference", ref, "--out", out, ...flags]);
+      const r = await runCli(["inherit", "--reference", ref, "--out", out, ...flags]);
       assert.equal(r.code, 2, `${flags.join(" ")}: ${r.stderr}`);
       assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
       assert.match(r.stderr, pattern);
     }
-    const missing = await cli(["inherit", "--reference", join(dir, "nope"), "--layers", "1", "--out", out]);
+    const missing = await runCli([
+      "inherit",
+      "--reference",
+      join(dir, "nope"),
+      "--layers",
+      "1",
+      "--out",
+      out,
+    ]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /nope/);
     await assert.rejects(Deno.stat(out), "no model was written by a failed call");

@@ -1,17 +1,7 @@
-/** Helpers shared by the data tests: temporary folders and reading a prepared folder back. */
+/** Helpers shared by the data tests: reading a prepared folder back and hashing its files. */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { openDataset } from "@inheritune/data";
-
-/** Runs `fn` with a fresh temporary folder, removed afterwards. */
-export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "inheritune_data_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** Every token of `split` in the prepared folder `dir`. */
 export async function readSplit(dir: string, split: string): Promise<number[]> {

@@ -1,26 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { withTempDir } from "./_fixtures.ts";
-
-const ROOT = new URL("../../", import.meta.url).pathname;
-
-async function prepareCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-ffi", "cli.ts", "prepare", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const text = (b: Uint8Array): string => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
+import { runCli, withTempDir } from "../_util.ts";
 
 Deno.test("deno task prepare writes shards and prints a summary", async () => {
   await withTempDir(async (dir) => {
     await Deno.writeTextFile(join(dir, "a.txt"), "one<|endoftext|>two<|endoftext|>three");
     const out = join(dir, "out");
-    const r = await prepareCli([
+    const r = await runCli([
+      "prepare",
       "--input",
       join(dir, "a.txt"),
       "--out",
@@ -39,7 +26,7 @@ Deno.test("deno task prepare writes shards and prints a summary", async () => {
       "train_000000.bin",
       "val_000000.bin",
     ]);
-    const help = await prepareCli(["--help"]);
+    const help = await runCli(["prepare", "--help"]);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /^Usage: deno task prepare --input PATH\.\.\. --out DIR/);
     assert.match(help.stdout, /brown +Brown Corpus/);
@@ -76,7 +63,7 @@ Deno.test("user errors exit 2 with one line naming the flag or file, no stack tr
       ],
       [["--input", bad, ...out], /^inheritune prepare: .*bad\.txt: invalid UTF-8 at byte 2$/],
     ];
-    const results = await Promise.all(cases.map(([args]) => prepareCli(args)));
+    const results = await Promise.all(cases.map(([args]) => runCli(["prepare", ...args])));
     results.forEach((r, i) => {
       const [args, pattern] = cases[i];
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);

@@ -13,7 +13,7 @@ import {
   type WrittenShard,
 } from "@inheritune/data";
 import { assertRejects } from "../_assert.ts";
-import { withTempDir } from "./_fixtures.ts";
+import { withTempDir } from "../_util.ts";
 
 async function preparedFolder(dir: string, shardTokens: number): Promise<string> {
   const docs = Array.from(

@@ -11,7 +11,8 @@ import {
 } from "@inheritune/data";
 import { assertRejects } from "../_assert.ts";
 import { rand } from "../_util.ts";
-import { hashFiles, readSplit, withTempDir } from "./_fixtures.ts";
+import { hashFiles, readSplit } from "./_fixtures.ts";
+import { withTempDir } from "../_util.ts";
 
 /** Seeded text that stresses pre-tokenizer cuts: runs of spaces, CRLF, tabs, multi-byte and astral characters. */
 function sampleText(seed: number, pieces: number): string {

@@ -12,7 +12,7 @@ import {
   writeShard,
 } from "@inheritune/data";
 import { assertRejects } from "../_assert.ts";
-import { withTempDir } from "./_fixtures.ts";
+import { withTempDir } from "../_util.ts";
 
 Deno.test("a uint16 shard has llm.c's header and round-trips through both read paths", async () => {
   await withTempDir(async (dir) => {

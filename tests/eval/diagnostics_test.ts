@@ -18,9 +18,7 @@ import {
   topSingularValue,
 } from "@inheritune/eval";
 import { assertRejects } from "../_assert.ts";
-import { assertClose, withTempDir } from "../_util.ts";
-
-const ROOT = new URL("../../", import.meta.url).pathname;
+import { assertClose, runCli, withTempDir } from "../_util.ts";
 
 const TINY: GPTConfig = {
   n_layer: 3,
@@ -241,25 +239,24 @@ Deno.test("analysis takes fewer windows from short data and rejects data shorter
   await assertRejects(() => analyzeModel(model, arraySource(tokenStream(40)), { T: 9 }), /\[2, 8\]/);
 });
 
-async function analyzeCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-ffi", "cli.ts", "analyze", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const text = (b: Uint8Array): string => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
-
 Deno.test("deno task analyze prints the table, n, the ranking line and JSON; bad input exits 2", async () => {
   await withTempDir(async (dir) => {
     const model = join(dir, "model");
     await saveModel(model, { config: TINY, params: craftedParams() });
     await writeShard(join(dir, "val_000000.bin"), tokenStream(64));
     const data = join(dir, "val_000000.bin");
-    const ok = await analyzeCli(["--model", model, "--data", data, "--ctx", "6", "--windows", "2", "--json"]);
+    const ok = await runCli([
+      "analyze",
+      "--model",
+      model,
+      "--data",
+      data,
+      "--ctx",
+      "6",
+      "--windows",
+      "2",
+      "--json",
+    ]);
     assert.equal(ok.code, 0, ok.stderr);
     const lines = ok.stdout.trim().split("\n");
     const json = JSON.parse(lines.at(-1)!);
@@ -268,11 +265,11 @@ Deno.test("deno task analyze prints the table, n, the ranking line and JSON; bad
     assert.ok(lines.includes(`ranking: ${json.ranking.join(",")}`), ok.stdout);
     assert.match(ok.stdout, /^suggested n: \d/m);
 
-    const missing = await analyzeCli(["--model", join(dir, "nope"), "--data", data]);
+    const missing = await runCli(["analyze", "--model", join(dir, "nope"), "--data", data]);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /^inheritune analyze: .*nope: cannot read/);
     assert.equal(missing.stderr.trim().split("\n").length, 1);
-    const badCtx = await analyzeCli(["--model", model, "--data", data, "--ctx", "1"]);
+    const badCtx = await runCli(["analyze", "--model", model, "--data", data, "--ctx", "1"]);
     assert.equal(badCtx.code, 2);
     assert.match(badCtx.stderr, /^inheritune analyze: --ctx must be ≥ 2, got 1\n$/);
   });
