@@ -8,3 +8,4 @@ export * as kernels from "@inheritune/kernels";
 export * as core from "@inheritune/core";
 export * as data from "@inheritune/data";
 export * as evaluation from "@inheritune/eval";
+export * as server from "@inheritune/server";

@@ -22,7 +22,7 @@ export const DEFAULT_EXPERIMENT = {
   reference: fileURLToPath(new URL("../models/brown-ref", import.meta.url)),
   data: "runs/data/brown-bytes",
   subset: 0.1,
-  steps: 200,
+  steps: 300,
   B: 8,
   T: 64,
   lr: 2e-3,

@@ -6,7 +6,17 @@
  * @module
  */
 import { basename, join } from "node:path";
-import { FileRun, LiveRun, type Metrics, METRICS_FILE, readMetricsFile, serveRun } from "@inheritune/server";
+import {
+  FileRun,
+  LiveRun,
+  type Metrics,
+  METRICS_FILE,
+  readMetricsFile,
+  type RunServer,
+  type RunSource,
+  type ServeOptions,
+  serveRun,
+} from "@inheritune/server";
 import { intFlag, parseFlags, stringFlag, UsageError } from "./_flags.ts";
 
 /** The port `--serve` without a value listens on. */
@@ -30,6 +40,20 @@ export function withServeDefault(args: string[]): string[] {
 
 function portFlag(value: unknown, name: string): number {
   return intFlag(value, name, { fallback: DEFAULT_PORT, min: 0, max: 65535 });
+}
+
+/** {@linkcode serveRun}, with a port already in use reported as the flag's fault. */
+function listen(source: RunSource, options: ServeOptions, flag: string): RunServer {
+  try {
+    return serveRun(source, options);
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new UsageError(
+        `--${flag} ${options.port}: ${options.hostname} already has a server on that port; choose another`,
+      );
+    }
+    throw e;
+  }
 }
 
 /** What `train --serve` hooks into the training loop; without `--serve`, hooks that do nothing. */
@@ -74,7 +98,7 @@ export async function serveTraining(
     totalSteps: run.steps,
     history: run.resume ? await readMetricsFile(join(run.out, METRICS_FILE)) : [],
   });
-  const server = serveRun(live, { port, hostname });
+  const server = listen(live, { port, hostname }, "serve");
   console.log(
     `serving ${server.url} (stop: curl -X POST -H "Authorization: Bearer ${server.token}" ${server.url}api/stop)`,
   );
@@ -101,11 +125,11 @@ export async function main(args: string[]): Promise<void> {
   const f = parseFlags(args, { run: { type: "string" }, port: { type: "string" }, host: { type: "string" } });
   const dir = stringFlag(f.run, "run");
   const run = await FileRun.open(dir);
-  const server = serveRun(run, {
+  const server = listen(run, {
     port: portFlag(f.port, "port"),
     hostname: f.host === undefined ? "127.0.0.1" : stringFlag(f.host, "host"),
     token: null,
-  });
+  }, "port");
   console.log(`serving ${dir} read-only at ${server.url} (Ctrl-C to quit)`);
   await server.finished;
 }
