@@ -22,34 +22,14 @@ import {
   grid,
   type Recorder,
   requireLength,
+  rowChunks,
+  rowView,
   Uniforms,
   type View,
   write,
 } from "./device.ts";
 
 const WG = 256;
-
-/**
- * Splits `n` elements into chunks that fit one storage binding and start on aligned offsets
- * (given an aligned view); `maxChunk` lowers the chunk size so tests can split small tensors.
- */
-function elementChunks(rec: Recorder, n: number, maxChunk?: number): { start: number; length: number }[] {
-  const { limits } = rec.gpu;
-  const unit = Math.max(1, limits.minStorageBufferOffsetAlignment / 4);
-  let most = Math.floor(limits.maxStorageBufferBindingSize / 4 / unit) * unit;
-  if (maxChunk !== undefined) most = Math.min(most, Math.floor(maxChunk / unit) * unit);
-  if (most < unit) {
-    throw new GpuError(`chunk of ${maxChunk} elements is below the ${unit}-element offset alignment`);
-  }
-  // An empty tensor still gets one (empty) chunk, so its norm partial is written.
-  const out = [{ start: 0, length: Math.min(most, n) }];
-  for (let start = most; start < n; start += most) out.push({ start, length: Math.min(most, n - start) });
-  return out;
-}
-
-function sub(view: View, start: number, length: number): View {
-  return { buffer: view.buffer, offset: view.offset + start, length };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Global gradient norm
@@ -107,7 +87,9 @@ export interface GradNormSquaredArgs {
  */
 export function gradNormSquared(rec: Recorder, args: GradNormSquaredArgs): void {
   requireLength(args.partials, args.grads.length, `grad norm partials (${args.grads.length} tensors)`);
-  const plan = args.grads.map((g) => elementChunks(rec, g.length, args.maxChunk));
+  const plan = args.grads.map((g) =>
+    rowChunks(rec.gpu, g, { rows: g.length, cols: 1, maxRows: args.maxChunk })
+  );
   let scratch: View | undefined;
   const sum = (
     out: View,
@@ -124,16 +106,21 @@ export function gradNormSquared(rec: Recorder, args: GradNormSquaredArgs): void 
     });
   };
   plan.forEach((chunks, slot) => {
-    chunks.forEach(({ start, length }, j) => {
-      const x = sub(args.grads[slot], start, length);
-      const groups = Math.min(SUM_GROUPS, Math.ceil(length / (WG * SUM_PER_THREAD)));
+    chunks.forEach((chunk, j) => {
+      const x = rowView(args.grads[slot], 1, chunk);
+      const groups = Math.min(SUM_GROUPS, Math.ceil(chunk.rows / (WG * SUM_PER_THREAD)));
       if (groups <= 1) {
         sum(args.partials, x, { groups: 1, dst: slot, add: j > 0, square: true });
         return;
       }
       scratch ??= createView(rec.gpu, SUM_GROUPS, "grad norm scratch");
       sum(scratch, x, { groups, dst: 0, add: false, square: true });
-      sum(args.partials, sub(scratch, 0, groups), { groups: 1, dst: slot, add: j > 0, square: false });
+      sum(args.partials, rowView(scratch, 1, { row0: 0, rows: groups }), {
+        groups: 1,
+        dst: slot,
+        add: j > 0,
+        square: false,
+      });
     });
   });
 }
@@ -286,19 +273,19 @@ export function adamwUpdate(rec: Recorder, args: AdamwUpdateArgs): void {
   if (!Number.isFinite(args.weightDecay)) {
     throw new GpuError(`adamw: weightDecay ${args.weightDecay} is not finite`);
   }
-  for (const { start, length } of elementChunks(rec, n, args.maxChunk)) {
+  for (const chunk of rowChunks(rec.gpu, args.param, { rows: n, cols: 1, maxRows: args.maxChunk })) {
     rec.dispatch({
       code: ADAMW,
       views: [
-        sub(args.param, start, length),
-        sub(args.m, start, length),
-        sub(args.v, start, length),
-        sub(args.grad, start, length),
+        rowView(args.param, 1, chunk),
+        rowView(args.m, 1, chunk),
+        rowView(args.v, 1, chunk),
+        rowView(args.grad, 1, chunk),
         args.hyper,
         args.scale,
       ],
-      uniforms: new Uniforms().u32(length).f32(args.weightDecay),
-      groups: grid(rec.gpu, length),
+      uniforms: new Uniforms().u32(chunk.rows).f32(args.weightDecay),
+      groups: grid(rec.gpu, chunk.rows),
     });
   }
 }

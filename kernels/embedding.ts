@@ -24,54 +24,13 @@ import {
   grid,
   type Recorder,
   requireLength,
+  rowChunks,
+  rowView,
   Uniforms,
   type View,
 } from "./device.ts";
 
 const WG = 256;
-
-/** Rows `row0 .. row0+rows` of a row-major table, bound as `view`. */
-interface RowChunk {
-  view: View;
-  row0: number;
-  rows: number;
-}
-
-function gcd(a: number, b: number): number {
-  return b === 0 ? a : gcd(b, a % b);
-}
-
-/**
- * Splits `table (rows, cols)` into chunks that each fit one storage binding and start at a byte
- * offset the device can bind; `maxRows` caps the chunk height (tests use it to force chunking).
- */
-function rowChunks(rec: Recorder, table: View, rows: number, cols: number, maxRows?: number): RowChunk[] {
-  const { maxStorageBufferBindingSize, minStorageBufferOffsetAlignment: align } = rec.gpu.limits;
-  const rowBytes = cols * 4;
-  if (rows * rowBytes <= maxStorageBufferBindingSize && (maxRows === undefined || maxRows >= rows)) {
-    return [{ view: { buffer: table.buffer, offset: table.offset, length: rows * cols }, row0: 0, rows }];
-  }
-  // Chunks start at multiples of `unit` rows, the smallest step that keeps offsets aligned.
-  const unit = align / gcd(rowBytes, align);
-  const fit = Math.min(Math.floor(maxStorageBufferBindingSize / rowBytes), maxRows ?? Infinity);
-  const per = Math.floor(fit / unit) * unit;
-  if (per < 1 || (table.offset * 4) % align !== 0) {
-    throw new GpuError(
-      `cannot split a table of ${rows} rows of ${cols} f32 into aligned chunks of at most ${fit} rows ` +
-        `(offset alignment ${align} bytes, view offset ${table.offset * 4} bytes)`,
-    );
-  }
-  const chunks: RowChunk[] = [];
-  for (let row0 = 0; row0 < rows; row0 += per) {
-    const n = Math.min(per, rows - row0);
-    chunks.push({
-      view: { buffer: table.buffer, offset: table.offset + row0 * cols, length: n * cols },
-      row0,
-      rows: n,
-    });
-  }
-  return chunks;
-}
 
 // `tok - row0` wraps around for tokens below the chunk, so one comparison tests both ends.
 const IN_CHUNK_WGSL = /* wgsl */ `
@@ -135,11 +94,11 @@ export function encoderForward(rec: Recorder, args: EncoderForwardArgs): void {
   requireLength(args.tokens, B * T, `encoder tokens (B=${B}, T=${T})`);
   requireLength(args.wte, V * C, `encoder wte (V=${V}, C=${C})`);
   checkPositions(args.wpe, T, C, "encoder wpe");
-  const chunks = rowChunks(rec, args.wte, V, C, args.maxRowsPerChunk);
+  const chunks = rowChunks(rec.gpu, args.wte, { rows: V, cols: C, maxRows: args.maxRowsPerChunk });
   for (const chunk of chunks) {
     rec.dispatch({
       code: FORWARD,
-      views: [args.out, args.tokens, chunk.view, args.wpe],
+      views: [args.out, args.tokens, rowView(args.wte, C, chunk), args.wpe],
       uniforms: new Uniforms().u32(B * T).u32(T).u32(C).u32(chunk.row0).u32(chunk.rows),
       groups: grid(rec.gpu, B * T * C, WG),
     });
@@ -254,7 +213,7 @@ export function encoderBackward(rec: Recorder, args: EncoderBackwardArgs): void 
   checkPositions(args.dwpe, T, C, "encoder backward dwpe");
   requireLength(args.dout, B * T * C, `encoder backward dout (B=${B}, T=${T}, C=${C})`);
   requireLength(args.tokens, B * T, `encoder backward tokens (B=${B}, T=${T})`);
-  const chunks = rowChunks(rec, args.dwte, V, C, args.maxRowsPerChunk);
+  const chunks = rowChunks(rec.gpu, args.dwte, { rows: V, cols: C, maxRows: args.maxRowsPerChunk });
   const links = createView(rec.gpu, B * T, "encoder backward links");
   rec.dispatch({
     code: BACKWARD_LINKS,
@@ -265,7 +224,7 @@ export function encoderBackward(rec: Recorder, args: EncoderBackwardArgs): void 
   for (const chunk of chunks) {
     rec.dispatch({
       code: BACKWARD_WTE,
-      views: [chunk.view, args.dout, args.tokens, links],
+      views: [rowView(args.dwte, C, chunk), args.dout, args.tokens, links],
       uniforms: new Uniforms().u32(B * T).u32(C).u32(chunk.row0).u32(chunk.rows),
       groups: grid(rec.gpu, B * T * C, WG),
     });

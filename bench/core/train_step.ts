@@ -3,7 +3,10 @@
  * tokens/s and the process's peak memory. On the software adapter every GPU buffer lives in this
  * process, so its peak resident set (VmHWM) is the step's peak memory.
  *
- *   deno run -A bench/core/train_step.ts tiny|124m [--steps N] [--batch B] [--json]
+ *   deno run -A bench/core/train_step.ts tiny|124m [--steps N] [--batch B] [--no-warmup] [--json]
+ *
+ * `--no-warmup` times the first step too (shader compilation included): for configurations whose
+ * steps take minutes on a software adapter.
  *
  * @module
  */
@@ -45,7 +48,7 @@ export interface StepBench {
   B: number;
   /** Context. */
   T: number;
-  /** Mean seconds per step (after one warm-up step). */
+  /** Mean seconds per step (after one warm-up step, unless `warmup` was false). */
   seconds: number;
   /** Tokens per second. */
   tokens_per_s: number;
@@ -55,10 +58,10 @@ export interface StepBench {
   device: string;
 }
 
-/** Runs `steps` timed training steps of configuration `name` after one warm-up step. */
+/** Runs `steps` timed training steps of configuration `name`, after one warm-up step by default. */
 export async function benchTrainStep(
   name: string,
-  options: { steps?: number; B?: number } = {},
+  options: { steps?: number; B?: number; warmup?: boolean } = {},
 ): Promise<StepBench> {
   const entry = CONFIGS[name];
   if (!entry) throw new Error(`unknown configuration ${name}: use ${Object.keys(CONFIGS).join(", ")}`);
@@ -80,7 +83,7 @@ export async function benchTrainStep(
     rec.submit();
     await gpu.device.queue.onSubmittedWorkDone();
   };
-  await step();
+  if (options.warmup ?? true) await step();
   const steps = options.steps ?? 3;
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) await step();
@@ -100,12 +103,18 @@ export async function benchTrainStep(
 if (import.meta.main) {
   const { values, positionals } = parseArgs({
     args: Deno.args,
-    options: { steps: { type: "string" }, batch: { type: "string" }, json: { type: "boolean" } },
+    options: {
+      steps: { type: "string" },
+      batch: { type: "string" },
+      "no-warmup": { type: "boolean" },
+      json: { type: "boolean" },
+    },
     allowPositionals: true,
   });
   const r = await benchTrainStep(positionals[0] ?? "tiny", {
     steps: values.steps ? Number(values.steps) : undefined,
     B: values.batch ? Number(values.batch) : undefined,
+    warmup: !values["no-warmup"],
   });
   if (values.json) console.log(JSON.stringify(r));
   else {
