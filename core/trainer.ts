@@ -220,12 +220,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (evaluated !== undefined) m.val_loss = evaluated;
       lastLogTime = now;
       lastLogTokens = tokensSeen;
-      pending.push(buffer.mapAsync(GPUMapMode.READ).then(() => {
-        const losses = new Float32Array(buffer.getMappedRange(0, accumulation * 4));
-        m.loss = losses.reduce((a, b) => a + b, 0) / accumulation;
-        buffer.unmap();
-        return m;
-      }));
+      pending.push(
+        buffer.mapAsync(GPUMapMode.READ).then(() => {
+          const losses = new Float32Array(buffer.getMappedRange(0, accumulation * 4));
+          m.loss = losses.reduce((a, b) => a + b, 0) / accumulation;
+          buffer.unmap();
+          return m;
+        }),
+      );
       // Wait for the previous log's loss, not this one's: the GPU keeps this step's work queued,
       // and the CPU stays at most one log interval ahead of it.
       await flush(1);
