@@ -528,8 +528,27 @@ export class GPT2 {
       this.losses,
       this.loss,
       this.lnf,
+      this.#residualOut,
+      this.#lnfMean,
+      this.#lnfRstd,
+      this.#clsLse,
+      this.#clsScratch.logits,
+      this.#clsScratch.state,
     ];
     for (const a of this.#blocks) views.push(...Object.values(a));
+    for (
+      const v of [
+        this.#attnScratch,
+        this.#dres,
+        this.#dln,
+        this.#datty,
+        this.#dqkv,
+        this.#dfchGelu,
+        this.#dfch,
+      ]
+    ) {
+      if (v) views.push(v);
+    }
     for (const v of views) {
       if (!seen.has(v.buffer)) v.buffer.destroy();
       seen.add(v.buffer);
