@@ -1,21 +1,9 @@
 import assert from "node:assert/strict";
 import { createApp, FileRun, LiveRun, type Metrics, type RunStatus } from "@inheritune/server";
 import { withTempDir } from "../_util.ts";
+import { step } from "./_metrics.ts";
 
 const TOKEN = "test-token";
-
-/** A logged step of a run training 32 tokens per step at 100 steps a second. */
-function step(n: number, extra: Partial<Metrics> = {}): Metrics {
-  return {
-    step: n,
-    loss: 5 - n / 100,
-    lr: 6e-4,
-    tokens_per_s: 3200,
-    tokens: 32 * n,
-    elapsed_s: n / 100,
-    ...extra,
-  };
-}
 
 function liveApp(history: Metrics[] = []): { run: LiveRun; app: ReturnType<typeof createApp> } {
   const run = new LiveRun({

@@ -10,18 +10,7 @@ import {
 } from "@inheritune/server";
 import { assertRejects } from "../_assert.ts";
 import { withTempDir } from "../_util.ts";
-
-function step(n: number, extra: Partial<Metrics> = {}): Metrics {
-  return {
-    step: n,
-    loss: 5 - n / 100,
-    lr: 6e-4,
-    tokens_per_s: 3200,
-    tokens: 32 * n,
-    elapsed_s: n / 100,
-    ...extra,
-  };
-}
+import { step } from "./_metrics.ts";
 
 const line = (m: Metrics): string => JSON.stringify(m) + "\n";
 
