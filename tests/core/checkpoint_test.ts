@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  BLOCK_TENSORS,
   type Checkpoint,
   CheckpointError,
   decodeFloats,
@@ -263,21 +264,7 @@ function llmcFile(
     "mlp.c_fc.weight": [C, 4 * C],
     "mlp.c_proj.weight": [4 * C, C],
   };
-  const order = [
-    "ln_1.weight",
-    "ln_1.bias",
-    "attn.c_attn.weight",
-    "attn.c_attn.bias",
-    "attn.c_proj.weight",
-    "attn.c_proj.bias",
-    "ln_2.weight",
-    "ln_2.bias",
-    "mlp.c_fc.weight",
-    "mlp.c_fc.bias",
-    "mlp.c_proj.weight",
-    "mlp.c_proj.bias",
-  ];
-  for (const t of order) {
+  for (const t of BLOCK_TENSORS) {
     for (let l = 0; l < L; l++) {
       const w = params.get(`h.${l}.${t}`)!;
       chunks.push(t in sizes ? transposed(w, ...sizes[t]) : w);

@@ -4,6 +4,7 @@ import {
   biasBackwardCpu,
   createView,
   getGpu,
+  type Gpu,
   linearBackward,
   matmul,
   type MatmulBlocking,
@@ -24,33 +25,40 @@ const SHAPES: [number, number, number][] = [[7, 13, 33], [1, 1, 1], [64, 64, 64]
   70,
 ]];
 
+/**
+ * Runs `C += op(A)·op(B) + bias` on random inputs seeded by `seed` and compares it with the CPU
+ * reference.
+ */
+async function checkMatmul(
+  gpu: Gpu,
+  shape: { M: number; N: number; K: number; transA: boolean; transB: boolean; blocking?: MatmulBlocking },
+  seed: number,
+): Promise<void> {
+  const { M, N, K, transA, transB } = shape;
+  const a = rand(M * K, M * 7 + K + seed, 1);
+  const b = rand(K * N, N * 3 + K + seed, 1);
+  const bias = rand(N, 5 + seed, 1);
+  const c0 = rand(M * N, 9 + seed, 1);
+  const out = upload(gpu, c0);
+  const rec = new Recorder(gpu);
+  matmul(rec, {
+    out,
+    a: upload(gpu, a),
+    b: upload(gpu, b),
+    bias: upload(gpu, bias),
+    ...shape,
+    accumulate: true,
+  });
+  rec.submit();
+  const want = matmulCpu(a, b, { M, N, K, transA, transB, bias, c: c0 });
+  assertClose(await read(gpu, out), want, 1e-4, `matmul ${M}x${N}x${K} tA=${transA} tB=${transB}`);
+}
+
 for (const transA of [false, true]) {
   for (const transB of [false, true]) {
     Deno.test(`matmul transA=${transA} transB=${transB} matches CPU on odd shapes`, async () => {
       const gpu = await getGpu();
-      for (const [M, N, K] of SHAPES) {
-        const a = rand(M * K, M * 7 + K, 1);
-        const b = rand(K * N, N * 3 + K, 1);
-        const bias = rand(N, 5, 1);
-        const c0 = rand(M * N, 9, 1);
-        const out = upload(gpu, c0);
-        const rec = new Recorder(gpu);
-        matmul(rec, {
-          out,
-          a: upload(gpu, a),
-          b: upload(gpu, b),
-          bias: upload(gpu, bias),
-          M,
-          N,
-          K,
-          transA,
-          transB,
-          accumulate: true,
-        });
-        rec.submit();
-        const want = matmulCpu(a, b, { M, N, K, transA, transB, bias, c: c0 });
-        assertClose(await read(gpu, out), want, 1e-4, `matmul ${M}x${N}x${K}`);
-      }
+      for (const [M, N, K] of SHAPES) await checkMatmul(gpu, { M, N, K, transA, transB }, 0);
     });
   }
 }
@@ -147,30 +155,7 @@ for (const [blocking, shapes] of BLOCKINGS) {
     const gpu = await getGpu();
     for (const [M, N, K] of shapes) {
       for (const transA of [false, true]) {
-        for (const transB of [false, true]) {
-          const a = rand(M * K, M + 11 * K, 1);
-          const b = rand(K * N, N + 13 * K, 1);
-          const bias = rand(N, 17, 1);
-          const c0 = rand(M * N, 19, 1);
-          const out = upload(gpu, c0);
-          const rec = new Recorder(gpu);
-          matmul(rec, {
-            out,
-            a: upload(gpu, a),
-            b: upload(gpu, b),
-            bias: upload(gpu, bias),
-            M,
-            N,
-            K,
-            transA,
-            transB,
-            accumulate: true,
-            blocking,
-          });
-          rec.submit();
-          const want = matmulCpu(a, b, { M, N, K, transA, transB, bias, c: c0 });
-          assertClose(await read(gpu, out), want, 1e-4, `matmul ${M}x${N}x${K} tA=${transA} tB=${transB}`);
-        }
+        for (const transB of [false, true]) await checkMatmul(gpu, { M, N, K, transA, transB, blocking }, 1);
       }
     }
   });
