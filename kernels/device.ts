@@ -35,6 +35,8 @@ export interface GpuLimits {
   maxComputeWorkgroupsPerDimension: number;
   /** Required alignment of a storage binding's byte offset. */
   minStorageBufferOffsetAlignment: number;
+  /** Largest width or height of a 2-D texture. */
+  maxTextureDimension2D: number;
 }
 
 /** A WebGPU device with its limits, optional features and a pipeline cache. */
@@ -61,6 +63,7 @@ const LIMIT_NAMES = [
   "maxComputeInvocationsPerWorkgroup",
   "maxComputeWorkgroupsPerDimension",
   "minStorageBufferOffsetAlignment",
+  "maxTextureDimension2D",
 ] as const;
 
 let shared: Promise<Gpu> | undefined;
@@ -254,7 +257,7 @@ export class Uniforms {
   }
 }
 
-/** One recorded command: a kernel launch, or a fill of a view with zeros. */
+/** One recorded command: a kernel launch, a fill of a view with zeros, or a buffer-to-texture copy. */
 type Command =
   | {
     kind: "dispatch";
@@ -262,15 +265,21 @@ type Command =
     bindGroup: GPUBindGroup;
     groups: [number, number, number];
   }
-  | { kind: "clear"; view: View };
+  | { kind: "clear"; view: View }
+  | { kind: "copy"; view: View; texture: GPUTexture };
 
 /** Arguments of {@linkcode Recorder.dispatch}. */
 export interface DispatchArgs {
-  /** WGSL source with entry point `main`; storage bindings 0..n-1 in `views` order, then the uniform block at binding n. */
+  /**
+   * WGSL source with entry point `main`; storage bindings 0..n-1 in `views` order, then the
+   * `textures`, then the uniform block.
+   */
   code: string;
   /** Storage buffers to bind, in binding order. */
   views: View[];
-  /** The uniform block, bound after the views; omitted when the kernel has none. */
+  /** Textures bound after the views (as read-only storage textures or sampled textures). */
+  textures?: GPUTexture[];
+  /** The uniform block, bound after the views and textures; omitted when the kernel has none. */
   uniforms?: Uniforms;
   /** Workgroups to launch along x, y, z. */
   groups: [number, number?, number?];
@@ -304,6 +313,29 @@ export class Recorder {
     this.#commands.push({ kind: "clear", view });
   }
 
+  /**
+   * Records a copy of `view` into `texture`, an `rgba32float` texture whose rows are the view's
+   * rows of `4 * width` floats. WebGPU copies whole rows of a multiple of 256 bytes, so the
+   * texture's width must be a multiple of 16 texels.
+   *
+   * @throws {GpuError} when the view is too short, misaligned, or the rows are not copyable.
+   */
+  copyToTexture(view: View, texture: GPUTexture): void {
+    const rowBytes = texture.width * 16;
+    if (texture.format !== "rgba32float" || rowBytes % 256 !== 0) {
+      throw new GpuError(`texture copy needs rgba32float rows of a multiple of 256 bytes, got ${rowBytes}`);
+    }
+    if ((view.offset * 4) % 16 !== 0) {
+      throw new GpuError(`texture copy source offset ${view.offset * 4} is not 16-byte aligned`);
+    }
+    requireLength(
+      view,
+      texture.width * 4 * texture.height,
+      `texture copy (${texture.height} rows of ${texture.width * 4})`,
+    );
+    this.#commands.push({ kind: "copy", view, texture });
+  }
+
   /** Records one kernel launch. Validates bindings against the device limits first. */
   dispatch(args: DispatchArgs): void {
     const { gpu } = this;
@@ -325,8 +357,11 @@ export class Recorder {
           `binding ${i} range ${offset}+${size} exceeds its buffer of ${v.buffer.size} bytes`,
         );
       }
-      return { binding: i, resource: { buffer: v.buffer, offset, size } };
+      return { binding: i, resource: { buffer: v.buffer, offset, size } } as GPUBindGroupEntry;
     });
+    for (const texture of args.textures ?? []) {
+      entries.push({ binding: entries.length, resource: texture.createView() });
+    }
     if (args.uniforms) {
       const data = args.uniforms.bytes();
       const buffer = gpu.device.createBuffer({
@@ -335,7 +370,7 @@ export class Recorder {
       });
       gpu.device.queue.writeBuffer(buffer, 0, data);
       this.#uniformBuffers.push(buffer);
-      entries.push({ binding: args.views.length, resource: { buffer } });
+      entries.push({ binding: entries.length, resource: { buffer } });
     }
     const max = gpu.limits.maxComputeWorkgroupsPerDimension;
     const groups: [number, number, number] = [args.groups[0], args.groups[1] ?? 1, args.groups[2] ?? 1];
@@ -347,14 +382,27 @@ export class Recorder {
     this.#commands.push({ kind: "dispatch", pipeline, bindGroup, groups });
   }
 
-  /** Encodes every recorded command into `encoder`: launches share compute passes between clears. */
+  /** Encodes every recorded command into `encoder`: launches share compute passes between clears and copies. */
   encode(encoder: GPUCommandEncoder): void {
     let pass: GPUComputePassEncoder | undefined;
     for (const c of this.#commands) {
-      if (c.kind === "clear") {
+      if (c.kind !== "dispatch") {
         pass?.end();
         pass = undefined;
-        encoder.clearBuffer(c.view.buffer, c.view.offset * 4, c.view.length * 4);
+        if (c.kind === "clear") encoder.clearBuffer(c.view.buffer, c.view.offset * 4, c.view.length * 4);
+        else {
+          const { width, height } = c.texture;
+          encoder.copyBufferToTexture(
+            {
+              buffer: c.view.buffer,
+              offset: c.view.offset * 4,
+              bytesPerRow: width * 16,
+              rowsPerImage: height,
+            },
+            { texture: c.texture },
+            [width, height],
+          );
+        }
         continue;
       }
       pass ??= encoder.beginComputePass();

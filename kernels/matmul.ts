@@ -44,9 +44,18 @@ export interface MatmulArgs {
   transB?: boolean;
   /** Add into C instead of overwriting it. */
   accumulate?: boolean;
-  /** Register blocking for {@linkcode matmul}; defaults to {@linkcode matmulBlocking} of the GPU. */
+  /** Register blocking of the buffer kernel; defaults to {@linkcode matmulBlocking} of the GPU. */
   blocking?: MatmulBlocking;
+  /**
+   * Where the kernel reads A and B from: straight from their storage buffers, or from textures
+   * they are first copied into (see {@linkcode matmulOperands}). Defaults to textures on a CPU
+   * adapter when {@linkcode textureOperandsFit}, else buffers.
+   */
+  operands?: MatmulOperands;
 }
+
+/** How {@linkcode matmul} reads its operands. */
+export type MatmulOperands = "buffer" | "texture";
 
 /**
  * How {@linkcode matmul} splits C: each invocation keeps a `rows x cols` block of C in registers,
@@ -217,12 +226,17 @@ function checkMatmul(args: MatmulArgs): void {
 }
 
 /**
- * Records `C = op(A)·op(B) [+ bias] [+ C]` with the register-blocked kernel, using
- * `args.blocking` or else {@linkcode matmulBlocking} of the recorder's GPU. Operands whose
- * contiguous dimension is a multiple of 4 are read as vec4.
+ * Records `C = op(A)·op(B) [+ bias] [+ C]`. With texture operands (see
+ * {@linkcode matmulOperands}) A and B are copied into textures and read from there; otherwise
+ * the register-blocked buffer kernel reads them in place, using `args.blocking` or else
+ * {@linkcode matmulBlocking} of the recorder's GPU, as vec4 where the contiguous dimension is a
+ * multiple of 4.
+ *
+ * @throws {GpuError} on a shape mismatch, a bad blocking, or texture operands that do not fit.
  */
 export function matmul(rec: Recorder, args: MatmulArgs): void {
   checkMatmul(args);
+  if ((args.operands ?? matmulOperands(rec.gpu, args)) === "texture") return textureMatmul(rec, args);
   const { M, N, K } = args;
   const transA = !!args.transA;
   const transB = !!args.transB;
@@ -253,6 +267,202 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
     views,
     uniforms: new Uniforms().u32(M).u32(N).u32(K),
     groups: [Math.ceil(N / (blocking.cols * wx)), Math.ceil(M / (blocking.rows * wy))],
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Texture operands
+//
+// llvmpipe (Mesa 22.3) loads a storage-buffer element lane by lane, with a bounds check and a
+// branch per lane: ~18 cycles per element. Its storage-texture loads are straight-line vector
+// code: an rgba32float texel for 8 lanes costs ~13 cycles, about 40x less per element. So on a
+// CPU adapter the operands are first copied (a row-by-row memcpy) into rgba32float textures, one
+// texel holding 4 consecutive floats of a row, and the kernel reads them with `textureLoad`.
+// Each invocation (8 per workgroup, one SIMD group) keeps a block of C in registers; workgroups
+// walk M fastest so that consecutive ones reuse the same columns of B from the cache.
+
+/** Shape of a texture kernel's block: rows and columns of C per invocation. */
+interface TextureBlock {
+  rows: number;
+  cols: number;
+}
+
+const TEXTURE_LANES = 8;
+const TEXTURE_BLOCKS: Record<"nn" | "tn" | "nt", TextureBlock> = {
+  nn: { rows: 16, cols: 8 },
+  tn: { rows: 16, cols: 8 },
+  nt: { rows: 8, cols: 8 },
+};
+
+/** A matrix stored row-major as a texture: `rows` rows of `cols` floats (cols / 4 texels). */
+interface TextureOperand {
+  rows: number;
+  cols: number;
+}
+
+function textureOperands(
+  args: MatmulArgs,
+): { kind: "nn" | "tn" | "nt"; a: TextureOperand; b: TextureOperand } | null {
+  const { M, N, K } = args;
+  if (args.transA && args.transB) return null;
+  if (args.transA) return { kind: "tn", a: { rows: K, cols: M }, b: { rows: K, cols: N } };
+  if (args.transB) return { kind: "nt", a: { rows: M, cols: K }, b: { rows: N, cols: K } };
+  return { kind: "nn", a: { rows: M, cols: K }, b: { rows: K, cols: N } };
+}
+
+/**
+ * Whether {@linkcode matmul} can read this product's operands from textures: `op(A)·op(B)` with at
+ * most one operand transposed, every stored row a multiple of 64 floats (WebGPU copies rows of a
+ * multiple of 256 bytes), operands within the adapter's texture size and 16-byte aligned.
+ */
+export function textureOperandsFit(gpu: Gpu, args: MatmulArgs): boolean {
+  const ops = textureOperands(args);
+  if (!ops || args.N % 4 !== 0) return false;
+  const max = gpu.limits.maxTextureDimension2D;
+  const fits = (t: TextureOperand, view: View) =>
+    t.cols % 64 === 0 && t.cols / 4 <= max && t.rows <= max && t.rows > 0 && view.offset % 4 === 0;
+  return fits(ops.a, args.a) && fits(ops.b, args.b) && args.out.offset % 4 === 0 &&
+    (!args.bias || args.bias.offset % 4 === 0);
+}
+
+/** The operand source {@linkcode matmul} uses for `args` unless told: textures on a CPU adapter when they fit. */
+export function matmulOperands(gpu: Gpu, args: MatmulArgs): MatmulOperands {
+  return gpu.isFallback && textureOperandsFit(gpu, args) ? "texture" : "buffer";
+}
+
+// One scratch texture per role and size, shared by every matmul on the device: the queue runs
+// each copy and the kernel reading it in order, so a later copy cannot overwrite an earlier
+// product's operand before that product has run.
+const scratchTextures = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
+
+function scratchTexture(gpu: Gpu, role: "a" | "b", t: TextureOperand): GPUTexture {
+  let pool = scratchTextures.get(gpu.device);
+  if (!pool) scratchTextures.set(gpu.device, pool = new Map());
+  const key = `${role}:${t.rows}x${t.cols}`;
+  let texture = pool.get(key);
+  if (!texture) {
+    texture = gpu.device.createTexture({
+      label: `matmul ${key}`,
+      size: [t.cols / 4, t.rows],
+      format: "rgba32float",
+      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+    });
+    pool.set(key, texture);
+  }
+  return texture;
+}
+
+function textureCode(kind: "nn" | "tn" | "nt", bias: boolean, accumulate: boolean): string {
+  const { rows: R, cols: CC } = TEXTURE_BLOCKS[kind];
+  const CV = CC / 4;
+  const pre: string[] = [];
+  const body: string[] = [];
+  const at = (t: string, x: string, y: string) => `textureLoad(${t}, vec2<u32>(${x}, ${y}))`;
+  let loop: string;
+  if (kind === "nt") {
+    // C = A·Bᵀ, both stored with K along their rows: dot products of texels along K, summed at
+    // the end. Column j of this invocation is n0 + j.
+    for (let r = 0; r < R; r++) pre.push(`let mr${r} = min(m0 + ${r}u, p.M - 1u);`);
+    for (let j = 0; j < CC; j++) pre.push(`let nc${j} = min(n0 + ${j}u, p.N - 1u);`);
+    for (let r = 0; r < R; r++) for (let j = 0; j < CC; j++) pre.push(`var s${r}_${j} = vec4<f32>();`);
+    for (let j = 0; j < CC; j++) body.push(`let b${j} = ${at("tb", "k4", `nc${j}`)};`);
+    for (let r = 0; r < R; r++) {
+      body.push(`let a${r} = ${at("ta", "k4", `mr${r}`)};`);
+      for (let j = 0; j < CC; j++) body.push(`s${r}_${j} = fma(a${r}, b${j}, s${r}_${j});`);
+    }
+    loop = `for (var k4 = 0u; k4 < p.K / 4u; k4++) {\n    ${body.join("\n    ")}\n  }`;
+    for (let r = 0; r < R; r++) {
+      for (let c = 0; c < CV; c++) {
+        const sums = [0, 1, 2, 3].map((i) => `dot(s${r}_${c * 4 + i}, vec4(1.0))`).join(", ");
+        pre.push(`var c${r}_${c} = vec4<f32>();`);
+        loop += `\n  c${r}_${c} = vec4(${sums});`;
+      }
+    }
+  } else {
+    for (let r = 0; r < R; r++) for (let c = 0; c < CV; c++) pre.push(`var c${r}_${c} = vec4<f32>();`);
+    if (kind === "nn") {
+      // C = A·B: per 4 steps of K, 4 rows of B (CV texels each) and one texel of each row of A.
+      for (let r = 0; r < R; r++) pre.push(`let mr${r} = min(m0 + ${r}u, p.M - 1u);`);
+      for (let kk = 0; kk < 4; kk++) {
+        for (let c = 0; c < CV; c++) {
+          body.push(`let b${kk}_${c} = ${at("tb", `n4 + ${c}u`, `k4 * 4u + ${kk}u`)};`);
+        }
+      }
+      for (let r = 0; r < R; r++) {
+        body.push(`let a${r} = ${at("ta", "k4", `mr${r}`)};`);
+        for (let c = 0; c < CV; c++) {
+          let e = `c${r}_${c}`;
+          for (let kk = 0; kk < 4; kk++) e = `fma(vec4(a${r}.${XYZW[kk]}), b${kk}_${c}, ${e})`;
+          body.push(`c${r}_${c} = ${e};`);
+        }
+      }
+      loop = `for (var k4 = 0u; k4 < p.K / 4u; k4++) {\n    ${body.join("\n    ")}\n  }`;
+    } else {
+      // C = Aᵀ·B, A stored (K,M): per step of K, R/4 texels of A's row and CV texels of B's.
+      for (let c = 0; c < CV; c++) body.push(`let b${c} = ${at("tb", `n4 + ${c}u`, "k")};`);
+      for (let r4 = 0; r4 < R / 4; r4++) {
+        body.push(`let a${r4} = ${at("ta", `min(m0 / 4u + ${r4}u, p.M / 4u - 1u)`, "k")};`);
+        for (let i = 0; i < 4; i++) {
+          for (let c = 0; c < CV; c++) {
+            const r = r4 * 4 + i;
+            body.push(`c${r}_${c} = fma(vec4(a${r4}.${XYZW[i]}), b${c}, c${r}_${c});`);
+          }
+        }
+      }
+      loop = `for (var k = 0u; k < p.K; k++) {\n    ${body.join("\n    ")}\n  }`;
+    }
+  }
+  const store: string[] = [];
+  for (let r = 0; r < R; r++) {
+    store.push(`if (m0 + ${r}u < p.M) {`);
+    for (let c = 0; c < CV; c++) {
+      const i = `(m0 + ${r}u) * (p.N / 4u) + n4 + ${c}u`;
+      let val = `c${r}_${c}`;
+      if (bias) val += ` + bias[n4 + ${c}u]`;
+      if (accumulate) val += ` + c[${i}]`;
+      store.push(`  if (n4 + ${c}u < p.N / 4u) { c[${i}] = ${val}; }`);
+    }
+    store.push(`}`);
+  }
+  const b0 = bias ? 2 : 1;
+  return /* wgsl */ `
+struct P { M: u32, N: u32, K: u32 }
+@group(0) @binding(0) var<storage, read_write> c: array<vec4<f32>>;
+${bias ? "@group(0) @binding(1) var<storage, read> bias: array<vec4<f32>>;" : ""}
+@group(0) @binding(${b0}) var ta: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(${b0 + 1}) var tb: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(${b0 + 2}) var<uniform> p: P;
+
+@compute @workgroup_size(${TEXTURE_LANES})
+fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: vec3<u32>) {
+  let m0 = w.x * ${R}u;
+  let n0 = (w.y * ${TEXTURE_LANES}u + l.x) * ${CC}u;
+  let n4 = n0 / 4u;
+  ${pre.join("\n  ")}
+  ${loop}
+  ${store.join("\n  ")}
+}`;
+}
+
+function textureMatmul(rec: Recorder, args: MatmulArgs): void {
+  const ops = textureOperands(args);
+  if (!ops || !textureOperandsFit(rec.gpu, args)) {
+    throw new GpuError(
+      `matmul ${args.M}x${args.N}x${args.K} (transA=${!!args.transA}, transB=${!!args.transB}) cannot read ` +
+        "texture operands: stored rows must be multiples of 64 floats within the texture size, at most one transposed",
+    );
+  }
+  const ta = scratchTexture(rec.gpu, "a", ops.a);
+  const tb = scratchTexture(rec.gpu, "b", ops.b);
+  rec.copyToTexture(args.a, ta);
+  rec.copyToTexture(args.b, tb);
+  const { rows, cols } = TEXTURE_BLOCKS[ops.kind];
+  rec.dispatch({
+    code: textureCode(ops.kind, !!args.bias, !!args.accumulate),
+    views: args.bias ? [args.out, args.bias] : [args.out],
+    textures: [ta, tb],
+    uniforms: new Uniforms().u32(args.M).u32(args.N).u32(args.K),
+    groups: [Math.ceil(args.M / rows), Math.ceil(args.N / (cols * TEXTURE_LANES))],
   });
 }
 

@@ -11,8 +11,11 @@ import {
   matmulBlocking,
   matmulCpu,
   matmulNaive,
+  type MatmulOperands,
+  matmulOperands,
   read,
   Recorder,
+  textureOperandsFit,
   upload,
   type View,
   write,
@@ -31,7 +34,15 @@ const SHAPES: [number, number, number][] = [[7, 13, 33], [1, 1, 1], [64, 64, 64]
  */
 async function checkMatmul(
   gpu: Gpu,
-  shape: { M: number; N: number; K: number; transA: boolean; transB: boolean; blocking?: MatmulBlocking },
+  shape: {
+    M: number;
+    N: number;
+    K: number;
+    transA: boolean;
+    transB: boolean;
+    blocking?: MatmulBlocking;
+    operands?: MatmulOperands;
+  },
   seed: number,
 ): Promise<void> {
   const { M, N, K, transA, transB } = shape;
@@ -161,6 +172,57 @@ for (const [blocking, shapes] of BLOCKINGS) {
   });
 }
 
+/** Shapes for texture operands: stored rows of 64 floats, M and N cut mid-block, short K. */
+const TEXTURE_CASES: { M: number; N: number; K: number; transA: boolean; transB: boolean }[] = [
+  { M: 40, N: 128, K: 64, transA: false, transB: false },
+  { M: 16, N: 64, K: 192, transA: false, transB: false },
+  { M: 64, N: 128, K: 40, transA: true, transB: false },
+  { M: 128, N: 64, K: 3, transA: true, transB: false },
+  { M: 40, N: 36, K: 128, transA: false, transB: true },
+  { M: 9, N: 68, K: 64, transA: false, transB: true },
+];
+
+Deno.test("matmul with texture operands matches CPU for A·B, Aᵀ·B and A·Bᵀ", async () => {
+  const gpu = await getGpu();
+  for (const shape of TEXTURE_CASES) await checkMatmul(gpu, { ...shape, operands: "texture" }, 2);
+});
+
+Deno.test("matmul picks texture operands on a CPU adapter only where the rows can be copied", async () => {
+  const gpu = await getGpu();
+  const v = createView(gpu, 256 * 256);
+  const fit = (M: number, N: number, K: number, transA = false, transB = false) =>
+    textureOperandsFit(gpu, { out: v, a: v, b: v, M, N, K, transA, transB });
+  for (const shape of TEXTURE_CASES) {
+    if (!fit(shape.M, shape.N, shape.K, shape.transA, shape.transB)) {
+      throw new Error(`${JSON.stringify(shape)} should fit`);
+    }
+  }
+  for (
+    const [M, N, K, tA, tB] of [[64, 64, 60, false, false], [64, 60, 64, false, false], [
+      60,
+      64,
+      64,
+      true,
+      false,
+    ], [
+      64,
+      64,
+      64,
+      true,
+      true,
+    ]] as const
+  ) {
+    if (fit(M, N, K, tA, tB)) throw new Error(`${M}x${N}x${K} tA=${tA} tB=${tB} should not fit`);
+  }
+  const want = gpu.isFallback ? "texture" : "buffer";
+  const got = matmulOperands(gpu, { out: v, a: v, b: v, M: 64, N: 64, K: 64 });
+  if (got !== want) throw new Error(`operands ${got} on ${gpu.description}, want ${want}`);
+  assertThrows(
+    () => matmul(new Recorder(gpu), { out: v, a: v, b: v, M: 8, N: 8, K: 8, operands: "texture" }),
+    /cannot read texture operands/,
+  );
+});
+
 Deno.test("matmul reads and writes views that start inside their buffers", async () => {
   const gpu = await getGpu();
   const skip = gpu.limits.minStorageBufferOffsetAlignment / 4;
@@ -170,13 +232,15 @@ Deno.test("matmul reads and writes views that start inside their buffers", async
     write(gpu, view, data);
     return view;
   };
-  for (const [M, N, K] of [[8, 12, 16], [5, 7, 9]]) {
+  for (
+    const [M, N, K, operands] of [[8, 12, 16, "buffer"], [5, 7, 9, "buffer"], [8, 12, 64, "texture"]] as const
+  ) {
     const a = rand(M * K, 21);
     const b = rand(K * N, 22);
     const c0 = rand(M * N, 23);
     const out = inside(c0);
     const rec = new Recorder(gpu);
-    matmul(rec, { out, a: inside(a), b: inside(b), M, N, K, transB: true, accumulate: true });
+    matmul(rec, { out, a: inside(a), b: inside(b), M, N, K, transB: true, accumulate: true, operands });
     rec.submit();
     const got = await read(gpu, out);
     assertClose(got, matmulCpu(a, b, { M, N, K, transB: true, c: c0 }), 1e-4, `offset views ${M}x${N}x${K}`);
@@ -226,26 +290,29 @@ Deno.test("matmul rejects a blocking that is not a multiple of 4", async () => {
   );
 });
 
-Deno.test("repeated matmul dispatches do not grow host memory (Mesa llvmpipe leaked with one variant)", async () => {
-  const gpu = await getGpu();
-  const [M, N, K] = [64, 256, 512];
-  const rec = new Recorder(gpu);
-  matmul(rec, {
-    out: createView(gpu, M * N),
-    a: createView(gpu, K * M),
-    b: createView(gpu, K * N),
-    M,
-    N,
-    K,
-    transA: true,
-    accumulate: true,
+for (const operands of ["buffer", "texture"] as const) {
+  Deno.test(`repeated matmul dispatches with ${operands} operands do not grow host memory (Mesa llvmpipe leaked with one variant)`, async () => {
+    const gpu = await getGpu();
+    const [M, N, K] = [64, 256, 512];
+    const rec = new Recorder(gpu);
+    matmul(rec, {
+      out: createView(gpu, M * N),
+      a: createView(gpu, K * M),
+      b: createView(gpu, K * N),
+      M,
+      N,
+      K,
+      transA: true,
+      accumulate: true,
+      operands,
+    });
+    rec.submit();
+    await gpu.device.queue.onSubmittedWorkDone();
+    const before = Deno.memoryUsage().rss;
+    for (let i = 0; i < 40; i++) rec.submit();
+    await gpu.device.queue.onSubmittedWorkDone();
+    const grown = (Deno.memoryUsage().rss - before) / 2 ** 20;
+    // the leaking variant grew ~2 MiB per dispatch here: 80 MiB over these 40
+    if (grown > 16) throw new Error(`host memory grew ${grown.toFixed(1)} MiB over 40 dispatches`);
   });
-  rec.submit();
-  await gpu.device.queue.onSubmittedWorkDone();
-  const before = Deno.memoryUsage().rss;
-  for (let i = 0; i < 40; i++) rec.submit();
-  await gpu.device.queue.onSubmittedWorkDone();
-  const grown = (Deno.memoryUsage().rss - before) / 2 ** 20;
-  // the leaking variant grew ~2 MiB per dispatch here: 80 MiB over these 40
-  if (grown > 16) throw new Error(`host memory grew ${grown.toFixed(1)} MiB over 40 dispatches`);
-});
+}
