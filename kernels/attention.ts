@@ -25,8 +25,11 @@ import {
   createView,
   type Gpu,
   GpuError,
+  type Operands,
   type Recorder,
   requireLength,
+  scratchTexture,
+  textureFits,
   Uniforms,
   type View,
 } from "./device.ts";
@@ -46,6 +49,12 @@ const CPU_ROW_VECTORS = 128;
 
 /** Shape of the attention of {@linkcode attentionForward} and {@linkcode attentionBackward}. */
 export interface AttentionShape {
+  /**
+   * Where the streamed rows (keys and values; queries and output gradients) are read from:
+   * storage buffers, or texture copies of qkv and dout. Defaults to textures on a CPU adapter
+   * when the head size is a multiple of 4 and C of 64, else buffers.
+   */
+  operands?: Operands;
   /** Batch size. */
   B: number;
   /** Sequence length. */
@@ -111,6 +120,38 @@ function slice(view: View, b0: number, nb: number, perBatch: number): View {
   return { buffer: view.buffer, offset: view.offset + b0 * perBatch, length: nb * perBatch };
 }
 
+/**
+ * Whether the streamed rows come from textures: `operands` if given (textures must then fit),
+ * else on a CPU adapter when every table fits a texture. `tables` are the views to copy with
+ * their floats per row; each holds `nb · T` rows.
+ */
+function useTextures(
+  gpu: Gpu,
+  args: AttentionShape,
+  hs: number,
+  tables: [View, number][],
+): boolean {
+  const fit = hs % 4 === 0 &&
+    tables.every(([view, cols]) => textureFits(gpu, view, { rows: args.B * args.T, cols }));
+  const want = args.operands ?? (gpu.isFallback && fit ? "texture" : "buffer");
+  if (want === "texture" && !fit) {
+    throw new GpuError(
+      `attention (C=${args.C}, NH=${args.NH}, T=${args.T}) cannot read texture operands: ` +
+        "needs a head size that is a multiple of 4, C a multiple of 64, and B·T within the texture size",
+    );
+  }
+  return want === "texture";
+}
+
+/** Records copies of `tables` (view, floats per row, `rows` rows each) into scratch textures, returned in order. */
+function copyToTextures(rec: Recorder, role: string, rows: number, tables: [View, number][]): GPUTexture[] {
+  return tables.map(([view, cols], i) => {
+    const texture = scratchTexture(rec.gpu, `${role} ${i}`, { rows, cols });
+    rec.copyToTexture(view, texture);
+    return texture;
+  });
+}
+
 function attentionUniforms(T: number, C: number, NH: number): Uniforms {
   const scale = 1 / Math.sqrt(C / NH);
   return new Uniforms().u32(T).u32(C).u32(NH).f32(scale);
@@ -160,12 +201,22 @@ function dot(x: string, y: string, n: number): string {
 // Shared WGSL preamble: the uniform block and the row addressing of qkv (B,T,3C) and of the
 // per-row statistics (B,NH,T). Workgroup (x, y, z) = (row block, head, batch entry); row r of
 // invocation li of row block x is x·BLOCK + r·WG + li.
-function header(hs: number, { wg, rows }: Split, bindings: [string, string][]): string {
+function header(
+  hs: number,
+  { wg, rows }: Split,
+  bindings: [string, string][],
+  textures: string[] = [],
+): string {
   const arr = hs % 4 === 0 ? "array<vec4<f32>>" : "array<f32>";
   const decl = bindings.map(([access, name], i) =>
     `@group(0) @binding(${i}) var<storage, ${access}> ${name}: ${
       name === "lse" || name === "delta" ? "array<f32>" : arr
     };`
+  );
+  textures.forEach((name, i) =>
+    decl.push(
+      `@group(0) @binding(${bindings.length + i}) var ${name}: texture_storage_2d<rgba32float, read>;`,
+    )
   );
   return /* wgsl */ `
 const HS = ${hs}u;
@@ -174,12 +225,37 @@ const BLOCK = ${wg * rows}u;
 const STEP = ${STEP}u;
 struct P { T: u32, C: u32, NH: u32, scale: f32 }
 ${decl.join("\n")}
-@group(0) @binding(${bindings.length}) var<uniform> p: P;
+@group(0) @binding(${bindings.length + textures.length}) var<uniform> p: P;
 // Element 0 of head h of row t of batch entry b in q; k and v follow at +C and +2C.
 fn qkv_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * 3u * p.C + h * HS; }
 // Element 0 of head h of row t of batch entry b in a (B,T,C) tensor.
 fn btc_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * p.C + h * HS; }
-fn stat_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.NH + h) * p.T + t; }`;
+fn stat_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.NH + h) * p.T + t; }
+// Texel (4 floats) d of head h, part (0 q, 1 k, 2 v) of row t of batch entry b in the texture
+// copy of qkv (B·T rows of 3C/4 texels) or, with part 0, of a (B,T,C) tensor.
+fn tex_at(b: u32, t: u32, h: u32, part: u32, d: u32) -> vec2<u32> {
+  return vec2<u32>((part * p.C + h * HS) / 4u + d, b * p.T + t);
+}`;
+}
+
+/**
+ * Expression of vec4 `d` of a streamed row: texel `at = [b, t, h, part]` of texture `tex` in
+ * texture mode, else {@linkcode load4} of `buf` at `base`.
+ */
+function stream4(
+  hs: number,
+  src: { tex?: string; at: [string, string, string, number]; buf: string; base: string },
+  d: number,
+): string {
+  if (!src.tex) return load4(hs, src.buf, src.base, d);
+  const [b, t, h, part] = src.at;
+  return `textureLoad(${src.tex}, tex_at(${b}, ${t}, ${h}, ${part}u, ${d}u))`;
+}
+
+/** vec4 `d` of the key (part 1) or value (part 2) streamed as row `uc_k`, whose qkv offset is `kj_k`. */
+function streamKV(hs: number, tex: boolean, k: number, part: 1 | 2, d: number): string {
+  const base = part === 1 ? `kj${k}` : `kj${k} + p.C`;
+  return stream4(hs, { tex: tex ? "tqkv" : undefined, at: ["b", `uc${k}`, "h", part], buf: "qkv", base }, d);
 }
 
 // The entry point: `pre` runs once per invocation (rows r: t_r = its row, tc_r clamped to T-1),
@@ -219,7 +295,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 // softmax (m_r running max, l_r running sum of exp(S − m_r), a_r unnormalised output). Keys past
 // t_r (or past T, read clamped) score -3e38, so exp gives 0 for them; key 0 is in every row's
 // first step, so m_r is finite before any exp(m_r − mt) matters.
-function forwardCode(hs: number, sp: Split): string {
+function forwardCode(hs: number, sp: Split, tex: boolean): string {
   const n = Math.ceil(hs / 4);
   const R = seq(sp.rows, (r) => r);
   const K = seq(STEP, (k) => k);
@@ -232,7 +308,7 @@ function forwardCode(hs: number, sp: Split): string {
   ];
   const loop = [
     ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, h) + p.C;`),
-    ...K.flatMap((k) => D.map((d) => `let k${k}_${d} = ${load4(hs, "qkv", `kj${k}`, d)};`)),
+    ...K.flatMap((k) => D.map((d) => `let k${k}_${d} = ${streamKV(hs, tex, k, 1, d)};`)),
     ...R.flatMap((r) =>
       K.map((k) => `let s${r}_${k} = select(-3.0e38, ${dot(`q${r}`, `k${k}`, n)}, u${k} <= t${r});`)
     ),
@@ -243,7 +319,7 @@ function forwardCode(hs: number, sp: Split): string {
       `l${r} = l${r} * c${r} + ${K.map((k) => `p${r}_${k}`).join(" + ")};`,
       `m${r} = mt${r};`,
     ]),
-    ...K.flatMap((k) => D.map((d) => `let v${k}_${d} = ${load4(hs, "qkv", `kj${k} + p.C`, d)};`)),
+    ...K.flatMap((k) => D.map((d) => `let v${k}_${d} = ${streamKV(hs, tex, k, 2, d)};`)),
     ...R.flatMap((r) =>
       D.map((d) =>
         `a${r}_${d} = ${
@@ -262,7 +338,12 @@ function forwardCode(hs: number, sp: Split): string {
       `}`,
     ].join("\n  ")
   );
-  return header(hs, sp, [["read_write", "out"], ["read_write", "lse"], ["read", "qkv"]]) +
+  return header(
+    hs,
+    sp,
+    [["read_write", "out"], ["read_write", "lse"], ["read", "qkv"]],
+    tex ? ["tqkv"] : [],
+  ) +
     kernel(sp, "0u", "min(p.T, (wid.x + 1u) * BLOCK)", pre, loop, post);
 }
 
@@ -285,15 +366,14 @@ export function attentionForward(rec: Recorder, args: AttentionForwardArgs): voi
   requireLength(args.lse, B * NH * T, `attention forward lse ${shape}`);
   requireLength(args.qkv, B * T * 3 * C, `attention forward qkv ${shape}`);
   const sp = split(rec.gpu, hs, 2);
-  const code = forwardCode(hs, sp);
+  const tex = useTextures(rec.gpu, args, hs, [[args.qkv, 3 * C]]);
+  const code = forwardCode(hs, sp, tex);
   for (const [b0, nb] of batchChunks(rec.gpu, B, T * 3 * C)) {
+    const qkv = slice(args.qkv, b0, nb, T * 3 * C);
     rec.dispatch({
       code,
-      views: [
-        slice(args.out, b0, nb, T * C),
-        slice(args.lse, b0, nb, NH * T),
-        slice(args.qkv, b0, nb, T * 3 * C),
-      ],
+      views: [slice(args.out, b0, nb, T * C), slice(args.lse, b0, nb, NH * T), qkv],
+      textures: tex ? copyToTextures(rec, "attention", nb * T, [[qkv, 3 * C]]) : [],
       uniforms: attentionUniforms(T, C, NH),
       groups: [Math.ceil(T / (sp.wg * sp.rows)), NH, nb],
     });
@@ -305,7 +385,7 @@ export function attentionForward(rec: Recorder, args: AttentionForwardArgs): voi
 
 // Each invocation owns query rows t_r: dq_r over the keys j = u_k ≤ t_r. It computes
 // D_r = dout_r·out_r for itself and saves it for the dk/dv kernel.
-function dqCode(hs: number, sp: Split): string {
+function dqCode(hs: number, sp: Split, tex: boolean): string {
   const n = Math.ceil(hs / 4);
   const R = seq(sp.rows, (r) => r);
   const K = seq(STEP, (k) => k);
@@ -320,8 +400,8 @@ function dqCode(hs: number, sp: Split): string {
   ];
   const loop = [
     ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, h) + p.C;`),
-    ...K.flatMap((k) => D.map((d) => `let k${k}_${d} = ${load4(hs, "qkv", `kj${k}`, d)};`)),
-    ...K.flatMap((k) => D.map((d) => `let v${k}_${d} = ${load4(hs, "qkv", `kj${k} + p.C`, d)};`)),
+    ...K.flatMap((k) => D.map((d) => `let k${k}_${d} = ${streamKV(hs, tex, k, 1, d)};`)),
+    ...K.flatMap((k) => D.map((d) => `let v${k}_${d} = ${streamKV(hs, tex, k, 2, d)};`)),
     ...R.flatMap((r) =>
       K.map((k) =>
         `let ds${r}_${k} = select(0.0, exp(${dot(`q${r}`, `k${k}`, n)} - L${r}) * (${
@@ -350,11 +430,11 @@ function dqCode(hs: number, sp: Split): string {
     ["read", "dout"],
     ["read", "out"],
     ["read", "lse"],
-  ]) + kernel(sp, "0u", "min(p.T, (wid.x + 1u) * BLOCK)", pre, loop, post);
+  ], tex ? ["tqkv"] : []) + kernel(sp, "0u", "min(p.T, (wid.x + 1u) * BLOCK)", pre, loop, post);
 }
 
 // Each invocation owns key rows t_r: dk_r and dv_r over the queries i = u_k ≥ t_r.
-function dkvCode(hs: number, sp: Split): string {
+function dkvCode(hs: number, sp: Split, tex: boolean): string {
   const n = Math.ceil(hs / 4);
   const R = seq(sp.rows, (r) => r);
   const K = seq(STEP, (k) => k);
@@ -371,8 +451,30 @@ function dkvCode(hs: number, sp: Split): string {
     ...K.map((k) =>
       `let qi${k} = qkv_at(b, uc${k}, h);\n    let oi${k} = btc_at(b, uc${k}, h);\n    let si${k} = stat_at(b, uc${k}, h);`
     ),
-    ...K.flatMap((k) => D.map((d) => `let q${k}_${d} = ${load4(hs, "qkv", `qi${k}`, d)};`)),
-    ...K.flatMap((k) => D.map((d) => `let o${k}_${d} = ${load4(hs, "dout", `oi${k}`, d)};`)),
+    ...K.flatMap((k) =>
+      D.map((d) =>
+        `let q${k}_${d} = ${
+          stream4(hs, {
+            tex: tex ? "tqkv" : undefined,
+            at: ["b", `uc${k}`, "h", 0],
+            buf: "qkv",
+            base: `qi${k}`,
+          }, d)
+        };`
+      )
+    ),
+    ...K.flatMap((k) =>
+      D.map((d) =>
+        `let o${k}_${d} = ${
+          stream4(hs, {
+            tex: tex ? "tdout" : undefined,
+            at: ["b", `uc${k}`, "h", 0],
+            buf: "dout",
+            base: `oi${k}`,
+          }, d)
+        };`
+      )
+    ),
     ...K.map((k) => `let L${k} = lse[si${k}];\n    let D${k} = delta[si${k}];`),
     ...R.flatMap((r) =>
       K.flatMap((k) => [
@@ -399,13 +501,21 @@ function dkvCode(hs: number, sp: Split): string {
       `}`,
     ].join("\n  ")
   );
-  return header(hs, sp, [
-    ["read_write", "dqkv"],
-    ["read", "qkv"],
-    ["read", "dout"],
-    ["read", "lse"],
-    ["read", "delta"],
-  ]) + kernel(sp, "wid.x * BLOCK", "p.T", pre, loop, post);
+  // With textures, dout is only streamed, so its buffer is not bound.
+  const bindings: [string, string][] = [["read_write", "dqkv"], ["read", "qkv"], ["read", "dout"], [
+    "read",
+    "lse",
+  ], [
+    "read",
+    "delta",
+  ]];
+  return header(
+    hs,
+    sp,
+    tex ? bindings.filter(([, n]) => n !== "dout") : bindings,
+    tex ? ["tqkv", "tdout"] : [],
+  ) +
+    kernel(sp, "wid.x * BLOCK", "p.T", pre, loop, post);
 }
 
 /**
@@ -448,8 +558,9 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
   requireLength(args.delta, B * NH * T, `attention backward delta ${shape}`);
   const dqSplit = split(rec.gpu, hs, 3);
   const dkvSplit = split(rec.gpu, hs, 4);
-  const dq = dqCode(hs, dqSplit);
-  const dkv = dkvCode(hs, dkvSplit);
+  const tex = useTextures(rec.gpu, args, hs, [[args.qkv, 3 * C], [args.dout, C]]);
+  const dq = dqCode(hs, dqSplit, tex);
+  const dkv = dkvCode(hs, dkvSplit, tex);
   for (const [b0, nb] of batchChunks(rec.gpu, B, T * 3 * C)) {
     const at = (v: View, perBatch: number): View => slice(v, b0, nb, perBatch);
     const dqkv = at(args.dqkv, T * 3 * C);
@@ -459,13 +570,22 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
     const delta = at(args.delta, NH * T);
     const uniforms = attentionUniforms(T, C, NH);
     const groups = (sp: Split): [number, number, number] => [Math.ceil(T / (sp.wg * sp.rows)), NH, nb];
+    // dq reads the qkv texture; dk/dv reads it and the dout texture, copied once for both.
+    const textures = tex ? copyToTextures(rec, "attention", nb * T, [[qkv, 3 * C], [dout, C]]) : [];
     rec.dispatch({
       code: dq,
       views: [dqkv, delta, qkv, dout, at(args.out, T * C), lse],
+      textures: textures.slice(0, 1),
       uniforms,
       groups: groups(dqSplit),
     });
-    rec.dispatch({ code: dkv, views: [dqkv, qkv, dout, lse, delta], uniforms, groups: groups(dkvSplit) });
+    rec.dispatch({
+      code: dkv,
+      views: tex ? [dqkv, qkv, lse, delta] : [dqkv, qkv, dout, lse, delta],
+      textures,
+      uniforms,
+      groups: groups(dkvSplit),
+    });
   }
 }
 

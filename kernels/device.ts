@@ -428,6 +428,63 @@ export class Recorder {
   }
 }
 
+/**
+ * Where a kernel reads its large inputs from: their storage buffers, or textures they are first
+ * copied into (see {@linkcode scratchTexture}).
+ */
+export type Operands = "buffer" | "texture";
+
+/** A row-major table stored as an rgba32float texture: `rows` rows of `cols` floats (`cols / 4` texels). */
+export interface TextureShape {
+  /** Rows (texture height). */
+  rows: number;
+  /** Floats per row, a multiple of 4 (texture width × 4). */
+  cols: number;
+}
+
+// One scratch texture per role and shape, shared by every kernel on the device: the queue runs
+// each copy into it and the kernel reading it in order, so a later copy cannot overwrite an
+// earlier kernel's input before that kernel has run.
+const scratchTextures = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
+
+/**
+ * Returns the device's rgba32float scratch texture for `role` and `shape`, created on first use,
+ * for {@linkcode Recorder.copyToTexture} to fill right before the kernel that reads it.
+ *
+ * Why textures: llvmpipe (Mesa 22.3) loads a storage-buffer element lane by lane, with a bounds
+ * check and a branch per lane, ~18 cycles per element, while its storage-texture loads are
+ * straight-line vector code, ~13 cycles for a 4-float texel of all 8 lanes: 40x less per
+ * element. Copying an input into a texture is a row-by-row memcpy. So on a CPU adapter kernels
+ * that read their inputs many times (matmul, attention) read them from textures.
+ */
+export function scratchTexture(gpu: Gpu, role: string, shape: TextureShape): GPUTexture {
+  let pool = scratchTextures.get(gpu.device);
+  if (!pool) scratchTextures.set(gpu.device, pool = new Map());
+  const key = `${role} ${shape.rows}x${shape.cols}`;
+  let texture = pool.get(key);
+  if (!texture) {
+    texture = gpu.device.createTexture({
+      label: key,
+      size: [shape.cols / 4, shape.rows],
+      format: "rgba32float",
+      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+    });
+    pool.set(key, texture);
+  }
+  return texture;
+}
+
+/**
+ * Whether a `shape` table in `view` can be copied into a scratch texture: rows of a multiple of
+ * 64 floats (WebGPU copies rows of a multiple of 256 bytes), a 16-byte aligned start, and both
+ * sides within the device's texture size.
+ */
+export function textureFits(gpu: Gpu, view: View, shape: TextureShape): boolean {
+  const max = gpu.limits.maxTextureDimension2D;
+  return shape.cols % 64 === 0 && shape.cols / 4 <= max && shape.rows <= max && shape.rows > 0 &&
+    view.offset % 4 === 0;
+}
+
 /** Workgroup size used by the element-wise kernels. */
 export const ELEMENTWISE_WG = 256;
 

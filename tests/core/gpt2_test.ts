@@ -1,6 +1,8 @@
 /**
  * The GPT-2 forward and backward passes and AdamW against PyTorch: fixtures written by
- * `scripts/gpt2_fixtures.py` (a tiny GPT-2, L=2, NH=2, C=32, V=67, B=3, T=16).
+ * `scripts/gpt2_fixtures.py`, `gpt2_tiny` (L=2, NH=2, C=32, V=67, B=3, T=16) and `gpt2_c64`
+ * (C=64, V=64, B=2: shapes for which a CPU adapter reads matmul and attention operands from
+ * textures, while gpt2_tiny's go through the buffer kernels).
  */
 import assert from "node:assert/strict";
 import { createView, getGpu, read, Recorder, write } from "@inheritune/kernels";
@@ -9,9 +11,9 @@ import { assertClose, assertCloseNorm } from "../_util.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 
-async function fixture() {
-  const model = await loadModel(FIXTURES + "gpt2_tiny");
-  const { tensors, metadata } = await readSafetensors(FIXTURES + "gpt2_tiny_expected.safetensors");
+async function fixture(name = "gpt2_tiny") {
+  const model = await loadModel(FIXTURES + name);
+  const { tensors, metadata } = await readSafetensors(FIXTURES + `${name}_expected.safetensors`);
   const get = (name: string): Float32Array => {
     const t = tensors.get(name);
     if (!t) throw new Error(`fixture lacks ${name}`);
@@ -20,28 +22,35 @@ async function fixture() {
   return { ...model, get, metadata, B: Number(metadata.B), T: Number(metadata.T) };
 }
 
-Deno.test("GPT-2 logits, loss and every gradient equal PyTorch's", async () => {
-  const gpu = await getGpu();
-  const fx = await fixture();
-  // maxVocabChunk 64 splits V=67 into two classifier chunks, as GPT-2's vocabulary would be
-  for (const maxVocabChunk of [undefined, 64]) {
-    const model = GPT2.create(gpu, fx.config, fx.params, { B: fx.B, T: fx.T, training: true, maxVocabChunk });
-    write(gpu, model.tokens, Uint32Array.from(fx.get("tokens")));
-    write(gpu, model.targets, Uint32Array.from(fx.get("targets")));
-    const logits = createView(gpu, fx.B * fx.T * fx.config.vocab_size);
-    const rec = new Recorder(gpu);
-    model.recordZeroGrads(rec);
-    model.recordForward(rec);
-    model.recordLogits(rec, logits);
-    model.recordBackward(rec, 1 / (fx.B * fx.T));
-    rec.submit();
-    assertClose(await read(gpu, logits), fx.get("logits"), 1e-4, "logits");
-    assertClose(await read(gpu, model.loss), fx.get("loss"), 1e-5, "loss");
-    const grads = await model.downloadGrads();
-    for (const [name, g] of grads) assertCloseNorm(g, fx.get(`grad.${name}`), 1e-4, `grad ${name}`);
-    model.destroy();
-  }
-});
+// maxVocabChunk 64 splits gpt2_tiny's V=67 into two classifier chunks, as GPT-2's vocabulary would be
+for (const [name, chunks] of [["gpt2_tiny", [undefined, 64]], ["gpt2_c64", [undefined]]] as const) {
+  Deno.test(`GPT-2 logits, loss and every gradient equal PyTorch's (${name})`, async () => {
+    const gpu = await getGpu();
+    const fx = await fixture(name);
+    for (const maxVocabChunk of chunks) {
+      const model = GPT2.create(gpu, fx.config, fx.params, {
+        B: fx.B,
+        T: fx.T,
+        training: true,
+        maxVocabChunk,
+      });
+      write(gpu, model.tokens, Uint32Array.from(fx.get("tokens")));
+      write(gpu, model.targets, Uint32Array.from(fx.get("targets")));
+      const logits = createView(gpu, fx.B * fx.T * fx.config.vocab_size);
+      const rec = new Recorder(gpu);
+      model.recordZeroGrads(rec);
+      model.recordForward(rec);
+      model.recordLogits(rec, logits);
+      model.recordBackward(rec, 1 / (fx.B * fx.T));
+      rec.submit();
+      assertClose(await read(gpu, logits), fx.get("logits"), 1e-4, "logits");
+      assertClose(await read(gpu, model.loss), fx.get("loss"), 1e-5, "loss");
+      const grads = await model.downloadGrads();
+      for (const [name, g] of grads) assertCloseNorm(g, fx.get(`grad.${name}`), 1e-4, `grad ${name}`);
+      model.destroy();
+    }
+  });
+}
 
 Deno.test("two AdamW steps with clipping equal PyTorch's parameters", async () => {
   const gpu = await getGpu();

@@ -28,30 +28,36 @@ const SHAPES: [number, number, number, number][] = [
 
 const name = ({ B, T, C, NH }: AttentionShape): string => `B=${B} T=${T} C=${C} NH=${NH}`;
 
-Deno.test("attention forward and backward match the CPU reference on odd shapes", async () => {
+// Shapes with C a multiple of 64 and hs of 4 also run with texture operands (the CPU-adapter
+// default); the others only read storage buffers.
+Deno.test("attention forward and backward match the CPU reference on odd shapes, buffer and texture operands", async () => {
   const gpu = await getGpu();
   for (const [B, T, C, NH] of SHAPES) {
-    const shape = { B, T, C, NH };
-    const qkv = rand(B * T * 3 * C, B * 31 + T * 7 + C, 1);
-    const dout = rand(B * T * C, T + C, 1);
-    const views = {
-      qkv: upload(gpu, qkv),
-      out: createView(gpu, B * T * C),
-      lse: createView(gpu, B * NH * T),
-      dout: upload(gpu, dout),
-      // Garbage in dqkv: the backward pass must overwrite every element.
-      dqkv: upload(gpu, rand(B * T * 3 * C, 99, 1e3)),
-      delta: createAttentionScratch(gpu, shape),
-    };
-    const rec = new Recorder(gpu);
-    attentionForward(rec, { ...views, ...shape });
-    attentionBackward(rec, { ...views, ...shape });
-    rec.submit();
-    const want = attentionForwardCpu(qkv, shape);
-    assertClose(await read(gpu, views.out), want.out, 1e-4, `out ${name(shape)}`);
-    assertClose(await read(gpu, views.lse), want.lse, 1e-4, `lse ${name(shape)}`);
-    const dqkv = attentionBackwardCpu(dout, qkv, shape);
-    assertClose(await read(gpu, views.dqkv), dqkv, 1e-4, `dqkv ${name(shape)}`);
+    const textures = C % 64 === 0 && (C / NH) % 4 === 0;
+    for (const operands of textures ? ["buffer", "texture"] as const : ["buffer"] as const) {
+      const shape = { B, T, C, NH, operands };
+      const qkv = rand(B * T * 3 * C, B * 31 + T * 7 + C, 1);
+      const dout = rand(B * T * C, T + C, 1);
+      const views = {
+        qkv: upload(gpu, qkv),
+        out: createView(gpu, B * T * C),
+        lse: createView(gpu, B * NH * T),
+        dout: upload(gpu, dout),
+        // Garbage in dqkv: the backward pass must overwrite every element.
+        dqkv: upload(gpu, rand(B * T * 3 * C, 99, 1e3)),
+        delta: createAttentionScratch(gpu, shape),
+      };
+      const rec = new Recorder(gpu);
+      attentionForward(rec, { ...views, ...shape });
+      attentionBackward(rec, { ...views, ...shape });
+      rec.submit();
+      const what = `${name(shape)} ${operands}`;
+      const want = attentionForwardCpu(qkv, shape);
+      assertClose(await read(gpu, views.out), want.out, 1e-4, `out ${what}`);
+      assertClose(await read(gpu, views.lse), want.lse, 1e-4, `lse ${what}`);
+      const dqkv = attentionBackwardCpu(dout, qkv, shape);
+      assertClose(await read(gpu, views.dqkv), dqkv, 1e-4, `dqkv ${what}`);
+    }
   }
 });
 
@@ -127,5 +133,9 @@ Deno.test("attention rejects bad calls before dispatching", async () => {
   assertThrows(() => attentionBackward(rec, { ...back, dqkv: v(71) }), /dqkv .*needs 72 elements/);
   assertThrows(() => attentionBackward(rec, { ...back, NH: 4 }), /C=6 is not a multiple of NH=4/);
   assertThrows(() => attentionBackward(rec, { ...back, C: 258 }), /head size C\/NH=129 exceeds 128/);
+  assertThrows(
+    () => attentionBackward(rec, { ...back, operands: "texture" }),
+    /cannot read texture operands/,
+  );
   assert.equal(rec.length, 0, "a rejected call recorded a dispatch");
 });

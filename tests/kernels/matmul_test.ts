@@ -11,8 +11,8 @@ import {
   matmulBlocking,
   matmulCpu,
   matmulNaive,
-  type MatmulOperands,
   matmulOperands,
+  type Operands,
   read,
   Recorder,
   textureOperandsFit,
@@ -41,7 +41,7 @@ async function checkMatmul(
     transA: boolean;
     transB: boolean;
     blocking?: MatmulBlocking;
-    operands?: MatmulOperands;
+    operands?: Operands;
   },
   seed: number,
 ): Promise<void> {
