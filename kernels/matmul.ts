@@ -77,7 +77,9 @@ export interface MatmulBlocking {
  * On a CPU (fallback) adapter such as llvmpipe every invocation-level load, from storage or
  * workgroup memory alike, is a scalar loop over the SIMD lanes (~20-40 cycles per element),
  * while registers are cheap: so big register blocks, one SIMD group per workgroup, and no
- * staging through workgroup memory (it would add a load and a store per element). On a GPU,
+ * staging through workgroup memory (it would add a load and a store per element). There,
+ * {@linkcode matmul} uses this kernel only for shapes whose operands cannot be copied into
+ * textures (see {@linkcode matmulOperands}). On a GPU,
  * 8x8 blocks in 16x16 workgroups give 128x128 tiles whose vec4 loads are coalesced along N and
  * shared along M through the cache.
  */
