@@ -447,34 +447,22 @@ function dkvCode(hs: number, sp: Split, tex: boolean): string {
       D.map((d) => `var gk${r}_${d} = vec4<f32>(0.0);\n  var gv${r}_${d} = vec4<f32>(0.0);`)
     ),
   ];
+  // `let <name>k_d = ...;` for streamed row k, vec4 d: part 0 of `buf` at `<base>k`, or of texture `tex`.
+  const streamed = (name: string, texture: string, buf: string, base: string): string[] =>
+    K.flatMap((k) =>
+      D.map((d) => {
+        const at: [string, string, string, number] = ["b", `uc${k}`, "h", 0];
+        return `let ${name}${k}_${d} = ${
+          stream4(hs, { tex: tex ? texture : undefined, at, buf, base: `${base}${k}` }, d)
+        };`;
+      })
+    );
   const loop = [
     ...K.map((k) =>
       `let qi${k} = qkv_at(b, uc${k}, h);\n    let oi${k} = btc_at(b, uc${k}, h);\n    let si${k} = stat_at(b, uc${k}, h);`
     ),
-    ...K.flatMap((k) =>
-      D.map((d) =>
-        `let q${k}_${d} = ${
-          stream4(hs, {
-            tex: tex ? "tqkv" : undefined,
-            at: ["b", `uc${k}`, "h", 0],
-            buf: "qkv",
-            base: `qi${k}`,
-          }, d)
-        };`
-      )
-    ),
-    ...K.flatMap((k) =>
-      D.map((d) =>
-        `let o${k}_${d} = ${
-          stream4(hs, {
-            tex: tex ? "tdout" : undefined,
-            at: ["b", `uc${k}`, "h", 0],
-            buf: "dout",
-            base: `oi${k}`,
-          }, d)
-        };`
-      )
-    ),
+    ...streamed("q", "tqkv", "qkv", "qi"),
+    ...streamed("o", "tdout", "dout", "oi"),
     ...K.map((k) => `let L${k} = lse[si${k}];\n    let D${k} = delta[si${k}];`),
     ...R.flatMap((r) =>
       K.flatMap((k) => [
