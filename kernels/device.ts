@@ -315,18 +315,19 @@ export class Recorder {
 
   /**
    * Records a copy of `view` into `texture`, an `rgba32float` texture whose rows are the view's
-   * rows of `4 * width` floats. WebGPU copies whole rows of a multiple of 256 bytes, so the
-   * texture's width must be a multiple of 16 texels.
+   * rows of `4 * width` floats, under the conditions of {@linkcode textureFits}.
    *
    * @throws {GpuError} when the view is too short, misaligned, or the rows are not copyable.
    */
   copyToTexture(view: View, texture: GPUTexture): void {
-    const rowBytes = texture.width * 16;
-    if (texture.format !== "rgba32float" || rowBytes % 256 !== 0) {
-      throw new GpuError(`texture copy needs rgba32float rows of a multiple of 256 bytes, got ${rowBytes}`);
-    }
-    if ((view.offset * 4) % 16 !== 0) {
-      throw new GpuError(`texture copy source offset ${view.offset * 4} is not 16-byte aligned`);
+    const shape = { rows: texture.height, cols: texture.width * 4 };
+    if (texture.format !== "rgba32float" || !textureFits(this.gpu, view, shape)) {
+      throw new GpuError(
+        `texture copy needs an rgba32float texture with rows of a multiple of 64 floats and a view ` +
+          `starting 16-byte aligned; got ${texture.format}, ${shape.cols} floats per row, offset ${
+            view.offset * 4
+          } bytes`,
+      );
     }
     requireLength(
       view,
