@@ -238,24 +238,36 @@ fn tex_at(b: u32, t: u32, h: u32, part: u32, d: u32) -> vec2<u32> {
 }`;
 }
 
-/**
- * Expression of vec4 `d` of a streamed row: texel `at = [b, t, h, part]` of texture `tex` in
- * texture mode, else {@linkcode load4} of `buf` at `base`.
- */
-function stream4(
-  hs: number,
-  src: { tex?: string; at: [string, string, string, number]; buf: string; base: string },
-  d: number,
-): string {
-  if (!src.tex) return load4(hs, src.buf, src.base, d);
-  const [b, t, h, part] = src.at;
-  return `textureLoad(${src.tex}, tex_at(${b}, ${t}, ${h}, ${part}u, ${d}u))`;
+/** Where a kernel streams rows from: part `part` (0 q, 1 k, 2 v) of each row, in buffer `buf` at `base(k)`, or in texture `tex`. */
+interface StreamSource {
+  tex?: string;
+  part: number;
+  buf: string;
+  base: (k: number) => string;
 }
 
-/** vec4 `d` of the key (part 1) or value (part 2) streamed as row `uc_k`, whose qkv offset is `kj_k`. */
-function streamKV(hs: number, tex: boolean, k: number, part: 1 | 2, d: number): string {
-  const base = part === 1 ? `kj${k}` : `kj${k} + p.C`;
-  return stream4(hs, { tex: tex ? "tqkv" : undefined, at: ["b", `uc${k}`, "h", part], buf: "qkv", base }, d);
+/**
+ * `let <name>k_d = ...;` for each streamed row k (row `uc_k`) and each of its `n` vec4s d: a
+ * texel of `src.tex` in texture mode, else {@linkcode load4} of `src.buf`.
+ */
+function streamRows(hs: number, n: number, name: string, src: StreamSource): string[] {
+  return seq(STEP, (k) =>
+    seq(n, (d) => {
+      const v = src.tex
+        ? `textureLoad(${src.tex}, tex_at(b, uc${k}, h, ${src.part}u, ${d}u))`
+        : load4(hs, src.buf, src.base(k), d);
+      return `let ${name}${k}_${d} = ${v};`;
+    })).flat();
+}
+
+/** The key (part 1) or value (part 2) rows streamed from qkv at offset `kj_k`. */
+function keyValueSource(tex: boolean, part: 1 | 2): StreamSource {
+  return {
+    tex: tex ? "tqkv" : undefined,
+    part,
+    buf: "qkv",
+    base: (k) => (part === 1 ? `kj${k}` : `kj${k} + p.C`),
+  };
 }
 
 // The entry point: `pre` runs once per invocation (rows r: t_r = its row, tc_r clamped to T-1),
@@ -308,7 +320,7 @@ function forwardCode(hs: number, sp: Split, tex: boolean): string {
   ];
   const loop = [
     ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, h) + p.C;`),
-    ...K.flatMap((k) => D.map((d) => `let k${k}_${d} = ${streamKV(hs, tex, k, 1, d)};`)),
+    ...streamRows(hs, n, "k", keyValueSource(tex, 1)),
     ...R.flatMap((r) =>
       K.map((k) => `let s${r}_${k} = select(-3.0e38, ${dot(`q${r}`, `k${k}`, n)}, u${k} <= t${r});`)
     ),
@@ -319,7 +331,7 @@ function forwardCode(hs: number, sp: Split, tex: boolean): string {
       `l${r} = l${r} * c${r} + ${K.map((k) => `p${r}_${k}`).join(" + ")};`,
       `m${r} = mt${r};`,
     ]),
-    ...K.flatMap((k) => D.map((d) => `let v${k}_${d} = ${streamKV(hs, tex, k, 2, d)};`)),
+    ...streamRows(hs, n, "v", keyValueSource(tex, 2)),
     ...R.flatMap((r) =>
       D.map((d) =>
         `a${r}_${d} = ${
@@ -400,8 +412,8 @@ function dqCode(hs: number, sp: Split, tex: boolean): string {
   ];
   const loop = [
     ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, h) + p.C;`),
-    ...K.flatMap((k) => D.map((d) => `let k${k}_${d} = ${streamKV(hs, tex, k, 1, d)};`)),
-    ...K.flatMap((k) => D.map((d) => `let v${k}_${d} = ${streamKV(hs, tex, k, 2, d)};`)),
+    ...streamRows(hs, n, "k", keyValueSource(tex, 1)),
+    ...streamRows(hs, n, "v", keyValueSource(tex, 2)),
     ...R.flatMap((r) =>
       K.map((k) =>
         `let ds${r}_${k} = select(0.0, exp(${dot(`q${r}`, `k${k}`, n)} - L${r}) * (${
@@ -447,22 +459,17 @@ function dkvCode(hs: number, sp: Split, tex: boolean): string {
       D.map((d) => `var gk${r}_${d} = vec4<f32>(0.0);\n  var gv${r}_${d} = vec4<f32>(0.0);`)
     ),
   ];
-  // `let <name>k_d = ...;` for streamed row k, vec4 d: part 0 of `buf` at `<base>k`, or of texture `tex`.
-  const streamed = (name: string, texture: string, buf: string, base: string): string[] =>
-    K.flatMap((k) =>
-      D.map((d) => {
-        const at: [string, string, string, number] = ["b", `uc${k}`, "h", 0];
-        return `let ${name}${k}_${d} = ${
-          stream4(hs, { tex: tex ? texture : undefined, at, buf, base: `${base}${k}` }, d)
-        };`;
-      })
-    );
   const loop = [
     ...K.map((k) =>
       `let qi${k} = qkv_at(b, uc${k}, h);\n    let oi${k} = btc_at(b, uc${k}, h);\n    let si${k} = stat_at(b, uc${k}, h);`
     ),
-    ...streamed("q", "tqkv", "qkv", "qi"),
-    ...streamed("o", "tdout", "dout", "oi"),
+    ...streamRows(hs, n, "q", { tex: tex ? "tqkv" : undefined, part: 0, buf: "qkv", base: (k) => `qi${k}` }),
+    ...streamRows(hs, n, "o", {
+      tex: tex ? "tdout" : undefined,
+      part: 0,
+      buf: "dout",
+      base: (k) => `oi${k}`,
+    }),
     ...K.map((k) => `let L${k} = lse[si${k}];\n    let D${k} = delta[si${k}];`),
     ...R.flatMap((r) =>
       K.flatMap((k) => [
@@ -490,19 +497,14 @@ function dkvCode(hs: number, sp: Split, tex: boolean): string {
     ].join("\n  ")
   );
   // With textures, dout is only streamed, so its buffer is not bound.
-  const bindings: [string, string][] = [["read_write", "dqkv"], ["read", "qkv"], ["read", "dout"], [
-    "read",
-    "lse",
-  ], [
-    "read",
-    "delta",
-  ]];
-  return header(
-    hs,
-    sp,
-    tex ? bindings.filter(([, n]) => n !== "dout") : bindings,
-    tex ? ["tqkv", "tdout"] : [],
-  ) +
+  const bindings: [string, string][] = [
+    ["read_write", "dqkv"],
+    ["read", "qkv"],
+    ...(tex ? [] : [["read", "dout"] as [string, string]]),
+    ["read", "lse"],
+    ["read", "delta"],
+  ];
+  return header(hs, sp, bindings, tex ? ["tqkv", "tdout"] : []) +
     kernel(sp, "wid.x * BLOCK", "p.T", pre, loop, post);
 }
 

@@ -277,8 +277,9 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
 // Texture operands (see `scratchTexture` in device.ts for why)
 //
 // On a CPU adapter A and B are first copied into rgba32float textures, one texel holding 4
-// consecutive floats of a row, and the kernel reads them with `textureLoad`. Each invocation (8 per workgroup, one SIMD group) keeps a block of C in registers; workgroups
-// walk M fastest so that consecutive ones reuse the same columns of B from the cache.
+// consecutive floats of a row, and the kernel reads them with `textureLoad`. Each invocation
+// (8 per workgroup, one SIMD group) keeps a block of C in registers; workgroups walk M fastest so
+// that consecutive ones reuse the same columns of B from the cache.
 
 /** Shape of a texture kernel's block: rows and columns of C per invocation. */
 interface TextureBlock {
