@@ -69,6 +69,12 @@ export interface MatmulBlocking {
   cols: number;
   /** Invocations per workgroup along N and along M. */
   workgroup: [number, number];
+  /**
+   * Depth along K (a multiple of 4) of the A and B tiles the workgroup stages in workgroup
+   * memory, each element loaded from storage once per workgroup; absent, every invocation reads
+   * its own operands straight from storage.
+   */
+  tileK?: number;
 }
 
 /**
@@ -86,7 +92,7 @@ export interface MatmulBlocking {
 export function matmulBlocking(gpu: Gpu): MatmulBlocking {
   if (gpu.isFallback) return { rows: 16, cols: 16, workgroup: [8, 1] };
   const side = gpu.limits.maxComputeInvocationsPerWorkgroup >= 256 ? 16 : 8;
-  return { rows: 8, cols: 8, workgroup: [side, side] };
+  return { rows: 8, cols: 8, workgroup: [side, side], tileK: 8 };
 }
 
 interface BlockedVariant {
@@ -220,6 +226,110 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
 }`;
 }
 
+// Workgroup-tiled variant, for GPUs. Per step of `tileK` along K, the workgroup's invocations
+// copy a (BM,BK) tile of op(A) and a (BK,BN) tile of op(B) into workgroup memory, both stored
+// K-major as vec4 along M or N, then each invocation multiplies its block out of them. Invocation
+// (x,y) owns rows r4·4·WY + 4y + i and columns c4·4·WX + 4x + j of the tile: neighbouring
+// invocations read neighbouring vec4s of the tiles (no bank conflicts) and store neighbouring
+// elements of C (coalesced). Loads outside A or B read zeros; stores outside C are skipped.
+function tiledCode(v: BlockedVariant): string {
+  const { rows: TM, cols: TN, workgroup: [WX, WY] } = v.blocking;
+  const BK = v.blocking.tileK!;
+  const BM = TM * WY, BN = TN * WX, NT = WX * WY;
+  // One operand tile: `inner` is the operand's contiguous dimension, `span` the tile's side
+  // along M (for A) or N (for B), `mn` that dimension's size and `origin` the tile's first index.
+  const load = (
+    x: string,
+    tile: string,
+    vec: boolean,
+    kInner: boolean,
+    span: number,
+    mn: string,
+    origin: string,
+  ) => {
+    const V = vec ? 4 : 1;
+    const perRow = (kInner ? BK : span) / V;
+    const lines = [`for (var q = tid; q < ${(span * BK) / V}u; q += ${NT}u) {`];
+    if (kInner) {
+      lines.push(
+        `  let i = q / ${perRow}u;`,
+        `  let kq = (q % ${perRow}u) * ${V}u;`,
+        `  var val = ${vec ? "vec4<f32>()" : "0.0"};`,
+        `  if (${origin} + i < ${mn} && k0 + kq < p.K) { val = ${x}[(${origin} + i) * (p.K / ${V}u) + (k0 + kq) / ${V}u]; }`,
+      );
+      if (vec) {
+        for (let e = 0; e < 4; e++) {
+          lines.push(`  ${tile}[(kq + ${e}u) * ${span / 4}u + i / 4u][i % 4u] = val.${XYZW[e]};`);
+        }
+      } else lines.push(`  ${tile}[kq * ${span / 4}u + i / 4u][i % 4u] = val;`);
+    } else {
+      lines.push(
+        `  let kq = q / ${perRow}u;`,
+        `  let i = (q % ${perRow}u) * ${V}u;`,
+        `  var val = ${vec ? "vec4<f32>()" : "0.0"};`,
+        `  if (k0 + kq < p.K && ${origin} + i < ${mn}) { val = ${x}[(k0 + kq) * (${mn} / ${V}u) + (${origin} + i) / ${V}u]; }`,
+        vec
+          ? `  ${tile}[kq * ${span / 4}u + i / 4u] = val;`
+          : `  ${tile}[kq * ${span / 4}u + i / 4u][i % 4u] = val;`,
+      );
+    }
+    lines.push("}");
+    return lines.join("\n    ");
+  };
+  const pre: string[] = [];
+  const inner: string[] = [];
+  for (let r4 = 0; r4 < TM / 4; r4++) inner.push(`let a${r4} = sa[kk * ${BM / 4}u + ${r4 * WY}u + l.y];`);
+  for (let c4 = 0; c4 < TN / 4; c4++) inner.push(`let b${c4} = sb[kk * ${BN / 4}u + ${c4 * WX}u + l.x];`);
+  for (let r = 0; r < TM; r++) {
+    for (let c4 = 0; c4 < TN / 4; c4++) {
+      pre.push(`var c${r}_${c4} = vec4<f32>();`);
+      inner.push(`c${r}_${c4} = fma(vec4(a${r >> 2}.${XYZW[r & 3]}), b${c4}, c${r}_${c4});`);
+    }
+  }
+  const store: string[] = [];
+  for (let r = 0; r < TM; r++) {
+    const m = `m0 + ${(r >> 2) * 4 * WY + (r & 3)}u + 4u * l.y`;
+    store.push(`if (${m} < p.M) {`);
+    for (let j = 0; j < TN; j++) {
+      const n = `n0 + ${(j >> 2) * 4 * WX + (j & 3)}u + 4u * l.x`;
+      const at = `(${m}) * p.N + ${n}`;
+      let val = `c${r}_${j >> 2}.${XYZW[j & 3]}`;
+      if (v.bias) val += ` + bias[${n}]`;
+      if (v.accumulate) val += ` + c[${at}]`;
+      store.push(`  if (${n} < p.N) { c[${at}] = ${val}; }`);
+    }
+    store.push(`}`);
+  }
+  const elem = (vec: boolean) => (vec ? "vec4<f32>" : "f32");
+  return /* wgsl */ `
+struct P { M: u32, N: u32, K: u32 }
+@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<${elem(v.aVec)}>;
+@group(0) @binding(2) var<storage, read> b: array<${elem(v.bVec)}>;
+${v.bias ? "@group(0) @binding(3) var<storage, read> bias: array<f32>;" : ""}
+@group(0) @binding(${v.bias ? 4 : 3}) var<uniform> p: P;
+var<workgroup> sa: array<vec4<f32>, ${(BK * BM) / 4}>; // (BK, BM) tile of op(A), K-major
+var<workgroup> sb: array<vec4<f32>, ${(BK * BN) / 4}>; // (BK, BN) tile of op(B), K-major
+
+@compute @workgroup_size(${WX}, ${WY})
+fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: vec3<u32>) {
+  let tid = l.y * ${WX}u + l.x;
+  let m0 = w.y * ${BM}u;
+  let n0 = w.x * ${BN}u;
+  ${pre.join("\n  ")}
+  for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
+    ${load("a", "sa", v.aVec, !v.transA, BM, "p.M", "m0")}
+    ${load("b", "sb", v.bVec, v.transB, BN, "p.N", "n0")}
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+      ${inner.join("\n      ")}
+    }
+    workgroupBarrier();
+  }
+  ${store.join("\n  ")}
+}`;
+}
+
 function checkMatmul(args: MatmulArgs): void {
   const { M, N, K } = args;
   requireLength(args.out, M * N, `matmul out (M=${M}, N=${N})`);
@@ -244,15 +354,20 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
   const transA = !!args.transA;
   const transB = !!args.transB;
   const blocking = args.blocking ?? matmulBlocking(rec.gpu);
-  if (blocking.rows % 4 !== 0 || blocking.cols % 4 !== 0) {
-    throw new GpuError(`matmul blocking ${blocking.rows}x${blocking.cols} is not a multiple of 4`);
+  if (blocking.rows % 4 !== 0 || blocking.cols % 4 !== 0 || (blocking.tileK ?? 0) % 4 !== 0) {
+    throw new GpuError(
+      `matmul blocking ${blocking.rows}x${blocking.cols}${
+        blocking.tileK ? `, tileK ${blocking.tileK}` : ""
+      } ` +
+        "is not a multiple of 4",
+    );
   }
   const aVec = transA ? M % 4 === 0 : K % 4 === 0;
   // With A transposed and read as vec4, unrolling K by 4 keeps 4x more loads live; on llvmpipe
   // (Mesa 22.3) that variant leaked ~1-2 MB of host memory per dispatch (20 GB over a few hundred
   // training steps), and K one at a time loads as few values per multiply-add.
   const k4 = K % 4 === 0 && !(transA && aVec);
-  const code = blockedCode({
+  const variant: BlockedVariant = {
     blocking,
     transA,
     transB,
@@ -261,7 +376,10 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
     k4,
     aVec,
     bVec: transB ? k4 : N % 4 === 0, // Bᵀ as vec4 runs along K, 4 steps of K at a time
-  });
+  };
+  const code = blocking.tileK
+    ? tiledCode({ ...variant, bVec: transB ? K % 4 === 0 : N % 4 === 0 })
+    : blockedCode(variant);
   const views = [args.out, args.a, args.b];
   if (args.bias) views.push(args.bias);
   const [wx, wy] = blocking.workgroup;

@@ -159,10 +159,12 @@ const BLOCKINGS: [MatmulBlocking, [number, number, number][]][] = [
   [{ rows: 16, cols: 16, workgroup: [8, 1] }, [[12, 20, 8]]],
   [{ rows: 8, cols: 8, workgroup: [16, 16] }, VEC_SHAPES],
   [{ rows: 4, cols: 8, workgroup: [4, 2] }, VEC_SHAPES],
+  [{ rows: 8, cols: 8, workgroup: [16, 16], tileK: 8 }, VEC_SHAPES],
+  [{ rows: 4, cols: 8, workgroup: [4, 8], tileK: 16 }, [...VEC_SHAPES, [65, 130, 17]]],
 ];
 
 for (const [blocking, shapes] of BLOCKINGS) {
-  Deno.test(`matmul with ${blocking.rows}x${blocking.cols} blocks matches CPU for all transposes on vec4 and odd shapes`, async () => {
+  Deno.test(`matmul with ${blocking.rows}x${blocking.cols} blocks${blocking.tileK ? ` and ${blocking.tileK}-deep workgroup tiles` : ""} matches CPU for all transposes on vec4 and odd shapes`, async () => {
     const gpu = await getGpu();
     for (const [M, N, K] of shapes) {
       for (const transA of [false, true]) {
