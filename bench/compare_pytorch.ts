@@ -5,13 +5,14 @@
  *
  *   deno run -A bench/compare_pytorch.ts [--configs tiny,124m] [--matmul 1024,4096] [--device cpu|cuda]
  *
- * PyTorch is Debian's `/usr/bin/python3` (OpenBLAS) on CPU, or CUDA PyTorch with `--device cuda`
- * (then measured with TF32 off and on).
+ * PyTorch is Debian's `/usr/bin/python3` (OpenBLAS) on CPU, or with `--device cuda` the `python3`
+ * on PATH with CUDA PyTorch (then measured with TF32 off and on); `--python` names another.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { createView, getGpu, matmul, Recorder } from "@inheritune/kernels";
+import { getGpu } from "@inheritune/kernels";
+import { matmulGflops } from "./kernels/matmul_sweep.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -19,7 +20,7 @@ const { values } = parseArgs({
     configs: { type: "string", default: "tiny" },
     matmul: { type: "string", default: "1024" },
     device: { type: "string", default: "cpu" },
-    python: { type: "string", default: "/usr/bin/python3" },
+    python: { type: "string" },
   },
 });
 const here = new URL(".", import.meta.url).pathname;
@@ -31,68 +32,59 @@ async function runJson(cmd: string, args: string[]): Promise<Record<string, numb
   return JSON.parse(text);
 }
 
-async function ourMatmulGflops(n: number): Promise<number> {
-  const gpu = await getGpu();
-  const rec = new Recorder(gpu);
-  matmul(rec, {
-    out: createView(gpu, n * n),
-    a: createView(gpu, n * n),
-    b: createView(gpu, n * n),
-    M: n,
-    N: n,
-    K: n,
-  });
-  rec.submit();
-  await gpu.device.queue.onSubmittedWorkDone();
-  let reps = 0;
-  const t0 = performance.now();
-  while (reps < 2 || performance.now() - t0 < 1000) {
-    rec.submit();
-    await gpu.device.queue.onSubmittedWorkDone();
-    reps++;
-  }
-  return (2 * n ** 3 * reps) / ((performance.now() - t0) * 1e6);
-}
-
-const torchVariants = values.device === "cuda" ? [[], ["--tf32"]] : [[]];
+const cuda = values.device === "cuda";
+const python = values.python ?? (cuda ? "python3" : "/usr/bin/python3");
+const torchVariants = cuda ? [[], ["--tf32"]] : [[]];
+// The issue's batch sizes (124M: B=4 on a CPU, 16 on a GPU), and enough steps that a fast GPU's
+// step time is not lost in the ~10 ms queue wait.
+const batch: Record<string, number> = cuda ? { "124m": 16 } : {};
+const steps: Record<string, number> = cuda ? { tiny: 50, "124m": 5 } : { tiny: 3, "124m": 2 };
 const mib = (b: number | string) => `${(Number(b) / 2 ** 20).toFixed(0)} MiB`;
 console.log(
   `| config | this project tokens/s | PyTorch (${values.device}) tokens/s | ratio | peak memory (ours / PyTorch) |`,
 );
 console.log("| --- | --- | --- | --- | --- |");
 for (const name of values.configs.split(",")) {
+  const shape = [
+    "--steps",
+    String(steps[name] ?? 2),
+    ...(batch[name] ? ["--batch", String(batch[name])] : []),
+  ];
   const ours = await runJson(Deno.execPath(), [
     "run",
     "-A",
     `${here}core/train_step.ts`,
     name,
     "--json",
-    "--steps",
-    "2",
+    ...shape,
   ]);
   for (const extra of torchVariants) {
-    const torch = await runJson(values.python, [
+    const torch = await runJson(python, [
       `${here}torch_step.py`,
       "step",
       name,
       "--device",
       values.device,
+      ...shape,
       ...extra,
     ]);
     const label = `${name} B=${ours.B} T=${ours.T}${extra.length ? " (TF32)" : ""}`;
     const ratio = Number(ours.tokens_per_s) / Number(torch.tokens_per_s);
+    // On a GPU our tensors are GPU buffers (created bytes) against PyTorch's max_memory_allocated;
+    // on a CPU adapter both are process peak resident memory.
+    const ourPeak = cuda ? ours.gpu_bytes : ours.peak_bytes;
     console.log(
       `| ${label} | ${Number(ours.tokens_per_s).toFixed(0)} | ${Number(torch.tokens_per_s).toFixed(0)} | ` +
-        `${ratio.toFixed(3)}x | ${mib(ours.peak_bytes)} / ${mib(torch.peak_bytes)} |`,
+        `${ratio.toFixed(3)}x | ${mib(ourPeak)} / ${mib(torch.peak_bytes)} |`,
     );
   }
 }
 console.log("\n| matmul | this project GFLOP/s | PyTorch GFLOP/s | ratio |");
 console.log("| --- | --- | --- | --- |");
 for (const n of values.matmul.split(",").map(Number)) {
-  const ours = await ourMatmulGflops(n);
+  const ours = await matmulGflops(await getGpu(), { M: n, N: n, K: n });
   for (const extra of torchVariants) {
-    const torch = await runJson(values.python, [
+    const torch = await runJson(python, [
       `${here}torch_step.py`,
       "matmul",
       String(n),

@@ -139,6 +139,21 @@ export type HostArray = Float32Array | Int32Array | Uint32Array;
 
 const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
+const created = new WeakMap<GPUDevice, number>();
+
+function countCreated(gpu: Gpu, bytes: number): void {
+  created.set(gpu.device, (created.get(gpu.device) ?? 0) + bytes);
+}
+
+/**
+ * Bytes of the storage buffers ({@linkcode createView}) and scratch textures created on `gpu` so
+ * far, destroyed ones included: a process's GPU memory for tensors, comparable with PyTorch's
+ * `torch.cuda.max_memory_allocated()` when nothing was destroyed.
+ */
+export function createdBytes(gpu: Gpu): number {
+  return created.get(gpu.device) ?? 0;
+}
+
 /** Creates a zero-filled storage buffer of `length` 32-bit elements and returns its view. */
 export function createView(gpu: Gpu, length: number, label?: string): View {
   const size = Math.max(4, Math.ceil((length * 4) / 16) * 16);
@@ -148,6 +163,7 @@ export function createView(gpu: Gpu, length: number, label?: string): View {
     );
   }
   const buffer = gpu.device.createBuffer({ size, usage: STORAGE_USAGE, label });
+  countCreated(gpu, size);
   return { buffer, offset: 0, length };
 }
 
@@ -470,6 +486,7 @@ export function scratchTexture(gpu: Gpu, role: string, shape: TextureShape): GPU
       format: "rgba32float",
       usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
     });
+    countCreated(gpu, shape.rows * shape.cols * 4);
     pool.set(key, texture);
   }
   return texture;

@@ -1,7 +1,8 @@
 /**
- * Times whole GPT-2 training steps (forward, backward, AdamW; one submission each) and prints
- * tokens/s and the process's peak memory. On the software adapter every GPU buffer lives in this
- * process, so its peak resident set (VmHWM) is the step's peak memory.
+ * Times whole GPT-2 training steps (forward, backward, AdamW; one submission each, submitted back
+ * to back as the trainer does, with one wait at the end) and prints tokens/s and peak memory. On
+ * the software adapter every GPU buffer lives in this process, so its peak resident set (VmHWM)
+ * is the step's peak memory; on a GPU it is the bytes of GPU buffers created.
  *
  *   deno run -A bench/core/train_step.ts tiny|124m [--steps N] [--batch B] [--no-warmup] [--json]
  *
@@ -11,7 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { getGpu, Recorder, write } from "@inheritune/kernels";
+import { createdBytes, getGpu, Recorder, write } from "@inheritune/kernels";
 import { AdamW, GPT2, GPT2_124M, type GPTConfig, initParams } from "@inheritune/core";
 
 /** The benchmark configurations of issue 8. */
@@ -54,6 +55,8 @@ export interface StepBench {
   tokens_per_s: number;
   /** Peak resident memory of the process, bytes. */
   peak_bytes: number;
+  /** Bytes of GPU buffers and textures created (the model, its gradients, activations, optimizer). */
+  gpu_bytes: number;
   /** Adapter. */
   device: string;
 }
@@ -78,16 +81,20 @@ export async function benchTrainStep(
   model.recordForward(rec);
   model.recordBackward(rec, 1 / (B * T));
   opt.record(rec, model);
-  const step = async (): Promise<void> => {
+  const step = (): void => {
     opt.prepare(1e-4);
     rec.submit();
-    await gpu.device.queue.onSubmittedWorkDone();
   };
-  if (options.warmup ?? true) await step();
+  if (options.warmup ?? true) {
+    step();
+    await gpu.device.queue.onSubmittedWorkDone();
+  }
   const steps = options.steps ?? 3;
   const t0 = performance.now();
-  for (let i = 0; i < steps; i++) await step();
+  for (let i = 0; i < steps; i++) step();
+  await gpu.device.queue.onSubmittedWorkDone();
   const seconds = (performance.now() - t0) / 1000 / steps;
+  const gpuBytes = createdBytes(gpu);
   model.destroy();
   return {
     name,
@@ -96,6 +103,7 @@ export async function benchTrainStep(
     seconds,
     tokens_per_s: (B * T) / seconds,
     peak_bytes: peakMemory(),
+    gpu_bytes: gpuBytes,
     device: gpu.description,
   };
 }

@@ -1,0 +1,111 @@
+/**
+ * Where a GPT-2 training step's time goes: records one step (zero grads, forward, backward,
+ * AdamW) of a configuration of `train_step.ts`, then times every recorded command alone, `reps`
+ * times back to back with one wait, less the time of an empty submission, and sums the times by
+ * the function that recorded the command (`matmul`, `layernormBackward`, ...). Repeated
+ * commands compute on garbage (gradients accumulate, AdamW moves the weights), which changes no
+ * kernel's work.
+ *
+ *   deno run -A bench/core/step_profile.ts tiny|124m [--batch B] [--reps N]
+ *
+ * The parts add up to somewhat more than a whole step, whose launches overlap.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type DispatchArgs, getGpu, type Gpu, Recorder, type View, write } from "@inheritune/kernels";
+import { AdamW, GPT2, initParams } from "@inheritune/core";
+import { CONFIGS } from "./train_step.ts";
+
+/** A recorder that also keeps each command, repeated `reps` times, in a recorder of its own. */
+class ProfilingRecorder extends Recorder {
+  readonly parts: { label: string; rec: Recorder }[] = [];
+  #reps: number;
+
+  constructor(gpu: Gpu, reps: number) {
+    super(gpu);
+    this.#reps = reps;
+  }
+
+  #keep(label: string, record: (rec: Recorder) => void): void {
+    const rec = new Recorder(this.gpu);
+    for (let i = 0; i < this.#reps; i++) record(rec);
+    this.parts.push({ label, rec });
+  }
+
+  /** The name of the function that called a method of this recorder. */
+  #caller(): string {
+    const frame = new Error().stack?.split("\n")[3]?.trim().split(" ")[1] ?? "?";
+    return frame.replace(/^file:.*\//, ""); // an anonymous function: its file and line
+  }
+
+  override dispatch(args: DispatchArgs): void {
+    super.dispatch(args);
+    this.#keep(this.#caller(), (rec) => rec.dispatch(args));
+  }
+
+  override clear(view: View): void {
+    super.clear(view);
+    this.#keep(`clear (${this.#caller()})`, (rec) => rec.clear(view));
+  }
+
+  override copyToTexture(view: View, texture: GPUTexture): void {
+    super.copyToTexture(view, texture);
+    this.#keep(`copyToTexture (${this.#caller()})`, (rec) => rec.copyToTexture(view, texture));
+  }
+}
+
+async function seconds(gpu: Gpu, submit: () => void): Promise<number> {
+  const t0 = performance.now();
+  submit();
+  await gpu.device.queue.onSubmittedWorkDone();
+  return (performance.now() - t0) / 1000;
+}
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    options: { batch: { type: "string" }, reps: { type: "string" } },
+    allowPositionals: true,
+  });
+  const name = positionals[0] ?? "tiny";
+  const entry = CONFIGS[name];
+  if (!entry) throw new Error(`unknown configuration ${name}: use ${Object.keys(CONFIGS).join(", ")}`);
+  const { config } = entry;
+  const B = values.batch ? Number(values.batch) : entry.B, T = config.n_positions;
+  const gpu = await getGpu();
+  const reps = values.reps ? Number(values.reps) : gpu.isFallback ? 1 : 10;
+  const model = GPT2.create(gpu, config, initParams(config, 1), { B, T, training: true });
+  const opt = new AdamW(model);
+  const tokens = Uint32Array.from({ length: B * T }, (_, i) => (i * 7919) % config.vocab_size);
+  write(gpu, model.tokens, tokens);
+  write(gpu, model.targets, tokens.map((t) => (t + 1) % config.vocab_size));
+  const rec = new ProfilingRecorder(gpu, reps);
+  model.recordZeroGrads(rec);
+  model.recordForward(rec);
+  model.recordBackward(rec, 1 / (B * T));
+  opt.record(rec, model);
+  opt.prepare(1e-4);
+  await seconds(gpu, () => rec.submit()); // compiles every pipeline
+  const step = await seconds(gpu, () => rec.submit());
+  let empty = Infinity;
+  for (let i = 0; i < 5; i++) empty = Math.min(empty, await seconds(gpu, () => gpu.device.queue.submit([])));
+  const totals = new Map<string, { ms: number; count: number }>();
+  for (const { label, rec: part } of rec.parts) {
+    const s = Math.max(0, (await seconds(gpu, () => part.submit())) - empty) / reps;
+    const t = totals.get(label) ?? { ms: 0, count: 0 };
+    totals.set(label, { ms: t.ms + s * 1000, count: t.count + 1 });
+  }
+  const sum = [...totals.values()].reduce((a, t) => a + t.ms, 0);
+  console.log(
+    `${name} B=${B} T=${T} on ${gpu.description}: whole step ${(step * 1000).toFixed(1)} ms, ` +
+      `parts ${sum.toFixed(1)} ms (each timed ${reps}x, less an empty submission's ${
+        (empty * 1000).toFixed(1)
+      } ms)\n`,
+  );
+  console.log("| recorded by | commands | ms per step | share |");
+  console.log("| --- | --- | --- | --- |");
+  for (const [label, t] of [...totals].sort((a, b) => b[1].ms - a[1].ms)) {
+    console.log(`| ${label} | ${t.count} | ${t.ms.toFixed(2)} | ${((100 * t.ms) / sum).toFixed(1)}% |`);
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * GFLOP/s of `matmul` at square sizes for several blockings side by side, on random operands:
+ * the adapter's default, the register-blocked kernel without workgroup tiles (the GPU default
+ * before `tileK`), other tile shapes, and texture operands on a CPU adapter. Each figure is the
+ * median of three timings of launches submitted back to back with one wait, enough launches for
+ * about 0.3 s, so the ~10 ms queue wait of Deno's WebGPU does not count on a fast GPU.
+ *
+ *   deno run -A bench/kernels/matmul_sweep.ts [--sizes 1024,4096] [--blockings default,8x8/16x16,...]
+ *
+ * A blocking is written `ROWSxCOLS/WXxWY[/kTILE]`, or `default`, or `texture`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  createView,
+  getGpu,
+  type Gpu,
+  matmul,
+  type MatmulArgs,
+  type MatmulBlocking,
+  matmulBlocking,
+  Recorder,
+  write,
+} from "@inheritune/kernels";
+
+/** What {@linkcode matmulGflops} times: a product's shape and how to run it. */
+export type MatmulCase = Pick<MatmulArgs, "M" | "N" | "K" | "transA" | "transB" | "blocking" | "operands">;
+
+function randomView(gpu: Gpu, n: number, seed: number): ReturnType<typeof createView> {
+  const view = createView(gpu, n);
+  const data = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    data[i] = s / 2 ** 32 - 0.5;
+  }
+  write(gpu, view, data);
+  return view;
+}
+
+/** Times `matmul` on `c` with random operands and returns its GFLOP/s (median of three timings). */
+export async function matmulGflops(gpu: Gpu, c: MatmulCase): Promise<number> {
+  const { M, N, K } = c;
+  const args: MatmulArgs = {
+    ...c,
+    out: createView(gpu, M * N),
+    a: randomView(gpu, M * K, 1),
+    b: randomView(gpu, K * N, 2),
+  };
+  const time = async (reps: number): Promise<number> => {
+    const rec = new Recorder(gpu);
+    for (let i = 0; i < reps; i++) matmul(rec, args);
+    const t0 = performance.now();
+    rec.submit();
+    await gpu.device.queue.onSubmittedWorkDone();
+    rec.destroy();
+    return (performance.now() - t0) / 1000;
+  };
+  await time(1); // compiles the pipeline
+  const once = await time(1);
+  const reps = Math.max(1, Math.min(500, Math.round(0.3 / once)));
+  const rates: number[] = [];
+  for (let i = 0; i < 3; i++) rates.push((2 * M * N * K * reps) / (await time(reps)) / 1e9);
+  for (const v of [args.out, args.a, args.b]) v.buffer.destroy();
+  return rates.sort((x, y) => x - y)[1];
+}
+
+/** Parses `ROWSxCOLS/WXxWY[/kTILE]`. */
+export function parseBlocking(text: string): MatmulBlocking {
+  const m = text.match(/^(\d+)x(\d+)\/(\d+)x(\d+)(?:\/k(\d+))?$/);
+  if (!m) throw new Error(`blocking "${text}": expected ROWSxCOLS/WXxWY[/kTILE], e.g. 8x8/16x16/k8`);
+  const [rows, cols, wx, wy, tileK] = m.slice(1).map(Number);
+  return { rows, cols, workgroup: [wx, wy], ...(tileK ? { tileK } : {}) };
+}
+
+function describe(b: MatmulBlocking): string {
+  return `${b.rows}x${b.cols}/${b.workgroup.join("x")}${b.tileK ? `/k${b.tileK}` : ""}`;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      sizes: { type: "string", default: "1024,4096" },
+      blockings: { type: "string", default: "default,8x8/16x16,8x8/16x16/k16,4x4/16x16/k8,8x4/16x16/k8" },
+    },
+  });
+  const gpu = await getGpu();
+  console.log(`matmul GFLOP/s on ${gpu.description}, C = A·B, random f32 operands\n`);
+  const sizes = values.sizes.split(",").map(Number);
+  console.log(`| blocking | ${sizes.map((n) => `${n}³`).join(" | ")} |`);
+  console.log(`| --- | ${sizes.map(() => "---").join(" | ")} |`);
+  for (const spec of values.blockings.split(",")) {
+    let c: Omit<MatmulCase, "M" | "N" | "K"> = {};
+    let label = gpu.isFallback ? "default (texture operands)" : `default (${describe(matmulBlocking(gpu))})`;
+    if (spec === "texture") [c, label] = [{ operands: "texture" }, "texture operands"];
+    else if (spec !== "default") {
+      c = { operands: "buffer", blocking: parseBlocking(spec) };
+      label = describe(c.blocking!);
+    }
+    const cells: string[] = [];
+    for (const n of sizes) cells.push((await matmulGflops(gpu, { ...c, M: n, N: n, K: n })).toFixed(1));
+    console.log(`| ${label} | ${cells.join(" | ")} |`);
+  }
+}
