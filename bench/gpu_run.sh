@@ -4,10 +4,8 @@
 # on), matmul GFLOP/s per blocking, and a profile of the GPT-2 124M step. Logs go to $OUT (the
 # device tool's output folder) or runs/gpu.
 #
-#   bash ../shared/device/prepare.sh          # here, with GPU_ENTRIES as printed below
+#   bash bench/gpu_pack.sh                    # here: packs .gpu/
 #   bash .gpu/enter.sh bash bench/gpu_run.sh  # there, carrying .gpu
-#
-# GPU_ENTRIES="bench/*.ts bench/*/*.ts tests/kernels/*.ts tests/core/gpt2_test.ts tests/core/trainer_test.ts"
 set -u
 out=${OUT:-runs/gpu}
 mkdir -p "$out"
@@ -21,7 +19,7 @@ stage() {
   echo "== $name exit $rc"
 }
 nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,memory.used --format=csv,noheader || true
-TAIL=6 stage tests 100 deno test -A tests/kernels/ tests/core/gpt2_test.ts tests/core/trainer_test.ts
+TAIL=6 stage tests 100 deno test -A tests/kernels/ tests/core/gpt2_test.ts
 stage compare 240 deno run -A bench/compare_pytorch.ts --configs tiny,124m --matmul 1024,4096 --device cuda
 stage sweep 80 deno run -A bench/kernels/matmul_sweep.ts --sizes 1024,4096 \
   --blockings default,8x8/16x16,8x8/16x16/k16,4x4/16x16/k8,8x4/16x16/k8,4x8/16x16/k16
