@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { type ColumnSplit, columnSplit, columnSumsCode } from "./column_sums.ts";
 import { FLAT_INDEX_WGSL, grid, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
 
 // Threads per row: one warp, as llm.c's kernel. More threads buy nothing for C in the hundreds and
@@ -148,48 +149,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }`;
 
-// A workgroup owns COLS columns; its LANES rows of threads each sum every LANES-th row in order,
-// then one thread adds the lanes in order: a fixed summation order, hence reproducible bits.
-const COLS = 32;
-const LANES = 8;
-
-const BACKWARD_PARAMS = /* wgsl */ `
-struct P { N: u32, C: u32 }
+const BACKWARD_PARAMS_HEADER = /* wgsl */ `
+struct P { rows: u32, cols: u32 }
 @group(0) @binding(0) var<storage, read_write> dweight: array<f32>;
 @group(0) @binding(1) var<storage, read_write> dbias: array<f32>;
 @group(0) @binding(2) var<storage, read> dout: array<f32>;
 @group(0) @binding(3) var<storage, read> inp: array<f32>;
 @group(0) @binding(4) var<storage, read> mean: array<f32>;
 @group(0) @binding(5) var<storage, read> rstd: array<f32>;
-@group(0) @binding(6) var<uniform> p: P;
-var<workgroup> sw: array<array<f32, ${COLS}>, ${LANES}>;
-var<workgroup> sb: array<array<f32, ${COLS}>, ${LANES}>;
-@compute @workgroup_size(${COLS}, ${LANES})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let c = wid.x * ${COLS}u + lid.x;
-  var dw = 0.0;
-  var db = 0.0;
-  if (c < p.C) {
-    for (var row = lid.y; row < p.N; row += ${LANES}u) {
-      let d = dout[row * p.C + c];
-      dw += d * (inp[row * p.C + c] - mean[row]) * rstd[row];
-      db += d;
-    }
-  }
-  sw[lid.y][lid.x] = dw;
-  sb[lid.y][lid.x] = db;
-  workgroupBarrier();
-  if (lid.y == 0u && c < p.C) {
-    var tw = 0.0;
-    var tb = 0.0;
-    for (var l = 0u; l < ${LANES}u; l++) {
-      tw += sw[l][lid.x];
-      tb += sb[l][lid.x];
-    }
-    dweight[c] += tw;
-    dbias[c] += tb;
-  }
-}`;
+@group(0) @binding(6) var<uniform> p: P;`;
 
 /** Arguments of {@linkcode layernormBackward}. */
 export interface LayernormBackwardArgs {
@@ -213,6 +181,8 @@ export interface LayernormBackwardArgs {
   N: number;
   /** Channels. */
   C: number;
+  /** Work split of the parameter-gradient sums; defaults to {@linkcode columnSplit} of the GPU. */
+  split?: ColumnSplit;
 }
 
 /** Records `dinp += ∂L/∂inp`, `dweight += ∂L/∂weight`, `dbias += ∂L/∂bias` (deterministic). */
@@ -233,11 +203,20 @@ export function layernormBackward(rec: Recorder, args: LayernormBackwardArgs): v
     uniforms,
     groups: grid(rec.gpu, N, 1),
   });
+  const split = args.split ?? columnSplit(rec.gpu);
   rec.dispatch({
-    code: BACKWARD_PARAMS,
+    code: columnSumsCode({
+      header: BACKWARD_PARAMS_HEADER,
+      prelude: "let d = dout[row * p.cols + c];",
+      sums: [
+        { out: "dweight", term: "d * (inp[row * p.cols + c] - mean[row]) * rstd[row]" },
+        { out: "dbias", term: "d" },
+      ],
+      split,
+    }),
     views: [args.dweight, args.dbias, args.dout, args.inp, args.mean, args.rstd],
     uniforms,
-    groups: [Math.ceil(C / COLS)],
+    groups: [Math.ceil(C / split.cols)],
   });
 }
 

@@ -12,8 +12,8 @@
  *
  * @module
  */
+import { type ColumnSplit, columnSplit, columnSumsCode } from "./column_sums.ts";
 import {
-  ELEMENTWISE_WG,
   type Gpu,
   GpuError,
   type Operands,
@@ -585,19 +585,11 @@ export function matmulNaive(rec: Recorder, args: MatmulArgs): void {
   });
 }
 
-const BIAS_BACKWARD = /* wgsl */ `
-struct P { M: u32, N: u32 }
+const BIAS_BACKWARD_HEADER = /* wgsl */ `
+struct P { rows: u32, cols: u32 }
 @group(0) @binding(0) var<storage, read_write> dbias: array<f32>;
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
-@compute @workgroup_size(${ELEMENTWISE_WG})
-fn main(@builtin(global_invocation_id) g: vec3<u32>) {
-  let n = g.x;
-  if (n >= p.N) { return; }
-  var s = 0.0;
-  for (var m = 0u; m < p.M; m++) { s += dout[m * p.N + n]; }
-  dbias[n] += s;
-}`;
+@group(0) @binding(2) var<uniform> p: P;`;
 
 /** Arguments of {@linkcode biasBackward}. */
 export interface BiasBackwardArgs {
@@ -609,17 +601,25 @@ export interface BiasBackwardArgs {
   M: number;
   /** Columns. */
   N: number;
+  /** Work split of the column sums; defaults to {@linkcode columnSplit} of the GPU. */
+  split?: ColumnSplit;
 }
 
-/** Records `db += Σ_rows dY` (deterministic: one thread per column, rows in order). */
+/** Records `db += Σ_rows dY` (deterministic: rows summed in a fixed order). */
 export function biasBackward(rec: Recorder, args: BiasBackwardArgs): void {
   requireLength(args.dbias, args.N, `bias backward dbias (N=${args.N})`);
   requireLength(args.dout, args.M * args.N, `bias backward dout (M=${args.M}, N=${args.N})`);
+  const split = args.split ?? columnSplit(rec.gpu);
   rec.dispatch({
-    code: BIAS_BACKWARD,
+    code: columnSumsCode({
+      header: BIAS_BACKWARD_HEADER,
+      prelude: "",
+      sums: [{ out: "dbias", term: "dout[row * p.cols + c]" }],
+      split,
+    }),
     views: [args.dbias, args.dout],
     uniforms: new Uniforms().u32(args.M).u32(args.N),
-    groups: [Math.ceil(args.N / ELEMENTWISE_WG)],
+    groups: [Math.ceil(args.N / split.cols)],
   });
 }
 

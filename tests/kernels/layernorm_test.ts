@@ -45,9 +45,12 @@ Deno.test("layernorm forward matches CPU on odd shapes, saving mean and rstd", a
   }
 });
 
-Deno.test("layernorm backward accumulates into non-zero gradients and matches CPU", async () => {
+Deno.test("layernorm backward accumulates into non-zero gradients and matches CPU with both work splits", async () => {
   const gpu = await getGpu();
-  for (const [N, C] of SHAPES) {
+  const cases = SHAPES.flatMap(([N, C]) =>
+    [{ cols: 32, lanes: 8 }, { cols: 8, lanes: 32 }].map((split) => ({ N, C, split }))
+  );
+  for (const { N, C, split } of cases) {
     const x = rand(N * C, N + C * 3);
     const w = rand(C, C + 4);
     const dy = rand(N * C, N * 5 + C);
@@ -70,12 +73,18 @@ Deno.test("layernorm backward accumulates into non-zero gradients and matches CP
       rstd: upload(gpu, Float32Array.from(fwd.rstd)),
       N,
       C,
+      split,
     });
     rec.submit();
     const want = layernormBackwardCpu(dy, { inp: x, weight: w, mean: fwd.mean, rstd: fwd.rstd, N, C });
     const plus = (g: Float64Array, g0: Float32Array) => g.map((v, i) => v + g0[i]);
     assertClose(await read(gpu, dinp), plus(want.dinp, dx0), 1e-4, `dinp N=${N} C=${C}`);
-    assertClose(await read(gpu, dweight), plus(want.dweight, dw0), 1e-4, `dweight N=${N} C=${C}`);
+    assertClose(
+      await read(gpu, dweight),
+      plus(want.dweight, dw0),
+      1e-4,
+      `dweight N=${N} C=${C} split ${split.cols}x${split.lanes}`,
+    );
     assertClose(await read(gpu, dbias), plus(want.dbias, db0), 1e-4, `dbias N=${N} C=${C}`);
   }
 });

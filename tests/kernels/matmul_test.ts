@@ -105,16 +105,24 @@ Deno.test("linear backward matches the CPU products and finite differences", asy
   assertClose(biasBackwardCpu(dy, M, N), numericGrad((v) => fwd(x, w, v), b0, dy), 1e-6, "db CPU");
 });
 
-Deno.test("bias backward accumulates column sums", async () => {
+Deno.test("bias backward accumulates column sums with the CPU and the GPU work split", async () => {
   const gpu = await getGpu();
-  const [M, N] = [300, 5];
-  const dy = rand(M * N, 4);
-  const dbias = upload(gpu, new Float32Array([1, 2, 3, 4, 5]));
-  const rec = new Recorder(gpu);
-  biasBackward(rec, { dbias, dout: upload(gpu, dy), M, N });
-  rec.submit();
-  const want = biasBackwardCpu(dy, M, N).map((v, i) => v + i + 1);
-  assertClose(await read(gpu, dbias), want, 1e-5, "dbias");
+  for (const split of [{ cols: 32, lanes: 8 }, { cols: 8, lanes: 32 }]) {
+    for (const [M, N] of [[300, 5], [37, 70]]) {
+      const dy = rand(M * N, 4 + N);
+      const dbias = upload(gpu, Float32Array.from({ length: N }, (_, i) => i + 1));
+      const rec = new Recorder(gpu);
+      biasBackward(rec, { dbias, dout: upload(gpu, dy), M, N, split });
+      rec.submit();
+      const want = biasBackwardCpu(dy, M, N).map((v, i) => v + i + 1);
+      assertClose(
+        await read(gpu, dbias),
+        want,
+        1e-5,
+        `dbias M=${M} N=${N} split ${split.cols}x${split.lanes}`,
+      );
+    }
+  }
 });
 
 Deno.test("matmul rejects buffers too small for the shape before dispatching", async () => {
