@@ -37,15 +37,42 @@ import {
 /** Largest head size the kernels support: a thread keeps up to four rows of it in registers. */
 export const ATTENTION_MAX_HEAD_SIZE = 128;
 
-// Keys (forward, dq) or queries (dk, dv) each loop step handles: the forward pass rescales its
-// accumulators once per step rather than once per key. Longer steps compile much more slowly.
-const STEP = 2;
+/**
+ * How the attention kernels split their work (see {@linkcode attentionSplit}).
+ */
+export interface AttentionSplit {
+  /** Invocations per workgroup. */
+  wg: number;
+  /**
+   * Named vec4 variables of row state (q, accumulators) one invocation may hold: it owns as many
+   * rows (1 to 8) as fit, reusing each streamed row for all of them.
+   */
+  rowVectors: number;
+  /** Keys (forward, dq) or queries (dk, dv) each loop step streams. */
+  step: number;
+  /** Whether dk and dv are computed by two kernels, each holding less state, instead of one. */
+  separateDkDv: boolean;
+}
 
-// Named vec4 variables of row state (q, accumulators) one invocation may hold on a CPU adapter.
-// Runtime falls with more rows per invocation (each streamed row is loaded once for all of
-// them), but LLVM's compile time grows steeply with the live state: at 128, the largest
-// kernel compiles in seconds on llvmpipe rather than minutes.
-const CPU_ROW_VECTORS = 128;
+/**
+ * The split the attention kernels use on `gpu` unless told otherwise.
+ *
+ * On a CPU adapter such as llvmpipe, a workgroup of one SIMD group (8 lanes of 256 bits) is
+ * cheapest, and every load an invocation makes is a scalar loop over the lanes, costing far more
+ * than arithmetic on registers: so each invocation owns several rows (128 vec4s of state: the
+ * largest kernel then compiles in seconds, not minutes), and streams 2 rows per step, rescaling
+ * the forward accumulators once per 2 keys.
+ *
+ * On a GPU, 64 invocations of one row each keep warps full, and what costs is state beyond the
+ * 255 registers a thread may hold, which spills to local memory. One streamed row per step, and
+ * dk and dv in separate kernels, keep every kernel near 64 floats per held row: (q, out, dq) in
+ * dq, (k, v, dk) in dk, (k, dv) in dv, each plus one streamed row.
+ */
+export function attentionSplit(gpu: Gpu): AttentionSplit {
+  return gpu.isFallback
+    ? { wg: 8, rowVectors: 128, step: 2, separateDkDv: false }
+    : { wg: 64, rowVectors: 0, step: 1, separateDkDv: true };
+}
 
 /** Shape of the attention of {@linkcode attentionForward} and {@linkcode attentionBackward}. */
 export interface AttentionShape {
@@ -63,6 +90,8 @@ export interface AttentionShape {
   C: number;
   /** Number of heads. */
   NH: number;
+  /** Work split of the kernels; defaults to {@linkcode attentionSplit} of the GPU. */
+  split?: AttentionSplit;
 }
 
 /** Checks the shape and returns the head size. */
@@ -81,26 +110,20 @@ function headSize({ B, T, C, NH }: AttentionShape): number {
 }
 
 /**
- * How a kernel splits the rows of one (b, h): `wg` invocations per workgroup, each owning `rows`
- * rows (query rows, or key rows for dk/dv), `wg · rows` rows per workgroup.
- *
- * On a CPU adapter such as llvmpipe, a workgroup of one SIMD group (8 lanes of 256 bits) is
- * cheapest, and every load an invocation makes is a scalar loop over the lanes, costing far more
- * than arithmetic on registers: so each invocation owns several rows and reuses every streamed
- * k, v (or q, dout) row for all of them. On a GPU, 64 invocations of one row each keep warps full.
+ * How one kernel splits the rows of one (b, h): `wg` invocations per workgroup, each owning `rows`
+ * rows (query rows, or key rows for dk/dv), `wg · rows` rows per workgroup, streaming `step` rows
+ * per loop step.
  */
 interface Split {
   wg: number;
   rows: number;
+  step: number;
 }
 
-// The split of a kernel whose invocations hold `rowVectors` head rows of state per row they own.
-function split(gpu: Gpu, hs: number, rowVectors: number): Split {
-  if (!gpu.isFallback) return { wg: 64, rows: 1 };
-  return {
-    wg: 8,
-    rows: Math.max(1, Math.min(8, Math.floor(CPU_ROW_VECTORS / (rowVectors * Math.ceil(hs / 4))))),
-  };
+// The split of a kernel whose invocations hold `heldRows` head rows of state per row they own.
+function kernelSplit(s: AttentionSplit, hs: number, heldRows: number): Split {
+  const rows = Math.max(1, Math.min(8, Math.floor(s.rowVectors / (heldRows * Math.ceil(hs / 4)))));
+  return { wg: s.wg, rows, step: s.step };
 }
 
 /**
@@ -203,7 +226,7 @@ function dot(x: string, y: string, n: number): string {
 // invocation li of row block x is x·BLOCK + r·WG + li.
 function header(
   hs: number,
-  { wg, rows }: Split,
+  { wg, rows, step }: Split,
   bindings: [string, string][],
   textures: string[] = [],
 ): string {
@@ -222,7 +245,7 @@ function header(
 const HS = ${hs}u;
 const WG = ${wg}u;
 const BLOCK = ${wg * rows}u;
-const STEP = ${STEP}u;
+const STEP = ${step}u;
 struct P { T: u32, C: u32, NH: u32, scale: f32 }
 ${decl.join("\n")}
 @group(0) @binding(${bindings.length + textures.length}) var<uniform> p: P;
@@ -250,8 +273,9 @@ interface StreamSource {
  * `let <name>k_d = ...;` for each streamed row k (row `uc_k`) and each of its `n` vec4s d: a
  * texel of `src.tex` in texture mode, else {@linkcode load4} of `src.buf`.
  */
-function streamRows(hs: number, n: number, name: string, src: StreamSource): string[] {
-  return seq(STEP, (k) =>
+function streamRows(sp: Split, hs: number, name: string, src: StreamSource): string[] {
+  const n = Math.ceil(hs / 4);
+  return seq(sp.step, (k) =>
     seq(n, (d) => {
       const v = src.tex
         ? `textureLoad(${src.tex}, tex_at(b, uc${k}, h, ${src.part}u, ${d}u))`
@@ -284,7 +308,7 @@ function kernel(
     sp.rows,
     (r) => `let t${r} = wid.x * BLOCK + ${r * sp.wg}u + li;\n  let tc${r} = min(t${r}, p.T - 1u);`,
   );
-  const stepLines = seq(STEP, (k) => `let u${k} = s0 + ${k}u;\n    let uc${k} = min(u${k}, p.T - 1u);`);
+  const stepLines = seq(sp.step, (k) => `let u${k} = s0 + ${k}u;\n    let uc${k} = min(u${k}, p.T - 1u);`);
   return /* wgsl */ `
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -310,7 +334,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 function forwardCode(hs: number, sp: Split, tex: boolean): string {
   const n = Math.ceil(hs / 4);
   const R = seq(sp.rows, (r) => r);
-  const K = seq(STEP, (k) => k);
+  const K = seq(sp.step, (k) => k);
   const D = seq(n, (d) => d);
   const pre = [
     ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, h);`),
@@ -320,7 +344,7 @@ function forwardCode(hs: number, sp: Split, tex: boolean): string {
   ];
   const loop = [
     ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, h) + p.C;`),
-    ...streamRows(hs, n, "k", keyValueSource(tex, 1)),
+    ...streamRows(sp, hs, "k", keyValueSource(tex, 1)),
     ...R.flatMap((r) =>
       K.map((k) => `let s${r}_${k} = select(-3.0e38, ${dot(`q${r}`, `k${k}`, n)}, u${k} <= t${r});`)
     ),
@@ -331,7 +355,7 @@ function forwardCode(hs: number, sp: Split, tex: boolean): string {
       `l${r} = l${r} * c${r} + ${K.map((k) => `p${r}_${k}`).join(" + ")};`,
       `m${r} = mt${r};`,
     ]),
-    ...streamRows(hs, n, "v", keyValueSource(tex, 2)),
+    ...streamRows(sp, hs, "v", keyValueSource(tex, 2)),
     ...R.flatMap((r) =>
       D.map((d) =>
         `a${r}_${d} = ${
@@ -377,7 +401,7 @@ export function attentionForward(rec: Recorder, args: AttentionForwardArgs): voi
   requireLength(args.out, B * T * C, `attention forward out ${shape}`);
   requireLength(args.lse, B * NH * T, `attention forward lse ${shape}`);
   requireLength(args.qkv, B * T * 3 * C, `attention forward qkv ${shape}`);
-  const sp = split(rec.gpu, hs, 2);
+  const sp = kernelSplit(args.split ?? attentionSplit(rec.gpu), hs, 2);
   const tex = useTextures(rec.gpu, args, hs, [[args.qkv, 3 * C]]);
   const code = forwardCode(hs, sp, tex);
   for (const [b0, nb] of batchChunks(rec.gpu, B, T * 3 * C)) {
@@ -400,7 +424,7 @@ export function attentionForward(rec: Recorder, args: AttentionForwardArgs): voi
 function dqCode(hs: number, sp: Split, tex: boolean): string {
   const n = Math.ceil(hs / 4);
   const R = seq(sp.rows, (r) => r);
-  const K = seq(STEP, (k) => k);
+  const K = seq(sp.step, (k) => k);
   const D = seq(n, (d) => d);
   const pre = [
     ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, h);\n  let oi${r} = btc_at(b, tc${r}, h);`),
@@ -412,8 +436,8 @@ function dqCode(hs: number, sp: Split, tex: boolean): string {
   ];
   const loop = [
     ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, h) + p.C;`),
-    ...streamRows(hs, n, "k", keyValueSource(tex, 1)),
-    ...streamRows(hs, n, "v", keyValueSource(tex, 2)),
+    ...streamRows(sp, hs, "k", keyValueSource(tex, 1)),
+    ...streamRows(sp, hs, "v", keyValueSource(tex, 2)),
     ...R.flatMap((r) =>
       K.map((k) =>
         `let ds${r}_${k} = select(0.0, exp(${dot(`q${r}`, `k${k}`, n)} - L${r}) * (${
@@ -445,64 +469,71 @@ function dqCode(hs: number, sp: Split, tex: boolean): string {
   ], tex ? ["tqkv"] : []) + kernel(sp, "0u", "min(p.T, (wid.x + 1u) * BLOCK)", pre, loop, post);
 }
 
-// Each invocation owns key rows t_r: dk_r and dv_r over the queries i = u_k ≥ t_r.
-function dkvCode(hs: number, sp: Split, tex: boolean): string {
+// Each invocation owns key rows t_r: dk_r and dv_r over the queries i = u_k ≥ t_r, or only one of
+// them (`grads`), which needs less state: dk needs k, v and the output gradient rows, dv only k.
+function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" | "dkdv"): string {
   const n = Math.ceil(hs / 4);
   const R = seq(sp.rows, (r) => r);
-  const K = seq(STEP, (k) => k);
+  const K = seq(sp.step, (k) => k);
   const D = seq(n, (d) => d);
+  const dk = grads !== "dv", dv = grads !== "dk";
   const pre = [
     ...R.map((r) => `let kj${r} = qkv_at(b, tc${r}, h) + p.C;`),
     ...R.flatMap((r) => D.map((d) => `let k${r}_${d} = ${load4(hs, "qkv", `kj${r}`, d)} * p.scale;`)),
-    ...R.flatMap((r) => D.map((d) => `let v${r}_${d} = ${load4(hs, "qkv", `kj${r} + p.C`, d)};`)),
-    ...R.flatMap((r) =>
-      D.map((d) => `var gk${r}_${d} = vec4<f32>(0.0);\n  var gv${r}_${d} = vec4<f32>(0.0);`)
-    ),
+    ...(dk ? R.flatMap((r) => D.map((d) => `let v${r}_${d} = ${load4(hs, "qkv", `kj${r} + p.C`, d)};`)) : []),
+    ...(dk ? R.flatMap((r) => D.map((d) => `var gk${r}_${d} = vec4<f32>(0.0);`)) : []),
+    ...(dv ? R.flatMap((r) => D.map((d) => `var gv${r}_${d} = vec4<f32>(0.0);`)) : []),
   ];
   const loop = [
     ...K.map((k) =>
       `let qi${k} = qkv_at(b, uc${k}, h);\n    let oi${k} = btc_at(b, uc${k}, h);\n    let si${k} = stat_at(b, uc${k}, h);`
     ),
-    ...streamRows(hs, n, "q", { tex: tex ? "tqkv" : undefined, part: 0, buf: "qkv", base: (k) => `qi${k}` }),
-    ...streamRows(hs, n, "o", {
+    ...streamRows(sp, hs, "q", { tex: tex ? "tqkv" : undefined, part: 0, buf: "qkv", base: (k) => `qi${k}` }),
+    ...streamRows(sp, hs, "o", {
       tex: tex ? "tdout" : undefined,
       part: 0,
       buf: "dout",
       base: (k) => `oi${k}`,
     }),
-    ...K.map((k) => `let L${k} = lse[si${k}];\n    let D${k} = delta[si${k}];`),
+    ...K.map((k) => `let L${k} = lse[si${k}];${dk ? `\n    let D${k} = delta[si${k}];` : ""}`),
     ...R.flatMap((r) =>
       K.flatMap((k) => [
         `let p${r}_${k} = select(0.0, exp(${
           dot(`k${r}`, `q${k}`, n)
         } - L${k}), u${k} >= t${r} && u${k} < p.T);`,
-        `let ds${r}_${k} = p${r}_${k} * (${dot(`v${r}`, `o${k}`, n)} - D${k});`,
+        ...(dk ? [`let ds${r}_${k} = p${r}_${k} * (${dot(`v${r}`, `o${k}`, n)} - D${k});`] : []),
       ])
     ),
     ...R.flatMap((r) =>
       D.flatMap((d) => [
-        `gv${r}_${d} = ${K.reduce((e, k) => `fma(vec4<f32>(p${r}_${k}), o${k}_${d}, ${e})`, `gv${r}_${d}`)};`,
-        `gk${r}_${d} = ${
-          K.reduce((e, k) => `fma(vec4<f32>(ds${r}_${k}), q${k}_${d}, ${e})`, `gk${r}_${d}`)
-        };`,
+        ...(dv
+          ? [`gv${r}_${d} = ${
+            K.reduce((e, k) => `fma(vec4<f32>(p${r}_${k}), o${k}_${d}, ${e})`, `gv${r}_${d}`)
+          };`]
+          : []),
+        ...(dk
+          ? [`gk${r}_${d} = ${
+            K.reduce((e, k) => `fma(vec4<f32>(ds${r}_${k}), q${k}_${d}, ${e})`, `gk${r}_${d}`)
+          };`]
+          : []),
       ])
     ),
   ];
   const post = R.map((r) =>
     [
       `if (t${r} < p.T) {`,
-      ...store4(hs, "dqkv", `kj${r}`, `gk${r}`, "p.scale").map((s) => `  ${s}`),
-      ...store4(hs, "dqkv", `kj${r} + p.C`, `gv${r}`, "1.0").map((s) => `  ${s}`),
+      ...(dk ? store4(hs, "dqkv", `kj${r}`, `gk${r}`, "p.scale").map((s) => `  ${s}`) : []),
+      ...(dv ? store4(hs, "dqkv", `kj${r} + p.C`, `gv${r}`, "1.0").map((s) => `  ${s}`) : []),
       `}`,
     ].join("\n  ")
   );
-  // With textures, dout is only streamed, so its buffer is not bound.
+  // With textures, dout is only streamed, so its buffer is not bound; dv alone reads no delta.
   const bindings: [string, string][] = [
     ["read_write", "dqkv"],
     ["read", "qkv"],
     ...(tex ? [] : [["read", "dout"] as [string, string]]),
     ["read", "lse"],
-    ["read", "delta"],
+    ...(dk ? [["read", "delta"] as [string, string]] : []),
   ];
   return header(hs, sp, bindings, tex ? ["tqkv", "tdout"] : []) +
     kernel(sp, "wid.x * BLOCK", "p.T", pre, loop, post);
@@ -546,11 +577,17 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
   requireLength(args.out, B * T * C, `attention backward out ${shape}`);
   requireLength(args.lse, B * NH * T, `attention backward lse ${shape}`);
   requireLength(args.delta, B * NH * T, `attention backward delta ${shape}`);
-  const dqSplit = split(rec.gpu, hs, 3);
-  const dkvSplit = split(rec.gpu, hs, 4);
+  const s = args.split ?? attentionSplit(rec.gpu);
+  const dqSplit = kernelSplit(s, hs, 3);
   const tex = useTextures(rec.gpu, args, hs, [[args.qkv, 3 * C], [args.dout, C]]);
   const dq = dqCode(hs, dqSplit, tex);
-  const dkv = dkvCode(hs, dkvSplit, tex);
+  // dk and dv in one kernel, or in two that each hold less state.
+  const dkv = (s.separateDkDv ? [["dk", 3], ["dv", 2]] as const : [["dkdv", 4]] as const).map(
+    ([grads, held]) => {
+      const sp = kernelSplit(s, hs, held);
+      return { grads, sp, code: dkvCode(hs, sp, tex, grads) };
+    },
+  );
   for (const [b0, nb] of batchChunks(rec.gpu, B, T * 3 * C)) {
     const at = (v: View, perBatch: number): View => slice(v, b0, nb, perBatch);
     const dqkv = at(args.dqkv, T * 3 * C);
@@ -569,13 +606,15 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
       uniforms,
       groups: groups(dqSplit),
     });
-    rec.dispatch({
-      code: dkv,
-      views: tex ? [dqkv, qkv, lse, delta] : [dqkv, qkv, dout, lse, delta],
-      textures,
-      uniforms,
-      groups: groups(dkvSplit),
-    });
+    for (const { grads, sp, code } of dkv) {
+      rec.dispatch({
+        code,
+        views: [dqkv, qkv, ...(tex ? [] : [dout]), lse, ...(grads === "dv" ? [] : [delta])],
+        textures,
+        uniforms,
+        groups: groups(sp),
+      });
+    }
   }
 }
 

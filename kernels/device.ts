@@ -492,6 +492,22 @@ export function scratchTexture(gpu: Gpu, role: string, shape: TextureShape): GPU
   return texture;
 }
 
+const scratchViews = new WeakMap<GPUDevice, Map<string, View>>();
+
+/**
+ * Returns the device's scratch storage buffer of `length` elements for `role`, created on first
+ * use: for a kernel's intermediate results that the next kernel in the same queue consumes, so
+ * one buffer serves every call of that shape (the queue runs them in order).
+ */
+export function scratchView(gpu: Gpu, role: string, length: number): View {
+  let pool = scratchViews.get(gpu.device);
+  if (!pool) scratchViews.set(gpu.device, pool = new Map());
+  const key = `${role} ${length}`;
+  let view = pool.get(key);
+  if (!view) pool.set(key, view = createView(gpu, length, key));
+  return view;
+}
+
 /**
  * Whether a `shape` table in `view` can be copied into a scratch texture: rows of a multiple of
  * 64 floats (WebGPU copies rows of a multiple of 256 bytes), a 16-byte aligned start, and both

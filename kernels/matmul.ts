@@ -14,12 +14,16 @@
  */
 import { type ColumnSplit, columnSplit, columnSumsCode } from "./column_sums.ts";
 import {
+  ELEMENTWISE_WG,
+  FLAT_INDEX_WGSL,
   type Gpu,
   GpuError,
+  grid,
   type Operands,
   type Recorder,
   requireLength,
   scratchTexture,
+  scratchView,
   textureFits,
   type TextureShape,
   Uniforms,
@@ -75,6 +79,12 @@ export interface MatmulBlocking {
    * its own operands straight from storage.
    */
   tileK?: number;
+  /**
+   * With `tileK`: K is cut into this many slices, each computed by its own workgroups into a
+   * scratch buffer and summed by a second kernel. Absent, {@linkcode matmul} picks it from the
+   * number of output tiles (see {@linkcode matmulSplitK}).
+   */
+  splitK?: number;
 }
 
 /**
@@ -96,6 +106,8 @@ export function matmulBlocking(gpu: Gpu): MatmulBlocking {
 }
 
 interface BlockedVariant {
+  /** The tiled kernel writes slice `workgroup_id.z` of a split K (no bias, no accumulate). */
+  splitK?: boolean;
   blocking: MatmulBlocking;
   transA: boolean;
   transB: boolean;
@@ -255,7 +267,7 @@ function tiledCode(v: BlockedVariant): string {
         `  let i = q / ${perRow}u;`,
         `  let kq = (q % ${perRow}u) * ${V}u;`,
         `  var val = ${vec ? "vec4<f32>()" : "0.0"};`,
-        `  if (${origin} + i < ${mn} && k0 + kq < p.K) { val = ${x}[(${origin} + i) * (p.K / ${V}u) + (k0 + kq) / ${V}u]; }`,
+        `  if (${origin} + i < ${mn} && k0 + kq < kEnd) { val = ${x}[(${origin} + i) * (p.K / ${V}u) + (k0 + kq) / ${V}u]; }`,
       );
       if (vec) {
         for (let e = 0; e < 4; e++) {
@@ -267,7 +279,7 @@ function tiledCode(v: BlockedVariant): string {
         `  let kq = q / ${perRow}u;`,
         `  let i = (q % ${perRow}u) * ${V}u;`,
         `  var val = ${vec ? "vec4<f32>()" : "0.0"};`,
-        `  if (k0 + kq < p.K && ${origin} + i < ${mn}) { val = ${x}[(k0 + kq) * (${mn} / ${V}u) + (${origin} + i) / ${V}u]; }`,
+        `  if (k0 + kq < kEnd && ${origin} + i < ${mn}) { val = ${x}[(k0 + kq) * (${mn} / ${V}u) + (${origin} + i) / ${V}u]; }`,
         vec
           ? `  ${tile}[kq * ${span / 4}u + i / 4u] = val;`
           : `  ${tile}[kq * ${span / 4}u + i / 4u][i % 4u] = val;`,
@@ -292,7 +304,7 @@ function tiledCode(v: BlockedVariant): string {
     store.push(`if (${m} < p.M) {`);
     for (let j = 0; j < TN; j++) {
       const n = `n0 + ${(j >> 2) * 4 * WX + (j & 3)}u + 4u * l.x`;
-      const at = `(${m}) * p.N + ${n}`;
+      const at = `${v.splitK ? "w.z * p.M * p.N + " : ""}(${m}) * p.N + ${n}`;
       let val = `c${r}_${j >> 2}.${XYZW[j & 3]}`;
       if (v.bias) val += ` + bias[${n}]`;
       if (v.accumulate) val += ` + c[${at}]`;
@@ -302,7 +314,7 @@ function tiledCode(v: BlockedVariant): string {
   }
   const elem = (vec: boolean) => (vec ? "vec4<f32>" : "f32");
   return /* wgsl */ `
-struct P { M: u32, N: u32, K: u32 }
+struct P { M: u32, N: u32, K: u32, KS: u32 }
 @group(0) @binding(0) var<storage, read_write> c: array<f32>;
 @group(0) @binding(1) var<storage, read> a: array<${elem(v.aVec)}>;
 @group(0) @binding(2) var<storage, read> b: array<${elem(v.bVec)}>;
@@ -316,8 +328,10 @@ fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: ve
   let tid = l.y * ${WX}u + l.x;
   let m0 = w.y * ${BM}u;
   let n0 = w.x * ${BN}u;
+  let kBegin = w.z * p.KS; // slice z of K: KS = K unless split
+  let kEnd = min(p.K, kBegin + p.KS);
   ${pre.join("\n  ")}
-  for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
+  for (var k0 = kBegin; k0 < kEnd; k0 += ${BK}u) {
     ${load("a", "sa", v.aVec, !v.transA, BM, "p.M", "m0")}
     ${load("b", "sb", v.bVec, v.transB, BN, "p.N", "n0")}
     workgroupBarrier();
@@ -377,18 +391,88 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
     aVec,
     bVec: transB ? k4 : N % 4 === 0, // Bᵀ as vec4 runs along K, 4 steps of K at a time
   };
-  const code = blocking.tileK
-    ? tiledCode({ ...variant, bVec: transB ? K % 4 === 0 : N % 4 === 0 })
-    : blockedCode(variant);
-  const views = [args.out, args.a, args.b];
-  if (args.bias) views.push(args.bias);
   const [wx, wy] = blocking.workgroup;
+  const groups: [number, number] = [Math.ceil(N / (blocking.cols * wx)), Math.ceil(M / (blocking.rows * wy))];
+  if (!blocking.tileK) {
+    rec.dispatch({
+      code: blockedCode(variant),
+      views: args.bias ? [args.out, args.a, args.b, args.bias] : [args.out, args.a, args.b],
+      uniforms: new Uniforms().u32(M).u32(N).u32(K),
+      groups,
+    });
+    return;
+  }
+  const tiled = { ...variant, bVec: transB ? K % 4 === 0 : N % 4 === 0 };
+  const split = blocking.splitK ?? matmulSplitK(rec.gpu, { M, N, K, blocking });
+  if (!Number.isInteger(split) || split < 1) {
+    throw new GpuError(`matmul splitK ${split} is not a positive integer`);
+  }
+  const slice = Math.ceil(K / split / blocking.tileK) * blocking.tileK;
+  if (split === 1) {
+    rec.dispatch({
+      code: tiledCode(tiled),
+      views: args.bias ? [args.out, args.a, args.b, args.bias] : [args.out, args.a, args.b],
+      uniforms: new Uniforms().u32(M).u32(N).u32(K).u32(slice),
+      groups,
+    });
+    return;
+  }
+  // Slice z of K into parts (z,M,N), then C = Σ_z parts [+ bias] [+ C] in slice order.
+  const parts = scratchView(rec.gpu, "matmul split-K", split * M * N);
   rec.dispatch({
-    code,
-    views,
-    uniforms: new Uniforms().u32(M).u32(N).u32(K),
-    groups: [Math.ceil(N / (blocking.cols * wx)), Math.ceil(M / (blocking.rows * wy))],
+    code: tiledCode({ ...tiled, bias: false, accumulate: false, splitK: true }),
+    views: [parts, args.a, args.b],
+    uniforms: new Uniforms().u32(M).u32(N).u32(K).u32(slice),
+    groups: [...groups, Math.ceil(K / slice)],
   });
+  rec.dispatch({
+    code: splitSumCode(!!args.bias, !!args.accumulate),
+    views: args.bias ? [args.out, parts, args.bias] : [args.out, parts],
+    uniforms: new Uniforms().u32(M * N).u32(N).u32(Math.ceil(K / slice)),
+    groups: grid(rec.gpu, M * N),
+  });
+}
+
+// A GPU keeps a few workgroups per multiprocessor in flight and has up to ~150 of them; a product
+// with fewer output tiles than about this many leaves most of the chip idle through a long K loop
+// (GPT-2's weight gradients: 36 to 144 tiles with K = B·T).
+const SPLIT_TARGET_TILES = 512;
+// Shortest K slice worth its scratch traffic.
+const SPLIT_MIN_K = 256;
+
+/**
+ * How many slices of K {@linkcode matmul} computes apart for `C (M,N)` with a workgroup-tiled
+ * blocking: enough for about 512 workgroups, each slice at least 256 long, the scratch within one
+ * storage binding; 1 (no split) when the output has enough tiles or the blocking has no `tileK`.
+ */
+export function matmulSplitK(
+  gpu: Gpu,
+  shape: { M: number; N: number; K: number; blocking: MatmulBlocking },
+): number {
+  const { M, N, K, blocking } = shape;
+  if (!blocking.tileK) return 1;
+  const tiles = Math.ceil(N / (blocking.cols * blocking.workgroup[0])) *
+    Math.ceil(M / (blocking.rows * blocking.workgroup[1]));
+  const fit = Math.floor(gpu.limits.maxStorageBufferBindingSize / (4 * M * N));
+  return Math.max(1, Math.min(Math.ceil(SPLIT_TARGET_TILES / tiles), Math.floor(K / SPLIT_MIN_K), fit));
+}
+
+function splitSumCode(bias: boolean, accumulate: boolean): string {
+  return /* wgsl */ `
+struct P { n: u32, N: u32, S: u32 }
+@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> parts: array<f32>;
+${bias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
+@group(0) @binding(${bias ? 3 : 2}) var<uniform> p: P;
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${ELEMENTWISE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
+  if (i >= p.n) { return; }
+  var s = ${accumulate ? "c[i]" : "0.0"}${bias ? " + bias[i % p.N]" : ""};
+  for (var z = 0u; z < p.S; z++) { s += parts[z * p.n + i]; }
+  c[i] = s;
+}`;
 }
 
 // ---------------------------------------------------------------------------------------------

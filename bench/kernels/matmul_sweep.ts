@@ -7,7 +7,8 @@
  *
  *   deno run -A bench/kernels/matmul_sweep.ts [--sizes 1024,4096] [--blockings default,8x8/16x16,...]
  *
- * A blocking is written `ROWSxCOLS/WXxWY[/kTILE]`, or `default`, or `texture`.
+ * A blocking is written `ROWSxCOLS/WXxWY[/kTILE[/sSPLIT]]` (no `/s`: K split as `matmul` picks), or
+ * `default`, or `texture`.
  *
  * @module
  */
@@ -66,16 +67,20 @@ export async function matmulGflops(gpu: Gpu, c: MatmulCase): Promise<number> {
   return rates.sort((x, y) => x - y)[1];
 }
 
-/** Parses `ROWSxCOLS/WXxWY[/kTILE]`. */
+/** Parses `ROWSxCOLS/WXxWY[/kTILE[/sSPLIT]]`. */
 export function parseBlocking(text: string): MatmulBlocking {
-  const m = text.match(/^(\d+)x(\d+)\/(\d+)x(\d+)(?:\/k(\d+))?$/);
-  if (!m) throw new Error(`blocking "${text}": expected ROWSxCOLS/WXxWY[/kTILE], e.g. 8x8/16x16/k8`);
-  const [rows, cols, wx, wy, tileK] = m.slice(1).map(Number);
-  return { rows, cols, workgroup: [wx, wy], ...(tileK ? { tileK } : {}) };
+  const m = text.match(/^(\d+)x(\d+)\/(\d+)x(\d+)(?:\/k(\d+)(?:\/s(\d+))?)?$/);
+  if (!m) {
+    throw new Error(`blocking "${text}": expected ROWSxCOLS/WXxWY[/kTILE[/sSPLIT]], e.g. 8x8/16x16/k8/s1`);
+  }
+  const [rows, cols, wx, wy, tileK, splitK] = m.slice(1).map(Number);
+  return { rows, cols, workgroup: [wx, wy], ...(tileK ? { tileK } : {}), ...(splitK ? { splitK } : {}) };
 }
 
 function describe(b: MatmulBlocking): string {
-  return `${b.rows}x${b.cols}/${b.workgroup.join("x")}${b.tileK ? `/k${b.tileK}` : ""}`;
+  return `${b.rows}x${b.cols}/${b.workgroup.join("x")}${b.tileK ? `/k${b.tileK}` : ""}${
+    b.splitK ? `/s${b.splitK}` : ""
+  }`;
 }
 
 if (import.meta.main) {
@@ -83,7 +88,7 @@ if (import.meta.main) {
     args: Deno.args,
     options: {
       sizes: { type: "string", default: "1024,4096" },
-      blockings: { type: "string", default: "default,8x8/16x16,8x8/16x16/k16,4x4/16x16/k8,8x4/16x16/k8" },
+      blockings: { type: "string", default: "default,8x8/16x16,8x8/16x16/k8/s1,8x8/16x16/k16" },
     },
   });
   const gpu = await getGpu();

@@ -6,6 +6,7 @@ import {
   attentionForward,
   attentionForwardCpu,
   type AttentionShape,
+  type AttentionSplit,
   createAttentionScratch,
   createView,
   getGpu,
@@ -28,14 +29,23 @@ const SHAPES: [number, number, number, number][] = [
 
 const name = ({ B, T, C, NH }: AttentionShape): string => `B=${B} T=${T} C=${C} NH=${NH}`;
 
+// The GPU's split: one row per invocation, one streamed row per step, dk and dv apart.
+const GPU_SPLIT: AttentionSplit = { wg: 64, rowVectors: 0, step: 1, separateDkDv: true };
+
 // Shapes with C a multiple of 64 and hs of 4 also run with texture operands (the CPU-adapter
-// default); the others only read storage buffers.
-Deno.test("attention forward and backward match the CPU reference on odd shapes, buffer and texture operands", async () => {
+// default); the others only read storage buffers. Buffer operands run with the adapter's split and
+// with the GPU's.
+Deno.test("attention forward and backward match the CPU reference on odd shapes, buffer and texture operands, CPU and GPU splits", async () => {
   const gpu = await getGpu();
   for (const [B, T, C, NH] of SHAPES) {
     const textures = C % 64 === 0 && (C / NH) % 4 === 0;
-    for (const operands of textures ? ["buffer", "texture"] as const : ["buffer"] as const) {
-      const shape = { B, T, C, NH, operands };
+    const cases: { operands: "buffer" | "texture"; split?: AttentionSplit }[] = [
+      { operands: "buffer" },
+      { operands: "buffer", split: GPU_SPLIT },
+      ...(textures ? [{ operands: "texture" as const }] : []),
+    ];
+    for (const { operands, split } of cases) {
+      const shape = { B, T, C, NH, operands, split };
       const qkv = rand(B * T * 3 * C, B * 31 + T * 7 + C, 1);
       const dout = rand(B * T * C, T + C, 1);
       const views = {
@@ -51,7 +61,7 @@ Deno.test("attention forward and backward match the CPU reference on odd shapes,
       attentionForward(rec, { ...views, ...shape });
       attentionBackward(rec, { ...views, ...shape });
       rec.submit();
-      const what = `${name(shape)} ${operands}`;
+      const what = `${name(shape)} ${operands}${split ? " GPU split" : ""}`;
       const want = attentionForwardCpu(qkv, shape);
       assertClose(await read(gpu, views.out), want.out, 1e-4, `out ${what}`);
       assertClose(await read(gpu, views.lse), want.lse, 1e-4, `lse ${what}`);

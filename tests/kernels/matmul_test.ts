@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { assertThrows } from "../_assert.ts";
 import {
   biasBackward,
@@ -12,6 +13,7 @@ import {
   matmulCpu,
   matmulNaive,
   matmulOperands,
+  matmulSplitK,
   type Operands,
   read,
   Recorder,
@@ -169,17 +171,27 @@ const BLOCKINGS: [MatmulBlocking, [number, number, number][]][] = [
   [{ rows: 4, cols: 8, workgroup: [4, 2] }, VEC_SHAPES],
   [{ rows: 8, cols: 8, workgroup: [16, 16], tileK: 8 }, VEC_SHAPES],
   [{ rows: 4, cols: 8, workgroup: [4, 8], tileK: 16 }, [...VEC_SHAPES, [65, 130, 17]]],
+  [{ rows: 4, cols: 8, workgroup: [4, 8], tileK: 4, splitK: 3 }, [...VEC_SHAPES, [65, 130, 17]]],
 ];
 
 for (const [blocking, shapes] of BLOCKINGS) {
-  Deno.test(`matmul with ${blocking.rows}x${blocking.cols} blocks${blocking.tileK ? ` and ${blocking.tileK}-deep workgroup tiles` : ""} matches CPU for all transposes on vec4 and odd shapes`, async () => {
-    const gpu = await getGpu();
-    for (const [M, N, K] of shapes) {
-      for (const transA of [false, true]) {
-        for (const transB of [false, true]) await checkMatmul(gpu, { M, N, K, transA, transB, blocking }, 1);
+  Deno.test(
+    `matmul with ${blocking.rows}x${blocking.cols} blocks${
+      blocking.tileK ? ` and ${blocking.tileK}-deep workgroup tiles` : ""
+    }${
+      blocking.splitK ? `, K in ${blocking.splitK} slices,` : ""
+    } matches CPU for all transposes on vec4 and odd shapes`,
+    async () => {
+      const gpu = await getGpu();
+      for (const [M, N, K] of shapes) {
+        for (const transA of [false, true]) {
+          for (const transB of [false, true]) {
+            await checkMatmul(gpu, { M, N, K, transA, transB, blocking }, 1);
+          }
+        }
       }
-    }
-  });
+    },
+  );
 }
 
 /** Shapes for texture operands: stored rows of 64 floats, M and N cut mid-block, short K. */
@@ -264,6 +276,23 @@ Deno.test("matmul default blocking fits the adapter limits", async () => {
   if (workgroup[0] * workgroup[1] > gpu.limits.maxComputeInvocationsPerWorkgroup) {
     throw new Error(`workgroup ${workgroup.join("x")} exceeds the adapter limit`);
   }
+});
+
+Deno.test("matmul splits K only for products with few output tiles, within one binding", async () => {
+  const gpu = await getGpu();
+  const blocking: MatmulBlocking = { rows: 8, cols: 8, workgroup: [16, 16], tileK: 8 };
+  const split = (M: number, N: number, K: number, b = blocking) =>
+    matmulSplitK(gpu, { M, N, K, blocking: b });
+  assert.equal(split(16384, 768, 768), 1); // GPT-2 124M forward: 768 tiles
+  assert.equal(split(768, 768, 16384), 15); // its attention projection's weight gradient: 36 tiles
+  assert.equal(split(1024, 1024, 1024), 4); // 64 tiles, slices of at least 256
+  assert.equal(split(768, 768, 200), 1); // too short to split
+  assert.equal(split(768, 768, 16384, { ...blocking, tileK: undefined }), 1); // no workgroup tiles
+  const fit = Math.floor(gpu.limits.maxStorageBufferBindingSize / (4 * 4096 * 4096));
+  assert.equal(
+    split(4096, 4096, 1 << 20, { ...blocking, rows: 64, cols: 64 }),
+    Math.max(1, Math.min(32, fit)),
+  );
 });
 
 Deno.test("matmul naive baseline matches CPU for all transposes", async () => {
