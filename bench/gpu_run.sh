@@ -22,5 +22,5 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,memory.used --format=csv,noh
 TAIL=6 stage tests 110 deno test -A tests/kernels/ tests/core/gpt2_test.ts
 stage compare 240 deno run -A bench/compare_pytorch.ts --configs tiny,124m --matmul 1024,4096 --device cuda
 stage sweep 70 deno run -A bench/kernels/matmul_sweep.ts --sizes 1024,4096 \
-  --blockings default,8x8/16x16,8x8/16x16/k8/s1,8x8/16x16/k16,4x8/16x16/k16,8x8/8x16/k8
+  --blockings default,8x8/16x16,8x8/16x16/k8/s1,8x8/16x16/k8,8x8/16x16/k16/p,4x8/16x16/k16/p
 TAIL=25 stage profile 70 deno run -A bench/core/step_profile.ts 124m --batch 16

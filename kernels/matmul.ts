@@ -85,6 +85,11 @@ export interface MatmulBlocking {
    * number of output tiles (see {@linkcode matmulSplitK}).
    */
   splitK?: number;
+  /**
+   * With `tileK`: each invocation reads its share of the next tiles from storage into registers
+   * before multiplying the current ones, so the reads' latency overlaps the arithmetic.
+   */
+  prefetch?: boolean;
 }
 
 /**
@@ -102,7 +107,7 @@ export interface MatmulBlocking {
 export function matmulBlocking(gpu: Gpu): MatmulBlocking {
   if (gpu.isFallback) return { rows: 16, cols: 16, workgroup: [8, 1] };
   const side = gpu.limits.maxComputeInvocationsPerWorkgroup >= 256 ? 16 : 8;
-  return { rows: 8, cols: 8, workgroup: [side, side], tileK: 8 };
+  return { rows: 8, cols: 8, workgroup: [side, side], tileK: 8, prefetch: true };
 }
 
 interface BlockedVariant {
@@ -247,10 +252,14 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
 function tiledCode(v: BlockedVariant): string {
   const { rows: TM, cols: TN, workgroup: [WX, WY] } = v.blocking;
   const BK = v.blocking.tileK!;
+  const prefetch = !!v.blocking.prefetch;
   const BM = TM * WY, BN = TN * WX, NT = WX * WY;
-  // One operand tile: `inner` is the operand's contiguous dimension, `span` the tile's side
-  // along M (for A) or N (for B), `mn` that dimension's size and `origin` the tile's first index.
-  const load = (
+  // One operand's tile, `span` along M (for A) or N (for B) by BK along K, in `V`-float loads
+  // (vec4 when `vec`) along the operand's contiguous dimension, K when `kInner`; `mn` is the
+  // size of M or N and `origin` the tile's first row or column. Invocation tid makes the loads
+  // q = tid, tid + NT, ...: `fetch` reads them from storage for the tile at `k` into registers
+  // (zeros outside the operand), `put` stores those into the workgroup tile.
+  const operand = (
     x: string,
     tile: string,
     vec: boolean,
@@ -260,34 +269,43 @@ function tiledCode(v: BlockedVariant): string {
     origin: string,
   ) => {
     const V = vec ? 4 : 1;
+    const units = (span * BK) / V;
     const perRow = (kInner ? BK : span) / V;
-    const lines = [`for (var q = tid; q < ${(span * BK) / V}u; q += ${NT}u) {`];
-    if (kInner) {
-      lines.push(
-        `  let i = q / ${perRow}u;`,
-        `  let kq = (q % ${perRow}u) * ${V}u;`,
-        `  var val = ${vec ? "vec4<f32>()" : "0.0"};`,
-        `  if (${origin} + i < ${mn} && k0 + kq < kEnd) { val = ${x}[(${origin} + i) * (p.K / ${V}u) + (k0 + kq) / ${V}u]; }`,
+    const decl: string[] = [];
+    const put: string[] = [];
+    const fetches: ((k: string) => string)[] = [];
+    for (let u = 0; u * NT < units; u++) {
+      const q = `(tid + ${u * NT}u)`;
+      const all = (u + 1) * NT <= units; // every invocation has load u
+      const [i, kq] = kInner
+        ? [`${q} / ${perRow}u`, `(${q} % ${perRow}u) * ${V}u`]
+        : [`(${q} % ${perRow}u) * ${V}u`, `${q} / ${perRow}u`];
+      const r = `f${x}${u}`; // fa0, fb0, ...: the multiply's a0, b0 are rows of the workgroup tiles
+      decl.push(
+        `var ${r} = ${vec ? "vec4<f32>()" : "0.0"};`,
+        `let ${x}i${u} = ${i};`,
+        `let ${x}k${u} = ${kq};`,
       );
-      if (vec) {
-        for (let e = 0; e < 4; e++) {
-          lines.push(`  ${tile}[(kq + ${e}u) * ${span / 4}u + i / 4u][i % 4u] = val.${XYZW[e]};`);
-        }
-      } else lines.push(`  ${tile}[kq * ${span / 4}u + i / 4u][i % 4u] = val;`);
-    } else {
-      lines.push(
-        `  let kq = q / ${perRow}u;`,
-        `  let i = (q % ${perRow}u) * ${V}u;`,
-        `  var val = ${vec ? "vec4<f32>()" : "0.0"};`,
-        `  if (k0 + kq < kEnd && ${origin} + i < ${mn}) { val = ${x}[(k0 + kq) * (${mn} / ${V}u) + (${origin} + i) / ${V}u]; }`,
-        vec
-          ? `  ${tile}[kq * ${span / 4}u + i / 4u] = val;`
-          : `  ${tile}[kq * ${span / 4}u + i / 4u][i % 4u] = val;`,
+      const at = kInner
+        ? (k: string) => `(${origin} + ${x}i${u}) * (p.K / ${V}u) + (${k} + ${x}k${u}) / ${V}u`
+        : (k: string) => `(${k} + ${x}k${u}) * (${mn} / ${V}u) + (${origin} + ${x}i${u}) / ${V}u`;
+      const inside = (k: string) =>
+        `${all ? "" : `${q} < ${units}u && `}${origin} + ${x}i${u} < ${mn} && ${k} + ${x}k${u} < kEnd`;
+      fetches.push((k) =>
+        `${r} = ${vec ? "vec4<f32>()" : "0.0"};\n    if (${inside(k)}) { ${r} = ${x}[${at(k)}]; }`
       );
+      const slot = (e: string) => `${tile}[(${x}k${u}${e}) * ${span / 4}u + ${x}i${u} / 4u]`;
+      const stores = kInner
+        ? (vec ? [0, 1, 2, 3] : [0]).map((e) =>
+          `${slot(e ? ` + ${e}u` : "")}[${x}i${u} % 4u] = ${r}${vec ? `.${XYZW[e]}` : ""};`
+        )
+        : [vec ? `${slot("")} = ${r};` : `${slot("")}[${x}i${u} % 4u] = ${r};`];
+      put.push(...(all ? stores : [`if (${q} < ${units}u) {`, ...stores.map((t) => `  ${t}`), "}"]));
     }
-    lines.push("}");
-    return lines.join("\n    ");
+    return { decl, fetch: (k: string) => fetches.map((f) => f(k)), put };
   };
+  const A = operand("a", "sa", v.aVec, !v.transA, BM, "p.M", "m0");
+  const B = operand("b", "sb", v.bVec, v.transB, BN, "p.N", "n0");
   const pre: string[] = [];
   const inner: string[] = [];
   for (let r4 = 0; r4 < TM / 4; r4++) inner.push(`let a${r4} = sa[kk * ${BM / 4}u + ${r4 * WY}u + l.y];`);
@@ -330,11 +348,13 @@ fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: ve
   let n0 = w.x * ${BN}u;
   let kBegin = w.z * p.KS; // slice z of K: KS = K unless split
   let kEnd = min(p.K, kBegin + p.KS);
-  ${pre.join("\n  ")}
+  ${[...pre, ...A.decl, ...B.decl].join("\n  ")}
+  ${prefetch ? [...A.fetch("kBegin"), ...B.fetch("kBegin")].join("\n  ") : ""}
   for (var k0 = kBegin; k0 < kEnd; k0 += ${BK}u) {
-    ${load("a", "sa", v.aVec, !v.transA, BM, "p.M", "m0")}
-    ${load("b", "sb", v.bVec, v.transB, BN, "p.N", "n0")}
+    ${prefetch ? "" : [...A.fetch("k0"), ...B.fetch("k0")].join("\n    ")}
+    ${[...A.put, ...B.put].join("\n    ")}
     workgroupBarrier();
+    ${prefetch ? [...A.fetch(`(k0 + ${BK}u)`), ...B.fetch(`(k0 + ${BK}u)`)].join("\n    ") : ""}
     for (var kk = 0u; kk < ${BK}u; kk++) {
       ${inner.join("\n      ")}
     }

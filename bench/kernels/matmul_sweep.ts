@@ -3,12 +3,12 @@
  * the adapter's default, the register-blocked kernel without workgroup tiles (the GPU default
  * before `tileK`), other tile shapes, and texture operands on a CPU adapter. Each figure is the
  * median of three timings of launches submitted back to back with one wait, enough launches for
- * about 0.3 s, so the ~10 ms queue wait of Deno's WebGPU does not count on a fast GPU.
+ * at least 0.2 s, so the ~10 ms queue wait of Deno's WebGPU is a small part on a fast GPU.
  *
  *   deno run -A bench/kernels/matmul_sweep.ts [--sizes 1024,4096] [--blockings default,8x8/16x16,...]
  *
- * A blocking is written `ROWSxCOLS/WXxWY[/kTILE[/sSPLIT]]` (no `/s`: K split as `matmul` picks), or
- * `default`, or `texture`.
+ * A blocking is written `ROWSxCOLS/WXxWY[/kTILE[/sSPLIT][/p]]` (no `/s`: K split as `matmul`
+ * picks; `/p`: prefetching), or `default`, or `texture`.
  *
  * @module
  */
@@ -59,28 +59,37 @@ export async function matmulGflops(gpu: Gpu, c: MatmulCase): Promise<number> {
     return (performance.now() - t0) / 1000;
   };
   await time(1); // compiles the pipeline
-  const once = await time(1);
-  const reps = Math.max(1, Math.min(500, Math.round(0.3 / once)));
+  // Double the launches per submission until one lasts 0.2 s, so the wait is a small part.
+  let reps = 1;
+  while (reps < 4096 && (await time(reps)) < 0.2) reps *= 2;
   const rates: number[] = [];
   for (let i = 0; i < 3; i++) rates.push((2 * M * N * K * reps) / (await time(reps)) / 1e9);
   for (const v of [args.out, args.a, args.b]) v.buffer.destroy();
   return rates.sort((x, y) => x - y)[1];
 }
 
-/** Parses `ROWSxCOLS/WXxWY[/kTILE[/sSPLIT]]`. */
+/** Parses `ROWSxCOLS/WXxWY[/kTILE[/sSPLIT][/p]]`. */
 export function parseBlocking(text: string): MatmulBlocking {
-  const m = text.match(/^(\d+)x(\d+)\/(\d+)x(\d+)(?:\/k(\d+)(?:\/s(\d+))?)?$/);
+  const m = text.match(/^(\d+)x(\d+)\/(\d+)x(\d+)(?:\/k(\d+)(?:\/s(\d+))?(\/p)?)?$/);
   if (!m) {
-    throw new Error(`blocking "${text}": expected ROWSxCOLS/WXxWY[/kTILE[/sSPLIT]], e.g. 8x8/16x16/k8/s1`);
+    throw new Error(
+      `blocking "${text}": expected ROWSxCOLS/WXxWY[/kTILE[/sSPLIT][/p]], e.g. 8x8/16x16/k8/s1/p`,
+    );
   }
-  const [rows, cols, wx, wy, tileK, splitK] = m.slice(1).map(Number);
-  return { rows, cols, workgroup: [wx, wy], ...(tileK ? { tileK } : {}), ...(splitK ? { splitK } : {}) };
+  const [rows, cols, wx, wy, tileK, splitK] = m.slice(1, 7).map(Number);
+  return {
+    rows,
+    cols,
+    workgroup: [wx, wy],
+    ...(tileK ? { tileK } : {}),
+    ...(splitK ? { splitK } : {}),
+    ...(m[7] ? { prefetch: true } : {}),
+  };
 }
 
 function describe(b: MatmulBlocking): string {
-  return `${b.rows}x${b.cols}/${b.workgroup.join("x")}${b.tileK ? `/k${b.tileK}` : ""}${
-    b.splitK ? `/s${b.splitK}` : ""
-  }`;
+  const tile = b.tileK ? `/k${b.tileK}${b.splitK ? `/s${b.splitK}` : ""}${b.prefetch ? "/p" : ""}` : "";
+  return `${b.rows}x${b.cols}/${b.workgroup.join("x")}${tile}`;
 }
 
 if (import.meta.main) {

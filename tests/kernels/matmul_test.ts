@@ -170,17 +170,27 @@ const BLOCKINGS: [MatmulBlocking, [number, number, number][]][] = [
   [{ rows: 8, cols: 8, workgroup: [16, 16] }, VEC_SHAPES],
   [{ rows: 4, cols: 8, workgroup: [4, 2] }, VEC_SHAPES],
   [{ rows: 8, cols: 8, workgroup: [16, 16], tileK: 8 }, VEC_SHAPES],
+  [{ rows: 8, cols: 8, workgroup: [16, 16], tileK: 8, prefetch: true }, VEC_SHAPES],
   [{ rows: 4, cols: 8, workgroup: [4, 8], tileK: 16 }, [...VEC_SHAPES, [65, 130, 17]]],
   [{ rows: 4, cols: 8, workgroup: [4, 8], tileK: 4, splitK: 3 }, [...VEC_SHAPES, [65, 130, 17]]],
+  [{ rows: 4, cols: 8, workgroup: [4, 8], tileK: 16, splitK: 2, prefetch: true }, [...VEC_SHAPES, [
+    65,
+    130,
+    17,
+  ]]],
 ];
+
+function describeBlocking(b: MatmulBlocking): string {
+  const parts = [`${b.rows}x${b.cols} blocks`];
+  if (b.tileK) parts.push(`${b.tileK}-deep workgroup tiles`);
+  if (b.splitK) parts.push(`K in ${b.splitK} slices`);
+  if (b.prefetch) parts.push("prefetching");
+  return parts.join(", ");
+}
 
 for (const [blocking, shapes] of BLOCKINGS) {
   Deno.test(
-    `matmul with ${blocking.rows}x${blocking.cols} blocks${
-      blocking.tileK ? ` and ${blocking.tileK}-deep workgroup tiles` : ""
-    }${
-      blocking.splitK ? `, K in ${blocking.splitK} slices,` : ""
-    } matches CPU for all transposes on vec4 and odd shapes`,
+    `matmul with ${describeBlocking(blocking)} matches CPU for all transposes on vec4 and odd shapes`,
     async () => {
       const gpu = await getGpu();
       for (const [M, N, K] of shapes) {
