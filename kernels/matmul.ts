@@ -412,8 +412,7 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
     aVec,
     bVec: transB ? k4 : N % 4 === 0, // Bᵀ as vec4 runs along K, 4 steps of K at a time
   };
-  const [wx, wy] = blocking.workgroup;
-  const groups: [number, number] = [Math.ceil(N / (blocking.cols * wx)), Math.ceil(M / (blocking.rows * wy))];
+  const groups = tileGrid(blocking, M, N);
   if (!blocking.tileK) {
     rec.dispatch({
       code: blockedCode(variant),
@@ -454,6 +453,11 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
   });
 }
 
+// Workgroups along N and M of the buffer kernels for C (M,N).
+function tileGrid(b: MatmulBlocking, M: number, N: number): [number, number] {
+  return [Math.ceil(N / (b.cols * b.workgroup[0])), Math.ceil(M / (b.rows * b.workgroup[1]))];
+}
+
 // A GPU keeps a few workgroups per multiprocessor in flight and has up to ~150 of them; a product
 // with fewer output tiles than about this many leaves most of the chip idle through a long K loop
 // (GPT-2's weight gradients: 36 to 144 tiles with K = B·T).
@@ -472,8 +476,8 @@ export function matmulSplitK(
 ): number {
   const { M, N, K, blocking } = shape;
   if (!blocking.tileK) return 1;
-  const tiles = Math.ceil(N / (blocking.cols * blocking.workgroup[0])) *
-    Math.ceil(M / (blocking.rows * blocking.workgroup[1]));
+  const [gx, gy] = tileGrid(blocking, M, N);
+  const tiles = gx * gy;
   const fit = Math.floor(gpu.limits.maxStorageBufferBindingSize / (4 * M * N));
   return Math.max(1, Math.min(Math.ceil(SPLIT_TARGET_TILES / tiles), Math.floor(K / SPLIT_MIN_K), fit));
 }
