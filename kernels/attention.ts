@@ -65,8 +65,9 @@ export interface AttentionSplit {
  *
  * On a GPU, 64 invocations of one row each keep warps full, and what costs is state beyond the
  * 255 registers a thread may hold, which spills to local memory. One streamed row per step, and
- * dk and dv in separate kernels, keep every kernel near 64 floats per held row: (q, out, dq) in
- * dq, (k, v, dk) in dk, (k, dv) in dv, each plus one streamed row.
+ * dk and dv in separate kernels, keep every kernel near 64 floats per held row: (q, dout, dq) in
+ * dq, (k, v, dk) in dk, (k, dv) in dv, each plus one streamed row. On an H200 that took the
+ * backward pass of GPT-2 124M (B=16) from 1493 to 137 ms per step (`bench/NOTES.md`).
  */
 export function attentionSplit(gpu: Gpu): AttentionSplit {
   return gpu.isFallback
@@ -122,6 +123,9 @@ interface Split {
 
 // The split of a kernel whose invocations hold `heldRows` head rows of state per row they own.
 function kernelSplit(s: AttentionSplit, hs: number, heldRows: number): Split {
+  if (![s.wg, s.step].every((v) => Number.isInteger(v) && v >= 1) || !(s.rowVectors >= 0)) {
+    throw new GpuError(`attention split ${JSON.stringify(s)}: wg and step must be positive integers`);
+  }
   const rows = Math.max(1, Math.min(8, Math.floor(s.rowVectors / (heldRows * Math.ceil(hs / 4)))));
   return { wg: s.wg, rows, step: s.step };
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Gpu } from "./device.ts";
+import { type Gpu, GpuError } from "./device.ts";
 
 /** How a column sum splits its work: columns per workgroup and threads summing down each column. */
 export interface ColumnSplit {
@@ -24,6 +24,23 @@ export interface ColumnSplit {
  */
 export function columnSplit(gpu: Gpu): ColumnSplit {
   return gpu.isFallback ? { cols: 32, lanes: 8 } : { cols: 8, lanes: 32 };
+}
+
+/**
+ * `split`, or {@linkcode columnSplit} of `gpu` when absent, checked against the device's limits.
+ *
+ * @throws {GpuError} when the split is not whole numbers or its workgroup is too large.
+ */
+export function resolveColumnSplit(gpu: Gpu, split?: ColumnSplit): ColumnSplit {
+  const s = split ?? columnSplit(gpu);
+  const whole = [s.cols, s.lanes].every((v) => Number.isInteger(v) && v >= 1);
+  if (!whole || s.cols * s.lanes > gpu.limits.maxComputeInvocationsPerWorkgroup) {
+    throw new GpuError(
+      `column split ${s.cols}x${s.lanes}: needs positive integers with at most ` +
+        `${gpu.limits.maxComputeInvocationsPerWorkgroup} invocations`,
+    );
+  }
+  return s;
 }
 
 /** What {@linkcode columnSumsCode} sums. */

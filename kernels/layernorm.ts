@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { type ColumnSplit, columnSplit, columnSumsCode } from "./column_sums.ts";
+import { type ColumnSplit, columnSumsCode, resolveColumnSplit } from "./column_sums.ts";
 import { FLAT_INDEX_WGSL, grid, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
 
 // Threads per row: one warp, as llm.c's kernel. More threads buy nothing for C in the hundreds and
@@ -181,7 +181,7 @@ export interface LayernormBackwardArgs {
   N: number;
   /** Channels. */
   C: number;
-  /** Work split of the parameter-gradient sums; defaults to {@linkcode columnSplit} of the GPU. */
+  /** Work split of the parameter-gradient sums; defaults to `columnSplit` of the GPU. */
   split?: ColumnSplit;
 }
 
@@ -203,7 +203,7 @@ export function layernormBackward(rec: Recorder, args: LayernormBackwardArgs): v
     uniforms,
     groups: grid(rec.gpu, N, 1),
   });
-  const split = args.split ?? columnSplit(rec.gpu);
+  const split = resolveColumnSplit(rec.gpu, args.split);
   rec.dispatch({
     code: columnSumsCode({
       header: BACKWARD_PARAMS_HEADER,

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { type ColumnSplit, columnSplit, columnSumsCode } from "./column_sums.ts";
+import { type ColumnSplit, columnSumsCode, resolveColumnSplit } from "./column_sums.ts";
 import {
   ELEMENTWISE_WG,
   FLAT_INDEX_WGSL,
@@ -710,7 +710,7 @@ export interface BiasBackwardArgs {
   M: number;
   /** Columns. */
   N: number;
-  /** Work split of the column sums; defaults to {@linkcode columnSplit} of the GPU. */
+  /** Work split of the column sums; defaults to `columnSplit` of the GPU. */
   split?: ColumnSplit;
 }
 
@@ -718,7 +718,7 @@ export interface BiasBackwardArgs {
 export function biasBackward(rec: Recorder, args: BiasBackwardArgs): void {
   requireLength(args.dbias, args.N, `bias backward dbias (N=${args.N})`);
   requireLength(args.dout, args.M * args.N, `bias backward dout (M=${args.M}, N=${args.N})`);
-  const split = args.split ?? columnSplit(rec.gpu);
+  const split = resolveColumnSplit(rec.gpu, args.split);
   rec.dispatch({
     code: columnSumsCode({
       header: BIAS_BACKWARD_HEADER,

@@ -131,6 +131,10 @@ Deno.test("attention rejects bad calls before dispatching", async () => {
   );
   assertThrows(() => attentionForward(rec, { ...ok, lse: v(7) }), /lse .*needs 8 elements/);
   assertThrows(() => attentionForward(rec, { ...ok, C: 7 }), /C=7 is not a multiple of NH=2/);
+  assertThrows(
+    () => attentionForward(rec, { ...ok, split: { ...GPU_SPLIT, step: 0 } }),
+    /wg and step must be positive integers/,
+  );
   assertThrows(() => attentionForward(rec, { ...ok, C: 258 }), /head size C\/NH=129 exceeds 128/);
   assertThrows(() => attentionForward(rec, { ...ok, T: 0 }), /T=0 is not a positive integer/);
   const back = {

@@ -107,7 +107,7 @@ Deno.test("linear backward matches the CPU products and finite differences", asy
   assertClose(biasBackwardCpu(dy, M, N), numericGrad((v) => fwd(x, w, v), b0, dy), 1e-6, "db CPU");
 });
 
-Deno.test("bias backward accumulates column sums with the CPU and the GPU work split", async () => {
+Deno.test("bias backward accumulates column sums with the CPU and the GPU work split, and rejects a bad split", async () => {
   const gpu = await getGpu();
   for (const split of [{ cols: 32, lanes: 8 }, { cols: 8, lanes: 32 }]) {
     for (const [M, N] of [[300, 5], [37, 70]]) {
@@ -124,6 +124,13 @@ Deno.test("bias backward accumulates column sums with the CPU and the GPU work s
         `dbias M=${M} N=${N} split ${split.cols}x${split.lanes}`,
       );
     }
+  }
+  const v = createView(gpu, 8);
+  for (const split of [{ cols: 64, lanes: 64 }, { cols: 0, lanes: 8 }]) {
+    assertThrows(
+      () => biasBackward(new Recorder(gpu), { dbias: v, dout: v, M: 1, N: 8, split }),
+      /column split/,
+    );
   }
 });
 
