@@ -397,6 +397,16 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
         "is not a multiple of 4",
     );
   }
+  const [wx, wy] = blocking.workgroup;
+  const shared = 4 * (blocking.tileK ?? 0) * (blocking.rows * wy + blocking.cols * wx);
+  const { maxComputeInvocationsPerWorkgroup: maxInvocations, maxComputeWorkgroupStorageSize: maxShared } =
+    rec.gpu.limits;
+  if (wx * wy > maxInvocations || shared > maxShared) {
+    throw new GpuError(
+      `matmul blocking with a ${wx}x${wy} workgroup and ${shared} bytes of workgroup tiles exceeds the device's ` +
+        `${maxInvocations} invocations or ${maxShared} bytes`,
+    );
+  }
   const aVec = transA ? M % 4 === 0 : K % 4 === 0;
   // With A transposed and read as vec4, unrolling K by 4 keeps 4x more loads live; on llvmpipe
   // (Mesa 22.3) that variant leaked ~1-2 MB of host memory per dispatch (20 GB over a few hundred

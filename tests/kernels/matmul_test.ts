@@ -329,7 +329,7 @@ Deno.test("matmul naive baseline matches CPU for all transposes", async () => {
   }
 });
 
-Deno.test("matmul rejects a blocking that is not a multiple of 4", async () => {
+Deno.test("matmul rejects a blocking that is not a multiple of 4 or exceeds the device limits", async () => {
   const gpu = await getGpu();
   const v = createView(gpu, 4);
   assertThrows(
@@ -344,6 +344,16 @@ Deno.test("matmul rejects a blocking that is not a multiple of 4", async () => {
         blocking: { rows: 6, cols: 4, workgroup: [8, 1] },
       }),
     /not a multiple of 4/,
+  );
+  const big = { rows: 8, cols: 8, workgroup: [64, 64] as [number, number] };
+  assertThrows(
+    () => matmul(new Recorder(gpu), { out: v, a: v, b: v, M: 2, N: 2, K: 2, blocking: big }),
+    /exceeds/,
+  );
+  const deep = { rows: 64, cols: 64, workgroup: [16, 16] as [number, number], tileK: 64 };
+  assertThrows(
+    () => matmul(new Recorder(gpu), { out: v, a: v, b: v, M: 2, N: 2, K: 2, blocking: deep }),
+    /exceeds/,
   );
 });
 
