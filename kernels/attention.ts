@@ -22,13 +22,13 @@
  * @module
  */
 import {
+  copyToScratchTextures,
   createView,
   type Gpu,
   GpuError,
   type Operands,
   type Recorder,
   requireLength,
-  scratchTexture,
   textureFits,
   Uniforms,
   type View,
@@ -168,15 +168,6 @@ function useTextures(
     );
   }
   return want === "texture";
-}
-
-/** Records copies of `tables` (view, floats per row, `rows` rows each) into scratch textures, returned in order. */
-function copyToTextures(rec: Recorder, role: string, rows: number, tables: [View, number][]): GPUTexture[] {
-  return tables.map(([view, cols], i) => {
-    const texture = scratchTexture(rec.gpu, `${role} ${i}`, { rows, cols });
-    rec.copyToTexture(view, texture);
-    return texture;
-  });
 }
 
 function attentionUniforms(T: number, C: number, NH: number): Uniforms {
@@ -413,7 +404,9 @@ export function attentionForward(rec: Recorder, args: AttentionForwardArgs): voi
     rec.dispatch({
       code,
       views: [slice(args.out, b0, nb, T * C), slice(args.lse, b0, nb, NH * T), qkv],
-      textures: tex ? copyToTextures(rec, "attention", nb * T, [[qkv, 3 * C]]) : [],
+      textures: tex
+        ? copyToScratchTextures(rec, "attention", [{ view: qkv, shape: { rows: nb * T, cols: 3 * C } }])
+        : [],
       uniforms: attentionUniforms(T, C, NH),
       groups: [Math.ceil(T / (sp.wg * sp.rows)), NH, nb],
     });
@@ -602,7 +595,12 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
     const uniforms = attentionUniforms(T, C, NH);
     const groups = (sp: Split): [number, number, number] => [Math.ceil(T / (sp.wg * sp.rows)), NH, nb];
     // dq reads the qkv texture; dk/dv reads it and the dout texture, copied once for both.
-    const textures = tex ? copyToTextures(rec, "attention", nb * T, [[qkv, 3 * C], [dout, C]]) : [];
+    const textures = tex
+      ? copyToScratchTextures(rec, "attention", [
+        { view: qkv, shape: { rows: nb * T, cols: 3 * C } },
+        { view: dout, shape: { rows: nb * T, cols: C } },
+      ])
+      : [];
     rec.dispatch({
       code: dq,
       views: [dqkv, delta, qkv, dout, at(args.out, T * C), lse],

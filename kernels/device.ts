@@ -509,6 +509,22 @@ export function scratchView(gpu: Gpu, role: string, length: number): View {
 }
 
 /**
+ * Records copies of `tables` into the device's scratch textures for `role` (the i-th table into
+ * texture `role i`) and returns those textures in order, for a kernel recorded next to read.
+ */
+export function copyToScratchTextures(
+  rec: Recorder,
+  role: string,
+  tables: { view: View; shape: TextureShape }[],
+): GPUTexture[] {
+  return tables.map(({ view, shape }, i) => {
+    const texture = scratchTexture(rec.gpu, `${role} ${i}`, shape);
+    rec.copyToTexture(view, texture);
+    return texture;
+  });
+}
+
+/**
  * Whether a `shape` table in `view` can be copied into a scratch texture: rows of a multiple of
  * 64 floats (WebGPU copies rows of a multiple of 256 bytes), a 16-byte aligned start, and both
  * sides within the device's texture size.

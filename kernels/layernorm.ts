@@ -13,7 +13,19 @@
  * @module
  */
 import { type ColumnSplit, columnSumsCode, resolveColumnSplit } from "./column_sums.ts";
-import { FLAT_INDEX_WGSL, grid, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
+import {
+  copyToScratchTextures,
+  FLAT_INDEX_WGSL,
+  type Gpu,
+  GpuError,
+  grid,
+  type Operands,
+  type Recorder,
+  requireLength,
+  textureFits,
+  Uniforms,
+  type View,
+} from "./device.ts";
 
 // Threads per row: one warp, as llm.c's kernel. More threads buy nothing for C in the hundreds and
 // cost more barrier steps (4096 rows of 768: 98 ms with 32 threads, 430 ms with 256 on lavapipe).
@@ -93,6 +105,11 @@ export interface LayernormForwardArgs {
   C: number;
   /** Added to the variance before the square root (GPT-2: 1e-5). */
   eps: number;
+  /**
+   * Where the rows and parameters are read from: storage buffers, or texture copies. Defaults to
+   * textures on a CPU adapter when C is a multiple of 64, else buffers.
+   */
+  operands?: Operands;
 }
 
 /** Records `out = (inp - mean)·rstd·weight + bias` per row, saving `mean` and `rstd`. */
@@ -104,10 +121,25 @@ export function layernormForward(rec: Recorder, args: LayernormForwardArgs): voi
   requireLength(args.inp, N * C, `layernorm inp (N=${N}, C=${C})`);
   requireLength(args.weight, C, `layernorm weight (C=${C})`);
   requireLength(args.bias, C, `layernorm bias (C=${C})`);
+  const uniforms = new Uniforms().u32(N).u32(C).f32(args.eps);
+  if (useTextures(rec.gpu, args, [args.inp], [args.weight, args.bias])) {
+    rec.dispatch({
+      code: FORWARD_TEXTURE,
+      views: [args.out, args.mean, args.rstd],
+      textures: copyToScratchTextures(rec, "layernorm", [
+        { view: args.inp, shape: { rows: N, cols: C } },
+        { view: args.weight, shape: { rows: 1, cols: C } },
+        { view: args.bias, shape: { rows: 1, cols: C } },
+      ]),
+      uniforms,
+      groups: grid(rec.gpu, N, TEX_WG),
+    });
+    return;
+  }
   rec.dispatch({
     code: FORWARD,
     views: [args.out, args.mean, args.rstd, args.inp, args.weight, args.bias],
-    uniforms: new Uniforms().u32(N).u32(C).f32(args.eps),
+    uniforms,
     groups: grid(rec.gpu, N, 1),
   });
 }
@@ -149,6 +181,113 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }`;
 
+// ---------------------------------------------------------------------------------------------
+// Texture operands (see `scratchTexture` in device.ts for why)
+//
+// On a CPU adapter the rows, the output gradient and the weight and bias are first copied into
+// rgba32float textures, and each invocation normalises one row alone, 4 channels at a time: the
+// reads become vector code and there is no workgroup reduction. Only the writes touch storage.
+
+const TEX_WG = 8;
+
+const TEX_HEADER = /* wgsl */ `
+${FLAT_INDEX_WGSL}
+fn texel(t: texture_storage_2d<rgba32float, read>, c4: u32, row: u32) -> vec4<f32> {
+  return textureLoad(t, vec2<u32>(c4, row));
+}`;
+
+const FORWARD_TEXTURE = /* wgsl */ `
+struct P { N: u32, C: u32, eps: f32 }
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> mean: array<f32>;
+@group(0) @binding(2) var<storage, read_write> rstd: array<f32>;
+@group(0) @binding(3) var tinp: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(4) var tweight: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(5) var tbias: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(6) var<uniform> p: P;
+${TEX_HEADER}
+@compute @workgroup_size(${TEX_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = flat_index(gid, nwg, ${TEX_WG}u);
+  if (row >= p.N) { return; }
+  let n4 = p.C / 4u;
+  // Sums of x - x0 rather than of x: one thread adds the whole row in order, and deviations from
+  // the row's first element keep the partial sums small, so rows with a large mean stay precise.
+  let x0 = texel(tinp, 0u, row).x;
+  var s = vec4<f32>();
+  for (var c4 = 0u; c4 < n4; c4++) { s += texel(tinp, c4, row) - x0; }
+  let m = x0 + dot(s, vec4<f32>(1.0)) / f32(p.C);
+  var v = vec4<f32>();
+  for (var c4 = 0u; c4 < n4; c4++) {
+    let d = texel(tinp, c4, row) - m;
+    v += d * d;
+  }
+  let r = 1.0 / sqrt(dot(v, vec4<f32>(1.0)) / f32(p.C) + p.eps);
+  for (var c4 = 0u; c4 < n4; c4++) {
+    out[row * n4 + c4] = (texel(tinp, c4, row) - m) * r * texel(tweight, c4, 0u) + texel(tbias, c4, 0u);
+  }
+  mean[row] = m;
+  rstd[row] = r;
+}`;
+
+const BACKWARD_INPUT_TEXTURE = /* wgsl */ `
+struct P { N: u32, C: u32 }
+@group(0) @binding(0) var<storage, read_write> dinp: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> mean: array<f32>;
+@group(0) @binding(2) var<storage, read> rstd: array<f32>;
+@group(0) @binding(3) var tdout: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(4) var tinp: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(5) var tweight: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(6) var<uniform> p: P;
+${TEX_HEADER}
+@compute @workgroup_size(${TEX_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = flat_index(gid, nwg, ${TEX_WG}u);
+  if (row >= p.N) { return; }
+  let n4 = p.C / 4u;
+  let m = mean[row];
+  let r = rstd[row];
+  var s1 = vec4<f32>();
+  var s2 = vec4<f32>();
+  for (var c4 = 0u; c4 < n4; c4++) {
+    let dn = texel(tweight, c4, 0u) * texel(tdout, c4, row);
+    s1 += dn;
+    s2 += dn * (texel(tinp, c4, row) - m) * r;
+  }
+  let dn_mean = dot(s1, vec4<f32>(1.0)) / f32(p.C);
+  let dn_n_mean = dot(s2, vec4<f32>(1.0)) / f32(p.C);
+  for (var c4 = 0u; c4 < n4; c4++) {
+    let n = (texel(tinp, c4, row) - m) * r;
+    let dn = texel(tweight, c4, 0u) * texel(tdout, c4, row);
+    dinp[row * n4 + c4] += (dn - dn_mean - n * dn_n_mean) * r;
+  }
+}`;
+
+/**
+ * Whether the LayerNorm kernels read their `(N,C)` tables (`rows`) and `(C)` vectors (`params`)
+ * from textures: `operands` if given (textures must then fit), else on a CPU adapter when they fit.
+ *
+ * @throws {GpuError} when texture operands are asked for and do not fit.
+ */
+function useTextures(
+  gpu: Gpu,
+  args: { N: number; C: number; operands?: Operands; out: View },
+  rows: View[],
+  params: View[],
+): boolean {
+  const { N, C } = args;
+  const fit = rows.every((v) => textureFits(gpu, v, { rows: N, cols: C })) &&
+    params.every((v) => textureFits(gpu, v, { rows: 1, cols: C })) && args.out.offset % 4 === 0;
+  const want = args.operands ?? (gpu.isFallback && fit ? "texture" : "buffer");
+  if (want === "texture" && !fit) {
+    throw new GpuError(
+      `layernorm (N=${N}, C=${C}) cannot read texture operands: needs C a multiple of 64, N within the ` +
+        "texture size and 16-byte aligned views",
+    );
+  }
+  return want === "texture";
+}
+
 const BACKWARD_PARAMS_HEADER = /* wgsl */ `
 struct P { rows: u32, cols: u32 }
 @group(0) @binding(0) var<storage, read_write> dweight: array<f32>;
@@ -183,6 +322,11 @@ export interface LayernormBackwardArgs {
   C: number;
   /** Work split of the parameter-gradient sums; defaults to `columnSplit` of the GPU. */
   split?: ColumnSplit;
+  /**
+   * Where the input-gradient kernel reads the rows and the weight from (see
+   * {@linkcode LayernormForwardArgs.operands}).
+   */
+  operands?: Operands;
 }
 
 /** Records `dinp += ∂L/∂inp`, `dweight += ∂L/∂weight`, `dbias += ∂L/∂bias` (deterministic). */
@@ -197,12 +341,26 @@ export function layernormBackward(rec: Recorder, args: LayernormBackwardArgs): v
   requireLength(args.mean, N, `layernorm backward mean (N=${N})`);
   requireLength(args.rstd, N, `layernorm backward rstd (N=${N})`);
   const uniforms = new Uniforms().u32(N).u32(C);
-  rec.dispatch({
-    code: BACKWARD_INPUT,
-    views: [args.dinp, args.dout, args.inp, args.weight, args.mean, args.rstd],
-    uniforms,
-    groups: grid(rec.gpu, N, 1),
-  });
+  if (useTextures(rec.gpu, { ...args, out: args.dinp }, [args.dout, args.inp], [args.weight])) {
+    rec.dispatch({
+      code: BACKWARD_INPUT_TEXTURE,
+      views: [args.dinp, args.mean, args.rstd],
+      textures: copyToScratchTextures(rec, "layernorm", [
+        { view: args.dout, shape: { rows: N, cols: C } },
+        { view: args.inp, shape: { rows: N, cols: C } },
+        { view: args.weight, shape: { rows: 1, cols: C } },
+      ]),
+      uniforms,
+      groups: grid(rec.gpu, N, TEX_WG),
+    });
+  } else {
+    rec.dispatch({
+      code: BACKWARD_INPUT,
+      views: [args.dinp, args.dout, args.inp, args.weight, args.mean, args.rstd],
+      uniforms,
+      groups: grid(rec.gpu, N, 1),
+    });
+  }
   const split = resolveColumnSplit(rec.gpu, args.split);
   rec.dispatch({
     code: columnSumsCode({

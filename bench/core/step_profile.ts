@@ -35,8 +35,11 @@ class ProfilingRecorder extends Recorder {
 
   /** The name of the function that called a method of this recorder. */
   #caller(): string {
-    const frame = new Error().stack?.split("\n")[3]?.trim().split(" ")[1] ?? "?";
-    return frame.replace(/^file:.*\//, ""); // an anonymous function: its file and line
+    // Frames below this method and the overridden one; helpers in device.ts and builtins skipped.
+    const frames = (new Error().stack?.split("\n") ?? []).slice(3).map((f) => f.trim());
+    const frame = frames.find((f) => !f.includes("/kernels/device.ts") && !f.includes("<anonymous>")) ??
+      "at ?";
+    return frame.split(" ")[1].replace(/^file:.*\//, ""); // an anonymous function: its file and line
   }
 
   override dispatch(args: DispatchArgs): void {

@@ -13,11 +13,20 @@ import {
 import { assertClose, numericGrad, rand } from "../_util.ts";
 
 const EPS = 1e-5;
-const SHAPES: [number, number][] = [[1, 1], [5, 7], [67, 33], [5, 300], [3, 1600]];
+const SHAPES: [number, number][] = [[1, 1], [5, 7], [67, 33], [5, 300], [3, 1600], [9, 64], [67, 128]];
 
-Deno.test("layernorm forward matches CPU on odd shapes, saving mean and rstd", async () => {
+// Shapes with C a multiple of 64 also run with texture operands (the CPU-adapter default).
+const CASES = SHAPES.flatMap(([N, C]) =>
+  (C % 64 === 0 ? ["buffer", "texture"] as const : ["buffer"] as const).map((operands) => ({
+    N,
+    C,
+    operands,
+  }))
+);
+
+Deno.test("layernorm forward matches CPU on odd shapes, saving mean and rstd, buffer and texture operands", async () => {
   const gpu = await getGpu();
-  for (const [N, C] of SHAPES) {
+  for (const { N, C, operands } of CASES) {
     // An offset mean checks that the variance does not lose precision to cancellation.
     const x = rand(N * C, N * 31 + C, 2).map((v) => v + 3);
     const w = rand(C, C + 1);
@@ -36,21 +45,22 @@ Deno.test("layernorm forward matches CPU on odd shapes, saving mean and rstd", a
       N,
       C,
       eps: EPS,
+      operands,
     });
     rec.submit();
     const want = layernormForwardCpu(x, { weight: w, bias: b, N, C, eps: EPS });
-    assertClose(await read(gpu, out), want.out, 1e-4, `out N=${N} C=${C}`);
-    assertClose(await read(gpu, mean), want.mean, 1e-4, `mean N=${N} C=${C}`);
-    assertClose(await read(gpu, rstd), want.rstd, 1e-4, `rstd N=${N} C=${C}`);
+    assertClose(await read(gpu, out), want.out, 1e-4, `out N=${N} C=${C} ${operands}`);
+    assertClose(await read(gpu, mean), want.mean, 1e-4, `mean N=${N} C=${C} ${operands}`);
+    assertClose(await read(gpu, rstd), want.rstd, 1e-4, `rstd N=${N} C=${C} ${operands}`);
   }
 });
 
-Deno.test("layernorm backward accumulates into non-zero gradients and matches CPU with both work splits", async () => {
+Deno.test("layernorm backward accumulates into non-zero gradients and matches CPU with both work splits and operands", async () => {
   const gpu = await getGpu();
-  const cases = SHAPES.flatMap(([N, C]) =>
-    [{ cols: 32, lanes: 8 }, { cols: 8, lanes: 32 }].map((split) => ({ N, C, split }))
+  const cases = CASES.flatMap((c) =>
+    [{ cols: 32, lanes: 8 }, { cols: 8, lanes: 32 }].map((split) => ({ ...c, split }))
   );
-  for (const { N, C, split } of cases) {
+  for (const { N, C, split, operands } of cases) {
     const x = rand(N * C, N + C * 3);
     const w = rand(C, C + 4);
     const dy = rand(N * C, N * 5 + C);
@@ -74,11 +84,12 @@ Deno.test("layernorm backward accumulates into non-zero gradients and matches CP
       N,
       C,
       split,
+      operands,
     });
     rec.submit();
     const want = layernormBackwardCpu(dy, { inp: x, weight: w, mean: fwd.mean, rstd: fwd.rstd, N, C });
     const plus = (g: Float64Array, g0: Float32Array) => g.map((v, i) => v + g0[i]);
-    assertClose(await read(gpu, dinp), plus(want.dinp, dx0), 1e-4, `dinp N=${N} C=${C}`);
+    assertClose(await read(gpu, dinp), plus(want.dinp, dx0), 1e-4, `dinp N=${N} C=${C} ${operands}`);
     assertClose(
       await read(gpu, dweight),
       plus(want.dweight, dw0),
@@ -127,10 +138,22 @@ Deno.test("layernorm backward parameter gradients are the same bits on every run
   if (!first.every((v, i) => Object.is(v, second[i]))) throw new Error("two runs differ");
 });
 
-Deno.test("layernorm rejects buffers too small for the shape before dispatching", async () => {
+Deno.test("layernorm rejects buffers too small for the shape and texture operands that do not fit", async () => {
   const gpu = await getGpu();
   const rec = new Recorder(gpu);
   const v = (n: number) => createView(gpu, n);
+  const fwd = {
+    out: v(12),
+    mean: v(3),
+    rstd: v(3),
+    inp: v(12),
+    weight: v(4),
+    bias: v(4),
+    N: 3,
+    C: 4,
+    eps: EPS,
+  };
+  assertThrows(() => layernormForward(rec, { ...fwd, operands: "texture" }), /cannot read texture operands/);
   assertThrows(
     () =>
       layernormForward(rec, {
