@@ -59,7 +59,8 @@ for (const weightDecay of [0, 0.1]) {
   Deno.test(`adamw matches the CPU reference over steps 1 and 2 (weight decay ${weightDecay})`, async () => {
     const gpu = await getGpu();
     const hyper = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8 };
-    for (const [n, maxChunk] of [[1, undefined], [257, undefined], [3001, 64]] as const) {
+    // 256 and the 64-element chunks of 3001 take the vec4 kernel; 1, 257 and the last chunk the scalar one.
+    for (const [n, maxChunk] of [[1, undefined], [256, undefined], [257, undefined], [3001, 64]] as const) {
       const p0 = rand(n, n, 1);
       const g1 = rand(n, n + 1, 0.1);
       const g2 = rand(n, n + 2, 0.1);
