@@ -25,6 +25,7 @@ import {
   rowChunks,
   rowView,
   Uniforms,
+  vec4Elements,
   type View,
   write,
 } from "./device.ts";
@@ -39,8 +40,7 @@ const WG = 256;
 // adds to it when `add`. Large tensors take two launches (many workgroups into a scratch, then
 // one workgroup into the tensor's partial), which keeps every thread's loop short: llvmpipe
 // returned wrong sums once a thread looped 65536 times, and one workgroup would leave a real GPU idle.
-// With `vec4`, x is read 4 elements at a time (n counts vec4s): a quarter of the loads, which on a
-// CPU adapter cost far more than the arithmetic.
+// With `vec4` (see `vec4Elements`), x is read 4 elements at a time and n counts vec4s.
 const sumCode = (vec4: boolean): string => /* wgsl */ `
 struct P { n: u32, groups: u32, dst: u32, add: u32, square: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
@@ -100,11 +100,11 @@ export function gradNormSquared(rec: Recorder, args: GradNormSquaredArgs): void 
     x: View,
     u: { groups: number; dst: number; add: boolean; square: boolean },
   ): void => {
-    const vec4 = x.length >= 4 && x.length % 4 === 0 && x.offset % 4 === 0;
+    const { vec4, count } = vec4Elements([x], x.length);
     rec.dispatch({
       code: sumCode(vec4),
       views: [out, x],
-      uniforms: new Uniforms().u32(vec4 ? x.length / 4 : x.length).u32(u.groups).u32(u.dst).u32(
+      uniforms: new Uniforms().u32(count).u32(u.groups).u32(u.dst).u32(
         u.add ? 1 : 0,
       ).u32(u.square ? 1 : 0),
       groups: [u.groups],
@@ -283,8 +283,7 @@ export function adamwUpdate(rec: Recorder, args: AdamwUpdateArgs): void {
   }
   for (const chunk of rowChunks(rec.gpu, args.param, { rows: n, cols: 1, maxRows: args.maxChunk })) {
     const views = [args.param, args.m, args.v, args.grad].map((t) => rowView(t, 1, chunk));
-    const vec4 = chunk.rows >= 4 && chunk.rows % 4 === 0 && views.every((t) => t.offset % 4 === 0);
-    const count = vec4 ? chunk.rows / 4 : chunk.rows;
+    const { vec4, count } = vec4Elements(views, chunk.rows);
     rec.dispatch({
       code: adamwCode(vec4),
       views: [...views, args.hyper, args.scale],

@@ -11,25 +11,35 @@
  *
  * @module
  */
-import { FLAT_INDEX_WGSL, grid, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
+import {
+  FLAT_INDEX_WGSL,
+  grid,
+  type Recorder,
+  requireLength,
+  Uniforms,
+  vec4Elements,
+  type View,
+} from "./device.ts";
 
 const WG = 256;
 const GELU_SCALE = Math.sqrt(2 / Math.PI);
 
-// exp(±80) is finite in f32 and σ(80) already rounds to 1.
-const SIGMOID_WGSL = /* wgsl */ `
+// The kernels work on elements of type `T`, f32 or vec4<f32> (see `vec4Elements`); this
+// declares T and sigmoid(T). exp(±80) is finite in f32 and σ(80) already rounds to 1.
+const elementWgsl = (vec4: boolean): string => /* wgsl */ `
+alias T = ${vec4 ? "vec4<f32>" : "f32"};
 const GELU_SCALE = ${GELU_SCALE};
-fn sigmoid(z: f32) -> f32 {
-  return 1.0 / (1.0 + exp(-clamp(z, -80.0, 80.0)));
-}`;
+fn sigmoid(z: T) -> T {
+  return 1.0 / (1.0 + exp(-clamp(z, T(-80.0), T(80.0))));
+}
+${FLAT_INDEX_WGSL}`;
 
-const FORWARD = /* wgsl */ `
+const forwardCode = (vec4: boolean): string => /* wgsl */ `
 struct P { n: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<storage, read> inp: array<f32>;
+@group(0) @binding(0) var<storage, read_write> out: array<T>;
+@group(0) @binding(1) var<storage, read> inp: array<T>;
 @group(0) @binding(2) var<uniform> p: P;
-${FLAT_INDEX_WGSL}
-${SIGMOID_WGSL}
+${elementWgsl(vec4)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, ${WG}u);
@@ -52,22 +62,23 @@ export interface GeluForwardArgs {
 export function geluForward(rec: Recorder, args: GeluForwardArgs): void {
   requireLength(args.out, args.n, `gelu out (n=${args.n})`);
   requireLength(args.inp, args.n, `gelu inp (n=${args.n})`);
+  const views = [args.out, args.inp];
+  const { vec4, count } = vec4Elements(views, args.n);
   rec.dispatch({
-    code: FORWARD,
-    views: [args.out, args.inp],
-    uniforms: new Uniforms().u32(args.n),
-    groups: grid(rec.gpu, args.n, WG),
+    code: forwardCode(vec4),
+    views,
+    uniforms: new Uniforms().u32(count),
+    groups: grid(rec.gpu, count, WG),
   });
 }
 
-const BACKWARD = /* wgsl */ `
+const backwardCode = (vec4: boolean): string => /* wgsl */ `
 struct P { n: u32 }
-@group(0) @binding(0) var<storage, read_write> dinp: array<f32>;
-@group(0) @binding(1) var<storage, read> inp: array<f32>;
-@group(0) @binding(2) var<storage, read> dout: array<f32>;
+@group(0) @binding(0) var<storage, read_write> dinp: array<T>;
+@group(0) @binding(1) var<storage, read> inp: array<T>;
+@group(0) @binding(2) var<storage, read> dout: array<T>;
 @group(0) @binding(3) var<uniform> p: P;
-${FLAT_INDEX_WGSL}
-${SIGMOID_WGSL}
+${elementWgsl(vec4)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, ${WG}u);
@@ -98,11 +109,13 @@ export function geluBackward(rec: Recorder, args: GeluBackwardArgs): void {
   requireLength(args.dinp, args.n, `gelu backward dinp (n=${args.n})`);
   requireLength(args.inp, args.n, `gelu backward inp (n=${args.n})`);
   requireLength(args.dout, args.n, `gelu backward dout (n=${args.n})`);
+  const views = [args.dinp, args.inp, args.dout];
+  const { vec4, count } = vec4Elements(views, args.n);
   rec.dispatch({
-    code: BACKWARD,
-    views: [args.dinp, args.inp, args.dout],
-    uniforms: new Uniforms().u32(args.n),
-    groups: grid(rec.gpu, args.n, WG),
+    code: backwardCode(vec4),
+    views,
+    uniforms: new Uniforms().u32(count),
+    groups: grid(rec.gpu, count, WG),
   });
 }
 

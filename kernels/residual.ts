@@ -6,15 +6,26 @@
  *
  * @module
  */
-import { FLAT_INDEX_WGSL, grid, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
+import {
+  FLAT_INDEX_WGSL,
+  grid,
+  type Recorder,
+  requireLength,
+  Uniforms,
+  vec4Elements,
+  type View,
+} from "./device.ts";
 
 const WG = 256;
 
-const FORWARD = /* wgsl */ `
+// Elements are f32, or vec4<f32> where the views allow (see `vec4Elements`).
+const elementType = (vec4: boolean): string => (vec4 ? "vec4<f32>" : "f32");
+
+const forwardCode = (vec4: boolean): string => /* wgsl */ `
 struct P { n: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(0) var<storage, read_write> out: array<${elementType(vec4)}>;
+@group(0) @binding(1) var<storage, read> a: array<${elementType(vec4)}>;
+@group(0) @binding(2) var<storage, read> b: array<${elementType(vec4)}>;
 @group(0) @binding(3) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${WG})
@@ -41,19 +52,21 @@ export function residualForward(rec: Recorder, args: ResidualForwardArgs): void 
   requireLength(args.out, args.n, `residual out (n=${args.n})`);
   requireLength(args.a, args.n, `residual a (n=${args.n})`);
   requireLength(args.b, args.n, `residual b (n=${args.n})`);
+  const views = [args.out, args.a, args.b];
+  const { vec4, count } = vec4Elements(views, args.n);
   rec.dispatch({
-    code: FORWARD,
-    views: [args.out, args.a, args.b],
-    uniforms: new Uniforms().u32(args.n),
-    groups: grid(rec.gpu, args.n, WG),
+    code: forwardCode(vec4),
+    views,
+    uniforms: new Uniforms().u32(count),
+    groups: grid(rec.gpu, count, WG),
   });
 }
 
-const BACKWARD = /* wgsl */ `
+const backwardCode = (vec4: boolean): string => /* wgsl */ `
 struct P { n: u32 }
-@group(0) @binding(0) var<storage, read_write> da: array<f32>;
-@group(0) @binding(1) var<storage, read_write> db: array<f32>;
-@group(0) @binding(2) var<storage, read> dout: array<f32>;
+@group(0) @binding(0) var<storage, read_write> da: array<${elementType(vec4)}>;
+@group(0) @binding(1) var<storage, read_write> db: array<${elementType(vec4)}>;
+@group(0) @binding(2) var<storage, read> dout: array<${elementType(vec4)}>;
 @group(0) @binding(3) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${WG})
@@ -82,11 +95,13 @@ export function residualBackward(rec: Recorder, args: ResidualBackwardArgs): voi
   requireLength(args.da, args.n, `residual backward da (n=${args.n})`);
   requireLength(args.db, args.n, `residual backward db (n=${args.n})`);
   requireLength(args.dout, args.n, `residual backward dout (n=${args.n})`);
+  const views = [args.da, args.db, args.dout];
+  const { vec4, count } = vec4Elements(views, args.n);
   rec.dispatch({
-    code: BACKWARD,
-    views: [args.da, args.db, args.dout],
-    uniforms: new Uniforms().u32(args.n),
-    groups: grid(rec.gpu, args.n, WG),
+    code: backwardCode(vec4),
+    views,
+    uniforms: new Uniforms().u32(count),
+    groups: grid(rec.gpu, count, WG),
   });
 }
 
