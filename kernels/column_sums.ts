@@ -2,11 +2,12 @@
  * Deterministic sums over the rows of `(rows, cols)` tables, the parameter gradients of biases and
  * LayerNorm: a workgroup owns `cols` neighbouring columns; each of its `lanes` rows of threads
  * sums every `lanes`-th row in order, then one thread adds the lanes in order. The summation
- * order is fixed, so the result is the same bits on every run.
+ * order is fixed, so the result is the same bits on every run. On a CPU adapter the tables can be
+ * read from texture copies instead, one invocation summing 4 neighbouring columns over every row.
  *
  * @module
  */
-import { type Gpu, GpuError } from "./device.ts";
+import { FLAT_INDEX_WGSL, type Gpu, GpuError, TEXEL_WGSL } from "./device.ts";
 
 /** How a column sum splits its work: columns per workgroup and threads summing down each column. */
 export interface ColumnSplit {
@@ -81,5 +82,44 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     }
     ${s.map((x, i) => `${x.out}[c] += t${i};`).join("\n    ")}
   }
+}`;
+}
+
+/** Invocations per workgroup of {@linkcode columnSumsTextureCode}: one SIMD group of a CPU adapter. */
+export const COLUMN_TEXTURE_WG = 8;
+
+/** What {@linkcode columnSumsTextureCode} sums. */
+export interface ColumnTextureSums {
+  /**
+   * Bindings (outputs as `array<vec4<f32>>`, textures via `texel`) and a uniform `p` of type `P`
+   * with fields `rows` and `cols`.
+   */
+  header: string;
+  /** Statements run for each row before the terms are added; texel column `c4` of `row`. */
+  prelude: string;
+  /** Each output (accumulated into at vec4 `c4`) and the vec4 term it sums over rows. */
+  sums: { out: string; term: string }[];
+}
+
+/**
+ * WGSL of a kernel computing `out[c4] += Σ_row term(row, c4)` for each sum, 4 columns per
+ * invocation and the rows in order; launch `grid(gpu, cols / 4, COLUMN_TEXTURE_WG)`.
+ */
+export function columnSumsTextureCode(spec: ColumnTextureSums): string {
+  const s = spec.sums;
+  return /* wgsl */ `
+${spec.header}
+${FLAT_INDEX_WGSL}
+${TEXEL_WGSL}
+@compute @workgroup_size(${COLUMN_TEXTURE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let c4 = flat_index(gid, nwg, ${COLUMN_TEXTURE_WG}u);
+  if (c4 >= p.cols / 4u) { return; }
+  ${s.map((_, i) => `var acc${i} = vec4<f32>();`).join("\n  ")}
+  for (var row = 0u; row < p.rows; row++) {
+    ${spec.prelude}
+    ${s.map((x, i) => `acc${i} += ${x.term};`).join("\n    ")}
+  }
+  ${s.map((x, i) => `${x.out}[c4] += acc${i};`).join("\n  ")}
 }`;
 }

@@ -570,6 +570,15 @@ fn flat_index(gid: vec3<u32>, nwg: vec3<u32>, wg: u32) -> u32 {
   return gid.x + gid.y * nwg.x * wg;
 }`;
 
+/**
+ * WGSL helper for kernels reading tables copied into scratch textures ({@linkcode scratchTexture}):
+ * declares `texel(t, c4, row)`, the floats `4·c4 .. 4·c4+3` of row `row`.
+ */
+export const TEXEL_WGSL = /* wgsl */ `
+fn texel(t: texture_storage_2d<rgba32float, read>, c4: u32, row: u32) -> vec4<f32> {
+  return textureLoad(t, vec2<u32>(c4, row));
+}`;
+
 /** A run of rows of a row-major table: rows `row0 .. row0+rows-1`. */
 export interface RowChunk {
   /** First row. */

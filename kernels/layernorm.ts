@@ -12,7 +12,13 @@
  *
  * @module
  */
-import { type ColumnSplit, columnSumsCode, resolveColumnSplit } from "./column_sums.ts";
+import {
+  COLUMN_TEXTURE_WG,
+  type ColumnSplit,
+  columnSumsCode,
+  columnSumsTextureCode,
+  resolveColumnSplit,
+} from "./column_sums.ts";
 import {
   copyToScratchTextures,
   FLAT_INDEX_WGSL,
@@ -22,6 +28,7 @@ import {
   type Operands,
   type Recorder,
   requireLength,
+  TEXEL_WGSL,
   textureFits,
   Uniforms,
   type View,
@@ -192,9 +199,7 @@ const TEX_WG = 8;
 
 const TEX_HEADER = /* wgsl */ `
 ${FLAT_INDEX_WGSL}
-fn texel(t: texture_storage_2d<rgba32float, read>, c4: u32, row: u32) -> vec4<f32> {
-  return textureLoad(t, vec2<u32>(c4, row));
-}`;
+${TEXEL_WGSL}`;
 
 const FORWARD_TEXTURE = /* wgsl */ `
 struct P { N: u32, C: u32, eps: f32 }
@@ -262,6 +267,23 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     dinp[row * n4 + c4] += (dn - dn_mean - n * dn_n_mean) * r;
   }
 }`;
+
+const BACKWARD_PARAMS_TEXTURE = columnSumsTextureCode({
+  header: /* wgsl */ `
+struct P { rows: u32, cols: u32 }
+@group(0) @binding(0) var<storage, read_write> dweight: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> dbias: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> mean: array<f32>;
+@group(0) @binding(3) var<storage, read> rstd: array<f32>;
+@group(0) @binding(4) var tdout: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(5) var tinp: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(6) var<uniform> p: P;`,
+  prelude: "let d = texel(tdout, c4, row);",
+  sums: [
+    { out: "dweight", term: "d * (texel(tinp, c4, row) - mean[row]) * rstd[row]" },
+    { out: "dbias", term: "d" },
+  ],
+});
 
 /**
  * Whether the LayerNorm kernels read their `(N,C)` tables (`rows`) and `(C)` vectors (`params`)
@@ -341,26 +363,35 @@ export function layernormBackward(rec: Recorder, args: LayernormBackwardArgs): v
   requireLength(args.mean, N, `layernorm backward mean (N=${N})`);
   requireLength(args.rstd, N, `layernorm backward rstd (N=${N})`);
   const uniforms = new Uniforms().u32(N).u32(C);
-  if (useTextures(rec.gpu, { ...args, out: args.dinp }, [args.dout, args.inp], [args.weight])) {
+  const params = [args.weight, args.dweight, args.dbias];
+  if (useTextures(rec.gpu, { ...args, out: args.dinp }, [args.dout, args.inp], params)) {
+    const [tdout, tinp, tweight] = copyToScratchTextures(rec, "layernorm", [
+      { view: args.dout, shape: { rows: N, cols: C } },
+      { view: args.inp, shape: { rows: N, cols: C } },
+      { view: args.weight, shape: { rows: 1, cols: C } },
+    ]);
     rec.dispatch({
       code: BACKWARD_INPUT_TEXTURE,
       views: [args.dinp, args.mean, args.rstd],
-      textures: copyToScratchTextures(rec, "layernorm", [
-        { view: args.dout, shape: { rows: N, cols: C } },
-        { view: args.inp, shape: { rows: N, cols: C } },
-        { view: args.weight, shape: { rows: 1, cols: C } },
-      ]),
+      textures: [tdout, tinp, tweight],
       uniforms,
       groups: grid(rec.gpu, N, TEX_WG),
     });
-  } else {
     rec.dispatch({
-      code: BACKWARD_INPUT,
-      views: [args.dinp, args.dout, args.inp, args.weight, args.mean, args.rstd],
+      code: BACKWARD_PARAMS_TEXTURE,
+      views: [args.dweight, args.dbias, args.mean, args.rstd],
+      textures: [tdout, tinp],
       uniforms,
-      groups: grid(rec.gpu, N, 1),
+      groups: grid(rec.gpu, C / 4, COLUMN_TEXTURE_WG),
     });
+    return;
   }
+  rec.dispatch({
+    code: BACKWARD_INPUT,
+    views: [args.dinp, args.dout, args.inp, args.weight, args.mean, args.rstd],
+    uniforms,
+    groups: grid(rec.gpu, N, 1),
+  });
   const split = resolveColumnSplit(rec.gpu, args.split);
   rec.dispatch({
     code: columnSumsCode({

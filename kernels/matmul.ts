@@ -12,8 +12,15 @@
  *
  * @module
  */
-import { type ColumnSplit, columnSumsCode, resolveColumnSplit } from "./column_sums.ts";
 import {
+  COLUMN_TEXTURE_WG,
+  type ColumnSplit,
+  columnSumsCode,
+  columnSumsTextureCode,
+  resolveColumnSplit,
+} from "./column_sums.ts";
+import {
+  copyToScratchTextures,
   ELEMENTWISE_WG,
   FLAT_INDEX_WGSL,
   type Gpu,
@@ -722,12 +729,47 @@ export interface BiasBackwardArgs {
   N: number;
   /** Work split of the column sums; defaults to `columnSplit` of the GPU. */
   split?: ColumnSplit;
+  /**
+   * Where `dout` is read from: its storage buffer, or a texture copy. Defaults to the texture on a
+   * CPU adapter when N is a multiple of 64, else the buffer.
+   */
+  operands?: Operands;
 }
+
+const BIAS_BACKWARD_TEXTURE = columnSumsTextureCode({
+  header: /* wgsl */ `
+struct P { rows: u32, cols: u32 }
+@group(0) @binding(0) var<storage, read_write> dbias: array<vec4<f32>>;
+@group(0) @binding(1) var tdout: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(2) var<uniform> p: P;`,
+  prelude: "",
+  sums: [{ out: "dbias", term: "texel(tdout, c4, row)" }],
+});
 
 /** Records `db += Σ_rows dY` (deterministic: rows summed in a fixed order). */
 export function biasBackward(rec: Recorder, args: BiasBackwardArgs): void {
-  requireLength(args.dbias, args.N, `bias backward dbias (N=${args.N})`);
-  requireLength(args.dout, args.M * args.N, `bias backward dout (M=${args.M}, N=${args.N})`);
+  const { M, N } = args;
+  requireLength(args.dbias, N, `bias backward dbias (N=${N})`);
+  requireLength(args.dout, M * N, `bias backward dout (M=${M}, N=${N})`);
+  const shape = { rows: M, cols: N };
+  const fit = textureFits(rec.gpu, args.dout, shape) && args.dbias.offset % 4 === 0;
+  const operands = args.operands ?? (rec.gpu.isFallback && fit ? "texture" : "buffer");
+  if (operands === "texture") {
+    if (!fit) {
+      throw new GpuError(
+        `bias backward (M=${M}, N=${N}) cannot read texture operands: needs N a multiple of 64, M within ` +
+          "the texture size and 16-byte aligned views",
+      );
+    }
+    rec.dispatch({
+      code: BIAS_BACKWARD_TEXTURE,
+      views: [args.dbias],
+      textures: copyToScratchTextures(rec, "bias backward", [{ view: args.dout, shape }]),
+      uniforms: new Uniforms().u32(M).u32(N),
+      groups: grid(rec.gpu, N / 4, COLUMN_TEXTURE_WG),
+    });
+    return;
+  }
   const split = resolveColumnSplit(rec.gpu, args.split);
   rec.dispatch({
     code: columnSumsCode({

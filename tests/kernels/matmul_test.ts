@@ -107,25 +107,36 @@ Deno.test("linear backward matches the CPU products and finite differences", asy
   assertClose(biasBackwardCpu(dy, M, N), numericGrad((v) => fwd(x, w, v), b0, dy), 1e-6, "db CPU");
 });
 
-Deno.test("bias backward accumulates column sums with the CPU and the GPU work split, and rejects a bad split", async () => {
+Deno.test("bias backward accumulates column sums with both work splits and texture operands, and rejects bad calls", async () => {
   const gpu = await getGpu();
-  for (const split of [{ cols: 32, lanes: 8 }, { cols: 8, lanes: 32 }]) {
-    for (const [M, N] of [[300, 5], [37, 70]]) {
-      const dy = rand(M * N, 4 + N);
-      const dbias = upload(gpu, Float32Array.from({ length: N }, (_, i) => i + 1));
-      const rec = new Recorder(gpu);
-      biasBackward(rec, { dbias, dout: upload(gpu, dy), M, N, split });
-      rec.submit();
-      const want = biasBackwardCpu(dy, M, N).map((v, i) => v + i + 1);
-      assertClose(
-        await read(gpu, dbias),
-        want,
-        1e-5,
-        `dbias M=${M} N=${N} split ${split.cols}x${split.lanes}`,
-      );
-    }
+  const cases = [
+    ...[{ cols: 32, lanes: 8 }, { cols: 8, lanes: 32 }].flatMap((split) =>
+      [[300, 5], [37, 70], [37, 128]].map(([M, N]) => ({ M, N, split, operands: "buffer" as const }))
+    ),
+    ...[[37, 128], [300, 64]].map(([M, N]) => ({ M, N, split: undefined, operands: "texture" as const })),
+  ];
+  for (const { M, N, split, operands } of cases) {
+    const dy = rand(M * N, 4 + N);
+    const dbias = upload(gpu, Float32Array.from({ length: N }, (_, i) => i + 1));
+    const rec = new Recorder(gpu);
+    biasBackward(rec, { dbias, dout: upload(gpu, dy), M, N, split, operands });
+    rec.submit();
+    const want = biasBackwardCpu(dy, M, N).map((v, i) => v + i + 1);
+    const how = split ? `split ${split.cols}x${split.lanes}` : operands;
+    // The texture kernel adds each column's rows in one chain (no lanes), so f32 rounding grows
+    // with M: 5e-5 at M=300 here; the lanes of the buffer kernel stay within 1e-5.
+    assertClose(
+      await read(gpu, dbias),
+      want,
+      operands === "texture" ? 1e-4 : 1e-5,
+      `dbias M=${M} N=${N} ${how}`,
+    );
   }
   const v = createView(gpu, 8);
+  assertThrows(
+    () => biasBackward(new Recorder(gpu), { dbias: v, dout: v, M: 1, N: 8, operands: "texture" }),
+    /cannot read texture operands/,
+  );
   for (const split of [{ cols: 64, lanes: 64 }, { cols: 0, lanes: 8 }]) {
     assertThrows(
       () => biasBackward(new Recorder(gpu), { dbias: v, dout: v, M: 1, N: 8, split }),
