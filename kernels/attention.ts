@@ -31,6 +31,7 @@ import {
   requireLength,
   textureFits,
   Uniforms,
+  useTextureOperands,
   type View,
 } from "./device.ts";
 
@@ -158,16 +159,13 @@ function useTextures(
   hs: number,
   tables: [View, number][],
 ): boolean {
-  const fit = hs % 4 === 0 &&
-    tables.every(([view, cols]) => textureFits(gpu, view, { rows: args.B * args.T, cols }));
-  const want = args.operands ?? (gpu.isFallback && fit ? "texture" : "buffer");
-  if (want === "texture" && !fit) {
-    throw new GpuError(
-      `attention (C=${args.C}, NH=${args.NH}, T=${args.T}) cannot read texture operands: ` +
-        "needs a head size that is a multiple of 4, C a multiple of 64, and B·T within the texture size",
-    );
-  }
-  return want === "texture";
+  return useTextureOperands(gpu, {
+    operands: args.operands,
+    fit: hs % 4 === 0 &&
+      tables.every(([view, cols]) => textureFits(gpu, view, { rows: args.B * args.T, cols })),
+    what: `attention (C=${args.C}, NH=${args.NH}, T=${args.T})`,
+    needs: "needs a head size that is a multiple of 4, C a multiple of 64, and B·T within the texture size",
+  });
 }
 
 function attentionUniforms(T: number, C: number, NH: number): Uniforms {

@@ -525,6 +525,24 @@ export function copyToScratchTextures(
 }
 
 /**
+ * Whether a kernel reads texture operands: as `operands` says if given, else on a CPU adapter
+ * whenever they `fit` (see {@linkcode scratchTexture} for why).
+ *
+ * @throws {GpuError} `"<what> cannot read texture operands: <needs>"` when textures are asked for
+ * and do not fit.
+ */
+export function useTextureOperands(
+  gpu: Gpu,
+  choice: { operands?: Operands; fit: boolean; what: string; needs: string },
+): boolean {
+  const want = choice.operands ?? (gpu.isFallback && choice.fit ? "texture" : "buffer");
+  if (want === "texture" && !choice.fit) {
+    throw new GpuError(`${choice.what} cannot read texture operands: ${choice.needs}`);
+  }
+  return want === "texture";
+}
+
+/**
  * Whether a `shape` table in `view` can be copied into a scratch texture: rows of a multiple of
  * 64 floats (WebGPU copies rows of a multiple of 256 bytes), a 16-byte aligned start, and both
  * sides within the device's texture size.

@@ -23,7 +23,6 @@ import {
   copyToScratchTextures,
   FLAT_INDEX_WGSL,
   type Gpu,
-  GpuError,
   grid,
   type Operands,
   type Recorder,
@@ -31,6 +30,7 @@ import {
   TEXEL_WGSL,
   textureFits,
   Uniforms,
+  useTextureOperands,
   type View,
 } from "./device.ts";
 
@@ -129,7 +129,7 @@ export function layernormForward(rec: Recorder, args: LayernormForwardArgs): voi
   requireLength(args.weight, C, `layernorm weight (C=${C})`);
   requireLength(args.bias, C, `layernorm bias (C=${C})`);
   const uniforms = new Uniforms().u32(N).u32(C).f32(args.eps);
-  if (useTextures(rec.gpu, args, [args.inp], [args.weight, args.bias])) {
+  if (useTextures(rec.gpu, args, { rows: [args.inp], params: [args.weight, args.bias], out: args.out })) {
     rec.dispatch({
       code: FORWARD_TEXTURE,
       views: [args.out, args.mean, args.rstd],
@@ -287,27 +287,23 @@ struct P { rows: u32, cols: u32 }
 
 /**
  * Whether the LayerNorm kernels read their `(N,C)` tables (`rows`) and `(C)` vectors (`params`)
- * from textures: `operands` if given (textures must then fit), else on a CPU adapter when they fit.
+ * from textures (see `useTextureOperands`); `out` is the output written as vec4s.
  *
  * @throws {GpuError} when texture operands are asked for and do not fit.
  */
 function useTextures(
   gpu: Gpu,
-  args: { N: number; C: number; operands?: Operands; out: View },
-  rows: View[],
-  params: View[],
+  args: { N: number; C: number; operands?: Operands },
+  tables: { rows: View[]; params: View[]; out: View },
 ): boolean {
   const { N, C } = args;
-  const fit = rows.every((v) => textureFits(gpu, v, { rows: N, cols: C })) &&
-    params.every((v) => textureFits(gpu, v, { rows: 1, cols: C })) && args.out.offset % 4 === 0;
-  const want = args.operands ?? (gpu.isFallback && fit ? "texture" : "buffer");
-  if (want === "texture" && !fit) {
-    throw new GpuError(
-      `layernorm (N=${N}, C=${C}) cannot read texture operands: needs C a multiple of 64, N within the ` +
-        "texture size and 16-byte aligned views",
-    );
-  }
-  return want === "texture";
+  return useTextureOperands(gpu, {
+    operands: args.operands,
+    fit: tables.rows.every((v) => textureFits(gpu, v, { rows: N, cols: C })) &&
+      tables.params.every((v) => textureFits(gpu, v, { rows: 1, cols: C })) && tables.out.offset % 4 === 0,
+    what: `layernorm (N=${N}, C=${C})`,
+    needs: "needs C a multiple of 64, N within the texture size and 16-byte aligned views",
+  });
 }
 
 const BACKWARD_PARAMS_HEADER = /* wgsl */ `
@@ -363,8 +359,12 @@ export function layernormBackward(rec: Recorder, args: LayernormBackwardArgs): v
   requireLength(args.mean, N, `layernorm backward mean (N=${N})`);
   requireLength(args.rstd, N, `layernorm backward rstd (N=${N})`);
   const uniforms = new Uniforms().u32(N).u32(C);
-  const params = [args.weight, args.dweight, args.dbias];
-  if (useTextures(rec.gpu, { ...args, out: args.dinp }, [args.dout, args.inp], params)) {
+  const tables = {
+    rows: [args.dout, args.inp],
+    params: [args.weight, args.dweight, args.dbias],
+    out: args.dinp,
+  };
+  if (useTextures(rec.gpu, args, tables)) {
     const [tdout, tinp, tweight] = copyToScratchTextures(rec, "layernorm", [
       { view: args.dout, shape: { rows: N, cols: C } },
       { view: args.inp, shape: { rows: N, cols: C } },

@@ -29,11 +29,11 @@ import {
   type Operands,
   type Recorder,
   requireLength,
-  scratchTexture,
   scratchView,
   textureFits,
   type TextureShape,
   Uniforms,
+  useTextureOperands,
   type View,
 } from "./device.ts";
 
@@ -391,7 +391,13 @@ function checkMatmul(args: MatmulArgs): void {
  */
 export function matmul(rec: Recorder, args: MatmulArgs): void {
   checkMatmul(args);
-  if ((args.operands ?? matmulOperands(rec.gpu, args)) === "texture") return textureMatmul(rec, args);
+  const textures = useTextureOperands(rec.gpu, {
+    operands: args.operands,
+    fit: textureOperandsFit(rec.gpu, args),
+    what: `matmul ${args.M}x${args.N}x${args.K} (transA=${!!args.transA}, transB=${!!args.transB})`,
+    needs: "stored rows must be multiples of 64 floats within the texture size, at most one transposed",
+  });
+  if (textures) return textureMatmul(rec, args);
   const { M, N, K } = args;
   const transA = !!args.transA;
   const transB = !!args.transB;
@@ -562,7 +568,9 @@ export function textureOperandsFit(gpu: Gpu, args: MatmulArgs): boolean {
 
 /** The operand source {@linkcode matmul} uses for `args` unless told: textures on a CPU adapter when they fit. */
 export function matmulOperands(gpu: Gpu, args: MatmulArgs): Operands {
-  return gpu.isFallback && textureOperandsFit(gpu, args) ? "texture" : "buffer";
+  return useTextureOperands(gpu, { fit: textureOperandsFit(gpu, args), what: "matmul", needs: "" })
+    ? "texture"
+    : "buffer";
 }
 
 function textureCode(kind: "nn" | "tn" | "nt", bias: boolean, accumulate: boolean): string {
@@ -657,23 +665,17 @@ fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: ve
 }`;
 }
 
+// Called once `textureOperandsFit` holds.
 function textureMatmul(rec: Recorder, args: MatmulArgs): void {
-  const ops = textureOperands(args);
-  if (!ops || !textureOperandsFit(rec.gpu, args)) {
-    throw new GpuError(
-      `matmul ${args.M}x${args.N}x${args.K} (transA=${!!args.transA}, transB=${!!args.transB}) cannot read ` +
-        "texture operands: stored rows must be multiples of 64 floats within the texture size, at most one transposed",
-    );
-  }
-  const ta = scratchTexture(rec.gpu, "matmul a", ops.a);
-  const tb = scratchTexture(rec.gpu, "matmul b", ops.b);
-  rec.copyToTexture(args.a, ta);
-  rec.copyToTexture(args.b, tb);
+  const ops = textureOperands(args)!;
   const { rows, cols } = TEXTURE_BLOCKS[ops.kind];
   rec.dispatch({
     code: textureCode(ops.kind, !!args.bias, !!args.accumulate),
     views: args.bias ? [args.out, args.bias] : [args.out],
-    textures: [ta, tb],
+    textures: copyToScratchTextures(rec, "matmul", [{ view: args.a, shape: ops.a }, {
+      view: args.b,
+      shape: ops.b,
+    }]),
     uniforms: new Uniforms().u32(args.M).u32(args.N).u32(args.K),
     groups: [Math.ceil(args.M / rows), Math.ceil(args.N / (cols * TEXTURE_LANES))],
   });
@@ -752,15 +754,13 @@ export function biasBackward(rec: Recorder, args: BiasBackwardArgs): void {
   requireLength(args.dbias, N, `bias backward dbias (N=${N})`);
   requireLength(args.dout, M * N, `bias backward dout (M=${M}, N=${N})`);
   const shape = { rows: M, cols: N };
-  const fit = textureFits(rec.gpu, args.dout, shape) && args.dbias.offset % 4 === 0;
-  const operands = args.operands ?? (rec.gpu.isFallback && fit ? "texture" : "buffer");
-  if (operands === "texture") {
-    if (!fit) {
-      throw new GpuError(
-        `bias backward (M=${M}, N=${N}) cannot read texture operands: needs N a multiple of 64, M within ` +
-          "the texture size and 16-byte aligned views",
-      );
-    }
+  const textures = useTextureOperands(rec.gpu, {
+    operands: args.operands,
+    fit: textureFits(rec.gpu, args.dout, shape) && args.dbias.offset % 4 === 0,
+    what: `bias backward (M=${M}, N=${N})`,
+    needs: "needs N a multiple of 64, M within the texture size and 16-byte aligned views",
+  });
+  if (textures) {
     rec.dispatch({
       code: BIAS_BACKWARD_TEXTURE,
       views: [args.dbias],
