@@ -136,6 +136,44 @@ interface BlockedVariant {
 
 const XYZW = "xyzw";
 
+// The bindings of the buffer kernels: C, A and B (vec4 where the variant reads them so), the
+// optional bias, and the uniform `p` with the given fields.
+function bufferBindings(v: BlockedVariant, fields: string): string {
+  const elem = (vec: boolean) => (vec ? "vec4<f32>" : "f32");
+  return /* wgsl */ `struct P { ${fields} }
+@group(0) @binding(0) var<storage, read_write> c: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<${elem(v.aVec)}>;
+@group(0) @binding(2) var<storage, read> b: array<${elem(v.bVec)}>;
+${v.bias ? "@group(0) @binding(3) var<storage, read> bias: array<f32>;" : ""}
+@group(0) @binding(${v.bias ? 4 : 3}) var<uniform> p: P;`;
+}
+
+// Statements storing an invocation's block c<r>_<j4> of C: its row r is `rowAt(r)` and column j
+// `colAt(j)`, at element `base` + row·N + column; rows past M and columns past N are skipped,
+// and the bias and the old C are added when the variant asks.
+function storeBlock(
+  v: BlockedVariant,
+  rowAt: (r: number) => string,
+  colAt: (j: number) => string,
+  base = "",
+): string[] {
+  const { rows: TM, cols: TN } = v.blocking;
+  const store: string[] = [];
+  for (let r = 0; r < TM; r++) {
+    store.push(`if (${rowAt(r)} < p.M) {`);
+    for (let j = 0; j < TN; j++) {
+      const n = colAt(j);
+      const at = `${base}(${rowAt(r)}) * p.N + ${n}`;
+      let val = `c${r}_${j >> 2}.${XYZW[j & 3]}`;
+      if (v.bias) val += ` + bias[${n}]`;
+      if (v.accumulate) val += ` + c[${at}]`;
+      store.push(`  if (${n} < p.N) { c[${at}] = ${val}; }`);
+    }
+    store.push(`}`);
+  }
+  return store;
+}
+
 // The whole register block is unrolled into named variables: llvmpipe spills dynamically
 // indexed private arrays to memory through the same slow per-lane path as buffer loads. Loads
 // use clamped indices so the K loop has no divergent branches; out-of-range rows and columns
@@ -218,26 +256,9 @@ function blockedCode(v: BlockedVariant): string {
       }
     }
   }
-  const store: string[] = [];
-  for (let i = 0; i < TM; i++) {
-    store.push(`if (m0 + ${i}u < p.M) {`);
-    for (let j = 0; j < TN; j++) {
-      const at = `(m0 + ${i}u) * p.N + n0 + ${j}u`;
-      let val = `c${i}_${j >> 2}.${XYZW[j & 3]}`;
-      if (v.bias) val += ` + bias[n0 + ${j}u]`;
-      if (v.accumulate) val += ` + c[${at}]`;
-      store.push(`  if (n0 + ${j}u < p.N) { c[${at}] = ${val}; }`);
-    }
-    store.push(`}`);
-  }
-  const elem = (vec: boolean) => (vec ? "vec4<f32>" : "f32");
+  const store = storeBlock(v, (i) => `m0 + ${i}u`, (j) => `n0 + ${j}u`);
   return /* wgsl */ `
-struct P { M: u32, N: u32, K: u32 }
-@group(0) @binding(0) var<storage, read_write> c: array<f32>;
-@group(0) @binding(1) var<storage, read> a: array<${elem(v.aVec)}>;
-@group(0) @binding(2) var<storage, read> b: array<${elem(v.bVec)}>;
-${v.bias ? "@group(0) @binding(3) var<storage, read> bias: array<f32>;" : ""}
-@group(0) @binding(${v.bias ? 4 : 3}) var<uniform> p: P;
+${bufferBindings(v, "M: u32, N: u32, K: u32")}
 
 @compute @workgroup_size(${WX}, ${WY})
 fn main(@builtin(global_invocation_id) g: vec3<u32>) {
@@ -324,28 +345,14 @@ function tiledCode(v: BlockedVariant): string {
       inner.push(`c${r}_${c4} = fma(vec4(a${r >> 2}.${XYZW[r & 3]}), b${c4}, c${r}_${c4});`);
     }
   }
-  const store: string[] = [];
-  for (let r = 0; r < TM; r++) {
-    const m = `m0 + ${(r >> 2) * 4 * WY + (r & 3)}u + 4u * l.y`;
-    store.push(`if (${m} < p.M) {`);
-    for (let j = 0; j < TN; j++) {
-      const n = `n0 + ${(j >> 2) * 4 * WX + (j & 3)}u + 4u * l.x`;
-      const at = `${v.splitK ? "w.z * p.M * p.N + " : ""}(${m}) * p.N + ${n}`;
-      let val = `c${r}_${j >> 2}.${XYZW[j & 3]}`;
-      if (v.bias) val += ` + bias[${n}]`;
-      if (v.accumulate) val += ` + c[${at}]`;
-      store.push(`  if (${n} < p.N) { c[${at}] = ${val}; }`);
-    }
-    store.push(`}`);
-  }
-  const elem = (vec: boolean) => (vec ? "vec4<f32>" : "f32");
+  const store = storeBlock(
+    v,
+    (r) => `m0 + ${(r >> 2) * 4 * WY + (r & 3)}u + 4u * l.y`,
+    (j) => `n0 + ${(j >> 2) * 4 * WX + (j & 3)}u + 4u * l.x`,
+    v.splitK ? "w.z * p.M * p.N + " : "",
+  );
   return /* wgsl */ `
-struct P { M: u32, N: u32, K: u32, KS: u32 }
-@group(0) @binding(0) var<storage, read_write> c: array<f32>;
-@group(0) @binding(1) var<storage, read> a: array<${elem(v.aVec)}>;
-@group(0) @binding(2) var<storage, read> b: array<${elem(v.bVec)}>;
-${v.bias ? "@group(0) @binding(3) var<storage, read> bias: array<f32>;" : ""}
-@group(0) @binding(${v.bias ? 4 : 3}) var<uniform> p: P;
+${bufferBindings(v, "M: u32, N: u32, K: u32, KS: u32")}
 var<workgroup> sa: array<vec4<f32>, ${(BK * BM) / 4}>; // (BK, BM) tile of op(A), K-major
 var<workgroup> sb: array<vec4<f32>, ${(BK * BN) / 4}>; // (BK, BN) tile of op(B), K-major
 
@@ -436,10 +443,11 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
     bVec: transB ? k4 : N % 4 === 0, // Bᵀ as vec4 runs along K, 4 steps of K at a time
   };
   const groups = tileGrid(blocking, M, N);
+  const views = args.bias ? [args.out, args.a, args.b, args.bias] : [args.out, args.a, args.b];
   if (!blocking.tileK) {
     rec.dispatch({
       code: blockedCode(variant),
-      views: args.bias ? [args.out, args.a, args.b, args.bias] : [args.out, args.a, args.b],
+      views,
       uniforms: new Uniforms().u32(M).u32(N).u32(K),
       groups,
     });
@@ -451,27 +459,24 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
     throw new GpuError(`matmul splitK ${split} is not a positive integer`);
   }
   const slice = Math.ceil(K / split / blocking.tileK) * blocking.tileK;
+  const uniforms = new Uniforms().u32(M).u32(N).u32(K).u32(slice);
   if (split === 1) {
-    rec.dispatch({
-      code: tiledCode(tiled),
-      views: args.bias ? [args.out, args.a, args.b, args.bias] : [args.out, args.a, args.b],
-      uniforms: new Uniforms().u32(M).u32(N).u32(K).u32(slice),
-      groups,
-    });
+    rec.dispatch({ code: tiledCode(tiled), views, uniforms, groups });
     return;
   }
   // Slice z of K into parts (z,M,N), then C = Σ_z parts [+ bias] [+ C] in slice order.
+  const slices = Math.ceil(K / slice);
   const parts = scratchView(rec.gpu, "matmul split-K", split * M * N);
   rec.dispatch({
     code: tiledCode({ ...tiled, bias: false, accumulate: false, splitK: true }),
     views: [parts, args.a, args.b],
-    uniforms: new Uniforms().u32(M).u32(N).u32(K).u32(slice),
-    groups: [...groups, Math.ceil(K / slice)],
+    uniforms,
+    groups: [...groups, slices],
   });
   rec.dispatch({
     code: splitSumCode(!!args.bias, !!args.accumulate),
     views: args.bias ? [args.out, parts, args.bias] : [args.out, parts],
-    uniforms: new Uniforms().u32(M * N).u32(N).u32(Math.ceil(K / slice)),
+    uniforms: new Uniforms().u32(M * N).u32(N).u32(slices),
     groups: grid(rec.gpu, M * N),
   });
 }
