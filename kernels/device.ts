@@ -459,9 +459,17 @@ export interface TextureShape {
   cols: number;
 }
 
-// One scratch texture per role and shape, shared by every kernel on the device: the queue runs
-// each copy into it and the kernel reading it in order, so a later copy cannot overwrite an
+// Scratch objects, one per device and key, shared by every kernel on the device: the queue runs
+// each write into one and the kernel reading it in order, so a later write cannot overwrite an
 // earlier kernel's input before that kernel has run.
+function pooled<T>(pools: WeakMap<GPUDevice, Map<string, T>>, gpu: Gpu, key: string, create: () => T): T {
+  let pool = pools.get(gpu.device);
+  if (!pool) pools.set(gpu.device, pool = new Map());
+  let item = pool.get(key);
+  if (item === undefined) pool.set(key, item = create());
+  return item;
+}
+
 const scratchTextures = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
 
 /**
@@ -475,21 +483,16 @@ const scratchTextures = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
  * that read their inputs many times (matmul, attention) read them from textures.
  */
 export function scratchTexture(gpu: Gpu, role: string, shape: TextureShape): GPUTexture {
-  let pool = scratchTextures.get(gpu.device);
-  if (!pool) scratchTextures.set(gpu.device, pool = new Map());
   const key = `${role} ${shape.rows}x${shape.cols}`;
-  let texture = pool.get(key);
-  if (!texture) {
-    texture = gpu.device.createTexture({
+  return pooled(scratchTextures, gpu, key, () => {
+    countCreated(gpu, shape.rows * shape.cols * 4);
+    return gpu.device.createTexture({
       label: key,
       size: [shape.cols / 4, shape.rows],
       format: "rgba32float",
       usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
     });
-    countCreated(gpu, shape.rows * shape.cols * 4);
-    pool.set(key, texture);
-  }
-  return texture;
+  });
 }
 
 const scratchViews = new WeakMap<GPUDevice, Map<string, View>>();
@@ -500,12 +503,8 @@ const scratchViews = new WeakMap<GPUDevice, Map<string, View>>();
  * one buffer serves every call of that shape (the queue runs them in order).
  */
 export function scratchView(gpu: Gpu, role: string, length: number): View {
-  let pool = scratchViews.get(gpu.device);
-  if (!pool) scratchViews.set(gpu.device, pool = new Map());
   const key = `${role} ${length}`;
-  let view = pool.get(key);
-  if (!view) pool.set(key, view = createView(gpu, length, key));
-  return view;
+  return pooled(scratchViews, gpu, key, () => createView(gpu, length, key));
 }
 
 /**
