@@ -23,6 +23,7 @@
  */
 import {
   copyToScratchTextures,
+  CPU_WORKGROUP,
   createView,
   type Gpu,
   GpuError,
@@ -72,7 +73,7 @@ export interface AttentionSplit {
  */
 export function attentionSplit(gpu: Gpu): AttentionSplit {
   return gpu.isFallback
-    ? { wg: 8, rowVectors: 128, step: 2, separateDkDv: false }
+    ? { wg: CPU_WORKGROUP, rowVectors: 128, step: 2, separateDkDv: false }
     : { wg: 64, rowVectors: 0, step: 1, separateDkDv: true };
 }
 

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { FLAT_INDEX_WGSL, type Gpu, GpuError, TEXEL_WGSL } from "./device.ts";
+import { CPU_WORKGROUP, FLAT_INDEX_WGSL, type Gpu, GpuError, TEXEL_WGSL } from "./device.ts";
 
 /** How a column sum splits its work: columns per workgroup and threads summing down each column. */
 export interface ColumnSplit {
@@ -85,9 +85,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 }`;
 }
 
-/** Invocations per workgroup of {@linkcode columnSumsTextureCode}: one SIMD group of a CPU adapter. */
-export const COLUMN_TEXTURE_WG = 8;
-
 /** What {@linkcode columnSumsTextureCode} sums. */
 export interface ColumnTextureSums {
   /**
@@ -103,7 +100,7 @@ export interface ColumnTextureSums {
 
 /**
  * WGSL of a kernel computing `out[c4] += Σ_row term(row, c4)` for each sum, 4 columns per
- * invocation and the rows in order; launch `grid(gpu, cols / 4, COLUMN_TEXTURE_WG)`.
+ * invocation and the rows in order; launch `grid(gpu, cols / 4, CPU_WORKGROUP)`.
  */
 export function columnSumsTextureCode(spec: ColumnTextureSums): string {
   const s = spec.sums;
@@ -111,9 +108,9 @@ export function columnSumsTextureCode(spec: ColumnTextureSums): string {
 ${spec.header}
 ${FLAT_INDEX_WGSL}
 ${TEXEL_WGSL}
-@compute @workgroup_size(${COLUMN_TEXTURE_WG})
+@compute @workgroup_size(${CPU_WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let c4 = flat_index(gid, nwg, ${COLUMN_TEXTURE_WG}u);
+  let c4 = flat_index(gid, nwg, ${CPU_WORKGROUP}u);
   if (c4 >= p.cols / 4u) { return; }
   ${s.map((_, i) => `var acc${i} = vec4<f32>();`).join("\n  ")}
   for (var row = 0u; row < p.rows; row++) {

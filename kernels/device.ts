@@ -563,6 +563,12 @@ export function vec4Elements(views: View[], n: number): { vec4: boolean; count: 
   return { vec4, count: vec4 ? n / 4 : n };
 }
 
+/**
+ * Invocations per workgroup of the kernels written for CPU adapters (the texture-operand paths):
+ * one SIMD group of llvmpipe's 256-bit vectors, which runs a workgroup's invocations together.
+ */
+export const CPU_WORKGROUP = 8;
+
 /** Workgroup size used by the element-wise kernels. */
 export const ELEMENTWISE_WG = 256;
 

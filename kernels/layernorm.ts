@@ -13,7 +13,6 @@
  * @module
  */
 import {
-  COLUMN_TEXTURE_WG,
   type ColumnSplit,
   columnSumsCode,
   columnSumsTextureCode,
@@ -21,6 +20,7 @@ import {
 } from "./column_sums.ts";
 import {
   copyToScratchTextures,
+  CPU_WORKGROUP,
   FLAT_INDEX_WGSL,
   type Gpu,
   grid,
@@ -139,7 +139,7 @@ export function layernormForward(rec: Recorder, args: LayernormForwardArgs): voi
         { view: args.bias, shape: { rows: 1, cols: C } },
       ]),
       uniforms,
-      groups: grid(rec.gpu, N, TEX_WG),
+      groups: grid(rec.gpu, N, CPU_WORKGROUP),
     });
     return;
   }
@@ -195,8 +195,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 // rgba32float textures, and each invocation normalises one row alone, 4 channels at a time: the
 // reads become vector code and there is no workgroup reduction. Only the writes touch storage.
 
-const TEX_WG = 8;
-
 const TEX_HEADER = /* wgsl */ `
 ${FLAT_INDEX_WGSL}
 ${TEXEL_WGSL}`;
@@ -211,9 +209,9 @@ struct P { N: u32, C: u32, eps: f32 }
 @group(0) @binding(5) var tbias: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(6) var<uniform> p: P;
 ${TEX_HEADER}
-@compute @workgroup_size(${TEX_WG})
+@compute @workgroup_size(${CPU_WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = flat_index(gid, nwg, ${TEX_WG}u);
+  let row = flat_index(gid, nwg, ${CPU_WORKGROUP}u);
   if (row >= p.N) { return; }
   let n4 = p.C / 4u;
   // Sums of x - x0 rather than of x: one thread adds the whole row in order, and deviations from
@@ -245,9 +243,9 @@ struct P { N: u32, C: u32 }
 @group(0) @binding(5) var tweight: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(6) var<uniform> p: P;
 ${TEX_HEADER}
-@compute @workgroup_size(${TEX_WG})
+@compute @workgroup_size(${CPU_WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = flat_index(gid, nwg, ${TEX_WG}u);
+  let row = flat_index(gid, nwg, ${CPU_WORKGROUP}u);
   if (row >= p.N) { return; }
   let n4 = p.C / 4u;
   let m = mean[row];
@@ -375,14 +373,14 @@ export function layernormBackward(rec: Recorder, args: LayernormBackwardArgs): v
       views: [args.dinp, args.mean, args.rstd],
       textures: [tdout, tinp, tweight],
       uniforms,
-      groups: grid(rec.gpu, N, TEX_WG),
+      groups: grid(rec.gpu, N, CPU_WORKGROUP),
     });
     rec.dispatch({
       code: BACKWARD_PARAMS_TEXTURE,
       views: [args.dweight, args.dbias, args.mean, args.rstd],
       textures: [tdout, tinp],
       uniforms,
-      groups: grid(rec.gpu, C / 4, COLUMN_TEXTURE_WG),
+      groups: grid(rec.gpu, C / 4, CPU_WORKGROUP),
     });
     return;
   }

@@ -13,7 +13,6 @@
  * @module
  */
 import {
-  COLUMN_TEXTURE_WG,
   type ColumnSplit,
   columnSumsCode,
   columnSumsTextureCode,
@@ -21,6 +20,7 @@ import {
 } from "./column_sums.ts";
 import {
   copyToScratchTextures,
+  CPU_WORKGROUP,
   ELEMENTWISE_WG,
   FLAT_INDEX_WGSL,
   type Gpu,
@@ -542,7 +542,6 @@ interface TextureBlock {
   cols: number;
 }
 
-const TEXTURE_LANES = 8;
 const TEXTURE_BLOCKS: Record<"nn" | "tn" | "nt", TextureBlock> = {
   nn: { rows: 16, cols: 8 },
   tn: { rows: 16, cols: 8 },
@@ -659,10 +658,10 @@ ${bias ? "@group(0) @binding(1) var<storage, read> bias: array<vec4<f32>>;" : ""
 @group(0) @binding(${b0 + 1}) var tb: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(${b0 + 2}) var<uniform> p: P;
 
-@compute @workgroup_size(${TEXTURE_LANES})
+@compute @workgroup_size(${CPU_WORKGROUP})
 fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: vec3<u32>) {
   let m0 = w.x * ${R}u;
-  let n0 = (w.y * ${TEXTURE_LANES}u + l.x) * ${CC}u;
+  let n0 = (w.y * ${CPU_WORKGROUP}u + l.x) * ${CC}u;
   let n4 = n0 / 4u;
   ${pre.join("\n  ")}
   ${loop}
@@ -682,7 +681,7 @@ function textureMatmul(rec: Recorder, args: MatmulArgs): void {
       shape: ops.b,
     }]),
     uniforms: new Uniforms().u32(args.M).u32(args.N).u32(args.K),
-    groups: [Math.ceil(args.M / rows), Math.ceil(args.N / (cols * TEXTURE_LANES))],
+    groups: [Math.ceil(args.M / rows), Math.ceil(args.N / (cols * CPU_WORKGROUP))],
   });
 }
 
@@ -771,7 +770,7 @@ export function biasBackward(rec: Recorder, args: BiasBackwardArgs): void {
       views: [args.dbias],
       textures: copyToScratchTextures(rec, "bias backward", [{ view: args.dout, shape }]),
       uniforms: new Uniforms().u32(M).u32(N),
-      groups: grid(rec.gpu, N / 4, COLUMN_TEXTURE_WG),
+      groups: grid(rec.gpu, N / 4, CPU_WORKGROUP),
     });
     return;
   }
