@@ -16,6 +16,7 @@
  */
 import {
   createView,
+  elementType,
   FLAT_INDEX_WGSL,
   type Gpu,
   GpuError,
@@ -44,7 +45,7 @@ const WG = 256;
 const sumCode = (vec4: boolean): string => /* wgsl */ `
 struct P { n: u32, groups: u32, dst: u32, add: u32, square: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<${vec4 ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(1) var<storage, read> x: array<${elementType(vec4)}>;
 @group(0) @binding(2) var<uniform> p: P;
 var<workgroup> red: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
@@ -218,10 +219,10 @@ export function writeAdamwHyper(gpu: Gpu, hyper: View, h: AdamwHyper): void {
 // once per 4 elements, and the tensors in 16-byte loads.
 const adamwCode = (vec4: boolean): string => /* wgsl */ `
 struct P { n: u32, wd: f32 }
-@group(0) @binding(0) var<storage, read_write> param: array<${vec4 ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(1) var<storage, read_write> m: array<${vec4 ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> v: array<${vec4 ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(3) var<storage, read> grad: array<${vec4 ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(0) var<storage, read_write> param: array<${elementType(vec4)}>;
+@group(0) @binding(1) var<storage, read_write> m: array<${elementType(vec4)}>;
+@group(0) @binding(2) var<storage, read_write> v: array<${elementType(vec4)}>;
+@group(0) @binding(3) var<storage, read> grad: array<${elementType(vec4)}>;
 @group(0) @binding(4) var<storage, read> hyper: array<f32>;
 @group(0) @binding(5) var<storage, read> scale: array<f32>;
 @group(0) @binding(6) var<uniform> p: P;

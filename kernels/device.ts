@@ -563,6 +563,11 @@ export function vec4Elements(views: View[], n: number): { vec4: boolean; count: 
   return { vec4, count: vec4 ? n / 4 : n };
 }
 
+/** The WGSL type of one element a kernel reads as f32 or, per {@linkcode vec4Elements}, as vec4. */
+export function elementType(vec4: boolean): string {
+  return vec4 ? "vec4<f32>" : "f32";
+}
+
 /**
  * Invocations per workgroup of the kernels written for CPU adapters (the texture-operand paths):
  * one SIMD group of llvmpipe's 256-bit vectors, which runs a workgroup's invocations together.

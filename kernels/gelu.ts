@@ -12,6 +12,7 @@
  * @module
  */
 import {
+  elementType,
   FLAT_INDEX_WGSL,
   grid,
   type Recorder,
@@ -27,7 +28,7 @@ const GELU_SCALE = Math.sqrt(2 / Math.PI);
 // The kernels work on elements of type `T`, f32 or vec4<f32> (see `vec4Elements`); this
 // declares T and sigmoid(T). exp(±80) is finite in f32 and σ(80) already rounds to 1.
 const elementWgsl = (vec4: boolean): string => /* wgsl */ `
-alias T = ${vec4 ? "vec4<f32>" : "f32"};
+alias T = ${elementType(vec4)};
 const GELU_SCALE = ${GELU_SCALE};
 fn sigmoid(z: T) -> T {
   return 1.0 / (1.0 + exp(-clamp(z, T(-80.0), T(80.0))));

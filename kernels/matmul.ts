@@ -21,6 +21,7 @@ import {
 import {
   copyToScratchTextures,
   CPU_WORKGROUP,
+  elementType,
   ELEMENTWISE_WG,
   FLAT_INDEX_WGSL,
   type Gpu,
@@ -139,11 +140,10 @@ const XYZW = "xyzw";
 // The bindings of the buffer kernels: C, A and B (vec4 where the variant reads them so), the
 // optional bias, and the uniform `p` with the given fields.
 function bufferBindings(v: BlockedVariant, fields: string): string {
-  const elem = (vec: boolean) => (vec ? "vec4<f32>" : "f32");
   return /* wgsl */ `struct P { ${fields} }
 @group(0) @binding(0) var<storage, read_write> c: array<f32>;
-@group(0) @binding(1) var<storage, read> a: array<${elem(v.aVec)}>;
-@group(0) @binding(2) var<storage, read> b: array<${elem(v.bVec)}>;
+@group(0) @binding(1) var<storage, read> a: array<${elementType(v.aVec)}>;
+@group(0) @binding(2) var<storage, read> b: array<${elementType(v.bVec)}>;
 ${v.bias ? "@group(0) @binding(3) var<storage, read> bias: array<f32>;" : ""}
 @group(0) @binding(${v.bias ? 4 : 3}) var<uniform> p: P;`;
 }

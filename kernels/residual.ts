@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  elementType,
   FLAT_INDEX_WGSL,
   grid,
   type Recorder,
@@ -17,9 +18,6 @@ import {
 } from "./device.ts";
 
 const WG = 256;
-
-// Elements are f32, or vec4<f32> where the views allow (see `vec4Elements`).
-const elementType = (vec4: boolean): string => (vec4 ? "vec4<f32>" : "f32");
 
 const forwardCode = (vec4: boolean): string => /* wgsl */ `
 struct P { n: u32 }
