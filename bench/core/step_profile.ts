@@ -13,9 +13,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type DispatchArgs, getGpu, type Gpu, Recorder, type View, write } from "@inheritune/kernels";
-import { AdamW, GPT2, initParams } from "@inheritune/core";
-import { CONFIGS } from "./train_step.ts";
+import { type DispatchArgs, getGpu, type Gpu, Recorder, type View } from "@inheritune/kernels";
+import { recordTrainStep } from "./train_step.ts";
 
 /** A recorder that also keeps each command, repeated `reps` times, in a recorder of its own. */
 class ProfilingRecorder extends Recorder {
@@ -72,22 +71,10 @@ if (import.meta.main) {
     allowPositionals: true,
   });
   const name = positionals[0] ?? "tiny";
-  const entry = CONFIGS[name];
-  if (!entry) throw new Error(`unknown configuration ${name}: use ${Object.keys(CONFIGS).join(", ")}`);
-  const { config } = entry;
-  const B = values.batch ? Number(values.batch) : entry.B, T = config.n_positions;
   const gpu = await getGpu();
   const reps = values.reps ? Number(values.reps) : gpu.isFallback ? 1 : 10;
-  const model = GPT2.create(gpu, config, initParams(config, 1), { B, T, training: true });
-  const opt = new AdamW(model);
-  const tokens = Uint32Array.from({ length: B * T }, (_, i) => (i * 7919) % config.vocab_size);
-  write(gpu, model.tokens, tokens);
-  write(gpu, model.targets, tokens.map((t) => (t + 1) % config.vocab_size));
   const rec = new ProfilingRecorder(gpu, reps);
-  model.recordZeroGrads(rec);
-  model.recordForward(rec);
-  model.recordBackward(rec, 1 / (B * T));
-  opt.record(rec, model);
+  const { opt, B, T } = recordTrainStep(rec, { name, B: values.batch ? Number(values.batch) : undefined });
   opt.prepare(1e-4);
   await seconds(gpu, () => rec.submit()); // compiles every pipeline
   const step = await seconds(gpu, () => rec.submit());

@@ -61,26 +61,50 @@ export interface StepBench {
   device: string;
 }
 
-/** Runs `steps` timed training steps of configuration `name`, after one warm-up step by default. */
-export async function benchTrainStep(
-  name: string,
-  options: { steps?: number; B?: number; warmup?: boolean } = {},
-): Promise<StepBench> {
-  const entry = CONFIGS[name];
-  if (!entry) throw new Error(`unknown configuration ${name}: use ${Object.keys(CONFIGS).join(", ")}`);
+/** A training step recorded by {@linkcode recordTrainStep}. */
+export interface RecordedStep {
+  /** The model, with a fixed batch written. */
+  model: GPT2;
+  /** Its optimizer. */
+  opt: AdamW;
+  /** Batch size. */
+  B: number;
+  /** Context. */
+  T: number;
+}
+
+/**
+ * Creates the model and optimizer of configuration `name` on the recorder's GPU, writes a fixed
+ * batch, and records one whole training step (zero grads, forward, backward, AdamW) into `rec`.
+ */
+export function recordTrainStep(rec: Recorder, options: { name: string; B?: number }): RecordedStep {
+  const entry = CONFIGS[options.name];
+  if (!entry) {
+    throw new Error(`unknown configuration ${options.name}: use ${Object.keys(CONFIGS).join(", ")}`);
+  }
   const { config } = entry;
   const B = options.B ?? entry.B, T = config.n_positions;
-  const gpu = await getGpu();
+  const { gpu } = rec;
   const model = GPT2.create(gpu, config, initParams(config, 1), { B, T, training: true });
   const opt = new AdamW(model);
   const tokens = Uint32Array.from({ length: B * T }, (_, i) => (i * 7919) % config.vocab_size);
   write(gpu, model.tokens, tokens);
   write(gpu, model.targets, tokens.map((t) => (t + 1) % config.vocab_size));
-  const rec = new Recorder(gpu);
   model.recordZeroGrads(rec);
   model.recordForward(rec);
   model.recordBackward(rec, 1 / (B * T));
   opt.record(rec, model);
+  return { model, opt, B, T };
+}
+
+/** Runs `steps` timed training steps of configuration `name`, after one warm-up step by default. */
+export async function benchTrainStep(
+  name: string,
+  options: { steps?: number; B?: number; warmup?: boolean } = {},
+): Promise<StepBench> {
+  const gpu = await getGpu();
+  const rec = new Recorder(gpu);
+  const { model, opt, B, T } = recordTrainStep(rec, { name, B: options.B });
   const step = (): void => {
     opt.prepare(1e-4);
     rec.submit();
