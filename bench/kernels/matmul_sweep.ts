@@ -22,22 +22,16 @@ import {
   type MatmulBlocking,
   matmulBlocking,
   Recorder,
-  write,
+  upload,
+  type View,
 } from "@inheritune/kernels";
+import { Rng } from "@inheritune/core";
 
 /** What {@linkcode matmulGflops} times: a product's shape and how to run it. */
 export type MatmulCase = Pick<MatmulArgs, "M" | "N" | "K" | "transA" | "transB" | "blocking" | "operands">;
 
-function randomView(gpu: Gpu, n: number, seed: number): ReturnType<typeof createView> {
-  const view = createView(gpu, n);
-  const data = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s / 2 ** 32 - 0.5;
-  }
-  write(gpu, view, data);
-  return view;
+function randomView(gpu: Gpu, n: number, seed: number): View {
+  return upload(gpu, new Rng(seed).normal(new Float32Array(n), 1));
 }
 
 /** Times `matmul` on `c` with random operands and returns its GFLOP/s (median of three timings). */
