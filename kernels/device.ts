@@ -524,8 +524,16 @@ export function copyToScratchTextures(
 }
 
 /**
- * Whether a kernel reads texture operands: as `operands` says if given, else on a CPU adapter
- * whenever they `fit` (see {@linkcode scratchTexture} for why).
+ * The operands a kernel reads unless told: textures on a CPU adapter whenever they `fit` (see
+ * {@linkcode scratchTexture} for why), else buffers.
+ */
+export function defaultOperands(gpu: Gpu, fit: boolean): Operands {
+  return gpu.isFallback && fit ? "texture" : "buffer";
+}
+
+/**
+ * Whether a kernel reads texture operands: as `operands` says if given, else by
+ * {@linkcode defaultOperands}.
  *
  * @throws {GpuError} `"<what> cannot read texture operands: <needs>"` when textures are asked for
  * and do not fit.
@@ -534,7 +542,7 @@ export function useTextureOperands(
   gpu: Gpu,
   choice: { operands?: Operands; fit: boolean; what: string; needs: string },
 ): boolean {
-  const want = choice.operands ?? (gpu.isFallback && choice.fit ? "texture" : "buffer");
+  const want = choice.operands ?? defaultOperands(gpu, choice.fit);
   if (want === "texture" && !choice.fit) {
     throw new GpuError(`${choice.what} cannot read texture operands: ${choice.needs}`);
   }

@@ -21,6 +21,7 @@ import {
 import {
   copyToScratchTextures,
   CPU_WORKGROUP,
+  defaultOperands,
   elementType,
   ELEMENTWISE_WG,
   FLAT_INDEX_WGSL,
@@ -572,9 +573,7 @@ export function textureOperandsFit(gpu: Gpu, args: MatmulArgs): boolean {
 
 /** The operand source {@linkcode matmul} uses for `args` unless told: textures on a CPU adapter when they fit. */
 export function matmulOperands(gpu: Gpu, args: MatmulArgs): Operands {
-  return useTextureOperands(gpu, { fit: textureOperandsFit(gpu, args), what: "matmul", needs: "" })
-    ? "texture"
-    : "buffer";
+  return defaultOperands(gpu, textureOperandsFit(gpu, args));
 }
 
 function textureCode(kind: "nn" | "tn" | "nt", bias: boolean, accumulate: boolean): string {
