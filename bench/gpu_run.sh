@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A lent GPU machine's whole session in one command, most important first, each stage under its
 # own time limit: the kernel and model tests on the GPU, the PyTorch comparison (CUDA, TF32 off and
-# on), matmul GFLOP/s per blocking, and a profile of the GPT-2 124M step. Logs go to $OUT (the
+# on), matmul GFLOP/s per blocking (then more blockings at 1024³), and a profile of the GPT-2 124M step. Logs go to $OUT (the
 # device tool's output folder) or runs/gpu.
 #
 #   bash bench/gpu_pack.sh                    # here: packs .gpu/
@@ -23,4 +23,8 @@ TAIL=6 stage tests 110 deno test -A tests/kernels/ tests/core/gpt2_test.ts
 stage compare 240 deno run -A bench/compare_pytorch.ts --configs tiny,124m --matmul 1024,4096 --device cuda
 stage sweep 70 deno run -A bench/kernels/matmul_sweep.ts --sizes 1024,4096 \
   --blockings default,8x8/16x16,8x8/16x16/k8/s1,8x8/16x16/k8,8x8/16x16/k16/p,4x8/16x16/k16/p
+# 1024³ is below 0.5x of PyTorch with the default 128x128 tiles (64 tiles, split 4 ways along K):
+# smaller tiles and other splits for mid-sized products, not yet measured on a GPU.
+stage sweep1024 60 deno run -A bench/kernels/matmul_sweep.ts --sizes 1024 \
+  --blockings default,8x8/16x16/k16/s8/p,8x8/16x16/k16/s2/p,4x4/16x16/k16/p,4x4/16x16/k16/s1/p,8x4/16x16/k16/p,4x8/16x16/k16/s2/p
 TAIL=25 stage profile 70 deno run -A bench/core/step_profile.ts 124m --batch 16

@@ -190,6 +190,7 @@ const BLOCKINGS: [MatmulBlocking, [number, number, number][]][] = [
   [{ rows: 8, cols: 8, workgroup: [16, 16], tileK: 8 }, VEC_SHAPES],
   [{ rows: 8, cols: 8, workgroup: [16, 16], tileK: 8, prefetch: true }, VEC_SHAPES],
   [{ rows: 8, cols: 8, workgroup: [16, 16], tileK: 16, prefetch: true }, [[33, 36, 40], [9, 16, 5]]],
+  [{ rows: 4, cols: 4, workgroup: [16, 16], tileK: 16, prefetch: true }, [[65, 130, 17], [9, 16, 5]]],
   [{ rows: 4, cols: 8, workgroup: [4, 8], tileK: 16 }, [...VEC_SHAPES, [65, 130, 17]]],
   [{ rows: 4, cols: 8, workgroup: [4, 8], tileK: 4, splitK: 3 }, [...VEC_SHAPES, [65, 130, 17]]],
   [{ rows: 4, cols: 8, workgroup: [4, 8], tileK: 16, splitK: 2, prefetch: true }, [...VEC_SHAPES, [
