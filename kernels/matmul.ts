@@ -536,18 +536,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 // consecutive floats of a row, and the kernel reads them with `textureLoad`. Each invocation
 // (8 per workgroup, one SIMD group) keeps a block of C in registers; workgroups walk M fastest so
 // that consecutive ones reuse the same columns of B from the cache.
+//
+// Every kind keeps a 16x8 block. On a 2-core EPYC, blocks from 8x8 to 32x16 gave the same 1024³
+// GFLOP/s within the machine's noise (22-25 median): past ~16 registers of state the block lives
+// on the stack anyway, and each texel load (~45 instructions for 8 lanes) is paid per block row or
+// column. `bench/kernels/matmul_ceiling.ts` shows how far the loop could get without loads.
 
-/** Shape of a texture kernel's block: rows and columns of C per invocation. */
-interface TextureBlock {
-  rows: number;
-  cols: number;
-}
-
-const TEXTURE_BLOCKS: Record<"nn" | "tn" | "nt", TextureBlock> = {
-  nn: { rows: 16, cols: 8 },
-  tn: { rows: 16, cols: 8 },
-  nt: { rows: 16, cols: 8 },
-};
+/** Rows and columns of C per invocation of the texture kernels. */
+const TEXTURE_BLOCK = { rows: 16, cols: 8 };
 
 function textureOperands(
   args: MatmulArgs,
@@ -577,7 +573,7 @@ export function matmulOperands(gpu: Gpu, args: MatmulArgs): Operands {
 }
 
 function textureCode(kind: "nn" | "tn" | "nt", bias: boolean, accumulate: boolean): string {
-  const { rows: R, cols: CC } = TEXTURE_BLOCKS[kind];
+  const { rows: R, cols: CC } = TEXTURE_BLOCK;
   const CV = CC / 4;
   const pre: string[] = [];
   const body: string[] = [];
@@ -676,7 +672,7 @@ fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: ve
 // Called once `textureOperandsFit` holds.
 function textureMatmul(rec: Recorder, args: MatmulArgs): void {
   const ops = textureOperands(args)!;
-  const { rows, cols } = TEXTURE_BLOCKS[ops.kind];
+  const { rows, cols } = TEXTURE_BLOCK;
   rec.dispatch({
     code: textureCode(ops.kind, !!args.bias, !!args.accumulate),
     views: args.bias ? [args.out, args.bias] : [args.out],
