@@ -121,7 +121,8 @@ export class FileRun extends RunSource {
     super.close();
   }
 
-  protected describe(): RunStatus {
+  /** The run as the dashboard shows it: what its metrics file and checkpoint say so far. */
+  protected override describe(): RunStatus {
     const summary = this.summary(this.#finalStep);
     return {
       name: this.name,

@@ -68,7 +68,8 @@ export class LiveRun extends RunSource {
     return "stopping";
   }
 
-  protected describe(): RunStatus {
+  /** The run as the dashboard shows it: the live trainer's state and its metrics so far. */
+  protected override describe(): RunStatus {
     const total = this.#options.totalSteps ?? null;
     const summary = this.summary(total);
     return {
