@@ -8,6 +8,8 @@
  * @module
  */
 
+import { runCommand } from "./cli/_run.ts";
+
 type Command = () => Promise<{ main(args: string[]): Promise<void> }>;
 
 const COMMANDS: Record<string, Command> = {
@@ -19,24 +21,6 @@ const COMMANDS: Record<string, Command> = {
   analyze: () => import("./cli/analyze.ts"),
 };
 
-/** Error names that mean the user can fix the input: exit 2. */
-const USER_ERRORS = new Set([
-  "UsageError",
-  "ConfigError",
-  "InheritError",
-  "DataError",
-  "CheckpointError",
-  "GpuError",
-  "NotFound",
-  "PermissionDenied",
-]);
-
-function isUserError(e: unknown): e is Error {
-  if (!(e instanceof Error)) return false;
-  const code = (e as { code?: unknown }).code;
-  return USER_ERRORS.has(e.name) || (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"));
-}
-
 async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   const load = name ? COMMANDS[name] : undefined;
@@ -45,15 +29,7 @@ async function run(argv: string[]): Promise<number> {
     console.error(`inheritune: unknown command ${JSON.stringify(name ?? "")}; commands: ${names}`);
     return 2;
   }
-  try {
-    await (await load()).main(rest);
-    return 0;
-  } catch (e) {
-    const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
-    console.error(`inheritune ${name}: ${message}`);
-    if (Deno.env.get("INHERITUNE_DEBUG") && e instanceof Error) console.error(e.stack);
-    return isUserError(e) ? 2 : 1;
-  }
+  return await runCommand(`inheritune ${name}`, async () => (await load()).main(rest));
 }
 
 if (import.meta.main) Deno.exit(await run(Deno.args));

@@ -13,16 +13,10 @@
 import { parseArgs } from "node:util";
 import { getGpu } from "@inheritune/kernels";
 import { matmulGflops } from "./kernels/matmul_sweep.ts";
+import { benchConfig } from "./core/train_step.ts";
+import { intFlag, UsageError } from "../cli/_flags.ts";
+import { runCommand } from "../cli/_run.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    configs: { type: "string", default: "tiny" },
-    matmul: { type: "string", default: "1024" },
-    device: { type: "string", default: "cpu" },
-    python: { type: "string" },
-  },
-});
 const here = new URL(".", import.meta.url).pathname;
 
 async function runJson(cmd: string, args: string[]): Promise<Record<string, number | string>> {
@@ -32,70 +26,91 @@ async function runJson(cmd: string, args: string[]): Promise<Record<string, numb
   return JSON.parse(text);
 }
 
-const cuda = values.device === "cuda";
-const python = values.python ?? (cuda ? "python3" : "/usr/bin/python3");
-const torchVariants = cuda ? [[], ["--tf32"]] : [[]];
-// The issue's batch sizes (124M: B=4 on a CPU, 16 on a GPU), and enough steps that a fast GPU's
-// step time is not lost in the ~10 ms queue wait.
-const batch: Record<string, number> = cuda ? { "124m": 16 } : {};
-const steps: Record<string, number> = cuda ? { tiny: 50, "124m": 5 } : { tiny: 3, "124m": 2 };
-const mib = (b: number | string) => `${(Number(b) / 2 ** 20).toFixed(0)} MiB`;
-console.log(
-  `| config | this project tokens/s | PyTorch (${values.device}) tokens/s | ratio | peak memory (ours / PyTorch) |`,
-);
-console.log("| --- | --- | --- | --- | --- |");
-for (const name of values.configs.split(",")) {
-  const shape = [
-    "--steps",
-    String(steps[name] ?? 2),
-    ...(batch[name] ? ["--batch", String(batch[name])] : []),
-  ];
-  const ours = await runJson(Deno.execPath(), [
-    "run",
-    "-A",
-    `${here}core/train_step.ts`,
-    name,
-    "--json",
-    ...shape,
-  ]);
-  for (const extra of torchVariants) {
-    const torch = await runJson(python, [
-      `${here}torch_step.py`,
-      "step",
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      configs: { type: "string", default: "tiny" },
+      matmul: { type: "string", default: "1024" },
+      device: { type: "string", default: "cpu" },
+      python: { type: "string" },
+    },
+  });
+  if (values.device !== "cpu" && values.device !== "cuda") {
+    throw new UsageError(`--device must be cpu or cuda, got ${JSON.stringify(values.device)}`);
+  }
+  const configs = values.configs.split(",");
+  configs.forEach(benchConfig);
+  const sizes = values.matmul.split(",").map((n) => intFlag(n, "matmul", { min: 1 }));
+  const cuda = values.device === "cuda";
+  const python = values.python ?? (cuda ? "python3" : "/usr/bin/python3");
+  const torchVariants = cuda ? [[], ["--tf32"]] : [[]];
+  // The issue's batch sizes (124M: B=4 on a CPU, 16 on a GPU), and enough steps that a fast GPU's
+  // step time is not lost in the ~10 ms queue wait.
+  const batch: Record<string, number> = cuda ? { "124m": 16 } : {};
+  const steps: Record<string, number> = cuda ? { tiny: 50, "124m": 5 } : { tiny: 3, "124m": 2 };
+  const mib = (b: number | string) => `${(Number(b) / 2 ** 20).toFixed(0)} MiB`;
+  console.log(
+    `| config | this project tokens/s | PyTorch (${values.device}) tokens/s | ratio | peak memory (ours / PyTorch) |`,
+  );
+  console.log("| --- | --- | --- | --- | --- |");
+  for (const name of configs) {
+    const shape = [
+      "--steps",
+      String(steps[name] ?? 2),
+      ...(batch[name] ? ["--batch", String(batch[name])] : []),
+    ];
+    const ours = await runJson(Deno.execPath(), [
+      "run",
+      "-A",
+      `${here}core/train_step.ts`,
       name,
-      "--device",
-      values.device,
+      "--json",
       ...shape,
-      ...extra,
     ]);
-    const label = `${name} B=${ours.B} T=${ours.T}${extra.length ? " (TF32)" : ""}`;
-    const ratio = Number(ours.tokens_per_s) / Number(torch.tokens_per_s);
-    // On a GPU our tensors are GPU buffers (created bytes) against PyTorch's max_memory_allocated;
-    // on a CPU adapter both are process peak resident memory.
-    const ourPeak = cuda ? ours.gpu_bytes : ours.peak_bytes;
-    console.log(
-      `| ${label} | ${Number(ours.tokens_per_s).toFixed(0)} | ${Number(torch.tokens_per_s).toFixed(0)} | ` +
-        `${ratio.toFixed(3)}x | ${mib(ourPeak)} / ${mib(torch.peak_bytes)} |`,
-    );
+    for (const extra of torchVariants) {
+      const torch = await runJson(python, [
+        `${here}torch_step.py`,
+        "step",
+        name,
+        "--device",
+        values.device,
+        ...shape,
+        ...extra,
+      ]);
+      const label = `${name} B=${ours.B} T=${ours.T}${extra.length ? " (TF32)" : ""}`;
+      const ratio = Number(ours.tokens_per_s) / Number(torch.tokens_per_s);
+      // On a GPU our tensors are GPU buffers (created bytes) against PyTorch's max_memory_allocated;
+      // on a CPU adapter both are process peak resident memory.
+      const ourPeak = cuda ? ours.gpu_bytes : ours.peak_bytes;
+      console.log(
+        `| ${label} | ${Number(ours.tokens_per_s).toFixed(0)} | ${Number(torch.tokens_per_s).toFixed(0)} | ` +
+          `${ratio.toFixed(3)}x | ${mib(ourPeak)} / ${mib(torch.peak_bytes)} |`,
+      );
+    }
   }
-}
-console.log("\n| matmul | this project GFLOP/s | PyTorch GFLOP/s | ratio |");
-console.log("| --- | --- | --- | --- |");
-for (const n of values.matmul.split(",").map(Number)) {
-  const ours = await matmulGflops(await getGpu(), { M: n, N: n, K: n });
-  for (const extra of torchVariants) {
-    const torch = await runJson(python, [
-      `${here}torch_step.py`,
-      "matmul",
-      String(n),
-      "--device",
-      values.device,
-      ...extra,
-    ]);
-    console.log(
-      `| ${n}³${extra.length ? " (TF32)" : ""} | ${ours.toFixed(2)} | ${Number(torch.gflops).toFixed(2)} | ` +
-        `${(ours / Number(torch.gflops)).toFixed(3)}x |`,
-    );
+  console.log("\n| matmul | this project GFLOP/s | PyTorch GFLOP/s | ratio |");
+  console.log("| --- | --- | --- | --- |");
+  for (const n of sizes) {
+    const ours = await matmulGflops(await getGpu(), { M: n, N: n, K: n });
+    for (const extra of torchVariants) {
+      const torch = await runJson(python, [
+        `${here}torch_step.py`,
+        "matmul",
+        String(n),
+        "--device",
+        values.device,
+        ...extra,
+      ]);
+      console.log(
+        `| ${n}³${extra.length ? " (TF32)" : ""} | ${ours.toFixed(2)} | ${
+          Number(torch.gflops).toFixed(2)
+        } | ` +
+          `${(ours / Number(torch.gflops)).toFixed(3)}x |`,
+      );
+    }
   }
+  console.log(`\ndevice: ${(await getGpu()).description}`);
 }
-console.log(`\ndevice: ${(await getGpu()).description}`);
+
+if (import.meta.main) Deno.exit(await runCommand("compare_pytorch", main));

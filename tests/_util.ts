@@ -133,10 +133,13 @@ export interface CliResult {
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
-/** Runs `deno run -A --unstable-ffi cli.ts ...args` (as `deno task` does) from the repository root. */
-export async function runCli(args: string[]): Promise<CliResult> {
+/**
+ * Runs `deno run -A --unstable-ffi SCRIPT ...args` from the repository root: by default `cli.ts`,
+ * as `deno task` does.
+ */
+export async function runCli(args: string[], script = "cli.ts"): Promise<CliResult> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-ffi", "cli.ts", ...args],
+    args: ["run", "-A", "--unstable-ffi", script, ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",

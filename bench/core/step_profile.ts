@@ -15,6 +15,8 @@
 import { parseArgs } from "node:util";
 import { type DispatchArgs, getGpu, type Gpu, Recorder, type View } from "@inheritune/kernels";
 import { recordTrainStep } from "./train_step.ts";
+import { intFlag } from "../../cli/_flags.ts";
+import { runCommand } from "../../cli/_run.ts";
 
 /** A recorder that also keeps each command, repeated `reps` times, in a recorder of its own. */
 class ProfilingRecorder extends Recorder {
@@ -64,17 +66,18 @@ async function seconds(gpu: Gpu, submit: () => void): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-if (import.meta.main) {
+async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     args: Deno.args,
     options: { batch: { type: "string" }, reps: { type: "string" } },
     allowPositionals: true,
   });
   const name = positionals[0] ?? "tiny";
+  const batch = values.batch === undefined ? undefined : intFlag(values.batch, "batch", { min: 1 });
   const gpu = await getGpu();
-  const reps = values.reps ? Number(values.reps) : gpu.isFallback ? 1 : 10;
+  const reps = intFlag(values.reps, "reps", { min: 1, fallback: gpu.isFallback ? 1 : 10 });
   const rec = new ProfilingRecorder(gpu, reps);
-  const { opt, B, T } = recordTrainStep(rec, { name, B: values.batch ? Number(values.batch) : undefined });
+  const { opt, B, T } = recordTrainStep(rec, { name, B: batch });
   opt.prepare(1e-4);
   await seconds(gpu, () => rec.submit()); // compiles every pipeline
   const step = await seconds(gpu, () => rec.submit());
@@ -99,3 +102,5 @@ if (import.meta.main) {
     console.log(`| ${label} | ${t.count} | ${t.ms.toFixed(2)} | ${((100 * t.ms) / sum).toFixed(1)}% |`);
   }
 }
+
+if (import.meta.main) Deno.exit(await runCommand("step_profile", main));

@@ -14,6 +14,8 @@
 import { parseArgs } from "node:util";
 import { createdBytes, getGpu, Recorder, write } from "@inheritune/kernels";
 import { AdamW, GPT2, GPT2_124M, type GPTConfig, initParams } from "@inheritune/core";
+import { intFlag, UsageError } from "../../cli/_flags.ts";
+import { runCommand } from "../../cli/_run.ts";
 
 /** The benchmark configurations of issue 8. */
 export const CONFIGS: Record<string, { config: GPTConfig; B: number }> = {
@@ -30,6 +32,21 @@ export const CONFIGS: Record<string, { config: GPTConfig; B: number }> = {
   },
   "124m": { config: GPT2_124M, B: 4 },
 };
+
+/**
+ * The entry of {@linkcode CONFIGS} named `name`.
+ *
+ * @throws {UsageError} for an unknown name.
+ */
+export function benchConfig(name: string): { config: GPTConfig; B: number } {
+  const entry = CONFIGS[name];
+  if (!entry) {
+    throw new UsageError(
+      `unknown configuration ${JSON.stringify(name)}: use ${Object.keys(CONFIGS).join(", ")}`,
+    );
+  }
+  return entry;
+}
 
 /** Peak resident memory of this process in bytes (Linux), or NaN. */
 export function peakMemory(): number {
@@ -78,10 +95,7 @@ export interface RecordedStep {
  * batch, and records one whole training step (zero grads, forward, backward, AdamW) into `rec`.
  */
 export function recordTrainStep(rec: Recorder, options: { name: string; B?: number }): RecordedStep {
-  const entry = CONFIGS[options.name];
-  if (!entry) {
-    throw new Error(`unknown configuration ${options.name}: use ${Object.keys(CONFIGS).join(", ")}`);
-  }
+  const entry = benchConfig(options.name);
   const { config } = entry;
   const B = options.B ?? entry.B, T = config.n_positions;
   const { gpu } = rec;
@@ -132,7 +146,7 @@ export async function benchTrainStep(
   };
 }
 
-if (import.meta.main) {
+async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     args: Deno.args,
     options: {
@@ -144,8 +158,8 @@ if (import.meta.main) {
     allowPositionals: true,
   });
   const r = await benchTrainStep(positionals[0] ?? "tiny", {
-    steps: values.steps ? Number(values.steps) : undefined,
-    B: values.batch ? Number(values.batch) : undefined,
+    steps: values.steps === undefined ? undefined : intFlag(values.steps, "steps", { min: 1 }),
+    B: values.batch === undefined ? undefined : intFlag(values.batch, "batch", { min: 1 }),
     warmup: !values["no-warmup"],
   });
   if (values.json) console.log(JSON.stringify(r));
@@ -156,3 +170,5 @@ if (import.meta.main) {
     );
   }
 }
+
+if (import.meta.main) Deno.exit(await runCommand("train_step", main));

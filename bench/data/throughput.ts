@@ -26,6 +26,8 @@ import {
   prepare,
   writeShard,
 } from "@inheritune/data";
+import { numberFlag } from "../../cli/_flags.ts";
+import { runCommand } from "../../cli/_run.ts";
 
 const MB = 1e6;
 
@@ -116,7 +118,7 @@ async function main(): Promise<void> {
     },
   });
   if (values.child) return await child(values.child, values.file!, values.dir);
-  const mb = Number(values.mb);
+  const mb = numberFlag(values.mb, "mb", { min: 1 });
   await Deno.mkdir(values.dir, { recursive: true });
   const file = join(values.dir, `text_${mb}MB.txt`);
   await generate(file, mb * MB);
@@ -189,4 +191,4 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) Deno.exit(await runCommand("throughput", main));

@@ -25,6 +25,8 @@ import {
   type View,
 } from "@inheritune/kernels";
 import { Rng } from "@inheritune/core";
+import { intFlag, UsageError } from "../../cli/_flags.ts";
+import { runCommand } from "../../cli/_run.ts";
 
 const R = 16; // rows of C per invocation
 const C = 8; // columns of C per invocation
@@ -93,17 +95,14 @@ async function gflops(gpu: Gpu, launch: Launch, n: number, reps: number): Promis
   return (2 * n ** 3 * reps) / seconds / 1e9;
 }
 
-if (import.meta.main) {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: { size: { type: "string", default: "1024" }, rounds: { type: "string", default: "9" } },
   });
-  const n = Number(values.size);
-  const rounds = Number(values.rounds);
-  if (!(n > 0 && n % 64 === 0) || !(rounds > 0)) {
-    console.error(`matmul_ceiling: --size must be a positive multiple of 64 and --rounds positive`);
-    Deno.exit(2);
-  }
+  const n = intFlag(values.size, "size", { min: 64 });
+  const rounds = intFlag(values.rounds, "rounds", { min: 1 });
+  if (n % 64 !== 0) throw new UsageError(`--size must be a multiple of 64, got ${n}`);
   const gpu = await getGpu();
   const random = (seed: number): View => upload(gpu, new Rng(seed).normal(new Float32Array(n * n), 1));
   const [a, b, out] = [random(1), random(2), createView(gpu, n * n)];
@@ -136,3 +135,5 @@ if (import.meta.main) {
     console.log(`| ${name} | ${s[s.length >> 1].toFixed(1)} | ${s[s.length - 1].toFixed(1)} |`);
   });
 }
+
+if (import.meta.main) Deno.exit(await runCommand("matmul_ceiling", main));

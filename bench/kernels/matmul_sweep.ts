@@ -26,6 +26,8 @@ import {
   type View,
 } from "@inheritune/kernels";
 import { Rng } from "@inheritune/core";
+import { intFlag, UsageError } from "../../cli/_flags.ts";
+import { runCommand } from "../../cli/_run.ts";
 
 /** What {@linkcode matmulGflops} times: a product's shape and how to run it. */
 export type MatmulCase = Pick<MatmulArgs, "M" | "N" | "K" | "transA" | "transB" | "blocking" | "operands">;
@@ -66,7 +68,7 @@ export async function matmulGflops(gpu: Gpu, c: MatmulCase): Promise<number> {
 export function parseBlocking(text: string): MatmulBlocking {
   const m = text.match(/^(\d+)x(\d+)\/(\d+)x(\d+)(?:\/k(\d+)(?:\/s(\d+))?(\/p)?)?$/);
   if (!m) {
-    throw new Error(
+    throw new UsageError(
       `blocking "${text}": expected ROWSxCOLS/WXxWY[/kTILE[/sSPLIT][/p]], e.g. 8x8/16x16/k8/s1/p`,
     );
   }
@@ -86,7 +88,7 @@ function describe(b: MatmulBlocking): string {
   return `${b.rows}x${b.cols}/${b.workgroup.join("x")}${tile}`;
 }
 
-if (import.meta.main) {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
@@ -94,21 +96,24 @@ if (import.meta.main) {
       blockings: { type: "string", default: "default,8x8/16x16,8x8/16x16/k8/s1,8x8/16x16/k16" },
     },
   });
+  const sizes = values.sizes.split(",").map((n) => intFlag(n, "sizes", { min: 1 }));
+  const specs = values.blockings.split(",");
+  const blockings = specs.map((spec) =>
+    spec === "default" || spec === "texture" ? spec : parseBlocking(spec)
+  );
   const gpu = await getGpu();
   console.log(`matmul GFLOP/s on ${gpu.description}, C = A·B, random f32 operands\n`);
-  const sizes = values.sizes.split(",").map(Number);
   console.log(`| blocking | ${sizes.map((n) => `${n}³`).join(" | ")} |`);
   console.log(`| --- | ${sizes.map(() => "---").join(" | ")} |`);
-  for (const spec of values.blockings.split(",")) {
+  for (const b of blockings) {
     let c: Omit<MatmulCase, "M" | "N" | "K"> = {};
     let label = gpu.isFallback ? "default (texture operands)" : `default (${describe(matmulBlocking(gpu))})`;
-    if (spec === "texture") [c, label] = [{ operands: "texture" }, "texture operands"];
-    else if (spec !== "default") {
-      c = { operands: "buffer", blocking: parseBlocking(spec) };
-      label = describe(c.blocking!);
-    }
+    if (b === "texture") [c, label] = [{ operands: "texture" }, "texture operands"];
+    else if (b !== "default") [c, label] = [{ operands: "buffer", blocking: b }, describe(b)];
     const cells: string[] = [];
     for (const n of sizes) cells.push((await matmulGflops(gpu, { ...c, M: n, N: n, K: n })).toFixed(1));
     console.log(`| ${label} | ${cells.join(" | ")} |`);
   }
 }
+
+if (import.meta.main) Deno.exit(await runCommand("matmul_sweep", main));
