@@ -114,11 +114,18 @@ export function createClassifierScratch(gpu: Gpu, shape: ClassifierShape): Class
   };
 }
 
-/** The chunks of the vocabulary: first row and number of rows of each. */
+/**
+ * The chunks of the vocabulary: first row and number of rows of each. A last chunk whose rows are
+ * not a multiple of 64 gives its odd rows a chunk of their own, so that on a CPU adapter every
+ * other chunk's products read texture operands (rows of a multiple of 64 floats) and only those
+ * few rows take the much slower buffer kernels: GPT-2's 50257 rows end in a chunk of 17.
+ */
 function vocabChunks(scratch: ClassifierScratch): { v0: number; n: number }[] {
   const out = [];
-  for (let v0 = 0; v0 < scratch.V; v0 += scratch.chunk) {
-    out.push({ v0, n: Math.min(scratch.chunk, scratch.V - v0) });
+  for (let v0 = 0, n = 0; v0 < scratch.V; v0 += n) {
+    n = Math.min(scratch.chunk, scratch.V - v0);
+    if (n > 64 && n % 64 !== 0) n -= n % 64;
+    out.push({ v0, n });
   }
   return out;
 }

@@ -32,6 +32,7 @@ const CASES: [number, number, number, number, number[]][] = [
   [7, 32, 300, 64, [0, 6]],
   [1, 32, 300, 128, []],
   [7, 32, 300, 1024, [2]],
+  [7, 64, 300, 1024, [1]], // chunks of 256 and 44 rows: texture operands on a CPU adapter, then buffers
 ];
 
 for (const [BT, C, V, maxChunk, ignore] of CASES) {
