@@ -17,6 +17,7 @@
  * @module
  */
 import {
+  CPU_WORKGROUP,
   createView,
   FLAT_INDEX_WGSL,
   type Gpu,
@@ -168,9 +169,10 @@ function checkCommon(
 
 // One workgroup per row folds the row's chunk into its running (max, sum): each thread keeps an
 // online (max, sum) over a strided slice, then a fixed tree merges them, so results are the same
-// bits on every run. The last chunk writes lse and the loss; a target that is neither a valid id
+// bits on every run. `wg` threads: 256 on a GPU; on a CPU adapter one SIMD group, whose barriers
+// cost nothing, where 256 threads ran as 32 coroutines switched at each of the 9 barriers. The last chunk writes lse and the loss; a target that is neither a valid id
 // nor IGNORE_INDEX gets a NaN loss (WGSL has no NaN literal, so its bits come in the uniforms).
-const SOFTMAX_UPDATE = /* wgsl */ `
+const softmaxUpdateCode = (wg: number): string => /* wgsl */ `
 const IGNORE: u32 = ${IGNORE_INDEX}u;
 const LOWEST: f32 = -3.40282347e38;
 struct P { BT: u32, n: u32, v0: u32, V: u32, first: u32, last: u32, nan: u32 }
@@ -181,10 +183,10 @@ struct P { BT: u32, n: u32, v0: u32, V: u32, first: u32, last: u32, nan: u32 }
 @group(0) @binding(4) var<storage, read> targets: array<u32>;
 @group(0) @binding(5) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
-var<workgroup> wm: array<f32, ${WG}>;
-var<workgroup> ws: array<f32, ${WG}>;
+var<workgroup> wm: array<f32, ${wg}>;
+var<workgroup> ws: array<f32, ${wg}>;
 
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let row = flat_index(wid, nwg, 1u);
@@ -192,7 +194,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * p.n;
   var m = LOWEST;
   var s = 0.0;
-  for (var i = lid; i < p.n; i += ${WG}u) {
+  for (var i = lid; i < p.n; i += ${wg}u) {
     let x = logits[base + i];
     if (x > m) {
       s = s * exp(m - x) + 1.0;
@@ -204,7 +206,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   wm[lid] = m;
   ws[lid] = s;
   workgroupBarrier();
-  for (var k = ${WG / 2}u; k > 0u; k >>= 1u) {
+  for (var k = ${wg / 2}u; k > 0u; k >>= 1u) {
     if (lid < k) {
       let m2 = wm[lid + k];
       let mm = max(m, m2);
@@ -280,7 +282,7 @@ export function classifierForward(rec: Recorder, args: ClassifierForwardArgs): v
   chunks.forEach(({ v0, n }, j) => {
     const logits = chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n });
     rec.dispatch({
-      code: SOFTMAX_UPDATE,
+      code: softmaxUpdateCode(rec.gpu.isFallback ? CPU_WORKGROUP : WG),
       views: [scratch.state, args.losses, args.lse, logits, args.targets],
       uniforms: new Uniforms().u32(BT).u32(n).u32(v0).u32(V).u32(j === 0 ? 1 : 0)
         .u32(j === chunks.length - 1 ? 1 : 0).u32(NAN_BITS),
