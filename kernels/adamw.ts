@@ -15,6 +15,7 @@
  * @module
  */
 import {
+  CPU_WORKGROUP,
   createView,
   elementType,
   FLAT_INDEX_WGSL,
@@ -37,21 +38,21 @@ const WG = 256;
 // Global gradient norm
 
 // A fixed-order sum over `n` values (squared when `square`): workgroup w of `groups` takes the
-// elements w·WG + lid + k·groups·WG, reduces them through a fixed tree and writes out[dst + w], or
+// elements w·wg + lid + k·groups·wg (wg threads per workgroup), reduces them through a fixed tree and writes out[dst + w], or
 // adds to it when `add`. Large tensors take two launches (many workgroups into a scratch, then
 // one workgroup into the tensor's partial), which keeps every thread's loop short: llvmpipe
 // returned wrong sums once a thread looped 65536 times, and one workgroup would leave a real GPU idle.
 // With `vec4` (see `vec4Elements`), x is read 4 elements at a time and n counts vec4s.
-const sumCode = (vec4: boolean): string => /* wgsl */ `
+const sumCode = (vec4: boolean, wg: number): string => /* wgsl */ `
 struct P { n: u32, groups: u32, dst: u32, add: u32, square: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<${elementType(vec4)}>;
 @group(0) @binding(2) var<uniform> p: P;
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
+var<workgroup> red: array<f32, ${wg}>;
+@compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
-  for (var i = wid.x * ${WG}u + lid; i < p.n; i += p.groups * ${WG}u) {
+  for (var i = wid.x * ${wg}u + lid; i < p.n; i += p.groups * ${wg}u) {
     let v = x[i];
     s += ${
   vec4 ? "select(dot(v, vec4<f32>(1.0)), dot(v, v), p.square != 0u)" : "select(v, v * v, p.square != 0u)"
@@ -59,7 +60,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   red[lid] = s;
   workgroupBarrier();
-  for (var k = ${WG / 2}u; k > 0u; k >>= 1u) {
+  for (var k = ${wg / 2}u; k > 0u; k >>= 1u) {
     if (lid < k) { red[lid] += red[lid + k]; }
     workgroupBarrier();
   }
@@ -95,6 +96,8 @@ export function gradNormSquared(rec: Recorder, args: GradNormSquaredArgs): void 
   const plan = args.grads.map((g) =>
     rowChunks(rec.gpu, g, { rows: g.length, cols: 1, maxRows: args.maxChunk })
   );
+  // One SIMD group per workgroup on a CPU adapter, as for the classifier's softmax.
+  const wg = rec.gpu.isFallback ? CPU_WORKGROUP : WG;
   let scratch: View | undefined;
   const sum = (
     out: View,
@@ -103,7 +106,7 @@ export function gradNormSquared(rec: Recorder, args: GradNormSquaredArgs): void 
   ): void => {
     const { vec4, count } = vec4Elements([x], x.length);
     rec.dispatch({
-      code: sumCode(vec4),
+      code: sumCode(vec4, wg),
       views: [out, x],
       uniforms: new Uniforms().u32(count).u32(u.groups).u32(u.dst).u32(
         u.add ? 1 : 0,
@@ -114,7 +117,7 @@ export function gradNormSquared(rec: Recorder, args: GradNormSquaredArgs): void 
   plan.forEach((chunks, slot) => {
     chunks.forEach((chunk, j) => {
       const x = rowView(args.grads[slot], 1, chunk);
-      const groups = Math.min(SUM_GROUPS, Math.ceil(chunk.rows / (WG * SUM_PER_THREAD)));
+      const groups = Math.min(SUM_GROUPS, Math.ceil(chunk.rows / (wg * SUM_PER_THREAD)));
       if (groups <= 1) {
         sum(args.partials, x, { groups: 1, dst: slot, add: j > 0, square: true });
         return;
