@@ -169,9 +169,11 @@ function checkCommon(
 
 // One workgroup per row folds the row's chunk into its running (max, sum): each thread keeps an
 // online (max, sum) over a strided slice, then a fixed tree merges them, so results are the same
-// bits on every run. `wg` threads: 256 on a GPU; on a CPU adapter one SIMD group, whose barriers
-// cost nothing, where 256 threads ran as 32 coroutines switched at each of the 9 barriers. The last chunk writes lse and the loss; a target that is neither a valid id
-// nor IGNORE_INDEX gets a NaN loss (WGSL has no NaN literal, so its bits come in the uniforms).
+// bits on every run. `wg` threads: 256 on a GPU; on a CPU adapter one SIMD group (8), ten times
+// faster there on the tiny model's step (llvmpipe runs a workgroup's SIMD groups one after the
+// other, switching at every barrier). The last chunk writes lse and the loss; a target that is
+// neither a valid id nor IGNORE_INDEX gets a NaN loss (WGSL has no NaN literal, so its bits come in
+// the uniforms).
 const softmaxUpdateCode = (wg: number): string => /* wgsl */ `
 const IGNORE: u32 = ${IGNORE_INDEX}u;
 const LOWEST: f32 = -3.40282347e38;
