@@ -15,7 +15,6 @@
  * @module
  */
 import {
-  CPU_WORKGROUP,
   createView,
   elementType,
   FLAT_INDEX_WGSL,
@@ -23,6 +22,7 @@ import {
   GpuError,
   grid,
   type Recorder,
+  reductionWorkgroup,
   requireLength,
   rowChunks,
   rowView,
@@ -96,8 +96,7 @@ export function gradNormSquared(rec: Recorder, args: GradNormSquaredArgs): void 
   const plan = args.grads.map((g) =>
     rowChunks(rec.gpu, g, { rows: g.length, cols: 1, maxRows: args.maxChunk })
   );
-  // One SIMD group per workgroup on a CPU adapter, as for the classifier's softmax.
-  const wg = rec.gpu.isFallback ? CPU_WORKGROUP : WG;
+  const wg = reductionWorkgroup(rec.gpu);
   let scratch: View | undefined;
   const sum = (
     out: View,

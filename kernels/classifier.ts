@@ -17,7 +17,6 @@
  * @module
  */
 import {
-  CPU_WORKGROUP,
   createView,
   elementType,
   FLAT_INDEX_WGSL,
@@ -26,6 +25,7 @@ import {
   type GpuLimits,
   grid,
   type Recorder,
+  reductionWorkgroup,
   requireLength,
   Uniforms,
   vec4Elements,
@@ -171,11 +171,10 @@ function checkCommon(
 
 // One workgroup per row folds the row's chunk into its running (max, sum): each thread keeps an
 // online (max, sum) over a strided slice, then a fixed tree merges them, so results are the same
-// bits on every run. `wg` threads: 256 on a GPU; on a CPU adapter one SIMD group (8), ten times
-// faster there on the tiny model's step (llvmpipe runs a workgroup's SIMD groups one after the
-// other, switching at every barrier). The last chunk writes lse and the loss; a target that is
-// neither a valid id nor IGNORE_INDEX gets a NaN loss (WGSL has no NaN literal, so its bits come in
-// the uniforms).
+// bits on every run. `wg` threads, from `reductionWorkgroup` (one SIMD group on a CPU adapter was
+// ten times faster there on the tiny model's step than 256 threads). The last chunk writes lse and
+// the loss; a target that is neither a valid id nor IGNORE_INDEX gets a NaN loss (WGSL has no NaN
+// literal, so its bits come in the uniforms).
 const softmaxUpdateCode = (wg: number): string => /* wgsl */ `
 const IGNORE: u32 = ${IGNORE_INDEX}u;
 const LOWEST: f32 = -3.40282347e38;
@@ -286,7 +285,7 @@ export function classifierForward(rec: Recorder, args: ClassifierForwardArgs): v
   chunks.forEach(({ v0, n }, j) => {
     const logits = chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n });
     rec.dispatch({
-      code: softmaxUpdateCode(rec.gpu.isFallback ? CPU_WORKGROUP : WG),
+      code: softmaxUpdateCode(reductionWorkgroup(rec.gpu)),
       views: [scratch.state, args.losses, args.lse, logits, args.targets],
       uniforms: new Uniforms().u32(BT).u32(n).u32(v0).u32(V).u32(j === 0 ? 1 : 0)
         .u32(j === chunks.length - 1 ? 1 : 0).u32(NAN_BITS),

@@ -582,6 +582,15 @@ export function elementType(vec4: boolean): string {
  */
 export const CPU_WORKGROUP = 8;
 
+/**
+ * Invocations per workgroup of the kernels that reduce through a barrier tree in workgroup memory:
+ * 256 on a GPU; one SIMD group ({@linkcode CPU_WORKGROUP}) on a CPU adapter, where llvmpipe runs
+ * a workgroup's SIMD groups one after the other and switches between them at every barrier.
+ */
+export function reductionWorkgroup(gpu: Gpu): number {
+  return gpu.isFallback ? CPU_WORKGROUP : 256;
+}
+
 /** Workgroup size used by the element-wise kernels. */
 export const ELEMENTWISE_WG = 256;
 
