@@ -6,11 +6,11 @@
  */
 import { getGpu } from "@inheritune/kernels";
 import {
-  type GPTConfig,
   grow,
   inherit,
   initParams,
   loadModel,
+  type ModelConfig,
   train,
   validateConfig,
 } from "@inheritune/core";
@@ -61,7 +61,7 @@ export async function main(args: string[]): Promise<void> {
   // bare llm.c shards carry no meta.json: they are GPT-2 tokens
   const vocabSize = dataset.meta?.vocabSize ?? 50257;
 
-  let config: GPTConfig;
+  let config: ModelConfig;
   let params;
   if (f.resume === true) {
     ({ config, params } = await loadModel(out));

@@ -1,29 +1,40 @@
 /**
- * Model checkpoints: a Hugging Face GPT-2 folder (`config.json` + `model.safetensors`, the tensor
- * names of {@linkcode paramSpecs}, optionally prefixed `transformer.`), written atomically, and
- * read back together with llm.c's `gpt2_124M.bin` files.
+ * Model checkpoints. Written as a Hugging Face folder of the model's family (`config.json` +
+ * `model.safetensors`, the tensor names of its parameter table, plus the tokenizer files that
+ * travel with the model), atomically. Read from such folders (GPT-2 or Llama; single or sharded
+ * safetensors), GGUF files (`gguf.ts`), and llm.c / llama2.c `.bin` files (`llm_binaries.ts`).
  *
  * @module
  */
-import { dirname, join } from "node:path";
-import { ConfigError, type GPTConfig, validateConfig } from "./config.ts";
-import { numel, type ParamMap, paramSpecs } from "./params.ts";
+import { basename, dirname, join } from "node:path";
+import { ConfigError, familyName, type ModelConfig, validateConfig } from "./config.ts";
+import { familyByName, paramSpecs } from "./model.ts";
+import { LLAMA_EMBED, LLAMA_HEAD } from "./llama.ts";
+import { numel, type ParamMap } from "./params.ts";
 import {
   CheckpointError,
-  decodeFloats,
   type FloatDtype,
   readSafetensors,
+  type StoredTensor,
   type TensorData,
   writeSafetensors,
 } from "./safetensors.ts";
-import { readAt, writeAll, writeTemp } from "./_file_io.ts";
+import { type PendingFile, readAt, writeAll, writeTemp } from "./_file_io.ts";
+import { loadGgufModel } from "./gguf_model.ts";
+import { LLMC_MAGIC, loadLlama2c, loadLlmc } from "./llm_binaries.ts";
 
-/** A model's configuration and parameters. */
+/** A model's configuration and parameters, and the tokenizer files that travel with it. */
 export interface Checkpoint {
   /** The architecture. */
-  config: GPTConfig;
+  config: ModelConfig;
   /** Every tensor of `paramSpecs(config)`, by name. */
   params: ParamMap;
+  /**
+   * Tokenizer files written beside the weights, by file name (`tokenizer.model`,
+   * `tokenizer.json`, `tokenizer_config.json`, ...); absent for models whose `config.tokenizer`
+   * names a built-in tokenizer.
+   */
+  tokenizerFiles?: Map<string, Uint8Array>;
 }
 
 /** Options of {@linkcode saveModel}. */
@@ -36,12 +47,18 @@ export interface SaveModelOptions {
 export const CONFIG_FILE = "config.json";
 /** The weights file inside a model folder. */
 export const WEIGHTS_FILE = "model.safetensors";
+/** The index of a sharded model folder. */
+export const WEIGHTS_INDEX_FILE = "model.safetensors.index.json";
+/** Tokenizer files a model folder may carry, read and written with the weights. */
+export const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "tokenizer.model",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+] as const;
 
-/** llm.c's model-file magic number (`gpt2_124M.bin`). */
-export const LLMC_MAGIC = 20240326;
-
-/** Buffers Hugging Face files carry alongside the weights (causal masks), not parameters. */
-const BUFFER_SUFFIXES = [".attn.bias", ".attn.masked_bias"];
+/** Tensors Hugging Face files carry alongside the weights (causal masks, RoPE caches), not parameters. */
+const BUFFER_SUFFIXES = [".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq"];
 
 function checkParams(where: string, { config, params }: Checkpoint): void {
   const specs = paramSpecs(config);
@@ -63,28 +80,21 @@ function checkParams(where: string, { config, params }: Checkpoint): void {
   }
 }
 
-/** The `config.json` of `config`: Hugging Face GPT-2 fields plus our `tokenizer`. */
-function hfConfig(config: GPTConfig): Record<string, unknown> {
-  return {
-    model_type: "gpt2",
-    architectures: ["GPT2LMHeadModel"],
-    n_layer: config.n_layer,
-    n_head: config.n_head,
-    n_embd: config.n_embd,
-    vocab_size: config.vocab_size,
-    n_positions: config.n_positions,
-    n_ctx: config.n_positions,
-    layer_norm_epsilon: config.layer_norm_epsilon,
-    activation_function: "gelu_new",
-    tie_word_embeddings: true,
-    tokenizer: config.tokenizer ?? "gpt2",
-  };
+/** `validateConfig`, its error reported as the file's. */
+function checkedConfig<C extends ModelConfig>(path: string, config: C): C {
+  try {
+    return validateConfig(config);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CheckpointError(`${path}: ${e.message}`);
+    throw e;
+  }
 }
 
 /**
- * Saves a model as a Hugging Face GPT-2 folder: `dir/config.json` and `dir/model.safetensors`.
- * Both files are written under temporary names and renamed into place only once both are
- * complete, so a failed save leaves an existing checkpoint in `dir` as it was.
+ * Saves a model as a Hugging Face folder of its family: `dir/config.json`,
+ * `dir/model.safetensors` and its tokenizer files. Every file is written under a temporary name
+ * and renamed into place only once all are complete, so a failed save leaves an existing
+ * checkpoint in `dir` as it was.
  *
  * @throws {CheckpointError} when a parameter is missing, extra or of the wrong size, or `dir`
  * cannot be created.
@@ -106,27 +116,36 @@ export async function saveModel(
   for (const spec of paramSpecs(checkpoint.config)) {
     tensors.set(spec.name, { shape: spec.shape, data: checkpoint.params.get(spec.name)! });
   }
-  const json = new TextEncoder().encode(JSON.stringify(hfConfig(checkpoint.config), null, 2) + "\n");
-  const config = await writeTemp(join(dir, CONFIG_FILE), (file) => writeAll(file, json));
+  const config = familyByName(familyName(checkpoint.config))!.toHfConfig(checkpoint.config);
+  const files = new Map<string, Uint8Array>([
+    [CONFIG_FILE, new TextEncoder().encode(JSON.stringify(config, null, 2) + "\n")],
+    ...(checkpoint.tokenizerFiles ?? []),
+  ]);
+  const pending: PendingFile[] = [];
   try {
+    for (const [name, bytes] of files) {
+      pending.push(await writeTemp(join(dir, name), (f) => writeAll(f, bytes)));
+    }
     await writeSafetensors(join(dir, WEIGHTS_FILE), tensors, {
       dtype: options.dtype,
       metadata: { format: "pt" },
     });
   } catch (e) {
-    await config.discard();
+    for (const p of pending) await p.discard();
     throw e;
   }
-  await config.commit();
+  for (const p of pending) await p.commit();
 }
 
 /**
- * Loads a model from a Hugging Face GPT-2 folder (or its `model.safetensors`, with `config.json`
- * beside it), or from an llm.c model file (version 3, f32, or 5, bf16).
+ * Loads a model from a Hugging Face folder (GPT-2 or Llama; `model.safetensors` or shards listed
+ * in `model.safetensors.index.json`), a `.safetensors` file with `config.json` beside it, a GGUF
+ * file (`llama` architecture), an llm.c model file (version 3, f32, or 5, bf16) or a llama2.c
+ * export (legacy, version 1 f32 or version 2 Q8_0).
  *
  * @throws {CheckpointError} naming the file and tensor: missing or unreadable files, invalid JSON
  * or configuration, a missing, unknown or misshapen tensor, a truncated file, a wrong magic number
- * or version.
+ * or version, an unsupported architecture or element type.
  */
 export async function loadModel(path: string): Promise<Checkpoint> {
   let info: Deno.FileInfo;
@@ -137,55 +156,77 @@ export async function loadModel(path: string): Promise<Checkpoint> {
   }
   if (info.isDirectory) return await loadHfFolder(path);
   if (path.endsWith(".safetensors")) return await loadHfFolder(dirname(path), path);
-  return await loadLlmc(path);
+  const magic = new Uint8Array(4);
+  {
+    using file = await Deno.open(path, { read: true });
+    if (!await readAt(file, 0, magic)) return await loadLlmc(path); // reports the short file
+  }
+  const word = new DataView(magic.buffer).getUint32(0, true);
+  if (new TextDecoder().decode(magic) === "GGUF") return await loadGgufModel(path);
+  if (word === LLMC_MAGIC) return await loadLlmc(path);
+  return await loadLlama2c(path);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Hugging Face folders
 
-async function readConfig(path: string): Promise<GPTConfig> {
+async function readJson(path: string, what: string): Promise<Record<string, unknown>> {
   let raw: unknown;
   try {
     raw = JSON.parse(await Deno.readTextFile(path));
   } catch (e) {
-    throw new CheckpointError(`${path}: cannot read the configuration (${(e as Error).message})`);
+    throw new CheckpointError(`${path}: cannot read the ${what} (${(e as Error).message.split("\n")[0]})`);
   }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw new CheckpointError(`${path}: the configuration is not a JSON object`);
+    throw new CheckpointError(`${path}: the ${what} is not a JSON object`);
   }
-  const c = raw as Record<string, unknown>;
+  return raw as Record<string, unknown>;
+}
+
+async function readConfig(path: string): Promise<ModelConfig> {
+  const json = await readJson(path, "configuration");
   const fail = (problem: string): never => {
     throw new CheckpointError(`${path}: ${problem}`);
   };
-  if (c.model_type !== undefined && c.model_type !== "gpt2") fail(`model_type ${c.model_type} is not gpt2`);
-  if (c.activation_function !== undefined && c.activation_function !== "gelu_new") {
-    fail(`activation_function ${c.activation_function} is not gelu_new (tanh GELU)`);
+  const type = json.model_type ?? "gpt2";
+  const family = typeof type === "string" ? familyByName(type) : undefined;
+  if (!family) fail(`model_type ${type} is not supported (gpt2 or llama)`);
+  return checkedConfig(path, family!.fromHfConfig(json, fail));
+}
+
+/** The safetensors files of a folder and the tensors each holds (all of it: undefined). */
+async function weightFiles(dir: string): Promise<{ path: string; names?: Set<string> }[]> {
+  const single = join(dir, WEIGHTS_FILE);
+  const indexPath = join(dir, WEIGHTS_INDEX_FILE);
+  const exists = async (p: string): Promise<boolean> => await Deno.stat(p).then(() => true, () => false);
+  if (await exists(single) || !await exists(indexPath)) return [{ path: single }];
+  const index = await readJson(indexPath, "shard index");
+  const map = index.weight_map;
+  if (typeof map !== "object" || map === null || Array.isArray(map)) {
+    throw new CheckpointError(`${indexPath}: weight_map is missing or not an object`);
   }
-  const size = (key: string, fallback?: unknown): number => {
-    const v = c[key] ?? fallback;
-    if (v === undefined) fail(`${key} is missing`);
-    if (typeof v !== "number") fail(`${key} must be a number, got ${JSON.stringify(v)}`);
-    return v as number;
-  };
-  const config: GPTConfig = {
-    n_layer: size("n_layer"),
-    n_head: size("n_head"),
-    n_embd: size("n_embd"),
-    vocab_size: size("vocab_size"),
-    n_positions: size("n_positions", c.n_ctx),
-    layer_norm_epsilon: size("layer_norm_epsilon", 1e-5),
-    tokenizer: (c.tokenizer ?? "gpt2") as string,
-  };
-  if (typeof config.tokenizer !== "string") fail(`tokenizer must be a string`);
-  if (c.n_inner !== undefined && c.n_inner !== null && c.n_inner !== 4 * config.n_embd) {
-    fail(`n_inner ${c.n_inner} is not 4·n_embd = ${4 * config.n_embd}`);
+  const byFile = new Map<string, Set<string>>();
+  for (const [name, file] of Object.entries(map)) {
+    if (typeof file !== "string" || file.includes("/") || file.includes("\\")) {
+      throw new CheckpointError(
+        `${indexPath}: tensor ${name} names shard ${JSON.stringify(file)}, not a file name`,
+      );
+    }
+    if (!byFile.has(file)) byFile.set(file, new Set());
+    byFile.get(file)!.add(name);
   }
-  try {
-    return validateConfig(config);
-  } catch (e) {
-    if (e instanceof ConfigError) fail(e.message);
-    throw e;
+  const files = [...byFile].map(([file, names]) => ({ path: join(dir, file), names }));
+  for (const f of files) {
+    if (!await exists(f.path)) {
+      throw new CheckpointError(`${indexPath}: shard ${basename(f.path)} is missing`);
+    }
   }
+  return files;
+}
+
+/** Our name of a stored tensor: GPT-2's optional `transformer.` prefix dropped. */
+function tableName(config: ModelConfig, stored: string): string {
+  return config.family !== "llama" && stored.startsWith("transformer.") ? stored.slice(12) : stored;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -196,170 +237,78 @@ function isBuffer(name: string): boolean {
   return BUFFER_SUFFIXES.some((s) => name.endsWith(s));
 }
 
-async function loadHfFolder(dir: string, weights = join(dir, WEIGHTS_FILE)): Promise<Checkpoint> {
+/** The name a tied model's head is stored under besides the table's, or undefined. */
+function tiedAlias(config: ModelConfig): { alias: string; table: string } | undefined {
+  if (config.family === "llama") {
+    return config.tie_embeddings ? { alias: LLAMA_HEAD, table: LLAMA_EMBED } : undefined;
+  }
+  return { alias: "lm_head.weight", table: "wte.weight" };
+}
+
+async function loadHfFolder(dir: string, weights?: string): Promise<Checkpoint> {
   const config = await readConfig(join(dir, CONFIG_FILE));
-  const { tensors } = await readSafetensors(weights, { filter: (name) => !isBuffer(name) });
   const specs = paramSpecs(config);
   const byName = new Map(specs.map((s) => [s.name, s]));
+  const tied = tiedAlias(config);
   const params: ParamMap = new Map();
-  let lmHead: TensorData | undefined;
-  for (const [stored, tensor] of tensors) {
-    const name = stored.startsWith("transformer.") ? stored.slice("transformer.".length) : stored;
-    if (name === "lm_head.weight") {
-      lmHead = tensor;
-      continue;
-    }
-    const spec = byName.get(name);
-    if (!spec) {
-      throw new CheckpointError(
-        `${weights}: tensor ${stored} is not part of a GPT-2 model of this configuration`,
-      );
-    }
-    if (params.has(name)) throw new CheckpointError(`${weights}: tensor ${name} is stored twice`);
-    if (!sameShape(tensor.shape, spec.shape)) {
-      throw new CheckpointError(
-        `${weights}: tensor ${stored} has shape [${tensor.shape}], the configuration needs [${spec.shape}]`,
-      );
-    }
-    params.set(name, tensor.data);
-  }
-  for (const spec of specs) {
-    if (!params.has(spec.name)) throw new CheckpointError(`${weights}: tensor ${spec.name} is missing`);
-  }
-  if (lmHead) {
-    const wte = params.get("wte.weight")!;
-    if (
-      !sameShape(lmHead.shape, byName.get("wte.weight")!.shape) || lmHead.data.some((v, i) => v !== wte[i])
-    ) {
-      throw new CheckpointError(
-        `${weights}: lm_head.weight differs from wte.weight; only a tied LM head is supported`,
-      );
-    }
-  }
-  return { config, params };
-}
-
-// ---------------------------------------------------------------------------------------------
-// llm.c model files: 256 int32 header, then every parameter in llm.c's order, linear weights
-// stored (out, in) and the token table padded to a multiple of 128 rows.
-
-const LLMC_HEADER_BYTES = 256 * 4;
-
-/** One llm.c tensor, all layers together: `(L, rows, cols)` in the file. */
-interface LlmcTensor {
-  /** Our name after `h.{i}.` (or the full name for a non-block tensor). */
-  name: string;
-  /** Rows and columns of one layer's slice as stored. */
-  rows: number;
-  cols: number;
-  /** Whether the slice is an (out, in) weight to transpose to our (in, out). */
-  transpose: boolean;
-  /** Whether this tensor has one slice per layer. */
-  perLayer: boolean;
-}
-
-function llmcLayout(C: number, maxT: number, Vp: number): LlmcTensor[] {
-  const block = (name: string, rows: number, cols: number, transpose = false): LlmcTensor => ({
-    name,
-    rows,
-    cols,
-    transpose,
-    perLayer: true,
-  });
-  return [
-    { name: "wte.weight", rows: Vp, cols: C, transpose: false, perLayer: false },
-    { name: "wpe.weight", rows: maxT, cols: C, transpose: false, perLayer: false },
-    block("ln_1.weight", 1, C),
-    block("ln_1.bias", 1, C),
-    block("attn.c_attn.weight", 3 * C, C, true),
-    block("attn.c_attn.bias", 1, 3 * C),
-    block("attn.c_proj.weight", C, C, true),
-    block("attn.c_proj.bias", 1, C),
-    block("ln_2.weight", 1, C),
-    block("ln_2.bias", 1, C),
-    block("mlp.c_fc.weight", 4 * C, C, true),
-    block("mlp.c_fc.bias", 1, 4 * C),
-    block("mlp.c_proj.weight", C, 4 * C, true),
-    block("mlp.c_proj.bias", 1, C),
-    { name: "ln_f.weight", rows: 1, cols: C, transpose: false, perLayer: false },
-    { name: "ln_f.bias", rows: 1, cols: C, transpose: false, perLayer: false },
-  ];
-}
-
-/** `(rows, cols)` → `(cols, rows)`. */
-function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(src.length);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
-  }
-  return out;
-}
-
-async function loadLlmc(path: string): Promise<Checkpoint> {
-  const file = await Deno.open(path, { read: true });
-  try {
-    const size = (await file.stat()).size;
-    const headerBytes = new Uint8Array(LLMC_HEADER_BYTES);
-    if (!await readAt(file, 0, headerBytes)) {
-      throw new CheckpointError(
-        `${path}: ${size} bytes, too short for an llm.c header (or not a model file)`,
-      );
-    }
-    const h = new Int32Array(headerBytes.buffer);
-    if (h[0] !== LLMC_MAGIC) {
-      throw new CheckpointError(`${path}: magic ${h[0]} is not llm.c's model magic ${LLMC_MAGIC}`);
-    }
-    if (h[1] !== 3 && h[1] !== 5) {
-      throw new CheckpointError(`${path}: llm.c model version ${h[1]} is not 3 (f32) or 5 (bf16)`);
-    }
-    const [maxT, V, L, NH, C, Vp] = [h[2], h[3], h[4], h[5], h[6], h[7]];
-    const config: GPTConfig = {
-      n_layer: L,
-      n_head: NH,
-      n_embd: C,
-      vocab_size: V,
-      n_positions: maxT,
-      layer_norm_epsilon: 1e-5,
-      tokenizer: "gpt2",
-    };
-    try {
-      validateConfig(config);
-    } catch (e) {
-      if (e instanceof ConfigError) throw new CheckpointError(`${path}: ${e.message}`);
-      throw e;
-    }
-    if (!(Vp >= V)) {
-      throw new CheckpointError(`${path}: padded vocabulary ${Vp} is smaller than vocabulary ${V}`);
-    }
-    const dtype: FloatDtype = h[1] === 3 ? "F32" : "BF16";
-    const elementBytes = dtype === "F32" ? 4 : 2;
-    const layout = llmcLayout(C, maxT, Vp);
-    const count = layout.reduce((s, t) => s + t.rows * t.cols * (t.perLayer ? L : 1), 0);
-    const expected = LLMC_HEADER_BYTES + count * elementBytes;
-    if (size !== expected) {
-      throw new CheckpointError(
-        `${path}: ${size} bytes, the header's model needs ${expected}: truncated or not this model`,
-      );
-    }
-    const params: ParamMap = new Map();
-    let offset = LLMC_HEADER_BYTES;
-    for (const t of layout) {
-      for (let l = 0; l < (t.perLayer ? L : 1); l++) {
-        const bytes = new Uint8Array(t.rows * t.cols * elementBytes);
-        if (!await readAt(file, offset, bytes)) {
-          throw new CheckpointError(`${path}: file ended inside ${t.name}`);
-        }
-        offset += bytes.length;
-        let data = decodeFloats(dtype, bytes);
-        if (t.transpose) data = transpose(data, t.rows, t.cols);
-        // Rows beyond the vocabulary are llm.c's padding, never used.
-        else if (t.name === "wte.weight") data = data.slice(0, V * C);
-        params.set(t.perLayer ? `h.${l}.${t.name}` : t.name, data);
+  let alias: { data: StoredTensor; file: string } | undefined;
+  const files = weights ? [{ path: weights }] : await weightFiles(dir);
+  for (const file of files) {
+    const { tensors } = await readSafetensors(file.path, {
+      filter: (name) => !isBuffer(name) && (file.names === undefined || file.names.has(name)),
+    });
+    for (const [stored, tensor] of tensors) {
+      const name = tableName(config, stored);
+      if (name === tied?.alias) {
+        alias = { data: tensor, file: file.path };
+        continue;
       }
+      const spec = byName.get(name);
+      if (!spec) {
+        throw new CheckpointError(
+          `${file.path}: tensor ${stored} is not part of a ${
+            familyName(config) === "gpt2" ? "GPT-2" : "Llama"
+          } ` +
+            `model of this configuration`,
+        );
+      }
+      if (params.has(name)) throw new CheckpointError(`${file.path}: tensor ${name} is stored twice`);
+      if (!sameShape(tensor.shape, spec.shape)) {
+        throw new CheckpointError(
+          `${file.path}: tensor ${stored} has shape [${tensor.shape}], the configuration needs [${spec.shape}]`,
+        );
+      }
+      params.set(name, tensor.data);
     }
-    const ordered: ParamMap = new Map(paramSpecs(config).map((s) => [s.name, params.get(s.name)!]));
-    return { config, params: ordered };
-  } finally {
-    file.close();
   }
+  // A tied Llama may store the shared matrix under the head's name only.
+  if (tied && alias && !params.has(tied.table) && config.family === "llama") {
+    if (sameShape(alias.data.shape, byName.get(tied.table)!.shape)) params.set(tied.table, alias.data.data);
+  }
+  const where = files.length === 1 ? files[0].path : join(dir, WEIGHTS_INDEX_FILE);
+  for (const spec of specs) {
+    if (!params.has(spec.name)) throw new CheckpointError(`${where}: tensor ${spec.name} is missing`);
+  }
+  const table = tied && params.get(tied.table);
+  if (tied && alias && table !== alias.data.data) {
+    const head = alias.data.data;
+    if (!table || head.length !== table.length || head.some((v, i) => v !== table[i])) {
+      throw new CheckpointError(
+        `${alias.file}: ${tied.alias} differs from ${tied.table}; ` +
+          (config.family === "llama"
+            ? "the configuration ties them (tie_word_embeddings)"
+            : "only a tied LM head is supported"),
+      );
+    }
+  }
+  const ordered: ParamMap = new Map(specs.map((s) => [s.name, params.get(s.name)!]));
+  const tokenizerFiles = new Map<string, Uint8Array>();
+  for (const name of TOKENIZER_FILES) {
+    try {
+      tokenizerFiles.set(name, await Deno.readFile(join(dir, name)));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  return { config, params: ordered, ...(tokenizerFiles.size > 0 ? { tokenizerFiles } : {}) };
 }

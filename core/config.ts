@@ -1,29 +1,75 @@
 /**
- * GPT-2 model configuration, with the Hugging Face `config.json` field names.
+ * Model configurations of the two families, GPT-2 and LLaMA, with the shared field names of
+ * GPT-2's `config.json` (`n_layer`, `n_head`, `n_embd`, `vocab_size`, `n_positions`) so that
+ * family-agnostic code (trainer, evaluation, inheritance) reads one set of names. Checkpoint I/O
+ * maps them to and from each family's Hugging Face fields.
  *
  * @module
  */
 
-/** Architecture of a GPT-2 model. */
-export interface GPTConfig {
+/** What every family's configuration has. */
+export interface BaseConfig {
   /** Number of transformer blocks (L). */
   n_layer: number;
-  /** Attention heads per block (NH). */
+  /** Query heads per block (NH). */
   n_head: number;
-  /** Channels (C). */
+  /** Channels of the residual stream (C). */
   n_embd: number;
   /** Vocabulary size (V). */
   vocab_size: number;
-  /** Longest context; rows of the position table (maxT). */
+  /** Longest context (maxT). */
   n_positions: number;
-  /** LayerNorm epsilon. */
-  layer_norm_epsilon: number;
-  /** Tokenizer the model was trained with: "gpt2" (the default for Hugging Face models) or "bytes". */
+  /**
+   * Tokenizer the model was trained with, when known by name: "gpt2", "bytes", or a description
+   * of the tokenizer files that travel with the model (SentencePiece, tokenizer.json).
+   */
   tokenizer?: string;
 }
 
+/** A GPT-2: learned positions, LayerNorm, GELU MLP of 4C, biases, LM head tied to `wte`. */
+export interface GPT2Config extends BaseConfig {
+  /** The family (absent in configurations written before there were two). */
+  family?: "gpt2";
+  /** LayerNorm epsilon. */
+  layer_norm_epsilon: number;
+}
+
+/**
+ * A LLaMA: RoPE, RMSNorm, SwiGLU MLP, grouped-query attention, no biases, tied or untied LM head.
+ * Hugging Face's `LlamaConfig` fields are in parentheses.
+ */
+export interface LlamaConfig extends BaseConfig {
+  /** The family. */
+  family: "llama";
+  /** Key/value heads, dividing `n_head` (`num_key_value_heads`). */
+  n_kv_head: number;
+  /** Hidden size of the SwiGLU MLP (`intermediate_size`). */
+  n_hidden: number;
+  /** RMSNorm epsilon (`rms_norm_eps`). */
+  norm_eps: number;
+  /** RoPE base θ (`rope_theta`). */
+  rope_theta: number;
+  /** Whether the LM head is the token embedding (`tie_word_embeddings`). */
+  tie_embeddings: boolean;
+  /** Beginning-of-sequence token (`bos_token_id`). */
+  bos_token_id?: number;
+  /** End-of-sequence token (`eos_token_id`). */
+  eos_token_id?: number;
+}
+
+/** Any model's configuration; `family` tells which. */
+export type ModelConfig = GPT2Config | LlamaConfig;
+
+/** The model families. */
+export type FamilyName = "gpt2" | "llama";
+
+/** The family of `config` (GPT-2 when it names none). */
+export function familyName(config: ModelConfig): FamilyName {
+  return config.family ?? "gpt2";
+}
+
 /** GPT-2 small (124M). */
-export const GPT2_124M: GPTConfig = {
+export const GPT2_124M: GPT2Config = {
   n_layer: 12,
   n_head: 12,
   n_embd: 768,
@@ -42,26 +88,52 @@ export class ConfigError extends Error {
   }
 }
 
-/**
- * Checks a configuration: positive integer sizes, `n_embd` divisible by `n_head`, head size ≤ 128.
- *
- * @throws {ConfigError} naming the first bad field.
- */
-export function validateConfig(config: GPTConfig): GPTConfig {
-  for (const key of ["n_layer", "n_head", "n_embd", "vocab_size", "n_positions"] as const) {
-    const v = config[key];
-    if (!Number.isInteger(v) || v <= 0) {
+/** Largest head size the attention kernels hold in registers. */
+const MAX_HEAD_SIZE = 128;
+
+function positiveIntegers(config: object, keys: readonly string[]): void {
+  for (const key of keys) {
+    const v = (config as Record<string, unknown>)[key];
+    if (!Number.isInteger(v) || (v as number) <= 0) {
       throw new ConfigError(`config ${key} must be a positive integer, got ${v}`);
     }
   }
+}
+
+function positive(name: string, v: number): void {
+  if (!(v > 0)) throw new ConfigError(`config ${name} must be positive, got ${v}`);
+}
+
+/**
+ * Checks a configuration: positive integer sizes, `n_embd` divisible by `n_head`, head size ≤ 128;
+ * for LLaMA also `n_kv_head` dividing `n_head` and an even head size (RoPE rotates pairs).
+ *
+ * @throws {ConfigError} naming the first bad field.
+ */
+export function validateConfig<C extends ModelConfig>(config: C): C {
+  const family = (config as { family?: unknown }).family;
+  if (family !== undefined && family !== "gpt2" && family !== "llama") {
+    throw new ConfigError(`config family ${JSON.stringify(family)} is not gpt2 or llama`);
+  }
+  positiveIntegers(config, ["n_layer", "n_head", "n_embd", "vocab_size", "n_positions"]);
   if (config.n_embd % config.n_head !== 0) {
     throw new ConfigError(`config n_embd ${config.n_embd} is not divisible by n_head ${config.n_head}`);
   }
-  if (config.n_embd / config.n_head > 128) {
-    throw new ConfigError(`config head size ${config.n_embd / config.n_head} exceeds 128`);
-  }
-  if (!(config.layer_norm_epsilon > 0)) {
-    throw new ConfigError(`config layer_norm_epsilon must be positive, got ${config.layer_norm_epsilon}`);
+  const hs = config.n_embd / config.n_head;
+  if (hs > MAX_HEAD_SIZE) throw new ConfigError(`config head size ${hs} exceeds ${MAX_HEAD_SIZE}`);
+  if (config.family === "llama") {
+    positiveIntegers(config, ["n_kv_head", "n_hidden"]);
+    if (config.n_head % config.n_kv_head !== 0) {
+      throw new ConfigError(`config n_kv_head ${config.n_kv_head} does not divide n_head ${config.n_head}`);
+    }
+    if (hs % 2 !== 0) throw new ConfigError(`config head size ${hs} is odd; RoPE rotates pairs`);
+    positive("norm_eps", config.norm_eps);
+    positive("rope_theta", config.rope_theta);
+    if (typeof config.tie_embeddings !== "boolean") {
+      throw new ConfigError(`config tie_embeddings must be true or false, got ${config.tie_embeddings}`);
+    }
+  } else {
+    positive("layer_norm_epsilon", config.layer_norm_epsilon);
   }
   return config;
 }

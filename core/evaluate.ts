@@ -5,7 +5,7 @@
  * @module
  */
 import { IGNORE_INDEX, Recorder, write } from "@inheritune/kernels";
-import type { GPT2 } from "./gpt2.ts";
+import type { LanguageModel } from "./model.ts";
 
 /** Random access to a split's tokens (implemented by `@inheritune/data`). */
 export interface TokenReader {
@@ -35,7 +35,7 @@ const BATCHES_PER_READ = 64;
  * `maxTokens` targets (all complete windows when omitted). One readback per 64 batches.
  */
 export async function validationLoss(
-  model: GPT2,
+  model: LanguageModel,
   data: TokenReader,
   options: { maxTokens?: number } = {},
 ): Promise<LossResult> {

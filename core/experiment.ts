@@ -10,11 +10,10 @@ import { BatchSampler, type TokenSource } from "@inheritune/data";
 import { join } from "node:path";
 import type { Gpu } from "@inheritune/kernels";
 import type { Checkpoint } from "./checkpoint.ts";
-import { GPT2 } from "./gpt2.ts";
 import { validationLoss } from "./evaluate.ts";
 import { inherit, type InheritOptions } from "./inherit.ts";
 import { initParams } from "./init.ts";
-import { countParams } from "./params.ts";
+import { countParams, createModel } from "./model.ts";
 import { type Curve, lossCurvesSvg, markdownTable } from "./report.ts";
 import { type StepMetrics, train } from "./trainer.ts";
 import { writeAll, writeAtomic } from "./_file_io.ts";
@@ -109,7 +108,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const variants = options.variants ?? DEFAULT_VARIANTS;
   await Deno.mkdir(options.out, { recursive: true });
   const evaluate = async (config: Checkpoint["config"], params: Checkpoint["params"]) => {
-    const model = GPT2.create(gpu, config, params, { B, T });
+    const model = createModel(gpu, config, params, { B, T });
     const r = await validationLoss(model, options.val, { maxTokens: options.evalTokens });
     model.destroy();
     return r;

@@ -1,22 +1,18 @@
 /**
- * GPT-2 on WebGPU: the parameter, gradient and activation buffers for one batch shape (B,T),
- * and the recorded forward and backward passes built from the kernels in `@inheritune/kernels`.
+ * GPT-2: its parameter table (Hugging Face names and layout), its `config.json`, and the model on
+ * WebGPU: activations for one batch shape (B,T), and the recorded forward and backward passes
+ * built from the kernels in `@inheritune/kernels`.
  *
  * Shapes: B batch, T time, C channels, NH heads, V vocabulary, L blocks, BT = B·T rows.
+ * Linear weights are stored `[in, out]` (Conv1D), so `Y = X·W + b`; the LM head is tied to `wte`.
  * The forward pass computes per-position losses and their mean; the backward pass accumulates
- * every parameter gradient (call {@linkcode GPT2.recordZeroGrads} between optimizer steps).
+ * every parameter gradient (call `recordZeroGrads` between optimizer steps).
  *
  * @module
  */
 import {
   attentionBackward,
   attentionForward,
-  classifierBackward,
-  classifierForward,
-  type ClassifierScratch,
-  createAttentionScratch,
-  createClassifierScratch,
-  createView,
   encoderBackward,
   encoderForward,
   geluBackward,
@@ -27,182 +23,247 @@ import {
   layernormForward,
   linearBackward,
   linearForward,
-  lossMean,
   matmul,
-  readAll,
   type Recorder,
   residualForward,
-  upload,
   type View,
 } from "@inheritune/kernels";
-import { type GPTConfig, validateConfig } from "./config.ts";
-import { type BlockTensor, numel, type ParamMap, paramSpecs } from "./params.ts";
+import type { GPT2Config } from "./config.ts";
+import type { BlockActivations, CreateOptions, Family } from "./model.ts";
+import type { ParamMap, ParamSpec } from "./params.ts";
+import { type ActivationSpec, TransformerModel } from "./_transformer.ts";
 
-/** Activations of one block, saved by the forward pass for the backward pass. */
-interface BlockActs {
-  /** Block input, the residual stream (BT,C). */
-  residual: View;
-  ln1: View; // (BT,C)
-  ln1Mean: View; // (BT)
-  ln1Rstd: View; // (BT)
-  qkv: View; // (BT,3C)
-  atty: View; // (BT,C) attention output before c_proj
-  lse: View; // (B,NH,T) attention log-sum-exp
-  attproj: View; // (BT,C)
-  residual2: View; // (BT,C) = residual + attproj
-  ln2: View; // (BT,C)
-  ln2Mean: View; // (BT)
-  ln2Rstd: View; // (BT)
-  fch: View; // (BT,4C)
-  fchGelu: View; // (BT,4C)
-  fcproj: View; // (BT,C)
+// ---------------------------------------------------------------------------------------------
+// The parameter table
+
+/** The per-block tensor names after `h.{i}.`, in table order. */
+export const GPT2_BLOCK_TENSORS = [
+  "ln_1.weight",
+  "ln_1.bias",
+  "attn.c_attn.weight",
+  "attn.c_attn.bias",
+  "attn.c_proj.weight",
+  "attn.c_proj.bias",
+  "ln_2.weight",
+  "ln_2.bias",
+  "mlp.c_fc.weight",
+  "mlp.c_fc.bias",
+  "mlp.c_proj.weight",
+  "mlp.c_proj.bias",
+] as const;
+
+/** One of {@linkcode GPT2_BLOCK_TENSORS}. */
+export type GPT2BlockTensor = (typeof GPT2_BLOCK_TENSORS)[number];
+
+function blockSpec(config: GPT2Config, layer: number, key: GPT2BlockTensor): ParamSpec {
+  const C = config.n_embd;
+  const part = key.startsWith("ln_1.") || key.startsWith("attn.") ? "attn" : "mlp";
+  const spec = (shape: number[], init: ParamSpec["init"], decay = false): ParamSpec => ({
+    name: `h.${layer}.${key}`,
+    shape,
+    layer,
+    key,
+    part,
+    init,
+    decay,
+  });
+  switch (key) {
+    case "ln_1.weight":
+    case "ln_2.weight":
+      return spec([C], "ones");
+    case "ln_1.bias":
+    case "ln_2.bias":
+    case "attn.c_proj.bias":
+    case "mlp.c_proj.bias":
+      return spec([C], "zeros");
+    case "attn.c_attn.weight":
+      return spec([C, 3 * C], "normal", true);
+    case "attn.c_attn.bias":
+      return spec([3 * C], "zeros");
+    case "attn.c_proj.weight":
+      return spec([C, C], "residual", true);
+    case "mlp.c_fc.weight":
+      return spec([C, 4 * C], "normal", true);
+    case "mlp.c_fc.bias":
+      return spec([4 * C], "zeros");
+    case "mlp.c_proj.weight":
+      return spec([4 * C, C], "residual", true);
+  }
 }
 
-/** Batch shape of a model instance. */
-export interface BatchShape {
-  /** Sequences per batch. */
-  B: number;
-  /** Tokens per sequence (≤ n_positions). */
-  T: number;
+function outside(name: string, shape: number[], init: ParamSpec["init"], decay: boolean): ParamSpec {
+  return { name, shape, layer: -1, key: name, part: "other", init, decay };
 }
 
-/** Options of {@linkcode GPT2.create}. */
-export interface CreateOptions extends BatchShape {
-  /** Allocate gradients and backward scratch (false for evaluation only). */
-  training?: boolean;
-  /** Largest vocabulary chunk of the classifier (tests force several chunks with it). */
-  maxVocabChunk?: number;
+/** The GPT-2 parameter table of `config`: `wte, wpe`, then each block, then `ln_f`. */
+export function gpt2ParamSpecs(config: GPT2Config): ParamSpec[] {
+  const C = config.n_embd;
+  const specs = [
+    outside("wte.weight", [config.vocab_size, C], "normal", true),
+    outside("wpe.weight", [config.n_positions, C], "normal", true),
+  ];
+  for (let l = 0; l < config.n_layer; l++) {
+    for (const key of GPT2_BLOCK_TENSORS) specs.push(blockSpec(config, l, key));
+  }
+  specs.push(outside("ln_f.weight", [C], "ones", false), outside("ln_f.bias", [C], "zeros", false));
+  return specs;
 }
+
+/** GPT-2 in `model.ts`'s registry. */
+export const GPT2_FAMILY: Family<GPT2Config> = {
+  paramSpecs: gpt2ParamSpecs,
+  blockParamName: (layer, key) => `h.${layer}.${key}`,
+  create: (gpu, config, params, options) => GPT2.create(gpu, config, params, options),
+  toHfConfig: (config) => ({
+    model_type: "gpt2",
+    architectures: ["GPT2LMHeadModel"],
+    n_layer: config.n_layer,
+    n_head: config.n_head,
+    n_embd: config.n_embd,
+    vocab_size: config.vocab_size,
+    n_positions: config.n_positions,
+    n_ctx: config.n_positions,
+    layer_norm_epsilon: config.layer_norm_epsilon,
+    activation_function: "gelu_new",
+    tie_word_embeddings: true,
+    tokenizer: config.tokenizer ?? "gpt2",
+  }),
+  fromHfConfig(c, fail) {
+    if (c.activation_function !== undefined && c.activation_function !== "gelu_new") {
+      fail(`activation_function ${c.activation_function} is not gelu_new (tanh GELU)`);
+    }
+    const size = (key: string, fallback?: unknown): number => {
+      const v = c[key] ?? fallback;
+      if (v === undefined) fail(`${key} is missing`);
+      if (typeof v !== "number") fail(`${key} must be a number, got ${JSON.stringify(v)}`);
+      return v as number;
+    };
+    const config: GPT2Config = {
+      n_layer: size("n_layer"),
+      n_head: size("n_head"),
+      n_embd: size("n_embd"),
+      vocab_size: size("vocab_size"),
+      n_positions: size("n_positions", c.n_ctx),
+      layer_norm_epsilon: size("layer_norm_epsilon", 1e-5),
+      tokenizer: (c.tokenizer ?? "gpt2") as string,
+    };
+    if (typeof config.tokenizer !== "string") fail(`tokenizer must be a string`);
+    if (c.n_inner !== undefined && c.n_inner !== null && c.n_inner !== 4 * config.n_embd) {
+      fail(`n_inner ${c.n_inner} is not 4·n_embd = ${4 * config.n_embd}`);
+    }
+    return config;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// The activation table
+
+/** Activations of GPT-2 for batches of B×T: per block, then global, then the backward scratch. */
+function activationSpecs(config: GPT2Config, { B, T }: CreateOptions): ActivationSpec[] {
+  const C = config.n_embd, BT = B * T;
+  const block = (name: string, size: number): ActivationSpec => ({ name, size, perLayer: true });
+  const grad = (name: string, size: number): ActivationSpec => ({ name, size, training: true });
+  return [
+    block("residual", BT * C), // (BT,C) block input, the residual stream
+    block("ln1", BT * C), // (BT,C)
+    block("ln1Mean", BT), // (BT)
+    block("ln1Rstd", BT), // (BT)
+    block("qkv", BT * 3 * C), // (BT,3C)
+    block("atty", BT * C), // (BT,C) attention output before c_proj
+    block("lse", B * config.n_head * T), // (B,NH,T) attention log-sum-exp
+    block("attproj", BT * C), // (BT,C)
+    block("residual2", BT * C), // (BT,C) = residual + attproj
+    block("ln2", BT * C), // (BT,C)
+    block("ln2Mean", BT), // (BT)
+    block("ln2Rstd", BT), // (BT)
+    block("fch", BT * 4 * C), // (BT,4C)
+    block("fchGelu", BT * 4 * C), // (BT,4C)
+    block("fcproj", BT * C), // (BT,C)
+    { name: "residualOut", size: BT * C }, // (BT,C) output of the last block
+    { name: "lnf", size: BT * C }, // (BT,C)
+    { name: "lnfMean", size: BT }, // (BT)
+    { name: "lnfRstd", size: BT }, // (BT)
+    grad("attnDelta", B * config.n_head * T), // (B,NH,T) attention backward scratch
+    grad("dres", BT * C), // (BT,C) gradient of the residual stream, flowing down the blocks
+    grad("dln", BT * C), // (BT,C)
+    grad("datty", BT * C), // (BT,C)
+    grad("dqkv", BT * 3 * C), // (BT,3C)
+    grad("dfchGelu", BT * 4 * C), // (BT,4C)
+    grad("dfch", BT * 4 * C), // (BT,4C)
+  ];
+}
+
+const BLOCK_ACTS = [
+  "residual",
+  "ln1",
+  "ln1Mean",
+  "ln1Rstd",
+  "qkv",
+  "atty",
+  "lse",
+  "attproj",
+  "residual2",
+  "ln2",
+  "ln2Mean",
+  "ln2Rstd",
+  "fch",
+  "fchGelu",
+  "fcproj",
+] as const;
+
+// ---------------------------------------------------------------------------------------------
+// The model
 
 /** A GPT-2 instance on the GPU: parameters, optional gradients, activations for one (B,T). */
-export class GPT2 {
-  /** The device. */
-  readonly gpu: Gpu;
-  /** Architecture. */
-  readonly config: GPTConfig;
-  /** Sequences per batch. */
-  readonly B: number;
-  /** Tokens per sequence. */
-  readonly T: number;
-  /** Parameters by table name. */
-  readonly params: Map<string, View>;
-  /** Gradients by table name (empty when not training). */
-  readonly grads: Map<string, View>;
-  /** Input token ids (B,T), u32; write a batch here before submitting. */
-  readonly tokens: View;
-  /** Target token ids (B,T), u32 (`IGNORE_INDEX` to skip a position). */
-  readonly targets: View;
-  /** Per-position cross-entropy (B,T) after a forward pass. */
-  readonly losses: View;
-  /** Mean of `losses` (1) after a forward pass. */
-  readonly loss: View;
-  /** Final LayerNorm output (BT,C). */
-  readonly lnf: View;
-
-  #blocks: BlockActs[] = [];
-  #residualOut: View; // (BT,C) output of the last block
-  #lnfMean: View;
-  #lnfRstd: View;
-  #clsLse: View; // (BT)
-  #clsScratch: ClassifierScratch;
-  #attnScratch?: View; // (B,NH,T) attention backward delta
-  // backward scratch
-  #dres?: View; // (BT,C) gradient of the residual stream, flowing down through the blocks
-  #dln?: View; // (BT,C)
-  #datty?: View; // (BT,C)
-  #dqkv?: View; // (BT,3C)
-  #dfchGelu?: View; // (BT,4C)
-  #dfch?: View; // (BT,4C)
-
-  private constructor(gpu: Gpu, config: GPTConfig, params: ParamMap, options: CreateOptions) {
-    validateConfig(config);
-    const { B, T } = options;
-    if (!Number.isInteger(B) || B <= 0 || !Number.isInteger(T) || T <= 0) {
-      throw new GpuError(`batch shape B=${B}, T=${T} must be positive integers`);
-    }
-    if (T > config.n_positions) {
-      throw new GpuError(`context T=${T} exceeds the model's n_positions ${config.n_positions}`);
-    }
-    this.gpu = gpu;
-    this.config = config;
-    this.B = B;
-    this.T = T;
-    const C = config.n_embd, BT = B * T, NH = config.n_head;
-    this.params = new Map();
-    this.grads = new Map();
-    for (const spec of paramSpecs(config)) {
-      const data = params.get(spec.name);
-      if (!data) throw new GpuError(`parameter ${spec.name} is missing`);
-      if (data.length !== numel(spec.shape)) {
-        throw new GpuError(
-          `parameter ${spec.name} has ${data.length} elements, expected ${numel(spec.shape)}`,
-        );
-      }
-      this.params.set(spec.name, upload(gpu, data, spec.name));
-      if (options.training) this.grads.set(spec.name, createView(gpu, data.length, `grad ${spec.name}`));
-    }
-    const act = (n: number, label: string): View => createView(gpu, n, label);
-    this.tokens = act(BT, "tokens");
-    this.targets = act(BT, "targets");
-    for (let l = 0; l < config.n_layer; l++) {
-      this.#blocks.push({
-        residual: act(BT * C, `h${l}.residual`),
-        ln1: act(BT * C, `h${l}.ln1`),
-        ln1Mean: act(BT, `h${l}.ln1Mean`),
-        ln1Rstd: act(BT, `h${l}.ln1Rstd`),
-        qkv: act(BT * 3 * C, `h${l}.qkv`),
-        atty: act(BT * C, `h${l}.atty`),
-        lse: act(B * NH * T, `h${l}.lse`),
-        attproj: act(BT * C, `h${l}.attproj`),
-        residual2: act(BT * C, `h${l}.residual2`),
-        ln2: act(BT * C, `h${l}.ln2`),
-        ln2Mean: act(BT, `h${l}.ln2Mean`),
-        ln2Rstd: act(BT, `h${l}.ln2Rstd`),
-        fch: act(BT * 4 * C, `h${l}.fch`),
-        fchGelu: act(BT * 4 * C, `h${l}.fchGelu`),
-        fcproj: act(BT * C, `h${l}.fcproj`),
-      } as BlockActs);
-    }
-    this.#residualOut = act(BT * C, "residualOut");
-    this.lnf = act(BT * C, "lnf");
-    this.#lnfMean = act(BT, "lnfMean");
-    this.#lnfRstd = act(BT, "lnfRstd");
-    this.losses = act(BT, "losses");
-    this.#clsLse = act(BT, "clsLse");
-    this.loss = act(1, "loss");
-    this.#clsScratch = createClassifierScratch(gpu, {
-      BT,
-      C,
-      V: config.vocab_size,
-      maxChunk: options.maxVocabChunk,
+export class GPT2 extends TransformerModel<GPT2Config> {
+  private constructor(gpu: Gpu, config: GPT2Config, params: ParamMap, options: CreateOptions) {
+    super(gpu, config, {
+      specs: gpt2ParamSpecs(config),
+      activations: activationSpecs(config, options),
+      params,
+      options,
     });
-    if (options.training) {
-      this.#attnScratch = createAttentionScratch(gpu, { B, T, NH });
-      this.#dres = act(BT * C, "dres");
-      this.#dln = act(BT * C, "dln");
-      this.#datty = act(BT * C, "datty");
-      this.#dqkv = act(BT * 3 * C, "dqkv");
-      this.#dfchGelu = act(BT * 4 * C, "dfchGelu");
-      this.#dfch = act(BT * 4 * C, "dfch");
-    }
   }
 
   /** Uploads `params` and allocates everything one (B,T) batch needs. */
-  static create(gpu: Gpu, config: GPTConfig, params: ParamMap, options: CreateOptions): GPT2 {
+  static create(gpu: Gpu, config: GPT2Config, params: ParamMap, options: CreateOptions): GPT2 {
     return new GPT2(gpu, config, params, options);
   }
 
-  #p(l: number, t: BlockTensor): View {
+  /** Final LayerNorm output (BT,C). */
+  get hidden(): View {
+    return this.act("lnf");
+  }
+
+  /** The tied LM head, `wte` (V,C). */
+  get head(): View {
+    return this.params.get("wte.weight")!;
+  }
+
+  /** The gradient of `wte`, which both the head and the embedding add into. */
+  protected get headGrad(): View {
+    return this.grads.get("wte.weight")!;
+  }
+
+  #p(l: number, t: GPT2BlockTensor): View {
     return this.params.get(`h.${l}.${t}`)!;
   }
 
-  #g(l: number, t: BlockTensor): View {
+  #g(l: number, t: GPT2BlockTensor): View {
     return this.grads.get(`h.${l}.${t}`)!;
   }
 
-  /** The input of block `l + 1` (or of the final LayerNorm): the residual stream after block `l`. */
-  #blockOutput(l: number): View {
-    return l + 1 < this.#blocks.length ? this.#blocks[l + 1].residual : this.#residualOut;
+  /** Block `l`'s saved activations by name. */
+  #block(l: number): Record<(typeof BLOCK_ACTS)[number], View> {
+    return Object.fromEntries(BLOCK_ACTS.map((name) => [name, this.act(name, l)])) as Record<
+      (typeof BLOCK_ACTS)[number],
+      View
+    >;
+  }
+
+  /** The input of block `l`: the embedding output for l = 0, the residual stream after block l-1. */
+  #blockInput(l: number): View {
+    return l < this.config.n_layer ? this.act("residual", l) : this.act("residualOut");
   }
 
   /** Records the forward pass: `tokens` → `losses` (per position) and `loss` (mean). */
@@ -212,7 +273,7 @@ export class GPT2 {
     const eps = config.layer_norm_epsilon;
     const wte = this.params.get("wte.weight")!;
     encoderForward(rec, {
-      out: this.#blocks[0]?.residual ?? this.#residualOut,
+      out: this.#blockInput(0),
       tokens: this.tokens,
       wte,
       wpe: this.params.get("wpe.weight")!,
@@ -221,7 +282,8 @@ export class GPT2 {
       C,
       V,
     });
-    this.#blocks.forEach((a, l) => {
+    for (let l = 0; l < config.n_layer; l++) {
+      const a = this.#block(l);
       layernormForward(rec, {
         out: a.ln1,
         mean: a.ln1Mean,
@@ -283,31 +345,20 @@ export class GPT2 {
         K: 4 * C,
         N: C,
       });
-      residualForward(rec, { out: this.#blockOutput(l), a: a.residual2, b: a.fcproj, n: BT * C });
-    });
+      residualForward(rec, { out: this.#blockInput(l + 1), a: a.residual2, b: a.fcproj, n: BT * C });
+    }
     layernormForward(rec, {
-      out: this.lnf,
-      mean: this.#lnfMean,
-      rstd: this.#lnfRstd,
-      inp: this.#residualOut,
+      out: this.hidden,
+      mean: this.act("lnfMean"),
+      rstd: this.act("lnfRstd"),
+      inp: this.#blockInput(config.n_layer),
       weight: this.params.get("ln_f.weight")!,
       bias: this.params.get("ln_f.bias")!,
       N: BT,
       C,
       eps,
     });
-    classifierForward(rec, {
-      losses: this.losses,
-      lse: this.#clsLse,
-      inp: this.lnf,
-      wte,
-      targets: this.targets,
-      scratch: this.#clsScratch,
-      BT,
-      C,
-      V,
-    });
-    lossMean(rec, { out: this.loss, losses: this.losses, n: BT });
+    this.recordClassifier(rec);
   }
 
   /**
@@ -315,41 +366,28 @@ export class GPT2 {
    * `dlossScale` is d(total loss)/d(each position's loss), e.g. 1/(B·T·accumulation steps).
    */
   recordBackward(rec: Recorder, dlossScale: number): void {
-    const dres = this.#dres, dln = this.#dln!, datty = this.#datty!, dqkv = this.#dqkv!;
-    const dfchGelu = this.#dfchGelu!, dfch = this.#dfch!, attnScratch = this.#attnScratch!;
-    if (!dres) throw new GpuError("model was created without training buffers");
+    this.requireTraining();
+    const dres = this.act("dres"), dln = this.act("dln"), datty = this.act("datty"), dqkv = this.act("dqkv");
+    const dfchGelu = this.act("dfchGelu"), dfch = this.act("dfch");
     const { B, T, config } = this;
     const C = config.n_embd, NH = config.n_head, V = config.vocab_size, BT = B * T;
-    const wte = this.params.get("wte.weight")!;
     rec.clear(dres);
     rec.clear(dln);
-    classifierBackward(rec, {
-      dinp: dln,
-      dwte: this.grads.get("wte.weight")!,
-      inp: this.lnf,
-      wte,
-      targets: this.targets,
-      lse: this.#clsLse,
-      scratch: this.#clsScratch,
-      BT,
-      C,
-      V,
-      dlossScale,
-    });
+    this.recordClassifierBackward(rec, dlossScale, dln);
     layernormBackward(rec, {
       dinp: dres,
       dweight: this.grads.get("ln_f.weight")!,
       dbias: this.grads.get("ln_f.bias")!,
       dout: dln,
-      inp: this.#residualOut,
+      inp: this.#blockInput(config.n_layer),
       weight: this.params.get("ln_f.weight")!,
-      mean: this.#lnfMean,
-      rstd: this.#lnfRstd,
+      mean: this.act("lnfMean"),
+      rstd: this.act("lnfRstd"),
       N: BT,
       C,
     });
-    for (let l = this.#blocks.length - 1; l >= 0; l--) {
-      const a = this.#blocks[l];
+    for (let l = config.n_layer - 1; l >= 0; l--) {
+      const a = this.#block(l);
       // dres is d(loss)/d(block output) = d/d(fcproj) = d/d(residual2) through the skip connection.
       matmul(rec, {
         out: dfchGelu,
@@ -428,7 +466,7 @@ export class GPT2 {
         qkv: a.qkv,
         out: a.atty,
         lse: a.lse,
-        delta: attnScratch,
+        delta: this.act("attnDelta"),
         B,
         T,
         C,
@@ -482,82 +520,10 @@ export class GPT2 {
    * Views of block `l`'s saved activations after a forward pass, for diagnostics: its input
    * (residual stream) and output (BT,C), and its attention input `qkv` (BT,3C).
    */
-  blockActivations(l: number): { input: View; qkv: View; output: View } {
-    const a = this.#blocks[l];
-    if (!a) throw new GpuError(`block ${l} does not exist: the model has ${this.#blocks.length}`);
-    return { input: a.residual, qkv: a.qkv, output: this.#blockOutput(l) };
-  }
-
-  /** Records zeroing every gradient (the start of an optimizer step). */
-  recordZeroGrads(rec: Recorder): void {
-    for (const g of this.grads.values()) rec.clear(g);
-  }
-
-  /** Records the logits (BT,V) of the last forward pass into `out` (small models: one binding). */
-  recordLogits(rec: Recorder, out: View): void {
-    const { config } = this;
-    matmul(rec, {
-      out,
-      a: this.lnf,
-      b: this.params.get("wte.weight")!,
-      M: this.B * this.T,
-      N: config.vocab_size,
-      K: config.n_embd,
-      transB: true,
-    });
-  }
-
-  /** Copies every parameter back to the CPU, by table name. */
-  async downloadParams(): Promise<ParamMap> {
-    return await downloadAll(this.gpu, this.params);
-  }
-
-  /** Copies every gradient back to the CPU, by table name. */
-  async downloadGrads(): Promise<ParamMap> {
-    return await downloadAll(this.gpu, this.grads);
-  }
-
-  /** Releases every buffer. */
-  destroy(): void {
-    const seen = new Set<GPUBuffer>();
-    const views: View[] = [
-      ...this.params.values(),
-      ...this.grads.values(),
-      this.tokens,
-      this.targets,
-      this.losses,
-      this.loss,
-      this.lnf,
-      this.#residualOut,
-      this.#lnfMean,
-      this.#lnfRstd,
-      this.#clsLse,
-      this.#clsScratch.logits,
-      this.#clsScratch.state,
-    ];
-    for (const a of this.#blocks) views.push(...Object.values(a));
-    for (
-      const v of [
-        this.#attnScratch,
-        this.#dres,
-        this.#dln,
-        this.#datty,
-        this.#dqkv,
-        this.#dfchGelu,
-        this.#dfch,
-      ]
-    ) {
-      if (v) views.push(v);
+  blockActivations(l: number): BlockActivations {
+    if (!Number.isInteger(l) || l < 0 || l >= this.config.n_layer) {
+      throw new GpuError(`block ${l} does not exist: the model has ${this.config.n_layer}`);
     }
-    for (const v of views) {
-      if (!seen.has(v.buffer)) v.buffer.destroy();
-      seen.add(v.buffer);
-    }
+    return { input: this.#blockInput(l), qkv: this.act("qkv", l), output: this.#blockInput(l + 1) };
   }
-}
-
-/** Copies named views back to the CPU in one round trip. */
-export async function downloadAll(gpu: Gpu, views: Map<string, View>): Promise<ParamMap> {
-  const data = await readAll(gpu, [...views.values()]);
-  return new Map([...views.keys()].map((name, i) => [name, data[i]]));
 }

@@ -9,10 +9,9 @@
 import { join } from "node:path";
 import type { Gpu } from "@inheritune/kernels";
 import { type Checkpoint, saveModel } from "./checkpoint.ts";
-import { GPT2 } from "./gpt2.ts";
 import { type TokenReader, validationLoss } from "./evaluate.ts";
 import { inherit } from "./inherit.ts";
-import { BLOCK_TENSORS } from "./params.ts";
+import { createModel, family, paramSpecs } from "./model.ts";
 import { type BatchSource, type StepMetrics, train } from "./trainer.ts";
 import { writeAll, writeAtomic } from "./_file_io.ts";
 
@@ -28,7 +27,7 @@ export interface GrowOptions {
   val: TokenReader;
   /** Run folder: one sub-folder per stage, the final model, `grow.json`. */
   out: string;
-  /** Blocks of the first stage (1). */
+  /** Blocks of the first stage (default ⌊k/2⌋ of the reference's k, as the paper's Algorithm 1). */
   start?: number;
   /** Blocks appended per stage (1). */
   increment?: number;
@@ -67,10 +66,10 @@ export async function grow(options: GrowOptions): Promise<{ stages: GrowStage[];
   const { gpu, reference, B, T } = options;
   const depth = reference.config.n_layer;
   const increment = options.increment ?? 1;
-  const refModel = GPT2.create(gpu, reference.config, reference.params, { B, T });
+  const refModel = createModel(gpu, reference.config, reference.params, { B, T });
   const refLoss = (await validationLoss(refModel, options.val, { maxTokens: options.evalTokens })).loss;
   refModel.destroy();
-  let model: Checkpoint = inherit(reference, { layers: options.start ?? 1 });
+  let model: Checkpoint = inherit(reference, { layers: options.start ?? Math.max(1, Math.floor(depth / 2)) });
   const stages: GrowStage[] = [];
   while (true) {
     const n = model.config.n_layer;
@@ -89,7 +88,7 @@ export async function grow(options: GrowOptions): Promise<{ stages: GrowStage[];
       evalTokens: options.evalTokens,
       onMetrics: (m) => options.onMetrics?.(n, m),
     });
-    model = { config: model.config, params: result.params };
+    model = { ...model, params: result.params };
     const valLoss = result.valLoss!;
     const matched = valLoss <= refLoss * (1 + (options.tolerance ?? 0));
     stages.push({ layers: n, val_loss: valLoss, reference_val_loss: refLoss, matched });
@@ -105,8 +104,10 @@ export async function grow(options: GrowOptions): Promise<{ stages: GrowStage[];
 /** `model` (the first n blocks of a stack) extended with reference blocks n..layers-1. */
 export function appendBlocks(model: Checkpoint, reference: Checkpoint, layers: number): Checkpoint {
   const params = new Map(model.params);
-  for (let l = model.config.n_layer; l < layers; l++) {
-    for (const t of BLOCK_TENSORS) params.set(`h.${l}.${t}`, reference.params.get(`h.${l}.${t}`)!.slice());
+  const config = { ...model.config, n_layer: layers };
+  for (const spec of paramSpecs(config)) {
+    if (spec.layer < model.config.n_layer) continue;
+    params.set(spec.name, reference.params.get(family(config).blockParamName(spec.layer, spec.key))!.slice());
   }
-  return { config: { ...model.config, n_layer: layers }, params };
+  return { ...model, config, params };
 }

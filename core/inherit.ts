@@ -1,19 +1,22 @@
 /**
- * Inheritune's inheritance: a smaller model that keeps a reference model's token and position
- * embeddings, a selection of its blocks (the first n by default), its final LayerNorm and its
- * tied LM head, unchanged.
+ * Inheritune's inheritance: a smaller model that keeps a reference model's embeddings, a selection
+ * of its blocks (the first n by default), its final norm and its LM head, unchanged. Works on any
+ * family through its parameter table.
  *
  * Selections, for comparison: `first` (the paper), `last`, `even` (evenly spaced, as DistilBERT),
  * `list` (explicit indices) and `ranked` (the best-first ranking of a measured criterion, e.g.
- * from `deno task analyze`). Ablations: inherit only the attention sub-block (`ln_1`, `attn.*`) or
- * only the MLP sub-block (`ln_2`, `mlp.*`), the rest freshly initialised.
+ * from `deno task analyze`). Ablations: inherit only the attention sub-block (its norm and
+ * projections) or only the MLP sub-block, the rest freshly initialised; and re-initialise some of
+ * the tensors outside the blocks (`reinit`, as the paper's official code does with the final norm
+ * and GPT-2's position table).
  *
  * @module
  */
 import type { Checkpoint } from "./checkpoint.ts";
-import type { GPTConfig } from "./config.ts";
+import type { ModelConfig } from "./config.ts";
 import { initTensor } from "./init.ts";
-import { type ParamMap, paramSpecs } from "./params.ts";
+import { family, paramSpecs } from "./model.ts";
+import type { ParamMap, ParamSpec } from "./params.ts";
 import { Rng } from "./random.ts";
 
 /** How blocks are chosen. */
@@ -29,6 +32,12 @@ export interface InheritOptions {
   blocks?: number[];
   /** Which block weights to inherit ("both"); the others are freshly initialised. */
   only?: "attn" | "mlp" | "both";
+  /**
+   * Tensors outside the blocks to initialise afresh instead of inheriting, by short name (the
+   * checkpoint name without `model.`/`transformer.` and `.weight`/`.bias`): GPT-2's `ln_f`, `wpe`,
+   * `wte`; LLaMA's `norm`, `embed_tokens`, `lm_head`.
+   */
+  reinit?: string[];
   /** Seed of the fresh initialisation (ablations). */
   seed?: number;
 }
@@ -89,15 +98,15 @@ export function selectBlocks(depth: number, options: InheritOptions): number[] {
   }
 }
 
-function inheritsTensor(tensor: string, only: "attn" | "mlp" | "both"): boolean {
-  if (only === "both") return true;
-  const attn = tensor.startsWith("ln_1.") || tensor.startsWith("attn.");
-  return only === "attn" ? attn : !attn;
+/** The short name `reinit` knows a tensor outside the blocks by: `ln_f.weight` → `ln_f`. */
+export function shortName(spec: ParamSpec): string {
+  return spec.name.replace(/^(model|transformer)\./, "").replace(/\.(weight|bias)$/, "");
 }
 
 /**
- * Derives the target model: embeddings, `ln_f` and the tied head copied unchanged; block `i` of
- * the target is reference block `blocks[i]`. Copies share no memory with the reference.
+ * Derives the target model: the tensors outside the blocks (embeddings, final norm, head) copied
+ * unchanged unless named in `reinit`; block `i` of the target is reference block `blocks[i]`.
+ * Copies share no memory with the reference.
  */
 export function inherit(reference: Checkpoint, options: InheritOptions): Checkpoint & { blocks: number[] } {
   const blocks = selectBlocks(reference.config.n_layer, options);
@@ -105,16 +114,27 @@ export function inherit(reference: Checkpoint, options: InheritOptions): Checkpo
   if (!["attn", "mlp", "both"].includes(only)) {
     throw new InheritError(`unknown --only ${JSON.stringify(only)}: use attn, mlp or both`);
   }
-  const config: GPTConfig = { ...reference.config, n_layer: blocks.length };
+  const config: ModelConfig = { ...reference.config, n_layer: blocks.length };
+  const specs = paramSpecs(config);
+  const reinit = new Set(options.reinit ?? []);
+  const outside = specs.filter((s) => s.layer < 0).map(shortName);
+  for (const name of reinit) {
+    if (!outside.includes(name)) {
+      throw new InheritError(
+        `--reinit ${name}: not a tensor outside the blocks of this model (it has ${
+          [...new Set(outside)].join(", ")
+        })`,
+      );
+    }
+  }
   const rng = new Rng(options.seed ?? 0);
   const params: ParamMap = new Map();
-  for (const spec of paramSpecs(config)) {
+  for (const spec of specs) {
     let source = spec.name;
-    let inherited = true;
+    let inherited = !reinit.has(shortName(spec));
     if (spec.layer >= 0) {
-      const tensor = spec.name.slice(`h.${spec.layer}.`.length);
-      source = `h.${blocks[spec.layer]}.${tensor}`;
-      inherited = inheritsTensor(tensor, only);
+      source = family(config).blockParamName(blocks[spec.layer], spec.key);
+      inherited = only === "both" || spec.part === only;
     }
     if (inherited) {
       const data = reference.params.get(source);
@@ -124,5 +144,5 @@ export function inherit(reference: Checkpoint, options: InheritOptions): Checkpo
       params.set(spec.name, initTensor(spec, config, rng));
     }
   }
-  return { config, params, blocks };
+  return { ...reference, config, params, blocks };
 }

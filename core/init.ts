@@ -1,15 +1,16 @@
 /**
- * GPT-2 initialisation: N(0, 0.02) weights, residual projections scaled by 1/√(2·n_layer),
- * LayerNorm weights 1 and biases 0.
+ * Initialisation from the parameter table: N(0, 0.02) weights (GPT-2's residual projections scaled
+ * by 1/√(2·n_layer)), norm weights 1 and biases 0.
  *
  * @module
  */
-import type { GPTConfig } from "./config.ts";
-import { numel, type ParamMap, type ParamSpec, paramSpecs } from "./params.ts";
+import type { ModelConfig } from "./config.ts";
+import { paramSpecs } from "./model.ts";
+import { numel, type ParamMap, type ParamSpec } from "./params.ts";
 import { Rng } from "./random.ts";
 
 /** Initial value of one parameter tensor, drawn from `rng`. */
-export function initTensor(spec: ParamSpec, config: GPTConfig, rng: Rng): Float32Array {
+export function initTensor(spec: ParamSpec, config: ModelConfig, rng: Rng): Float32Array {
   const out = new Float32Array(numel(spec.shape));
   switch (spec.init) {
     case "normal":
@@ -24,7 +25,7 @@ export function initTensor(spec: ParamSpec, config: GPTConfig, rng: Rng): Float3
 }
 
 /** Freshly initialised parameters for `config`, deterministic in `seed`. */
-export function initParams(config: GPTConfig, seed: number): ParamMap {
+export function initParams(config: ModelConfig, seed: number): ParamMap {
   const rng = new Rng(seed);
   const params: ParamMap = new Map();
   for (const spec of paramSpecs(config)) params.set(spec.name, initTensor(spec, config, rng));

@@ -1,14 +1,17 @@
 /**
- * GPT-2 on WebGPU: configuration, the parameter table, the model's forward and backward passes,
- * AdamW, inheritance, checkpoints and the trainer.
+ * Language models on WebGPU: one model interface with two families (GPT-2, LLaMA), their
+ * parameter tables and forward and backward passes, AdamW, inheritance, checkpoints (Hugging Face
+ * folders, GGUF, llm.c and llama2.c files), the trainer and generation.
  *
  * @module
  */
 export * from "./config.ts";
 export * from "./params.ts";
+export * from "./model.ts";
 export * from "./random.ts";
 export * from "./init.ts";
 export * from "./gpt2.ts";
+export * from "./llama.ts";
 export * from "./optimizer.ts";
 export * from "./schedule.ts";
 export * from "./evaluate.ts";
@@ -16,6 +19,9 @@ export * from "./inherit.ts";
 export * from "./trainer.ts";
 export * from "./safetensors.ts";
 export * from "./checkpoint.ts";
+export * from "./gguf.ts";
+export * from "./gguf_model.ts";
+export * from "./llm_binaries.ts";
 export * from "./train_state.ts";
 export * from "./report.ts";
 export * from "./experiment.ts";

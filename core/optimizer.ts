@@ -16,8 +16,9 @@ import {
   write,
   writeAdamwHyper,
 } from "@inheritune/kernels";
-import { type ParamMap, paramSpecs } from "./params.ts";
-import { downloadAll, type GPT2 } from "./gpt2.ts";
+import type { ParamMap } from "./params.ts";
+import type { LanguageModel } from "./model.ts";
+import { downloadAll } from "./_transformer.ts";
 
 /** AdamW hyper-parameters (PyTorch names; defaults as GPT-2/nanoGPT). */
 export interface AdamWOptions {
@@ -46,7 +47,7 @@ export class AdamW {
   readonly #opts: Required<AdamWOptions>;
 
   /** Allocates zero moments for every parameter of `model`. */
-  constructor(model: GPT2, options: AdamWOptions = {}) {
+  constructor(model: LanguageModel, options: AdamWOptions = {}) {
     this.#gpu = model.gpu;
     this.#opts = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1.0, ...options };
     for (const [name, p] of model.params) {
@@ -59,7 +60,7 @@ export class AdamW {
   }
 
   /** Records the update of every parameter of `model` from its gradients. */
-  record(rec: Recorder, model: GPT2): void {
+  record(rec: Recorder, model: LanguageModel): void {
     const grads = [...model.grads.values()];
     if (this.#opts.gradClip > 0) {
       gradNormSquared(rec, { partials: this.#partials, grads });
@@ -72,7 +73,7 @@ export class AdamW {
     } else {
       write(this.#gpu, this.#scale, new Float32Array([1, 0]));
     }
-    for (const spec of paramSpecs(model.config)) {
+    for (const spec of model.specs) {
       const param = model.params.get(spec.name)!;
       adamwUpdate(rec, {
         param,

@@ -10,11 +10,11 @@
  */
 import { type Gpu, Recorder, write } from "@inheritune/kernels";
 import { join } from "node:path";
-import type { GPTConfig } from "./config.ts";
+import type { ModelConfig } from "./config.ts";
 import { type TokenReader, validationLoss } from "./evaluate.ts";
-import { GPT2 } from "./gpt2.ts";
+import { countParams, createModel } from "./model.ts";
 import { AdamW, type AdamWOptions } from "./optimizer.ts";
-import { countParams, type ParamMap } from "./params.ts";
+import type { ParamMap } from "./params.ts";
 import { learningRate } from "./schedule.ts";
 import { saveModel } from "./checkpoint.ts";
 import { loadTrainingState, saveTrainingState } from "./train_state.ts";
@@ -54,7 +54,7 @@ export interface TrainOptions {
   /** The device. */
   gpu: Gpu;
   /** Architecture of the model to train. */
-  config: GPTConfig;
+  config: ModelConfig;
   /** Initial parameters (fresh, inherited or loaded). */
   params: ParamMap;
   /** Training batches. */
@@ -126,7 +126,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   };
   const logEvery = options.logEvery ?? 10;
   await Deno.mkdir(options.out, { recursive: true });
-  const model = GPT2.create(gpu, config, options.params, { B, T, training: true });
+  const model = createModel(gpu, config, options.params, { B, T, training: true });
   const opt = new AdamW(model, options.adamw);
   if (options.resume) {
     const state = await loadTrainingState(options.out);

@@ -18,7 +18,7 @@
  * @module
  */
 import { attentionForwardCpu, getGpu, IGNORE_INDEX, readAll, Recorder, write } from "@inheritune/kernels";
-import { type Checkpoint, GPT2, type TokenReader } from "@inheritune/core";
+import { attentionHeads, type Checkpoint, createModel, type TokenReader } from "@inheritune/core";
 import { DataError } from "@inheritune/data";
 
 /** Attention statistics of one head, averaged over the analysed windows. */
@@ -261,14 +261,16 @@ export async function analyzeModel(
   for (let b = 0; b < B; b++) input.set(tokens.read(b * stride, T), b * T);
 
   const gpu = await getGpu();
-  const net = GPT2.create(gpu, config, model.params, { B, T });
+  const net = createModel(gpu, config, model.params, { B, T });
   const rec = new Recorder(gpu);
   try {
     write(gpu, net.tokens, input);
     write(gpu, net.targets, new Uint32Array(B * T).fill(IGNORE_INDEX));
     net.recordForward(rec);
     rec.submit();
-    const L = config.n_layer, C = config.n_embd, NH = config.n_head;
+    const L = config.n_layer, C = config.n_embd;
+    const { NH, NKV, hs } = attentionHeads(config);
+    const W = (NH + 2 * NKV) * hs; // floats per row of qkv
     const [last] = await readAll(gpu, [net.blockActivations(L - 1).output]);
     const blocks: BlockDiagnostics[] = [];
     for (let l = 0; l < L; l++) {
@@ -282,8 +284,8 @@ export async function analyzeModel(
         rankOne: 0,
       }));
       for (let b = 0; b < B; b++) {
-        const rows = qkv.subarray(b * T * 3 * C, (b + 1) * T * 3 * C);
-        const { att } = attentionForwardCpu(rows, { B: 1, T, C, NH });
+        const rows = qkv.subarray(b * T * W, (b + 1) * T * W);
+        const { att } = attentionForwardCpu(rows, { B: 1, T, C, NH, NKV });
         for (let h = 0; h < NH; h++) {
           const s = attentionStats(att.subarray(h * T * T, (h + 1) * T * T), T);
           for (const k of STAT_KEYS) means[h][k] += s[k] / B;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Checkpoint, GPT2, type GPTConfig } from "@inheritune/core";
+import { type Checkpoint, createModel, type ModelConfig } from "@inheritune/core";
 import { getGpu, type Gpu } from "@inheritune/kernels";
 import { DataError, getTokenizer, type Tokenizer, type TokenSource } from "@inheritune/data";
 import type { LineProblem, Task } from "./tasks.ts";
@@ -19,7 +19,7 @@ export interface ModelReport {
   /** Parameter count. */
   params: number;
   /** Its architecture. */
-  config: GPTConfig;
+  config: ModelConfig;
   /** Validation text metrics, when text was given. */
   text?: TextResult;
   /** One result per task, in the order given. */
@@ -88,7 +88,7 @@ export async function evaluateModel(
         `validation text has ${tokens.length} tokens, one window of context ${ctx} needs ${ctx + 1}`,
       );
     }
-    const gpt = GPT2.create(gpu, config, params, { B: batchFor(ctx), T: ctx });
+    const gpt = createModel(gpu, config, params, { B: batchFor(ctx), T: ctx });
     try {
       report.text = await evaluateText(gpt, tokens, { tokenizer, maxTokens: options.maxTokens });
     } finally {
@@ -112,7 +112,7 @@ export async function evaluateModel(
   if (prepared.length > 0) {
     const T = Math.min(ctx, Math.max(...prepared.map(longestRequest)) - 1);
     const requests = Math.max(...prepared.map((p) => p.requests.length));
-    const gpt = GPT2.create(gpu, config, params, { B: Math.min(batchFor(T), requests), T });
+    const gpt = createModel(gpu, config, params, { B: Math.min(batchFor(T), requests), T });
     try {
       for (const p of prepared) report.tasks.push(await scoreTask(gpt, p));
     } finally {

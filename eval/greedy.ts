@@ -23,7 +23,7 @@ import {
 export interface TargetRankArgs {
   /** Per-position rank `(BT)`, f32: vocabulary ids whose logit exceeds the target's; -1 where ignored. */
   out: View;
-  /** Final hidden states `(BT,C)` (the model's `lnf`). */
+  /** Final hidden states `(BT,C)` (the model's `hidden`). */
   inp: View;
   /** Token embedding, the tied head `(V,C)`. */
   wte: View;

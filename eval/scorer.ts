@@ -7,7 +7,7 @@
  * @module
  */
 import { createView, IGNORE_INDEX, Recorder, write } from "@inheritune/kernels";
-import type { GPT2 } from "@inheritune/core";
+import type { LanguageModel } from "@inheritune/core";
 import { targetRank } from "./greedy.ts";
 
 /** Tokens to score: log p(`continuation` | `context`). */
@@ -72,7 +72,7 @@ export function packRequest(
  * @throws {RangeError} for a request without context or with more than T continuation tokens.
  */
 export async function scoreRequests(
-  model: GPT2,
+  model: LanguageModel,
   requests: readonly ScoreRequest[],
   options: ScoreOptions = {},
 ): Promise<Score[]> {
@@ -84,8 +84,8 @@ export async function scoreRequests(
   if (ranks) {
     targetRank(rec, {
       out: ranks,
-      inp: model.lnf,
-      wte: model.params.get("wte.weight")!,
+      inp: model.hidden,
+      wte: model.head,
       targets: model.targets,
       BT,
       C: config.n_embd,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type GPT2, validationLoss } from "@inheritune/core";
+import { type LanguageModel, validationLoss } from "@inheritune/core";
 import { arraySource, type Tokenizer, type TokenSource } from "@inheritune/data";
 
 /** Result of {@linkcode evaluateText}. */
@@ -69,7 +69,7 @@ export function coveredBytes(
  * @throws {RangeError} when `source` holds fewer than T + 1 tokens.
  */
 export async function evaluateText(
-  model: GPT2,
+  model: LanguageModel,
   source: TokenSource,
   options: { tokenizer: Tokenizer; maxTokens?: number },
 ): Promise<TextResult> {

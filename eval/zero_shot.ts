@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { GPT2 } from "@inheritune/core";
+import type { LanguageModel } from "@inheritune/core";
 import type { Tokenizer } from "@inheritune/data";
 import { type ScoreRequest, scoreRequests } from "./scorer.ts";
 import type { LineProblem, Task, TaskItem, TaskKind } from "./tasks.ts";
@@ -127,7 +127,7 @@ function argmax(values: readonly number[]): number {
  *
  * @throws {RangeError} when no item could be prepared.
  */
-export async function scoreTask(model: GPT2, prepared: PreparedTask): Promise<TaskResult> {
+export async function scoreTask(model: LanguageModel, prepared: PreparedTask): Promise<TaskResult> {
   const { task, items } = prepared;
   if (items.length === 0) throw new RangeError(`${task.name}: no item can be scored`);
   const finalWord = task.kind === "final_word";
@@ -165,7 +165,7 @@ export async function scoreTask(model: GPT2, prepared: PreparedTask): Promise<Ta
 
 /** {@linkcode prepareTask} then {@linkcode scoreTask} with `model`'s T. */
 export async function evaluateTask(
-  model: GPT2,
+  model: LanguageModel,
   task: Task,
   options: { tokenizer: Tokenizer; limit?: number },
 ): Promise<TaskResult> {

@@ -1,9 +1,13 @@
 /**
- * Causal multi-head self-attention (GPT-2, after the QKV projection and before `c_proj`), forward
- * and backward, flash-attention style, and their CPU references.
+ * Causal multi-head self-attention with grouped-query attention (after the Q, K, V projections and
+ * before the output projection), forward and backward, flash-attention style, and their CPU
+ * references.
  *
- * `qkv (B,T,3C)` holds q = qkv[..., 0:C], k = qkv[..., C:2C], v = qkv[..., 2C:3C]; head h uses
- * channels h·hs .. (h+1)·hs with hs = C/NH. For each (b, h) and query row i:
+ * Each row of `qkv (B,T,W)`, W = (NH + 2·NKV)·hs, holds the NH query heads, then the NKV key heads,
+ * then the NKV value heads, hs = C/NH channels each (GPT-2: NKV = NH, so W = 3C and the row is
+ * q | k | v of C channels each, `c_attn`'s output). Query head h reads key/value head
+ * g = h / (NH/NKV): NKV = NH is multi-head attention, NKV = 1 multi-query attention. For each
+ * (b, h) and query row i:
  *
  *   S_ij = scale · q_i·k_j   (j ≤ i, scale = 1/√hs)      lse_i = log Σ_j exp S_ij
  *   P_ij = exp(S_ij − lse_i)                              out_i = Σ_j P_ij v_j
@@ -17,6 +21,7 @@
  *   dq_i  = scale · Σ_{j≤i} dS_ij k_j
  *   dk_j  = scale · Σ_{i≥j} dS_ij q_i      dv_j = Σ_{i≥j} P_ij dout_i
  *
+ * (with grouped heads, dk and dv of a key/value head also sum over the query heads sharing it).
  * Each sum runs in a fixed order in one thread, so the results are deterministic (no atomics).
  *
  * @module
@@ -89,22 +94,25 @@ export interface AttentionShape {
   B: number;
   /** Sequence length. */
   T: number;
-  /** Channels (NH · hs). */
+  /** Channels of the queries and of the output (NH · hs). */
   C: number;
-  /** Number of heads. */
+  /** Number of query heads. */
   NH: number;
+  /** Number of key/value heads, dividing NH (default NH: no grouping). */
+  NKV?: number;
   /** Work split of the kernels; defaults to {@linkcode attentionSplit} of the GPU. */
   split?: AttentionSplit;
 }
 
 /** Checks the shape and returns the head size. */
-function headSize({ B, T, C, NH }: AttentionShape): number {
-  for (const [name, v] of [["B", B], ["T", T], ["C", C], ["NH", NH]] as const) {
+function headSize({ B, T, C, NH, NKV = NH }: AttentionShape): number {
+  for (const [name, v] of [["B", B], ["T", T], ["C", C], ["NH", NH], ["NKV", NKV]] as const) {
     if (!Number.isInteger(v) || v < 1) {
       throw new GpuError(`attention: ${name}=${v} is not a positive integer`);
     }
   }
   if (C % NH !== 0) throw new GpuError(`attention: C=${C} is not a multiple of NH=${NH}`);
+  if (NH % NKV !== 0) throw new GpuError(`attention: NKV=${NKV} does not divide NH=${NH}`);
   const hs = C / NH;
   if (hs > ATTENTION_MAX_HEAD_SIZE) {
     throw new GpuError(`attention: head size C/NH=${hs} exceeds ${ATTENTION_MAX_HEAD_SIZE}`);
@@ -169,9 +177,14 @@ function useTextures(
   });
 }
 
-function attentionUniforms(T: number, C: number, NH: number): Uniforms {
+/** Floats per row of qkv: NH query heads and NKV key and value heads. */
+function rowWidth({ C, NH, NKV = NH }: AttentionShape): number {
+  return (C / NH) * (NH + 2 * NKV);
+}
+
+function attentionUniforms({ T, C, NH, NKV = NH }: AttentionShape): Uniforms {
   const scale = 1 / Math.sqrt(C / NH);
-  return new Uniforms().u32(T).u32(C).u32(NH).f32(scale);
+  return new Uniforms().u32(T).u32(C).u32(NH).f32(scale).u32(NKV);
 }
 
 // The kernels are generated for one head size and split: each row an invocation owns lives in
@@ -215,9 +228,10 @@ function dot(x: string, y: string, n: number): string {
   return `dot(${e}, vec4<f32>(1.0))`;
 }
 
-// Shared WGSL preamble: the uniform block and the row addressing of qkv (B,T,3C) and of the
-// per-row statistics (B,NH,T). Workgroup (x, y, z) = (row block, head, batch entry); row r of
-// invocation li of row block x is x·BLOCK + r·WG + li.
+// Shared WGSL preamble: the uniform block and the row addressing of qkv (B,T,W) and of the
+// per-row statistics (B,NH,T). Workgroup (x, y, z) = (row block, head, batch entry), the head a
+// query head (forward, dq) or a key/value head (dk, dv); row r of invocation li of row block x is
+// x·BLOCK + r·WG + li.
 function header(
   hs: number,
   { wg, rows, step }: Split,
@@ -240,25 +254,29 @@ const HS = ${hs}u;
 const WG = ${wg}u;
 const BLOCK = ${wg * rows}u;
 const STEP = ${step}u;
-struct P { T: u32, C: u32, NH: u32, scale: f32 }
+struct P { T: u32, C: u32, NH: u32, scale: f32, NKV: u32 }
 ${decl.join("\n")}
 @group(0) @binding(${bindings.length + textures.length}) var<uniform> p: P;
-// Element 0 of head h of row t of batch entry b in q; k and v follow at +C and +2C.
-fn qkv_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * 3u * p.C + h * HS; }
+// In-row offsets of query head h, key head g and value head g in qkv.
+fn q_off(h: u32) -> u32 { return h * HS; }
+fn k_off(g: u32) -> u32 { return (p.NH + g) * HS; }
+fn v_off(g: u32) -> u32 { return (p.NH + p.NKV + g) * HS; }
+// Element 0 of row t of batch entry b in qkv, plus an in-row offset.
+fn qkv_at(b: u32, t: u32, off: u32) -> u32 { return (b * p.T + t) * (p.NH + 2u * p.NKV) * HS + off; }
 // Element 0 of head h of row t of batch entry b in a (B,T,C) tensor.
 fn btc_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * p.C + h * HS; }
 fn stat_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.NH + h) * p.T + t; }
-// Texel (4 floats) d of head h, part (0 q, 1 k, 2 v) of row t of batch entry b in the texture
-// copy of qkv (B·T rows of 3C/4 texels) or, with part 0, of a (B,T,C) tensor.
-fn tex_at(b: u32, t: u32, h: u32, part: u32, d: u32) -> vec2<u32> {
-  return vec2<u32>((part * p.C + h * HS) / 4u + d, b * p.T + t);
+// Texel (4 floats) d at in-row offset off of row t of batch entry b in the texture copy of qkv
+// (B·T rows of W/4 texels) or of a (B,T,C) tensor.
+fn tex_at(b: u32, t: u32, off: u32, d: u32) -> vec2<u32> {
+  return vec2<u32>(off / 4u + d, b * p.T + t);
 }`;
 }
 
-/** Where a kernel streams rows from: part `part` (0 q, 1 k, 2 v) of each row, in buffer `buf` at `base(k)`, or in texture `tex`. */
+/** Where a kernel streams rows from: in buffer `buf` at `base(k)`, or in texture `tex` at in-row offset `off`. */
 interface StreamSource {
   tex?: string;
-  part: number;
+  off: string;
   buf: string;
   base: (k: number) => string;
 }
@@ -272,49 +290,52 @@ function streamRows(sp: Split, hs: number, name: string, src: StreamSource): str
   return seq(sp.step, (k) =>
     seq(n, (d) => {
       const v = src.tex
-        ? `textureLoad(${src.tex}, tex_at(b, uc${k}, h, ${src.part}u, ${d}u))`
+        ? `textureLoad(${src.tex}, tex_at(b, uc${k}, ${src.off}, ${d}u))`
         : load4(hs, src.buf, src.base(k), d);
       return `let ${name}${k}_${d} = ${v};`;
     })).flat();
 }
 
-/** The key (part 1) or value (part 2) rows streamed from qkv at offset `kj_k`. */
-function keyValueSource(tex: boolean, part: 1 | 2): StreamSource {
+/** The key or value rows of key/value head `g` streamed from qkv, the key row k at `kj_k`. */
+function keyValueSource(tex: boolean, part: "k" | "v"): StreamSource {
   return {
     tex: tex ? "tqkv" : undefined,
-    part,
+    off: part === "k" ? "k_off(g)" : "v_off(g)",
     buf: "qkv",
-    base: (k) => (part === 1 ? `kj${k}` : `kj${k} + p.C`),
+    base: (k) => (part === "k" ? `kj${k}` : `kj${k} + V_SKIP`),
   };
 }
 
 // The entry point: `pre` runs once per invocation (rows r: t_r = its row, tc_r clamped to T-1),
 // `loop` for each STEP of streamed rows s0 .. s0+STEP-1 (u_k = s0+k, uc_k clamped), `post` last.
+// A kernel owns rows of query head h (forward, dq: g is its key/value head) or of key/value head g
+// (dk, dv: the loop then runs once per query head h of the group, in order).
 function kernel(
   sp: Split,
-  loopFrom: string,
-  loopTo: string,
-  pre: string[],
-  loop: string[],
-  post: string[],
+  owner: "query" | "keyValue",
+  range: { from: string; to: string },
+  code: { pre: string[]; loop: string[]; post: string[] },
 ): string {
   const rowLines = seq(
     sp.rows,
     (r) => `let t${r} = wid.x * BLOCK + ${r * sp.wg}u + li;\n  let tc${r} = min(t${r}, p.T - 1u);`,
   );
   const stepLines = seq(sp.step, (k) => `let u${k} = s0 + ${k}u;\n    let uc${k} = min(u${k}, p.T - 1u);`);
+  const loop = `for (var s0 = ${range.from}; s0 < ${range.to}; s0 += STEP) {
+    ${stepLines.join("\n    ")}
+    ${code.loop.join("\n    ")}
+  }`;
   return /* wgsl */ `
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let h = wid.y;
   let b = wid.z;
+  let GRP = p.NH / p.NKV; // query heads per key/value head
+  let V_SKIP = p.NKV * HS; // from a key head to its value head in a row of qkv
+  ${owner === "query" ? "let h = wid.y;\n  let g = h / GRP;" : "let g = wid.y;"}
   ${rowLines.join("\n  ")}
-  ${pre.join("\n  ")}
-  for (var s0 = ${loopFrom}; s0 < ${loopTo}; s0 += STEP) {
-    ${stepLines.join("\n    ")}
-    ${loop.join("\n    ")}
-  }
-  ${post.join("\n  ")}
+  ${code.pre.join("\n  ")}
+  ${owner === "query" ? loop : `for (var h = g * GRP; h < (g + 1u) * GRP; h++) {\n  ${loop}\n  }`}
+  ${code.post.join("\n  ")}
 }`;
 }
 
@@ -331,14 +352,14 @@ function forwardCode(hs: number, sp: Split, tex: boolean): string {
   const K = seq(sp.step, (k) => k);
   const D = seq(n, (d) => d);
   const pre = [
-    ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, h);`),
+    ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, q_off(h));`),
     ...R.flatMap((r) => D.map((d) => `let q${r}_${d} = ${load4(hs, "qkv", `qi${r}`, d)} * p.scale;`)),
     ...R.flatMap((r) => D.map((d) => `var a${r}_${d} = vec4<f32>(0.0);`)),
     ...R.map((r) => `var m${r} = -3.0e38;\n  var l${r} = 0.0;`),
   ];
   const loop = [
-    ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, h) + p.C;`),
-    ...streamRows(sp, hs, "k", keyValueSource(tex, 1)),
+    ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, k_off(g));`),
+    ...streamRows(sp, hs, "k", keyValueSource(tex, "k")),
     ...R.flatMap((r) =>
       K.map((k) => `let s${r}_${k} = select(-3.0e38, ${dot(`q${r}`, `k${k}`, n)}, u${k} <= t${r});`)
     ),
@@ -349,7 +370,7 @@ function forwardCode(hs: number, sp: Split, tex: boolean): string {
       `l${r} = l${r} * c${r} + ${K.map((k) => `p${r}_${k}`).join(" + ")};`,
       `m${r} = mt${r};`,
     ]),
-    ...streamRows(sp, hs, "v", keyValueSource(tex, 2)),
+    ...streamRows(sp, hs, "v", keyValueSource(tex, "v")),
     ...R.flatMap((r) =>
       D.map((d) =>
         `a${r}_${d} = ${
@@ -374,7 +395,7 @@ function forwardCode(hs: number, sp: Split, tex: boolean): string {
     [["read_write", "out"], ["read_write", "lse"], ["read", "qkv"]],
     tex ? ["tqkv"] : [],
   ) +
-    kernel(sp, "0u", "min(p.T, (wid.x + 1u) * BLOCK)", pre, loop, post);
+    kernel(sp, "query", { from: "0u", to: "min(p.T, (wid.x + 1u) * BLOCK)" }, { pre, loop, post });
 }
 
 /** Arguments of {@linkcode attentionForward}. */
@@ -383,30 +404,35 @@ export interface AttentionForwardArgs extends AttentionShape {
   out: View;
   /** Log-sum-exp of each query row's scaled, masked scores `(B,NH,T)`, saved for backward; overwritten. */
   lse: View;
-  /** Input `(B,T,3C)`: q, k, v. */
+  /** Input `(B,T,W)`, W = (NH + 2·NKV)·hs: the query heads, the key heads, the value heads. */
   qkv: View;
 }
 
-/** Records the causal attention forward pass: `out (B,T,C)` and `lse (B,NH,T)` from `qkv (B,T,3C)`. */
+function shapeText({ B, T, C, NH, NKV = NH }: AttentionShape): string {
+  return `(B=${B}, T=${T}, C=${C}, NH=${NH}${NKV === NH ? "" : `, NKV=${NKV}`})`;
+}
+
+/** Records the causal attention forward pass: `out (B,T,C)` and `lse (B,NH,T)` from `qkv (B,T,W)`. */
 export function attentionForward(rec: Recorder, args: AttentionForwardArgs): void {
   const { B, T, C, NH } = args;
   const hs = headSize(args);
-  const shape = `(B=${B}, T=${T}, C=${C}, NH=${NH})`;
+  const W = rowWidth(args);
+  const shape = shapeText(args);
   requireLength(args.out, B * T * C, `attention forward out ${shape}`);
   requireLength(args.lse, B * NH * T, `attention forward lse ${shape}`);
-  requireLength(args.qkv, B * T * 3 * C, `attention forward qkv ${shape}`);
+  requireLength(args.qkv, B * T * W, `attention forward qkv ${shape}`);
   const sp = kernelSplit(args.split ?? attentionSplit(rec.gpu), hs, 2);
-  const tex = useTextures(rec.gpu, args, hs, [[args.qkv, 3 * C]]);
+  const tex = useTextures(rec.gpu, args, hs, [[args.qkv, W]]);
   const code = forwardCode(hs, sp, tex);
-  for (const [b0, nb] of batchChunks(rec.gpu, B, T * 3 * C)) {
-    const qkv = slice(args.qkv, b0, nb, T * 3 * C);
+  for (const [b0, nb] of batchChunks(rec.gpu, B, T * W)) {
+    const qkv = slice(args.qkv, b0, nb, T * W);
     rec.dispatch({
       code,
       views: [slice(args.out, b0, nb, T * C), slice(args.lse, b0, nb, NH * T), qkv],
       textures: tex
-        ? copyToScratchTextures(rec, "attention", [{ view: qkv, shape: { rows: nb * T, cols: 3 * C } }])
+        ? copyToScratchTextures(rec, "attention", [{ view: qkv, shape: { rows: nb * T, cols: W } }])
         : [],
-      uniforms: attentionUniforms(T, C, NH),
+      uniforms: attentionUniforms(args),
       groups: [Math.ceil(T / (sp.wg * sp.rows)), NH, nb],
     });
   }
@@ -423,7 +449,7 @@ function dqCode(hs: number, sp: Split, tex: boolean): string {
   const K = seq(sp.step, (k) => k);
   const D = seq(n, (d) => d);
   const pre = [
-    ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, h);\n  let oi${r} = btc_at(b, tc${r}, h);`),
+    ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, q_off(h));\n  let oi${r} = btc_at(b, tc${r}, h);`),
     ...R.flatMap((r) => D.map((d) => `let q${r}_${d} = ${load4(hs, "qkv", `qi${r}`, d)} * p.scale;`)),
     ...R.flatMap((r) => D.map((d) => `let o${r}_${d} = ${load4(hs, "dout", `oi${r}`, d)};`)),
     ...R.flatMap((r) => D.map((d) => `let y${r}_${d} = ${load4(hs, "out", `oi${r}`, d)};`)),
@@ -431,9 +457,9 @@ function dqCode(hs: number, sp: Split, tex: boolean): string {
     ...R.flatMap((r) => D.map((d) => `var g${r}_${d} = vec4<f32>(0.0);`)),
   ];
   const loop = [
-    ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, h) + p.C;`),
-    ...streamRows(sp, hs, "k", keyValueSource(tex, 1)),
-    ...streamRows(sp, hs, "v", keyValueSource(tex, 2)),
+    ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, k_off(g));`),
+    ...streamRows(sp, hs, "k", keyValueSource(tex, "k")),
+    ...streamRows(sp, hs, "v", keyValueSource(tex, "v")),
     ...R.flatMap((r) =>
       K.map((k) =>
         `let ds${r}_${k} = select(0.0, exp(${dot(`q${r}`, `k${k}`, n)} - L${r}) * (${
@@ -462,7 +488,8 @@ function dqCode(hs: number, sp: Split, tex: boolean): string {
     ["read", "dout"],
     ["read", "out"],
     ["read", "lse"],
-  ], tex ? ["tqkv"] : []) + kernel(sp, "0u", "min(p.T, (wid.x + 1u) * BLOCK)", pre, loop, post);
+  ], tex ? ["tqkv"] : []) +
+    kernel(sp, "query", { from: "0u", to: "min(p.T, (wid.x + 1u) * BLOCK)" }, { pre, loop, post });
 }
 
 // Each invocation owns key rows t_r: dk_r and dv_r over the queries i = u_k ≥ t_r, or only one of
@@ -474,20 +501,27 @@ function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" | "dkdv
   const D = seq(n, (d) => d);
   const dk = grads !== "dv", dv = grads !== "dk";
   const pre = [
-    ...R.map((r) => `let kj${r} = qkv_at(b, tc${r}, h) + p.C;`),
+    ...R.map((r) => `let kj${r} = qkv_at(b, tc${r}, k_off(g));`),
     ...R.flatMap((r) => D.map((d) => `let k${r}_${d} = ${load4(hs, "qkv", `kj${r}`, d)} * p.scale;`)),
-    ...(dk ? R.flatMap((r) => D.map((d) => `let v${r}_${d} = ${load4(hs, "qkv", `kj${r} + p.C`, d)};`)) : []),
+    ...(dk
+      ? R.flatMap((r) => D.map((d) => `let v${r}_${d} = ${load4(hs, "qkv", `kj${r} + V_SKIP`, d)};`))
+      : []),
     ...(dk ? R.flatMap((r) => D.map((d) => `var gk${r}_${d} = vec4<f32>(0.0);`)) : []),
     ...(dv ? R.flatMap((r) => D.map((d) => `var gv${r}_${d} = vec4<f32>(0.0);`)) : []),
   ];
   const loop = [
     ...K.map((k) =>
-      `let qi${k} = qkv_at(b, uc${k}, h);\n    let oi${k} = btc_at(b, uc${k}, h);\n    let si${k} = stat_at(b, uc${k}, h);`
+      `let qi${k} = qkv_at(b, uc${k}, q_off(h));\n    let oi${k} = btc_at(b, uc${k}, h);\n    let si${k} = stat_at(b, uc${k}, h);`
     ),
-    ...streamRows(sp, hs, "q", { tex: tex ? "tqkv" : undefined, part: 0, buf: "qkv", base: (k) => `qi${k}` }),
+    ...streamRows(sp, hs, "q", {
+      tex: tex ? "tqkv" : undefined,
+      off: "q_off(h)",
+      buf: "qkv",
+      base: (k) => `qi${k}`,
+    }),
     ...streamRows(sp, hs, "o", {
       tex: tex ? "tdout" : undefined,
-      part: 0,
+      off: "h * HS",
       buf: "dout",
       base: (k) => `oi${k}`,
     }),
@@ -519,7 +553,7 @@ function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" | "dkdv
     [
       `if (t${r} < p.T) {`,
       ...(dk ? store4(hs, "dqkv", `kj${r}`, `gk${r}`, "p.scale").map((s) => `  ${s}`) : []),
-      ...(dv ? store4(hs, "dqkv", `kj${r} + p.C`, `gv${r}`, "1.0").map((s) => `  ${s}`) : []),
+      ...(dv ? store4(hs, "dqkv", `kj${r} + V_SKIP`, `gv${r}`, "1.0").map((s) => `  ${s}`) : []),
       `}`,
     ].join("\n  ")
   );
@@ -532,7 +566,7 @@ function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" | "dkdv
     ...(dk ? [["read", "delta"] as [string, string]] : []),
   ];
   return header(hs, sp, bindings, tex ? ["tqkv", "tdout"] : []) +
-    kernel(sp, "wid.x * BLOCK", "p.T", pre, loop, post);
+    kernel(sp, "keyValue", { from: "wid.x * BLOCK", to: "p.T" }, { pre, loop, post });
 }
 
 /**
@@ -545,11 +579,11 @@ export function createAttentionScratch(gpu: Gpu, shape: { B: number; T: number; 
 
 /** Arguments of {@linkcode attentionBackward}. */
 export interface AttentionBackwardArgs extends AttentionShape {
-  /** Input gradient `(B,T,3C)`: dq, dk, dv; overwritten (not accumulated into). */
+  /** Input gradient `(B,T,W)`: dq, dk, dv in the layout of qkv; overwritten (not accumulated into). */
   dqkv: View;
   /** Output gradient `(B,T,C)`. */
   dout: View;
-  /** The forward input `(B,T,3C)`. */
+  /** The forward input `(B,T,W)`. */
   qkv: View;
   /** The forward output `(B,T,C)`. */
   out: View;
@@ -562,20 +596,21 @@ export interface AttentionBackwardArgs extends AttentionShape {
   delta: View;
 }
 
-/** Records the causal attention backward pass: `dqkv (B,T,3C)` from `dout (B,T,C)`. */
+/** Records the causal attention backward pass: `dqkv (B,T,W)` from `dout (B,T,C)`. */
 export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): void {
-  const { B, T, C, NH } = args;
+  const { B, T, C, NH, NKV = NH } = args;
   const hs = headSize(args);
-  const shape = `(B=${B}, T=${T}, C=${C}, NH=${NH})`;
-  requireLength(args.dqkv, B * T * 3 * C, `attention backward dqkv ${shape}`);
+  const W = rowWidth(args);
+  const shape = shapeText(args);
+  requireLength(args.dqkv, B * T * W, `attention backward dqkv ${shape}`);
   requireLength(args.dout, B * T * C, `attention backward dout ${shape}`);
-  requireLength(args.qkv, B * T * 3 * C, `attention backward qkv ${shape}`);
+  requireLength(args.qkv, B * T * W, `attention backward qkv ${shape}`);
   requireLength(args.out, B * T * C, `attention backward out ${shape}`);
   requireLength(args.lse, B * NH * T, `attention backward lse ${shape}`);
   requireLength(args.delta, B * NH * T, `attention backward delta ${shape}`);
   const s = args.split ?? attentionSplit(rec.gpu);
   const dqSplit = kernelSplit(s, hs, 3);
-  const tex = useTextures(rec.gpu, args, hs, [[args.qkv, 3 * C], [args.dout, C]]);
+  const tex = useTextures(rec.gpu, args, hs, [[args.qkv, W], [args.dout, C]]);
   const dq = dqCode(hs, dqSplit, tex);
   // dk and dv in one kernel, or in two that each hold less state.
   const dkv = (s.separateDkDv ? [["dk", 3], ["dv", 2]] as const : [["dkdv", 4]] as const).map(
@@ -584,19 +619,24 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
       return { grads, sp, code: dkvCode(hs, sp, tex, grads) };
     },
   );
-  for (const [b0, nb] of batchChunks(rec.gpu, B, T * 3 * C)) {
+  for (const [b0, nb] of batchChunks(rec.gpu, B, T * W)) {
     const at = (v: View, perBatch: number): View => slice(v, b0, nb, perBatch);
-    const dqkv = at(args.dqkv, T * 3 * C);
-    const qkv = at(args.qkv, T * 3 * C);
+    const dqkv = at(args.dqkv, T * W);
+    const qkv = at(args.qkv, T * W);
     const dout = at(args.dout, T * C);
     const lse = at(args.lse, NH * T);
     const delta = at(args.delta, NH * T);
-    const uniforms = attentionUniforms(T, C, NH);
-    const groups = (sp: Split): [number, number, number] => [Math.ceil(T / (sp.wg * sp.rows)), NH, nb];
+    const uniforms = attentionUniforms(args);
+    // dq runs per query head, dk and dv per key/value head.
+    const groups = (sp: Split, heads: number): [number, number, number] => [
+      Math.ceil(T / (sp.wg * sp.rows)),
+      heads,
+      nb,
+    ];
     // dq reads the qkv texture; dk/dv reads it and the dout texture, copied once for both.
     const textures = tex
       ? copyToScratchTextures(rec, "attention", [
-        { view: qkv, shape: { rows: nb * T, cols: 3 * C } },
+        { view: qkv, shape: { rows: nb * T, cols: W } },
         { view: dout, shape: { rows: nb * T, cols: C } },
       ])
       : [];
@@ -605,7 +645,7 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
       views: [dqkv, delta, qkv, dout, at(args.out, T * C), lse],
       textures: textures.slice(0, 1),
       uniforms,
-      groups: groups(dqSplit),
+      groups: groups(dqSplit, NH),
     });
     for (const { grads, sp, code } of dkv) {
       rec.dispatch({
@@ -613,7 +653,7 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
         views: [dqkv, qkv, ...(tex ? [] : [dout]), lse, ...(grads === "dv" ? [] : [delta])],
         textures,
         uniforms,
-        groups: groups(sp),
+        groups: groups(sp, NKV),
       });
     }
   }
@@ -639,6 +679,7 @@ export function attentionForwardCpu(
 ): AttentionForwardCpuResult {
   const { B, T, C, NH } = shape;
   const hs = headSize(shape);
+  const { q, k, v } = cpuOffsets(shape);
   const scale = 1 / Math.sqrt(hs);
   const out = new Float64Array(B * T * C);
   const lse = new Float64Array(B * NH * T);
@@ -646,11 +687,11 @@ export function attentionForwardCpu(
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < NH; h++) {
       for (let i = 0; i < T; i++) {
-        const qi = (b * T + i) * 3 * C + h * hs;
+        const qi = q(b, i, h);
         const row = ((b * NH + h) * T + i) * T;
         let max = -Infinity;
         for (let j = 0; j <= i; j++) {
-          const kj = (b * T + j) * 3 * C + C + h * hs;
+          const kj = k(b, j, h);
           let s = 0;
           for (let d = 0; d < hs; d++) s += qkv[qi + d] * qkv[kj + d];
           att[row + j] = s * scale;
@@ -662,7 +703,7 @@ export function attentionForwardCpu(
         lse[(b * NH + h) * T + i] = max + Math.log(sum);
         const oi = (b * T + i) * C + h * hs;
         for (let j = 0; j <= i; j++) {
-          const vj = (b * T + j) * 3 * C + 2 * C + h * hs;
+          const vj = v(b, j, h);
           for (let d = 0; d < hs; d++) out[oi + d] += att[row + j] * qkv[vj + d];
         }
       }
@@ -672,7 +713,23 @@ export function attentionForwardCpu(
 }
 
 /**
- * CPU reference of {@linkcode attentionBackward}, in f64: `dqkv (B,T,3C)` from `dout (B,T,C)`,
+ * Where the CPU references find head h's query (key, value) row of batch entry b, position t in
+ * qkv: the key and value of query head h are those of its key/value head h / (NH/NKV).
+ */
+function cpuOffsets(
+  shape: AttentionShape,
+): Record<"q" | "k" | "v", (b: number, t: number, h: number) => number> {
+  const { T, NH, NKV = NH } = shape;
+  const hs = headSize(shape), W = rowWidth(shape), group = NH / NKV;
+  return {
+    q: (b, t, h) => (b * T + t) * W + h * hs,
+    k: (b, t, h) => (b * T + t) * W + (NH + Math.floor(h / group)) * hs,
+    v: (b, t, h) => (b * T + t) * W + (NH + NKV + Math.floor(h / group)) * hs,
+  };
+}
+
+/**
+ * CPU reference of {@linkcode attentionBackward}, in f64: `dqkv (B,T,W)` from `dout (B,T,C)`,
  * through the materialised probabilities and the plain softmax backward.
  */
 export function attentionBackwardCpu(
@@ -682,9 +739,10 @@ export function attentionBackwardCpu(
 ): Float64Array {
   const { B, T, C, NH } = shape;
   const hs = headSize(shape);
+  const { q, k, v } = cpuOffsets(shape);
   const scale = 1 / Math.sqrt(hs);
   const { att } = attentionForwardCpu(qkv, shape);
-  const dqkv = new Float64Array(B * T * 3 * C);
+  const dqkv = new Float64Array(B * T * rowWidth(shape));
   const datt = new Float64Array(T);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < NH; h++) {
@@ -693,7 +751,7 @@ export function attentionBackwardCpu(
         const oi = (b * T + i) * C + h * hs;
         let dsum = 0;
         for (let j = 0; j <= i; j++) {
-          const vj = (b * T + j) * 3 * C + 2 * C + h * hs;
+          const vj = v(b, j, h);
           let s = 0;
           for (let d = 0; d < hs; d++) {
             s += dout[oi + d] * qkv[vj + d];
@@ -702,10 +760,10 @@ export function attentionBackwardCpu(
           datt[j] = s;
           dsum += att[row + j] * s;
         }
-        const qi = (b * T + i) * 3 * C + h * hs;
+        const qi = q(b, i, h);
         for (let j = 0; j <= i; j++) {
           const ds = att[row + j] * (datt[j] - dsum) * scale;
-          const kj = (b * T + j) * 3 * C + C + h * hs;
+          const kj = k(b, j, h);
           for (let d = 0; d < hs; d++) {
             dqkv[qi + d] += ds * qkv[kj + d];
             dqkv[kj + d] += ds * qkv[qi + d];

@@ -1,7 +1,8 @@
 /**
- * The token and position embedding (GPT-2's "encoder"), forward and backward, with CPU references.
+ * The token embedding and, for GPT-2, the learned position embedding (GPT-2's "encoder"), forward
+ * and backward, with CPU references. LLaMA has no position table (RoPE rotates q and k instead).
  *
- *   forward    out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:]
+ *   forward    out[b,t,:] = wte[tokens[b,t],:] (+ wpe[t,:])
  *   backward   dwte[v,:] += Σ_{(b,t): tokens[b,t] = v} dout[b,t,:]   (positions in order)
  *              dwpe[t,:] += Σ_b dout[b,t,:]                          (batch entries in order)
  *
@@ -39,13 +40,16 @@ fn chunk_row(tok: u32) -> u32 { return tok - p.row0; }`;
 // ---------------------------------------------------------------------------------------------
 // Forward
 
-const FORWARD = /* wgsl */ `
+const forwardCode = (positions: boolean): string => /* wgsl */ `
 struct P { BT: u32, T: u32, C: u32, row0: u32, rows: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read> wte: array<f32>;
-@group(0) @binding(3) var<storage, read> wpe: array<f32>;
-@group(0) @binding(4) var<uniform> p: P;
+${
+  positions
+    ? "@group(0) @binding(3) var<storage, read> wpe: array<f32>;\n@group(0) @binding(4) var<uniform> p: P;"
+    : "@group(0) @binding(3) var<uniform> p: P;"
+}
 ${FLAT_INDEX_WGSL}
 ${IN_CHUNK_WGSL}
 @compute @workgroup_size(${WG})
@@ -56,7 +60,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let c = i % p.C;
   let r = chunk_row(tokens[bt]);
   if (r >= p.rows) { return; }
-  out[i] = wte[r * p.C + c] + wpe[(bt % p.T) * p.C + c];
+  out[i] = wte[r * p.C + c]${positions ? " + wpe[(bt % p.T) * p.C + c]" : ""};
 }`;
 
 /** Arguments of {@linkcode encoderForward}. */
@@ -67,8 +71,8 @@ export interface EncoderForwardArgs {
   tokens: View;
   /** Token embedding `(V,C)`; may exceed one storage binding. */
   wte: View;
-  /** Position embedding `(maxT,C)`, maxT ≥ T. */
-  wpe: View;
+  /** Position embedding `(maxT,C)`, maxT ≥ T (GPT-2; absent for models without one). */
+  wpe?: View;
   /** Batch size. */
   B: number;
   /** Sequence length. */
@@ -87,18 +91,18 @@ function checkPositions(wpe: View, T: number, C: number, what: string): void {
   if (T > maxT) throw new GpuError(`${what}: T=${T} exceeds the ${maxT} positions it holds`);
 }
 
-/** Records `out[b,t] = wte[tokens[b,t]] + wpe[t]`, one launch per chunk of `wte`. */
+/** Records `out[b,t] = wte[tokens[b,t]] (+ wpe[t])`, one launch per chunk of `wte`. */
 export function encoderForward(rec: Recorder, args: EncoderForwardArgs): void {
   const { B, T, C, V } = args;
   requireLength(args.out, B * T * C, `encoder out (B=${B}, T=${T}, C=${C})`);
   requireLength(args.tokens, B * T, `encoder tokens (B=${B}, T=${T})`);
   requireLength(args.wte, V * C, `encoder wte (V=${V}, C=${C})`);
-  checkPositions(args.wpe, T, C, "encoder wpe");
+  if (args.wpe) checkPositions(args.wpe, T, C, "encoder wpe");
   const chunks = rowChunks(rec.gpu, args.wte, { rows: V, cols: C, maxRows: args.maxRowsPerChunk });
   for (const chunk of chunks) {
     rec.dispatch({
-      code: FORWARD,
-      views: [args.out, args.tokens, rowView(args.wte, C, chunk), args.wpe],
+      code: forwardCode(args.wpe !== undefined),
+      views: [args.out, args.tokens, rowView(args.wte, C, chunk), ...(args.wpe ? [args.wpe] : [])],
       uniforms: new Uniforms().u32(B * T).u32(T).u32(C).u32(chunk.row0).u32(chunk.rows),
       groups: grid(rec.gpu, B * T * C, WG),
     });
@@ -184,8 +188,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 export interface EncoderBackwardArgs {
   /** Token embedding gradient `(V,C)`, accumulated into; may exceed one storage binding. */
   dwte: View;
-  /** Position embedding gradient `(maxT,C)`, maxT ≥ T, accumulated into (rows below T). */
-  dwpe: View;
+  /** Position embedding gradient `(maxT,C)`, maxT ≥ T, accumulated into (rows below T); absent without positions. */
+  dwpe?: View;
   /** Output gradient `(B,T,C)`. */
   dout: View;
   /** Token ids `(B,T)`, u32. */
@@ -203,14 +207,14 @@ export interface EncoderBackwardArgs {
 }
 
 /**
- * Records `dwte[tokens[b,t]] += dout[b,t]` and `dwpe[t] += dout[b,t]`, summing in a fixed order
+ * Records `dwte[tokens[b,t]] += dout[b,t]` (and `dwpe[t] += dout[b,t]`), summing in a fixed order
  * (the same bits on every run, however the GPU schedules the work). Allocates a `(B,T)` u32
  * buffer of links between positions, kept alive by the recorded launches that use it.
  */
 export function encoderBackward(rec: Recorder, args: EncoderBackwardArgs): void {
   const { B, T, C, V } = args;
   requireLength(args.dwte, V * C, `encoder backward dwte (V=${V}, C=${C})`);
-  checkPositions(args.dwpe, T, C, "encoder backward dwpe");
+  if (args.dwpe) checkPositions(args.dwpe, T, C, "encoder backward dwpe");
   requireLength(args.dout, B * T * C, `encoder backward dout (B=${B}, T=${T}, C=${C})`);
   requireLength(args.tokens, B * T, `encoder backward tokens (B=${B}, T=${T})`);
   const chunks = rowChunks(rec.gpu, args.dwte, { rows: V, cols: C, maxRows: args.maxRowsPerChunk });
@@ -229,6 +233,7 @@ export function encoderBackward(rec: Recorder, args: EncoderBackwardArgs): void 
       groups: grid(rec.gpu, B * T * C, WG),
     });
   }
+  if (!args.dwpe) return;
   rec.dispatch({
     code: BACKWARD_WPE,
     views: [args.dwpe, args.dout],

@@ -788,14 +788,22 @@ export function biasBackward(rec: Recorder, args: BiasBackwardArgs): void {
   });
 }
 
+/**
+ * How a linear layer's weight is stored: `in_out` `(K,N)`, GPT-2's Conv1D, `Y = X·W`; or `out_in`
+ * `(N,K)`, PyTorch's `nn.Linear` (LLaMA), `Y = X·Wᵀ`.
+ */
+export type WeightLayout = "in_out" | "out_in";
+
 /** Arguments of {@linkcode linearForward}. */
 export interface LinearForwardArgs {
   /** Output `(M,N)`. */
   out: View;
   /** Input `(M,K)`. */
   inp: View;
-  /** Weight `(K,N)`, Conv1D `[in, out]` layout. */
+  /** Weight `(K,N)` (`in_out`, the default) or `(N,K)` (`out_in`). */
   weight: View;
+  /** How the weight is stored (default `in_out`). */
+  layout?: WeightLayout;
   /** Optional bias `(N)`. */
   bias?: View;
   /** Rows (B·T). */
@@ -806,7 +814,7 @@ export interface LinearForwardArgs {
   N: number;
 }
 
-/** Records `Y = X·W + b`. */
+/** Records `Y = X·W + b` (or `X·Wᵀ + b` for an `out_in` weight). */
 export function linearForward(rec: Recorder, args: LinearForwardArgs): void {
   matmul(rec, {
     out: args.out,
@@ -816,6 +824,7 @@ export function linearForward(rec: Recorder, args: LinearForwardArgs): void {
     M: args.M,
     N: args.N,
     K: args.K,
+    transB: args.layout === "out_in",
   });
 }
 

@@ -1,6 +1,6 @@
 /**
- * WGSL compute kernels for training GPT-2 on WebGPU, forward and backward, each with the
- * plain-TypeScript CPU reference the tests compare it to.
+ * WGSL compute kernels for training GPT-2 and LLaMA models on WebGPU, forward and backward, each
+ * with the plain-TypeScript CPU reference the tests compare it to.
  *
  * @module
  */
@@ -9,6 +9,9 @@ export * from "./column_sums.ts";
 export * from "./matmul.ts";
 export * from "./attention.ts";
 export * from "./layernorm.ts";
+export * from "./rmsnorm.ts";
+export * from "./rope.ts";
+export * from "./swiglu.ts";
 export * from "./gelu.ts";
 export * from "./residual.ts";
 export * from "./embedding.ts";

@@ -13,12 +13,19 @@
  */
 import { parseArgs } from "node:util";
 import { createdBytes, getGpu, Recorder, write } from "@inheritune/kernels";
-import { AdamW, GPT2, GPT2_124M, type GPTConfig, initParams } from "@inheritune/core";
+import {
+  AdamW,
+  createModel,
+  GPT2_124M,
+  type GPT2Config,
+  initParams,
+  type LanguageModel,
+} from "@inheritune/core";
 import { intFlag, UsageError } from "../../cli/_flags.ts";
 import { runCommand } from "../../cli/_run.ts";
 
 /** The benchmark configurations of issue 8. */
-export const CONFIGS: Record<string, { config: GPTConfig; B: number }> = {
+export const CONFIGS: Record<string, { config: GPT2Config; B: number }> = {
   tiny: {
     config: {
       n_layer: 4,
@@ -38,7 +45,7 @@ export const CONFIGS: Record<string, { config: GPTConfig; B: number }> = {
  *
  * @throws {UsageError} for an unknown name.
  */
-export function benchConfig(name: string): { config: GPTConfig; B: number } {
+export function benchConfig(name: string): { config: GPT2Config; B: number } {
   const entry = CONFIGS[name];
   if (!entry) {
     throw new UsageError(
@@ -81,7 +88,7 @@ export interface StepBench {
 /** A training step recorded by {@linkcode recordTrainStep}. */
 export interface RecordedStep {
   /** The model, with a fixed batch written. */
-  model: GPT2;
+  model: LanguageModel;
   /** Its optimizer. */
   opt: AdamW;
   /** Batch size. */
@@ -99,7 +106,7 @@ export function recordTrainStep(rec: Recorder, options: { name: string; B?: numb
   const { config } = entry;
   const B = options.B ?? entry.B, T = config.n_positions;
   const { gpu } = rec;
-  const model = GPT2.create(gpu, config, initParams(config, 1), { B, T, training: true });
+  const model = createModel(gpu, config, initParams(config, 1), { B, T, training: true });
   const opt = new AdamW(model);
   const tokens = Uint32Array.from({ length: B * T }, (_, i) => (i * 7919) % config.vocab_size);
   write(gpu, model.tokens, tokens);

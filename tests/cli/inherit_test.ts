@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type GPTConfig, initParams, loadModel, saveModel } from "@inheritune/core";
+import { type GPT2Config, initParams, loadModel, saveModel } from "@inheritune/core";
 import { runCli, withTempDir } from "../_util.ts";
 
-const REF: GPTConfig = {
+const REF: GPT2Config = {
   n_layer: 4,
   n_head: 2,
   n_embd: 8,

@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  BLOCK_TENSORS,
   type Checkpoint,
   CheckpointError,
   decodeFloats,
   encodeFloats,
-  type GPTConfig,
+  GPT2_BLOCK_TENSORS,
+  type GPT2Config,
   LLMC_MAGIC,
   loadModel,
   type ParamMap,
@@ -20,7 +20,7 @@ import {
 import { assertRejects } from "../_assert.ts";
 import { rand, withTempDir } from "../_util.ts";
 
-const CONFIG: GPTConfig = {
+const CONFIG: GPT2Config = {
   n_layer: 2,
   n_head: 2,
   n_embd: 8,
@@ -264,7 +264,7 @@ function llmcFile(
     "mlp.c_fc.weight": [C, 4 * C],
     "mlp.c_proj.weight": [4 * C, C],
   };
-  for (const t of BLOCK_TENSORS) {
+  for (const t of GPT2_BLOCK_TENSORS) {
     for (let l = 0; l < L; l++) {
       const w = params.get(`h.${l}.${t}`)!;
       chunks.push(t in sizes ? transposed(w, ...sizes[t]) : w);

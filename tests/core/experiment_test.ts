@@ -4,7 +4,7 @@ import { getGpu } from "@inheritune/kernels";
 import {
   appendBlocks,
   type ExperimentSummary,
-  type GPTConfig,
+  type GPT2Config,
   grow,
   inherit,
   initParams,
@@ -15,7 +15,7 @@ import {
 import { arraySource, BatchSampler } from "@inheritune/data";
 import { withTempDir } from "../_util.ts";
 
-const REF: GPTConfig = {
+const REF: GPT2Config = {
   n_layer: 4,
   n_head: 2,
   n_embd: 16,

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createView, getGpu, read, Recorder, write } from "@inheritune/kernels";
-import { AdamW, GPT2, loadModel, readSafetensors } from "@inheritune/core";
+import { AdamW, createModel, loadModel, readSafetensors } from "@inheritune/core";
 import { assertClose, assertCloseNorm } from "../_util.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
@@ -28,7 +28,7 @@ for (const [name, chunks] of [["gpt2_tiny", [undefined, 64]], ["gpt2_c64", [unde
     const gpu = await getGpu();
     const fx = await fixture(name);
     for (const maxVocabChunk of chunks) {
-      const model = GPT2.create(gpu, fx.config, fx.params, {
+      const model = createModel(gpu, fx.config, fx.params, {
         B: fx.B,
         T: fx.T,
         training: true,
@@ -55,7 +55,7 @@ for (const [name, chunks] of [["gpt2_tiny", [undefined, 64]], ["gpt2_c64", [unde
 Deno.test("two AdamW steps with clipping equal PyTorch's parameters", async () => {
   const gpu = await getGpu();
   const fx = await fixture();
-  const model = GPT2.create(gpu, fx.config, fx.params, { B: fx.B, T: fx.T, training: true });
+  const model = createModel(gpu, fx.config, fx.params, { B: fx.B, T: fx.T, training: true });
   const opt = new AdamW(model, {
     beta1: Number(fx.metadata.beta1),
     beta2: Number(fx.metadata.beta2),

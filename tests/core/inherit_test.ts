@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createView, getGpu, read, Recorder, write } from "@inheritune/kernels";
 import {
-  GPT2,
-  type GPTConfig,
+  createModel,
+  type GPT2Config,
   inherit,
   initParams,
   loadModel,
@@ -14,7 +14,7 @@ import {
 import { assertThrows } from "../_assert.ts";
 import { withTempDir } from "../_util.ts";
 
-const REF: GPTConfig = {
+const REF: GPT2Config = {
   n_layer: 6,
   n_head: 2,
   n_embd: 8,
@@ -107,7 +107,7 @@ Deno.test("inheriting every block gives the reference's logits exactly", async (
   const tokens = Uint32Array.from({ length: 2 * 4 }, (_, i) => (i * 5) % REF.vocab_size);
   const logits = [];
   for (const m of [reference, target]) {
-    const model = GPT2.create(gpu, m.config, m.params, { B: 2, T: 4 });
+    const model = createModel(gpu, m.config, m.params, { B: 2, T: 4 });
     write(gpu, model.tokens, tokens);
     write(gpu, model.targets, tokens);
     const out = createView(gpu, 2 * 4 * REF.vocab_size);

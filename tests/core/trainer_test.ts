@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getGpu } from "@inheritune/kernels";
-import { GPT2, type GPTConfig, initParams, loadModel, train, validationLoss } from "@inheritune/core";
+import { GPT2, type GPT2Config, initParams, loadModel, train, validationLoss } from "@inheritune/core";
 import { arraySource, BatchSampler } from "@inheritune/data";
 import { rand, withTempDir } from "../_util.ts";
 
-const TINY: GPTConfig = {
+const TINY: GPT2Config = {
   n_layer: 1,
   n_head: 2,
   n_embd: 32,

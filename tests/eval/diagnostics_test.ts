@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type GPTConfig, initParams, type ParamMap, saveModel } from "@inheritune/core";
+import { type GPT2Config, initParams, type ParamMap, saveModel } from "@inheritune/core";
 import { arraySource, writeShard } from "@inheritune/data";
 import {
   analyzeModel,
@@ -20,7 +20,7 @@ import {
 import { assertRejects } from "../_assert.ts";
 import { assertClose, runCli, withTempDir } from "../_util.ts";
 
-const TINY: GPTConfig = {
+const TINY: GPT2Config = {
   n_layer: 3,
   n_head: 2,
   n_embd: 16,

@@ -1,7 +1,7 @@
 /** Bits per byte, re-tokenised validation text, task metrics and the report tables. */
 import assert from "node:assert/strict";
 import { getGpu } from "@inheritune/kernels";
-import { GPT2, loadModel } from "@inheritune/core";
+import { createModel, loadModel } from "@inheritune/core";
 import { arraySource, getTokenizer } from "@inheritune/data";
 import {
   coveredBytes,
@@ -33,7 +33,7 @@ Deno.test("bits per byte is the summed loss over the covered bytes over ln 2 (on
   const gpu = await getGpu();
   const { config, params } = await loadModel(FIXTURES + "gpt2_tiny");
   const tokens = Array.from({ length: 200 }, (_, i) => 32 + ((i * 7) % 35)); // printable ASCII below V=67
-  const model = GPT2.create(gpu, config, params, { B: 3, T: 16 });
+  const model = createModel(gpu, config, params, { B: 3, T: 16 });
   const r = await evaluateText(model, arraySource(tokens), { tokenizer: await getTokenizer("bytes") });
   model.destroy();
   assert.equal(r.tokens, 12 * 16);
@@ -86,7 +86,7 @@ Deno.test("a model's report holds text metrics and each task's accuracy from its
   assert.equal(p.skipped, 2);
 
   // The same choice by hand: argmax of log p and of log p per byte.
-  const model = GPT2.create(gpu, checkpoint.config, checkpoint.params, { B: 4, T: 16 });
+  const model = createModel(gpu, checkpoint.config, checkpoint.params, { B: 4, T: 16 });
   const items = plain.items.slice(0, 3);
   const scores = await scoreRequests(
     model,

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { createView, getGpu, IGNORE_INDEX, read, Recorder, upload, write } from "@inheritune/kernels";
-import { GPT2, loadModel, readSafetensors } from "@inheritune/core";
+import { createModel, loadModel, readSafetensors } from "@inheritune/core";
 import { packRequest, type ScoreRequest, scoreRequests, targetRank, targetRankCpu } from "@inheritune/eval";
 import { assertClose, rand } from "../_util.ts";
 
@@ -58,7 +58,7 @@ Deno.test("a continuation's log-likelihood is the sum of the forward pass's per-
   });
 
   // Our forward pass over the whole fixture rows, logits read back and log-softmaxed on the CPU.
-  const full = GPT2.create(gpu, fx.config, fx.params, { B: fx.B, T: fx.T });
+  const full = createModel(gpu, fx.config, fx.params, { B: fx.B, T: fx.T });
   write(gpu, full.tokens, Uint32Array.from(fx.rows.flat()));
   write(gpu, full.targets, new Uint32Array(fx.B * fx.T).fill(IGNORE_INDEX));
   const logits = createView(gpu, fx.B * fx.T * fx.V);
@@ -75,7 +75,7 @@ Deno.test("a continuation's log-likelihood is the sum of the forward pass's per-
   });
 
   // B=4 with 6 requests: two batches, the second padded with ignored rows.
-  const model = GPT2.create(gpu, fx.config, fx.params, { B: 4, T: fx.T });
+  const model = createModel(gpu, fx.config, fx.params, { B: 4, T: fx.T });
   const scores = await scoreRequests(model, requests, { greedy: true });
   model.destroy();
   const got = scores.map((s) => s.logprob);
@@ -87,7 +87,7 @@ Deno.test("a continuation's log-likelihood is the sum of the forward pass's per-
   const at = 4 * fx.V;
   const best = fx.logits.subarray(at, at + fx.V).reduce((bi, x, v, row) => (x > row[bi] ? v : bi), 0);
   const second = (best + 1) % fx.V;
-  const again = GPT2.create(gpu, fx.config, fx.params, { B: 2, T: fx.T });
+  const again = createModel(gpu, fx.config, fx.params, { B: 2, T: fx.T });
   const [top, other] = await scoreRequests(again, [
     { context: fx.rows[0].slice(0, 5), continuation: [best] },
     { context: fx.rows[0].slice(0, 5), continuation: [second] },
@@ -110,7 +110,7 @@ Deno.test("a context longer than T is truncated from the left, keeping every con
   const gpu = await getGpu();
   const fx = await fixture();
   const seq = [...fx.rows[0], ...fx.rows[1]]; // 32 tokens, twice the model's context
-  const model = GPT2.create(gpu, fx.config, fx.params, { B: 2, T: 8 });
+  const model = createModel(gpu, fx.config, fx.params, { B: 2, T: 8 });
   const long = { context: seq.slice(0, 28), continuation: seq.slice(28, 31) };
   const cut = { context: seq.slice(22, 28), continuation: seq.slice(28, 31) }; // the last T+1 = 9 tokens
   const [a, b] = await scoreRequests(model, [long, cut]);

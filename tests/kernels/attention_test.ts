@@ -16,18 +16,26 @@ import {
 } from "@inheritune/kernels";
 import { assertClose, numericGrad, rand } from "../_util.ts";
 
-// [B, T, C, NH]: T=1, 5, 64 and 70 (two row blocks, partial tiles); hs = 1, 5, 8, 64, 128.
-const SHAPES: [number, number, number, number][] = [
-  [1, 1, 8, 1],
-  [2, 5, 3, 3],
-  [2, 5, 15, 3],
-  [1, 64, 16, 2],
-  [2, 64, 64, 1],
-  [1, 64, 128, 1],
-  [1, 70, 256, 2],
+// [B, T, C, NH, NKV]: T=1, 5, 64 and 70 (two row blocks, partial tiles); hs = 1, 3, 4, 5, 8, 32,
+// 64, 128; multi-head (NKV = NH), grouped-query (1 < NKV < NH) and multi-query (NKV = 1).
+const SHAPES: [number, number, number, number, number][] = [
+  [1, 1, 8, 1, 1],
+  [2, 5, 3, 3, 3],
+  [2, 5, 15, 3, 3],
+  [2, 5, 12, 4, 2],
+  [2, 9, 16, 4, 1],
+  [1, 64, 16, 2, 2],
+  [1, 64, 64, 8, 4],
+  [2, 64, 64, 1, 1],
+  [1, 64, 128, 1, 1],
+  [1, 70, 128, 4, 1],
+  [1, 70, 256, 2, 2],
 ];
 
-const name = ({ B, T, C, NH }: AttentionShape): string => `B=${B} T=${T} C=${C} NH=${NH}`;
+const name = ({ B, T, C, NH, NKV }: AttentionShape): string => `B=${B} T=${T} C=${C} NH=${NH} NKV=${NKV}`;
+
+/** Floats per row of qkv. */
+const width = (C: number, NH: number, NKV: number): number => (C / NH) * (NH + 2 * NKV);
 
 // The GPU's split: one row per invocation, one streamed row per step, dk and dv apart.
 const GPU_SPLIT: AttentionSplit = { wg: 64, rowVectors: 0, step: 1, separateDkDv: true };
@@ -37,16 +45,17 @@ const GPU_SPLIT: AttentionSplit = { wg: 64, rowVectors: 0, step: 1, separateDkDv
 // with the GPU's.
 Deno.test("attention forward and backward match the CPU reference on odd shapes, buffer and texture operands, CPU and GPU splits", async () => {
   const gpu = await getGpu();
-  for (const [B, T, C, NH] of SHAPES) {
-    const textures = C % 64 === 0 && (C / NH) % 4 === 0;
+  for (const [B, T, C, NH, NKV] of SHAPES) {
+    const W = width(C, NH, NKV);
+    const textures = C % 64 === 0 && W % 64 === 0 && (C / NH) % 4 === 0;
     const cases: { operands: "buffer" | "texture"; split?: AttentionSplit }[] = [
       { operands: "buffer" },
       { operands: "buffer", split: GPU_SPLIT },
       ...(textures ? [{ operands: "texture" as const }] : []),
     ];
     for (const { operands, split } of cases) {
-      const shape = { B, T, C, NH, operands, split };
-      const qkv = rand(B * T * 3 * C, B * 31 + T * 7 + C, 1);
+      const shape = { B, T, C, NH, NKV, operands, split };
+      const qkv = rand(B * T * W, B * 31 + T * 7 + C, 1);
       const dout = rand(B * T * C, T + C, 1);
       const views = {
         qkv: upload(gpu, qkv),
@@ -54,7 +63,7 @@ Deno.test("attention forward and backward match the CPU reference on odd shapes,
         lse: createView(gpu, B * NH * T),
         dout: upload(gpu, dout),
         // Garbage in dqkv: the backward pass must overwrite every element.
-        dqkv: upload(gpu, rand(B * T * 3 * C, 99, 1e3)),
+        dqkv: upload(gpu, rand(B * T * W, 99, 1e3)),
         delta: createAttentionScratch(gpu, shape),
       };
       const rec = new Recorder(gpu);
@@ -71,12 +80,49 @@ Deno.test("attention forward and backward match the CPU reference on odd shapes,
   }
 });
 
-Deno.test("attention backward CPU reference matches finite differences", () => {
-  const shape = { B: 2, T: 4, C: 6, NH: 2 };
-  const qkv = rand(2 * 4 * 18, 5, 1.5);
-  const w = rand(2 * 4 * 6, 6);
-  const want = numericGrad((x) => attentionForwardCpu(x, shape).out, qkv, w);
-  assertClose(attentionBackwardCpu(w, qkv, shape), want, 1e-6, "dqkv");
+Deno.test("attention backward CPU reference matches finite differences, with and without grouped heads", () => {
+  for (const shape of [{ B: 2, T: 4, C: 6, NH: 2, NKV: 2 }, { B: 2, T: 4, C: 12, NH: 4, NKV: 2 }]) {
+    const qkv = rand(2 * 4 * width(shape.C, shape.NH, shape.NKV), 5, 1.5);
+    const w = rand(2 * 4 * shape.C, 6);
+    const want = numericGrad((x) => attentionForwardCpu(x, shape).out, qkv, w);
+    assertClose(attentionBackwardCpu(w, qkv, shape), want, 1e-6, `dqkv ${name(shape)}`);
+  }
+});
+
+Deno.test("grouped-query attention equals multi-head attention with each key/value head repeated", () => {
+  const [B, T, C, NH, NKV] = [2, 6, 24, 6, 2];
+  const hs = C / NH, G = NH / NKV, W = width(C, NH, NKV);
+  const qkv = rand(B * T * W, 17, 1.2);
+  // The same inputs with key/value head g copied to heads g·G .. g·G+G-1.
+  const repeated = new Float64Array(B * T * 3 * C);
+  for (let r = 0; r < B * T; r++) {
+    for (let h = 0; h < NH; h++) {
+      const g = Math.floor(h / G);
+      for (let d = 0; d < hs; d++) {
+        repeated[r * 3 * C + h * hs + d] = qkv[r * W + h * hs + d];
+        repeated[r * 3 * C + C + h * hs + d] = qkv[r * W + (NH + g) * hs + d];
+        repeated[r * 3 * C + 2 * C + h * hs + d] = qkv[r * W + (NH + NKV + g) * hs + d];
+      }
+    }
+  }
+  const grouped = { B, T, C, NH, NKV }, full = { B, T, C, NH };
+  assertClose(attentionForwardCpu(qkv, grouped).out, attentionForwardCpu(repeated, full).out, 1e-12, "out");
+  const dout = rand(B * T * C, 18);
+  const dGrouped = attentionBackwardCpu(dout, qkv, grouped);
+  const dFull = attentionBackwardCpu(dout, repeated, full);
+  // A shared head's gradient is the sum over the heads it was copied to.
+  const summed = new Float64Array(B * T * W);
+  for (let r = 0; r < B * T; r++) {
+    for (let h = 0; h < NH; h++) {
+      const g = Math.floor(h / G);
+      for (let d = 0; d < hs; d++) {
+        summed[r * W + h * hs + d] = dFull[r * 3 * C + h * hs + d];
+        summed[r * W + (NH + g) * hs + d] += dFull[r * 3 * C + C + h * hs + d];
+        summed[r * W + (NH + NKV + g) * hs + d] += dFull[r * 3 * C + 2 * C + h * hs + d];
+      }
+    }
+  }
+  assertClose(dGrouped, summed, 1e-12, "dqkv");
 });
 
 Deno.test("attention CPU reference: rows of att sum to one, zero above the diagonal, lse consistent", () => {
@@ -137,6 +183,11 @@ Deno.test("attention rejects bad calls before dispatching", async () => {
   );
   assertThrows(() => attentionForward(rec, { ...ok, C: 258 }), /head size C\/NH=129 exceeds 128/);
   assertThrows(() => attentionForward(rec, { ...ok, T: 0 }), /T=0 is not a positive integer/);
+  assertThrows(() => attentionForward(rec, { ...ok, NH: 3, C: 6, NKV: 2 }), /NKV=2 does not divide NH=3/);
+  assertThrows(
+    () => attentionForward(rec, { ...ok, NKV: 1, qkv: v(47) }),
+    /attention forward qkv \(B=1, T=4, C=6, NH=2, NKV=1\): needs 48 elements, buffer has 47/,
+  );
   const back = {
     ...ok,
     dqkv: v(B * T * 3 * C),

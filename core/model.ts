@@ -1,0 +1,153 @@
+/**
+ * One model interface for every family: what the trainer, the optimizer, evaluation, diagnostics,
+ * generation and inheritance depend on. A family (`gpt2.ts`, `llama.ts`) is one file with its
+ * parameter table, its Hugging Face `config.json` mapping and its GPU model; adding a third means
+ * one such file and one line in {@linkcode FAMILIES}.
+ *
+ * @module
+ */
+import type { Gpu, Recorder, View } from "@inheritune/kernels";
+import {
+  type FamilyName,
+  familyName,
+  type GPT2Config,
+  type LlamaConfig,
+  type ModelConfig,
+} from "./config.ts";
+import { GPT2_FAMILY } from "./gpt2.ts";
+import { LLAMA_FAMILY } from "./llama.ts";
+import { numel, type ParamMap, type ParamSpec } from "./params.ts";
+
+/** Batch shape of a model instance. */
+export interface BatchShape {
+  /** Sequences per batch. */
+  B: number;
+  /** Tokens per sequence (≤ n_positions). */
+  T: number;
+}
+
+/** Options of {@linkcode createModel}. */
+export interface CreateOptions extends BatchShape {
+  /** Allocate gradients and backward scratch (false for evaluation only). */
+  training?: boolean;
+  /** Largest vocabulary chunk of the classifier (tests force several chunks with it). */
+  maxVocabChunk?: number;
+}
+
+/** Views of one block's saved activations after a forward pass, for diagnostics. */
+export interface BlockActivations {
+  /** The block's input, the residual stream (BT,C). */
+  input: View;
+  /** The attention's input (BT, (NH + 2·NKV)·hs): query, key and value heads, after RoPE for LLaMA. */
+  qkv: View;
+  /** The block's output (BT,C). */
+  output: View;
+}
+
+/** A model on the GPU: parameters, optional gradients, activations for one (B,T). */
+export interface LanguageModel {
+  /** The device. */
+  readonly gpu: Gpu;
+  /** Architecture. */
+  readonly config: ModelConfig;
+  /** The parameter table. */
+  readonly specs: readonly ParamSpec[];
+  /** Sequences per batch. */
+  readonly B: number;
+  /** Tokens per sequence. */
+  readonly T: number;
+  /** Parameters by table name. */
+  readonly params: Map<string, View>;
+  /** Gradients by table name (empty when not training). */
+  readonly grads: Map<string, View>;
+  /** Input token ids (B,T), u32; write a batch here before submitting. */
+  readonly tokens: View;
+  /** Target token ids (B,T), u32 (`IGNORE_INDEX` to skip a position). */
+  readonly targets: View;
+  /** Per-position cross-entropy (B,T) after a forward pass. */
+  readonly losses: View;
+  /** Mean of `losses` (1) after a forward pass. */
+  readonly loss: View;
+  /** Final normalised hidden states (BT,C), the LM head's input, after a forward pass. */
+  readonly hidden: View;
+  /** The LM head `(V,C)`: the token embedding when tied. */
+  readonly head: View;
+  /** Records the forward pass: `tokens` → `losses` (per position) and `loss` (mean). */
+  recordForward(rec: Recorder): void;
+  /**
+   * Records the backward pass of the last recorded forward: accumulates into every gradient.
+   * `dlossScale` is d(total loss)/d(each position's loss), e.g. 1/(B·T·accumulation steps).
+   */
+  recordBackward(rec: Recorder, dlossScale: number): void;
+  /** Records zeroing every gradient (the start of an optimizer step). */
+  recordZeroGrads(rec: Recorder): void;
+  /** Records the logits (BT,V) of the last forward pass into `out` (small models: one binding). */
+  recordLogits(rec: Recorder, out: View): void;
+  /** Block `l`'s saved activations. */
+  blockActivations(l: number): BlockActivations;
+  /** Copies every parameter back to the CPU, by table name. */
+  downloadParams(): Promise<ParamMap>;
+  /** Copies every gradient back to the CPU, by table name. */
+  downloadGrads(): Promise<ParamMap>;
+  /** Releases every buffer. */
+  destroy(): void;
+}
+
+/** What defines a family. */
+export interface Family<C extends ModelConfig = ModelConfig> {
+  /** The parameter table of `config`, in a fixed order. */
+  paramSpecs(config: C): ParamSpec[];
+  /** The checkpoint name of tensor `key` of block `layer`. */
+  blockParamName(layer: number, key: string): string;
+  /** Uploads `params` and allocates everything one (B,T) batch needs. */
+  create(gpu: Gpu, config: C, params: ParamMap, options: CreateOptions): LanguageModel;
+  /** The Hugging Face `config.json` of `config` (plus our `tokenizer` field). */
+  toHfConfig(config: C): Record<string, unknown>;
+  /**
+   * The configuration in a Hugging Face `config.json`; `fail` throws a one-line error naming the
+   * file and the problem.
+   */
+  fromHfConfig(json: Record<string, unknown>, fail: (problem: string) => never): C;
+}
+
+/** Every family, by name. */
+export const FAMILIES: { readonly gpt2: Family<GPT2Config>; readonly llama: Family<LlamaConfig> } = {
+  gpt2: GPT2_FAMILY,
+  llama: LLAMA_FAMILY,
+};
+
+/** The family of `config`. */
+export function family(config: ModelConfig): Family {
+  return FAMILIES[familyName(config)] as Family;
+}
+
+/** The family called `name` (a `config.json`'s `model_type`), or undefined. */
+export function familyByName(name: string): Family | undefined {
+  return Object.hasOwn(FAMILIES, name) ? FAMILIES[name as FamilyName] as Family : undefined;
+}
+
+/** The parameter table of `config`. */
+export function paramSpecs(config: ModelConfig): ParamSpec[] {
+  return family(config).paramSpecs(config);
+}
+
+/** Total parameter count of `config` (a tied LM head counted once). */
+export function countParams(config: ModelConfig): number {
+  return paramSpecs(config).reduce((s, p) => s + numel(p.shape), 0);
+}
+
+/** A model of `config` on the GPU with `params`, for batches of `options.B` × `options.T`. */
+export function createModel(
+  gpu: Gpu,
+  config: ModelConfig,
+  params: ParamMap,
+  options: CreateOptions,
+): LanguageModel {
+  return family(config).create(gpu, config, params, options);
+}
+
+/** Attention heads of `config`: query heads, key/value heads and the head size. */
+export function attentionHeads(config: ModelConfig): { NH: number; NKV: number; hs: number } {
+  const NH = config.n_head;
+  return { NH, NKV: config.family === "llama" ? config.n_kv_head : NH, hs: config.n_embd / NH };
+}

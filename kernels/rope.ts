@@ -1,0 +1,321 @@
+/**
+ * Rotary position embedding (RoPE) of LLaMA's queries and keys, fused with packing q, k and v
+ * into the `(BT, (NH + 2·NKV)·hs)` rows the attention kernels read; forward and backward, with CPU
+ * references.
+ *
+ * The engine uses one convention, Hugging Face's "rotate half": dimension d of a head pairs with
+ * d + hs/2 (checkpoints in the Meta/GGUF interleaved layout are permuted at load). For row
+ * position t and pair d < hs/2, with c = cos(t·θ_d), s = sin(t·θ_d), θ_d = base^(-2d/hs):
+ *
+ *   forward    y[d] = x[d]·c − x[d+hs/2]·s       y[d+hs/2] = x[d+hs/2]·c + x[d]·s    (q and k)
+ *   backward   dx[d] = dy[d]·c + dy[d+hs/2]·s    dx[d+hs/2] = dy[d+hs/2]·c − dy[d]·s
+ *
+ * v is copied (forward) and its gradient copied back (backward). The cos and sin tables come from
+ * {@linkcode ropeTables}, computed on the CPU as PyTorch computes them in f32: WGSL's `cos` is
+ * only accurate near zero, and angles reach hundreds of radians.
+ *
+ * @module
+ */
+import {
+  ELEMENTWISE_WG,
+  FLAT_INDEX_WGSL,
+  GpuError,
+  grid,
+  type Recorder,
+  requireLength,
+  Uniforms,
+  type View,
+} from "./device.ts";
+
+/** Shape of the RoPE kernels. */
+export interface RopeShape {
+  /** Rows (B·T); row r is position r mod T. */
+  BT: number;
+  /** Sequence length. */
+  T: number;
+  /** Query heads. */
+  NH: number;
+  /** Key/value heads (NKV divides NH; NKV = NH without grouped-query attention). */
+  NKV: number;
+  /** Head size, even. */
+  hs: number;
+}
+
+/** cos and sin of every (position, pair) angle: each `(maxT, hs/2)`. */
+export interface RopeTables {
+  /** cos(t·θ_d) at `t·hs/2 + d`. */
+  cos: Float32Array;
+  /** sin(t·θ_d) at `t·hs/2 + d`. */
+  sin: Float32Array;
+}
+
+/**
+ * The angle tables for positions `0 .. maxT-1` of a head of `hs` dimensions and base `theta`,
+ * rounded as Hugging Face computes them in f32: `inv_freq = 1 / theta^(2d/hs)`, `angle = t·inv_freq`,
+ * then cos and sin of the f32 angle.
+ */
+export function ropeTables(shape: { hs: number; maxT: number; theta: number }): RopeTables {
+  const { hs, maxT, theta } = shape;
+  if (!Number.isInteger(hs) || hs < 2 || hs % 2 !== 0) {
+    throw new GpuError(`rope: head size ${hs} is not even`);
+  }
+  const half = hs / 2;
+  const cos = new Float32Array(maxT * half);
+  const sin = new Float32Array(maxT * half);
+  for (let d = 0; d < half; d++) {
+    const inv = Math.fround(1 / Math.fround(theta ** Math.fround((2 * d) / hs)));
+    for (let t = 0; t < maxT; t++) {
+      const angle = Math.fround(t * inv);
+      cos[t * half + d] = Math.cos(angle);
+      sin[t * half + d] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+function check(shape: RopeShape, what: string): number {
+  const { BT, T, NH, NKV, hs } = shape;
+  for (const [name, v] of Object.entries({ BT, T, NH, NKV, hs })) {
+    if (!Number.isInteger(v) || v < 1) throw new GpuError(`${what}: ${name}=${v} is not a positive integer`);
+  }
+  if (hs % 2 !== 0) throw new GpuError(`${what}: head size ${hs} is not even`);
+  if (NH % NKV !== 0) throw new GpuError(`${what}: NKV=${NKV} does not divide NH=${NH}`);
+  if (BT % T !== 0) throw new GpuError(`${what}: BT=${BT} is not a multiple of T=${T}`);
+  return (NH + 2 * NKV) * hs;
+}
+
+// One invocation per pair (d, d + hs/2) of one head of one packed row: heads 0..NH-1 are q,
+// NH..NH+NKV-1 k, the rest v. `qkv_src` names where each part lives unpacked.
+const HEADER = /* wgsl */ `
+struct P { count: u32, T: u32, NH: u32, NKV: u32, half: u32 }
+${FLAT_INDEX_WGSL}
+// Packed row width in floats, and where head h's element d of row r lies unpacked: its buffer
+// (0 q, 1 k, 2 v) and the offset in it.
+fn width() -> u32 { return (p.NH + 2u * p.NKV) * 2u * p.half; }
+fn part(h: u32) -> u32 { return select(select(2u, 1u, h < p.NH + p.NKV), 0u, h < p.NH); }
+fn unpacked(r: u32, h: u32, d: u32) -> u32 {
+  let hs = 2u * p.half;
+  switch part(h) {
+    case 0u: { return r * p.NH * hs + h * hs + d; }
+    case 1u: { return r * p.NKV * hs + (h - p.NH) * hs + d; }
+    default: { return r * p.NKV * hs + (h - p.NH - p.NKV) * hs + d; }
+  }
+}`;
+
+const FORWARD = /* wgsl */ `
+@group(0) @binding(0) var<storage, read_write> qkv: array<f32>;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read> cos_t: array<f32>;
+@group(0) @binding(5) var<storage, read> sin_t: array<f32>;
+@group(0) @binding(6) var<uniform> p: P;
+${HEADER}
+fn load(h: u32, i: u32) -> f32 {
+  switch part(h) {
+    case 0u: { return q[i]; }
+    case 1u: { return k[i]; }
+    default: { return v[i]; }
+  }
+}
+@compute @workgroup_size(${ELEMENTWISE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
+  if (i >= p.count) { return; }
+  let pairs = width() / 2u;
+  let r = i / pairs;
+  let h = (i % pairs) / p.half;
+  let d = i % p.half;
+  let x1 = load(h, unpacked(r, h, d));
+  let x2 = load(h, unpacked(r, h, d + p.half));
+  let o = r * width() + h * 2u * p.half + d;
+  if (part(h) == 2u) {
+    qkv[o] = x1;
+    qkv[o + p.half] = x2;
+    return;
+  }
+  let a = (r % p.T) * p.half + d;
+  let c = cos_t[a];
+  let s = sin_t[a];
+  qkv[o] = x1 * c - x2 * s;
+  qkv[o + p.half] = x2 * c + x1 * s;
+}`;
+
+/** Arguments of {@linkcode ropeForward}. */
+export interface RopeForwardArgs extends RopeShape {
+  /** Packed output `(BT, (NH + 2·NKV)·hs)`: rotated q, rotated k, v; overwritten. */
+  qkv: View;
+  /** Queries `(BT, NH·hs)`. */
+  q: View;
+  /** Keys `(BT, NKV·hs)`. */
+  k: View;
+  /** Values `(BT, NKV·hs)`. */
+  v: View;
+  /** cos table `(≥T, hs/2)` from {@linkcode ropeTables}. */
+  cos: View;
+  /** sin table `(≥T, hs/2)`. */
+  sin: View;
+}
+
+function uniforms(shape: RopeShape): Uniforms {
+  const count = (shape.BT * (shape.NH + 2 * shape.NKV) * shape.hs) / 2;
+  return new Uniforms().u32(count).u32(shape.T).u32(shape.NH).u32(shape.NKV).u32(shape.hs / 2);
+}
+
+function checkViews(
+  what: string,
+  shape: RopeShape,
+  views: { qkv: View; q: View; k: View; v: View; cos: View; sin: View },
+): void {
+  const width = check(shape, what);
+  const { BT, T, NH, NKV, hs } = shape;
+  const s = `(BT=${BT}, NH=${NH}, NKV=${NKV}, hs=${hs})`;
+  requireLength(views.qkv, BT * width, `${what} qkv ${s}`);
+  requireLength(views.q, BT * NH * hs, `${what} q ${s}`);
+  requireLength(views.k, BT * NKV * hs, `${what} k ${s}`);
+  requireLength(views.v, BT * NKV * hs, `${what} v ${s}`);
+  requireLength(views.cos, (T * hs) / 2, `${what} cos table (T=${T}, hs=${hs})`);
+  requireLength(views.sin, (T * hs) / 2, `${what} sin table (T=${T}, hs=${hs})`);
+}
+
+/** Records `qkv = [rope(q), rope(k), v]` per row. */
+export function ropeForward(rec: Recorder, args: RopeForwardArgs): void {
+  checkViews("rope", args, args);
+  const u = uniforms(args);
+  const count = (args.BT * (args.NH + 2 * args.NKV) * args.hs) / 2;
+  rec.dispatch({
+    code: FORWARD,
+    views: [args.qkv, args.q, args.k, args.v, args.cos, args.sin],
+    uniforms: u,
+    groups: grid(rec.gpu, count),
+  });
+}
+
+const BACKWARD = /* wgsl */ `
+@group(0) @binding(0) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dv: array<f32>;
+@group(0) @binding(3) var<storage, read> dqkv: array<f32>;
+@group(0) @binding(4) var<storage, read> cos_t: array<f32>;
+@group(0) @binding(5) var<storage, read> sin_t: array<f32>;
+@group(0) @binding(6) var<uniform> p: P;
+${HEADER}
+fn store(h: u32, i: u32, x: f32) {
+  switch part(h) {
+    case 0u: { dq[i] = x; }
+    case 1u: { dk[i] = x; }
+    default: { dv[i] = x; }
+  }
+}
+@compute @workgroup_size(${ELEMENTWISE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
+  if (i >= p.count) { return; }
+  let pairs = width() / 2u;
+  let r = i / pairs;
+  let h = (i % pairs) / p.half;
+  let d = i % p.half;
+  let o = r * width() + h * 2u * p.half + d;
+  let g1 = dqkv[o];
+  let g2 = dqkv[o + p.half];
+  var x1 = g1;
+  var x2 = g2;
+  if (part(h) != 2u) {
+    let a = (r % p.T) * p.half + d;
+    let c = cos_t[a];
+    let s = sin_t[a];
+    x1 = g1 * c + g2 * s;
+    x2 = g2 * c - g1 * s;
+  }
+  store(h, unpacked(r, h, d), x1);
+  store(h, unpacked(r, h, d + p.half), x2);
+}`;
+
+/** Arguments of {@linkcode ropeBackward}. */
+export interface RopeBackwardArgs extends RopeShape {
+  /** Query gradient `(BT, NH·hs)`, overwritten. */
+  dq: View;
+  /** Key gradient `(BT, NKV·hs)`, overwritten. */
+  dk: View;
+  /** Value gradient `(BT, NKV·hs)`, overwritten. */
+  dv: View;
+  /** Gradient of the packed output `(BT, (NH + 2·NKV)·hs)`. */
+  dqkv: View;
+  /** cos table `(≥T, hs/2)`. */
+  cos: View;
+  /** sin table `(≥T, hs/2)`. */
+  sin: View;
+}
+
+/** Records the gradients of q, k and v from that of the packed, rotated `qkv`. */
+export function ropeBackward(rec: Recorder, args: RopeBackwardArgs): void {
+  checkViews("rope backward", args, { qkv: args.dqkv, q: args.dq, k: args.dk, v: args.dv, ...args });
+  const count = (args.BT * (args.NH + 2 * args.NKV) * args.hs) / 2;
+  rec.dispatch({
+    code: BACKWARD,
+    views: [args.dq, args.dk, args.dv, args.dqkv, args.cos, args.sin],
+    uniforms: uniforms(args),
+    groups: grid(rec.gpu, count),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU references
+
+/** CPU reference of {@linkcode ropeForward}: the packed `(BT, (NH + 2·NKV)·hs)` rows, in f64. */
+export function ropeForwardCpu(
+  x: { q: ArrayLike<number>; k: ArrayLike<number>; v: ArrayLike<number> },
+  shape: RopeShape & RopeTables,
+): Float64Array {
+  const width = check(shape, "rope");
+  const { BT, T, NH, NKV, hs } = shape;
+  const half = hs / 2;
+  const out = new Float64Array(BT * width);
+  for (let r = 0; r < BT; r++) {
+    for (let h = 0; h < NH + 2 * NKV; h++) {
+      const [src, base] = h < NH
+        ? [x.q, r * NH * hs + h * hs]
+        : h < NH + NKV
+        ? [x.k, r * NKV * hs + (h - NH) * hs]
+        : [x.v, r * NKV * hs + (h - NH - NKV) * hs];
+      const o = r * width + h * hs;
+      for (let d = 0; d < half; d++) {
+        const x1 = src[base + d], x2 = src[base + d + half];
+        const [c, s] = h < NH + NKV ? [shape.cos[(r % T) * half + d], shape.sin[(r % T) * half + d]] : [1, 0];
+        out[o + d] = x1 * c - x2 * s;
+        out[o + d + half] = x2 * c + x1 * s;
+      }
+    }
+  }
+  return out;
+}
+
+/** CPU reference of {@linkcode ropeBackward}: the gradients of q, k and v, in f64. */
+export function ropeBackwardCpu(
+  dqkv: ArrayLike<number>,
+  shape: RopeShape & RopeTables,
+): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
+  const width = check(shape, "rope backward");
+  const { BT, T, NH, NKV, hs } = shape;
+  const half = hs / 2;
+  const dq = new Float64Array(BT * NH * hs);
+  const dk = new Float64Array(BT * NKV * hs);
+  const dv = new Float64Array(BT * NKV * hs);
+  for (let r = 0; r < BT; r++) {
+    for (let h = 0; h < NH + 2 * NKV; h++) {
+      const [dst, base] = h < NH
+        ? [dq, r * NH * hs + h * hs]
+        : h < NH + NKV
+        ? [dk, r * NKV * hs + (h - NH) * hs]
+        : [dv, r * NKV * hs + (h - NH - NKV) * hs];
+      const o = r * width + h * hs;
+      for (let d = 0; d < half; d++) {
+        const g1 = dqkv[o + d], g2 = dqkv[o + d + half];
+        const [c, s] = h < NH + NKV ? [shape.cos[(r % T) * half + d], shape.sin[(r % T) * half + d]] : [1, 0];
+        dst[base + d] = g1 * c + g2 * s;
+        dst[base + d + half] = g2 * c - g1 * s;
+      }
+    }
+  }
+  return { dq, dk, dv };
+}
