@@ -167,8 +167,13 @@ Deno.test("loadModel rejects bad folders with one line naming the file and tenso
     ],
     [
       "other model",
+      (d) => patchConfig(d, { model_type: "bert" }),
+      /config\.json: model_type bert is not supported \(gpt2 or llama\)/,
+    ],
+    [
+      "another family's config",
       (d) => patchConfig(d, { model_type: "llama" }),
-      /config\.json: model_type llama is not gpt2/,
+      /config\.json: num_hidden_layers is missing/,
     ],
     [
       "other GELU",
