@@ -9,8 +9,8 @@ import {
   BatchSampler,
   CORPORA,
   DOCUMENT_SEPARATOR,
-  getTokenizer,
   HEADER_BYTES,
+  loadTokenizer,
   openDataset,
   prepare,
 } from "@inheritune/data";
@@ -22,7 +22,7 @@ const docs: string[] = [];
 for (const f of (await brown.files()).slice(0, 170)) docs.push(brown.toText(await Deno.readTextFile(f.path)));
 const textFile = join(dir, "text.txt");
 await Deno.writeTextFile(textFile, docs.join(DOCUMENT_SEPARATOR));
-const gpt2 = await getTokenizer("gpt2");
+const gpt2 = await loadTokenizer("gpt2");
 const prepared = join(dir, "prepared");
 await prepare({ inputs: [textFile], out: prepared, valFraction: 0 });
 

@@ -20,8 +20,8 @@ import {
   BatchSampler,
   CORPORA,
   DOCUMENT_SEPARATOR,
-  getTokenizer,
   HEADER_BYTES,
+  loadTokenizer,
   openDataset,
   prepare,
   writeShard,
@@ -60,7 +60,7 @@ async function child(mode: string, file: string, out: string): Promise<void> {
   const started = performance.now();
   let tokens = 0;
   if (mode === "whole-gpt2") {
-    const gpt2 = await getTokenizer("gpt2");
+    const gpt2 = await loadTokenizer("gpt2");
     const text = new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(file));
     const docs = text.split(DOCUMENT_SEPARATOR).filter((d) => d.length > 0);
     const ids = docs.flatMap((d) => [gpt2.eotToken!, ...gpt2.encode(d)]);
@@ -69,7 +69,7 @@ async function child(mode: string, file: string, out: string): Promise<void> {
     tokens = ids.length;
   } else {
     const meta = await prepare({ inputs: [file], out, tokenizer: mode.replace("prepare-", "") });
-    tokens = meta.splits.train.tokens + meta.splits.val.tokens;
+    tokens = meta.splits.train.tokens + (meta.splits.val?.tokens ?? 0);
   }
   const seconds = (performance.now() - started) / 1000;
   console.log(JSON.stringify({ seconds, tokens, peakMB: peakMemoryMB() }));

