@@ -11,8 +11,8 @@ export interface ProtoField {
   readonly field: number;
   /** Wire type: 0 varint, 1 64-bit, 2 length-delimited, 5 32-bit. */
   readonly wire: 0 | 1 | 2 | 5;
-  /** The varint (wire 0) as a number; the field's bytes for wire types 1, 2 and 5. */
-  readonly value: number | Uint8Array;
+  /** The varint (wire 0) as an unsigned 64-bit bigint; the field's bytes for wire types 1, 2 and 5. */
+  readonly value: bigint | Uint8Array;
 }
 
 /**
@@ -23,13 +23,13 @@ export interface ProtoField {
 export function readMessage(bytes: Uint8Array): ProtoField[] {
   const fields: ProtoField[] = [];
   let pos = 0;
-  const varint = (): number => {
-    let n = 0;
-    for (let shift = 0; shift < 64; shift += 7) {
+  const varint = (): bigint => {
+    let n = 0n;
+    for (let shift = 0n; shift < 70n; shift += 7n) {
       if (pos >= bytes.length) throw new RangeError(`truncated varint at byte ${pos}`);
       const b = bytes[pos++];
-      n += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return n;
+      n |= BigInt(b & 0x7f) << shift;
+      if (b < 0x80) return BigInt.asUintN(64, n);
     }
     throw new RangeError(`varint longer than 10 bytes at byte ${pos}`);
   };
@@ -39,13 +39,13 @@ export function readMessage(bytes: Uint8Array): ProtoField[] {
     return bytes.subarray(pos - n, pos);
   };
   while (pos < bytes.length) {
-    const key = varint();
-    const field = Math.floor(key / 8);
-    const wire = key % 8;
+    const key = Number(varint() & 0xffffffffn);
+    const field = key >>> 3;
+    const wire = key & 7;
     if (field === 0) throw new RangeError(`field number 0 at byte ${pos}`);
     if (wire === 0) fields.push({ field, wire, value: varint() });
     else if (wire === 1) fields.push({ field, wire, value: take(8) });
-    else if (wire === 2) fields.push({ field, wire, value: take(varint()) });
+    else if (wire === 2) fields.push({ field, wire, value: take(Number(varint())) });
     else if (wire === 5) fields.push({ field, wire, value: take(4) });
     else throw new RangeError(`unsupported wire type ${wire} at byte ${pos}`);
   }
@@ -53,8 +53,8 @@ export function readMessage(bytes: Uint8Array): ProtoField[] {
 }
 
 /** A signed 32-bit protobuf `int32` from its varint (negative values are 10-byte varints). */
-export function int32(value: number): number {
-  return value >= 2 ** 31 ? Number(BigInt.asIntN(32, BigInt(value))) : value;
+export function int32(value: bigint): number {
+  return Number(BigInt.asIntN(32, value));
 }
 
 /** Builds a message field by field. */

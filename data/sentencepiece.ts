@@ -89,7 +89,7 @@ export function parseSentencePieceModel(bytes: Uint8Array): SentencePieceModel {
     }
   };
   const num = (v: ProtoField["value"], what: string): number => {
-    if (typeof v !== "number") throw new DataError(`not a SentencePiece model: ${what} is not a varint`);
+    if (typeof v !== "bigint") throw new DataError(`not a SentencePiece model: ${what} is not a varint`);
     return int32(v);
   };
   const pieces: string[] = [];
@@ -212,8 +212,8 @@ function checkArrays(model: SentencePieceModel): void {
 
 /**
  * SHA-256 (hex) of what decides a SentencePiece tokenizer's ids: pieces, scores, types, special
- * ids and normalizer flags. Equal for the same vocabulary read from a `.model`, a GGUF file or a
- * prepared folder's copy.
+ * ids and normalizer flags (not the unknown piece's surface, which GGUF does not carry). Equal for
+ * the same vocabulary read from a `.model`, a GGUF file or a prepared folder's copy.
  */
 export function sentencePieceHash(model: SentencePieceModel): string {
   const canonical = {
@@ -230,7 +230,6 @@ export function sentencePieceHash(model: SentencePieceModel): string {
     removeExtraWhitespaces: model.removeExtraWhitespaces,
     escapeWhitespaces: model.escapeWhitespaces,
     byteFallback: model.byteFallback,
-    unkSurface: model.unkSurface ?? DEFAULT_UNK_SURFACE,
   };
   return createHash("sha256").update(JSON.stringify(canonical)).digest("hex");
 }
@@ -460,6 +459,8 @@ export function sentencePieceTokenizer(model: SentencePieceModel): Tokenizer {
 
   function decode(ids: Iterable<number>): string {
     let text = "";
+    // sentencepiece drops the dummy-prefix space of the first piece only.
+    let first = true;
     const bytes: number[] = [];
     const flush = (): void => {
       if (bytes.length === 0) return;
@@ -471,16 +472,19 @@ export function sentencePieceTokenizer(model: SentencePieceModel): Tokenizer {
       const type = model.types[id];
       if (type === PieceType.byte) {
         bytes.push(parseInt(model.pieces[id].slice(3, 5), 16));
+        first = false;
         continue;
       }
       flush();
       if (type === PieceType.control) continue;
+      const atStart = first;
+      first = false;
       if (type === PieceType.unknown) {
         text += model.unkSurface ?? DEFAULT_UNK_SURFACE;
         continue;
       }
       let piece = model.pieces[id];
-      if (text === "" && (model.addDummyPrefix || model.removeExtraWhitespaces) && piece.startsWith(space)) {
+      if (atStart && (model.addDummyPrefix || model.removeExtraWhitespaces) && piece.startsWith(space)) {
         piece = piece.slice(space.length);
       }
       text += model.escapeWhitespaces ? piece.replaceAll(SPACE_SYMBOL, " ") : piece;
