@@ -156,8 +156,12 @@ export function jsonTokenizer(json: unknown): Tokenizer {
     splitsAtSpaces,
     definition: () => ({ file: "tokenizer.json", bytes: new TextEncoder().encode(JSON.stringify(json)) }),
     encode,
-    decode: (ids: Iterable<number>): string =>
-      full.decode([...ids], { skip_special_tokens: true, clean_up_tokenization_spaces: false }),
+    decode: (ids: Iterable<number>): string => {
+      const list = [...ids];
+      return list.length === 0
+        ? ""
+        : full.decode(list, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+    },
   };
 }
 

@@ -220,7 +220,10 @@ Deno.test("a cloze set built from a prepared split round-trips through JSONL", a
     await Deno.writeTextFile(input, TEXT);
     await prepare({ inputs: [input], out: join(dir, "data"), tokenizer: "gpt2", valFraction: 0 });
     using data = await openDataset(join(dir, "data"));
-    const task = buildClozeFromSplit(data.split("train"), await loadTokenizer("gpt2"), { items: 10, seed: 1 });
+    const task = buildClozeFromSplit(data.split("train"), await loadTokenizer("gpt2"), {
+      items: 10,
+      seed: 1,
+    });
     assert.deepEqual(task.items, buildCloze(TEXT, { items: 10, seed: 1 }).items);
     const back = parseTaskJsonl(taskToJsonl(task), "cloze");
     assert.deepEqual(back.problems, []);
