@@ -38,6 +38,11 @@ Deno.bench({ name: "prepare, streaming, gpt2", group: "prepare 2 MB" }, async ()
   await prepare({ inputs: [textFile], out: join(dir, "gpt2"), valFraction: 0.05 });
 });
 
+const tok512 = new URL("../../models/stories260K/tokenizer.model", import.meta.url).pathname;
+Deno.bench({ name: "prepare, streaming, sentencepiece (tok512)", group: "prepare 2 MB" }, async () => {
+  await prepare({ inputs: [textFile], out: join(dir, "sp"), tokenizer: tok512, valFraction: 0.05 });
+});
+
 Deno.bench({ name: "prepare, streaming, bytes", group: "prepare 2 MB" }, async () => {
   await prepare({ inputs: [textFile], out: join(dir, "bytes"), tokenizer: "bytes", valFraction: 0.05 });
 });

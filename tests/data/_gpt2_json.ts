@@ -3,7 +3,7 @@
  * ranks at test time (as transformers' tiktoken converter does: every split of a token into two
  * tokens is a merge, ranked by the merged token), so no 2 MB tokenizer.json is committed.
  */
-import ranks from "npm:gpt-tokenizer@4.0.0/bpeRanks/r50k_base";
+import ranks from "gpt-tokenizer/bpeRanks/r50k_base";
 import { GPT2_EOT, PieceType } from "@inheritune/data";
 
 /** Tokens by id in byte-level characters, merges "left right" in rank order, types (EOT control). */
