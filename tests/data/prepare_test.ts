@@ -7,6 +7,7 @@ import {
   GPT2_EOT,
   isValDocument,
   loadTokenizer,
+  openDataset,
   prepare,
 } from "@inheritune/data";
 import { assertRejects } from "../_assert.ts";
@@ -241,5 +242,42 @@ Deno.test("empty input, invalid UTF-8 and missing inputs are one-line DataErrors
       /valFraction must be in \[0, 1\), got 1/,
     );
     await assertRejects(() => prepare({ inputs: [], out }), /no inputs given/);
+  });
+});
+
+Deno.test("documents auto: one file too few for val is cut at blank lines, else at lines; the rule is recorded", async () => {
+  await withTempDir(async (dir) => {
+    const paragraphs = Array.from({ length: 20 }, (_, i) => `Story ${i} line one.\nLine two.`);
+    await Deno.writeTextFile(join(dir, "p.txt"), paragraphs.join("\n\n") + "\n");
+    await Deno.writeTextFile(join(dir, "l.txt"), paragraphs.map((p) => p.replace("\n", " ")).join("\n"));
+    const p = await prepare({
+      inputs: [join(dir, "p.txt")],
+      out: join(dir, "p"),
+      tokenizer: "bytes",
+      valFraction: 0.1,
+    });
+    assert.equal(p.documentRule, "paragraphs");
+    assert.deepEqual([p.splits.train.documents, p.splits.val?.documents], [18, 2]);
+    const l = await prepare({
+      inputs: [join(dir, "l.txt")],
+      out: join(dir, "l"),
+      tokenizer: "bytes",
+      valFraction: 0.1,
+    });
+    assert.equal(l.documentRule, "lines");
+    assert.deepEqual([l.splits.train.documents, l.splits.val?.documents], [18, 2]);
+    const f = await prepare({
+      inputs: [join(dir, "p.txt")],
+      out: join(dir, "f"),
+      documents: "files",
+      valFraction: 0.1,
+    });
+    assert.deepEqual([f.documentRule, f.splits.train.documents, f.splits.val?.documents], ["files", 1, 0]);
+    // valFraction 0: no val split at all, and the folder opens with train only.
+    const z = await prepare({ inputs: [join(dir, "p.txt")], out: join(dir, "z"), valFraction: 0 });
+    assert.equal(z.splits.val, undefined);
+    assert.ok(!(await Array.fromAsync(Deno.readDir(join(dir, "z")))).some((e) => e.name.startsWith("val")));
+    using data = await openDataset(join(dir, "z"));
+    assert.deepEqual(data.splits, ["train"]);
   });
 });
