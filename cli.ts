@@ -13,7 +13,7 @@ import { runCommand } from "./cli/_run.ts";
 type Command = () => Promise<{ main(args: string[]): Promise<void> }>;
 
 const COMMANDS: Record<string, Command> = {
-  prepare: () => import("./data/cli.ts"),
+  prepare: () => import("./cli/prepare.ts"),
   train: () => import("./cli/train.ts"),
   eval: () => import("./cli/eval.ts"),
   serve: () => import("./cli/serve.ts"),

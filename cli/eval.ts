@@ -16,7 +16,7 @@ import { getGpu } from "@inheritune/kernels";
 import {
   DataError,
   type Dataset,
-  getTokenizer,
+  loadTokenizer,
   openDataset,
   type Tokenizer,
   type TokenSource,
@@ -153,7 +153,7 @@ export async function main(args: string[]): Promise<void> {
 async function validationText(dataset: Dataset): Promise<{ source: TokenSource; tokenizer: Tokenizer }> {
   const source = dataset.splits.includes("val") ? dataset.split("val") : dataset.split("train");
   // A folder of bare llm.c shards has no meta.json: its tokens are GPT-2's.
-  return { source, tokenizer: await getTokenizer(dataset.meta?.tokenizer ?? "gpt2") };
+  return { source, tokenizer: await loadTokenizer(dataset.meta ? dataset.path : "gpt2") };
 }
 
 /** The one-line JSON of a single model's evaluation. */

@@ -276,8 +276,10 @@ export async function openDataset(path: string, options: OpenOptions = {}): Prom
     meta = await readMeta(path);
     if (meta) {
       for (const split of ["train", "val"] as const) {
+        const shards = meta.splits[split]?.shards;
+        if (!shards) continue;
         files.set(split, []);
-        for (const s of meta.splits[split].shards) add(split, { path: join(path, s.file), tokens: s.tokens });
+        for (const s of shards) add(split, { path: join(path, s.file), tokens: s.tokens });
       }
     } else {
       const names: string[] = [];
@@ -349,8 +351,9 @@ async function readMeta(dir: string): Promise<DatasetMeta | null> {
     throw new DataError(`${file}: not valid JSON`);
   }
   const ok = typeof meta === "object" && meta !== null && typeof meta.vocabSize === "number" &&
-    ["train", "val"].every((s) => Array.isArray(meta.splits?.[s as "train"]?.shards));
-  if (!ok) throw new DataError(`${file}: missing vocabSize or splits.train/val.shards`);
+    Array.isArray(meta.splits?.train?.shards) &&
+    (meta.splits.val === undefined || Array.isArray(meta.splits.val.shards));
+  if (!ok) throw new DataError(`${file}: missing vocabSize or splits.train.shards`);
   return meta;
 }
 

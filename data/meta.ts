@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { DocumentRule } from "./prepare.ts";
 import type { WrittenShard } from "./shard.ts";
 
 /** Name of the description file inside a prepared folder. */
@@ -37,15 +38,25 @@ export interface SourceMeta {
 
 /** The contents of `meta.json`. */
 export interface DatasetMeta {
-  /** Tokenizer name, for `getTokenizer`. */
+  /** Tokenizer name: "gpt2", "bytes", "sentencepiece" or "tokenizer.json" (`Tokenizer.name`). */
   readonly tokenizer: string;
+  /** SHA-256 of the tokenizer's definition (`Tokenizer.hash`); absent in folders from before it. */
+  readonly tokenizerHash?: string;
+  /** The tokenizer's definition copied into the folder ("tokenizer.model", "tokenizer.json"), or null. */
+  readonly tokenizerFile?: string | null;
   /** Its vocabulary size; every token is below it. */
   readonly vocabSize: number;
   /** Id placed before every document, or null when the tokenizer has none. */
   readonly eotToken: number | null;
+  /** The tokenizer's beginning-of-sequence id, or null. */
+  readonly bosToken?: number | null;
+  /** The tokenizer's end-of-sequence id, or null. */
+  readonly eosToken?: number | null;
   /** Token layout of the shards. */
   readonly dtype: "uint16" | "uint32";
-  /** How documents are delimited in the input and in the shards. */
+  /** The rule that cut the input into documents. */
+  readonly documentRule?: DocumentRule;
+  /** How documents are delimited in the input and in the shards, in words. */
   readonly documents: string;
   /** Requested fraction of documents for validation. */
   readonly valFraction: number;
@@ -55,8 +66,8 @@ export interface DatasetMeta {
   readonly shardTokens: number;
   /** Token budget, or null for all of the input. */
   readonly maxTokens: number | null;
-  /** Per split: token and document counts, shard files with their SHA-256. */
-  readonly splits: { readonly train: SplitMeta; readonly val: SplitMeta };
+  /** Per split: token and document counts, shard files with their SHA-256; no val when valFraction is 0. */
+  readonly splits: { readonly train: SplitMeta; readonly val?: SplitMeta };
   /** Every file read, in reading order, with its SHA-256. */
   readonly sources: readonly SourceMeta[];
 }

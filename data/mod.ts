@@ -1,9 +1,10 @@
 /**
- * Token data for Inheritune: tokenizers, streaming preparation of llm.c token shards from text,
- * memory-mapped shard reading, and a batch sampler with precise, reproducible subsets.
+ * Token data for Inheritune: tokenizers (GPT-2, bytes, SentencePiece, Hugging Face
+ * `tokenizer.json`), streaming preparation of llm.c token shards from text, memory-mapped shard
+ * reading, and a batch sampler with precise, reproducible subsets.
  *
  * ```ts
- * import { BatchSampler, getTokenizer, openDataset, prepare } from "@inheritune/data";
+ * import { BatchSampler, loadTokenizer, openDataset, prepare } from "@inheritune/data";
  *
  * await prepare({ inputs: ["brown"], out: "runs/data/brown" });
  * using data = await openDataset("runs/data/brown", { vocabSize: 50257 });
@@ -12,7 +13,7 @@
  * });
  * const steps = sampler.stepsForEpochs(3); // "10% of the data for 3 epochs"
  * const { inputs, targets, epoch } = sampler.next(); // (B,T) each
- * const text = (await getTokenizer("gpt2")).decode(inputs.subarray(0, 256));
+ * const text = (await loadTokenizer("runs/data/brown")).decode(inputs.subarray(0, 256));
  * ```
  *
  * @module
@@ -24,4 +25,6 @@ export * from "./meta.ts";
 export * from "./prepare.ts";
 export * from "./sampler.ts";
 export * from "./shard.ts";
+export * from "./sentencepiece.ts";
 export * from "./tokenizer.ts";
+export * from "./tokenizer_json.ts";

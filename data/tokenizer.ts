@@ -1,36 +1,75 @@
 /**
- * Tokenizers: the GPT-2 byte-pair encoding and a one-token-per-byte encoding for tiny models.
+ * Tokenizers: GPT-2's byte-pair encoding and one token per byte built in; a model's own tokenizer
+ * from a SentencePiece `.model` (`sentencepiece.ts`), a Hugging Face `tokenizer.json`
+ * (`tokenizer_json.ts`), or a folder holding one. {@linkcode loadTokenizer} resolves a SPEC to one
+ * of them; GGUF files are resolved by `@inheritune/core`, which reads their `tokenizer.ggml.*`
+ * metadata and builds the tokenizer with `sentencePieceTokenizer` or `byteLevelBpeTokenizer`.
  *
- * Adding a tokenizer means writing one {@linkcode Tokenizer} and one entry in `LOADERS`. The
- * streaming `prepare` encodes text in pieces cut where a whitespace character follows a
- * non-whitespace one, so a tokenizer must give the same ids for a text as for its pieces cut at
- * such places; GPT-2-style pre-tokenizers (which never join a word to the whitespace after it)
- * and byte-level encodings do.
+ * The streaming `prepare` encodes text in pieces cut before a space that follows a letter or
+ * digit (`_words.ts`), the later pieces with `continuing: true`; a tokenizer whose vocabulary
+ * joins a letter or digit to a following space says so with `splitsAtSpaces: false`.
  *
  * @module
  */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
 import { DataError } from "./errors.ts";
+import { type DatasetMeta, META_FILE } from "./meta.ts";
+import { parseSentencePieceModel, sentencePieceTokenizer } from "./sentencepiece.ts";
+import { jsonTokenizer } from "./tokenizer_json.ts";
+
+/** Options of {@linkcode Tokenizer.encode}. */
+export interface EncodeOptions {
+  /**
+   * The text continues a document right after a letter or digit: no start-of-text handling (no
+   * SentencePiece dummy prefix, leading spaces kept). Default false: the text starts a document.
+   */
+  continuing?: boolean;
+}
 
 /** Encodes text to token ids and back. */
 export interface Tokenizer {
-  /** The name `getTokenizer` knows it by, recorded in `meta.json`. */
+  /** Short name for messages and `meta.json`: "gpt2", "bytes", "sentencepiece" or "tokenizer.json". */
   readonly name: string;
+  /** What implements it; equal to `name` for these tokenizers. */
+  readonly kind: "gpt2" | "bytes" | "sentencepiece" | "tokenizer.json";
   /** Number of distinct ids; every id is below it. */
   readonly vocabSize: number;
-  /** The id that starts every document in prepared shards, where the tokenizer has one. */
+  /**
+   * The id `prepare` puts before every document, where the tokenizer has one: GPT-2's
+   * `<|endoftext|>`, a SentencePiece or Llama-style model's BOS.
+   */
   readonly eotToken?: number;
-  /** Ids of `text`, treating all of it as plain text (a literal `<|endoftext|>` is not special). */
-  encode(text: string): number[];
-  /** Text of `ids`; bytes that do not form valid UTF-8 become U+FFFD. */
+  /** Beginning-of-sequence id, where there is one. */
+  readonly bosToken?: number;
+  /** End-of-sequence id, where there is one. */
+  readonly eosToken?: number;
+  /**
+   * SHA-256 (hex) of the definition: equal for the same vocabulary and rules wherever they were
+   * read from, so that data and model can be checked against each other.
+   */
+  readonly hash: string;
+  /** Whether ids of a text equal those of its pieces cut before a space after a letter or digit. */
+  readonly splitsAtSpaces: boolean;
+  /** The file that defines it, for a prepared folder; absent for the built-in ones. */
+  definition?(): { file: "tokenizer.model" | "tokenizer.json"; bytes: Uint8Array };
+  /** Ids of `text`, all of it plain text (a literal `<|endoftext|>` or `<s>` is not special). */
+  encode(text: string, options?: EncodeOptions): number[];
+  /** Text of `ids`; control ids (BOS, EOS) decode to nothing; invalid UTF-8 becomes U+FFFD. */
   decode(ids: Iterable<number>): string;
 }
 
 /** GPT-2's end-of-text id, also the separator llm.c puts before every document. */
 export const GPT2_EOT = 50256;
 
+const builtinHash = (name: string): string => createHash("sha256").update(`builtin:${name}`).digest("hex");
+
 const BYTES: Tokenizer = {
   name: "bytes",
+  kind: "bytes",
   vocabSize: 256,
+  hash: builtinHash("bytes"),
+  splitsAtSpaces: true,
   encode(text: string): number[] {
     const bytes = new TextEncoder().encode(text);
     const ids = new Array<number>(bytes.length);
@@ -51,8 +90,12 @@ async function loadGpt2(): Promise<Tokenizer> {
   const plain = { disallowedSpecial: new Set<string>() };
   return {
     name: "gpt2",
+    kind: "gpt2",
     vocabSize: bpe.vocabularySize,
     eotToken: GPT2_EOT,
+    eosToken: GPT2_EOT,
+    hash: builtinHash("gpt2"),
+    splitsAtSpaces: true,
     encode: (text: string): number[] => bpe.encode(text, plain),
     decode: (ids: Iterable<number>): string => {
       // gpt-tokenizer decodes through one shared streaming TextDecoder, so a call ending inside a
@@ -64,30 +107,146 @@ async function loadGpt2(): Promise<Tokenizer> {
   };
 }
 
-const LOADERS: Record<string, () => Promise<Tokenizer>> = {
+const BUILTIN: Record<string, () => Promise<Tokenizer>> = {
   gpt2: loadGpt2,
   bytes: () => Promise.resolve(BYTES),
 };
 
-/** Names {@linkcode getTokenizer} accepts. */
-export const TOKENIZER_NAMES: readonly string[] = Object.keys(LOADERS);
+/** Built-in tokenizer names {@linkcode loadTokenizer} accepts besides files and folders. */
+export const TOKENIZER_NAMES: readonly string[] = Object.keys(BUILTIN);
+
+/** What {@linkcode loadTokenizer} accepts, for usage texts. */
+export const TOKENIZER_SPECS =
+  "gpt2, bytes, a SentencePiece .model, a tokenizer.json, or a model or prepared data folder holding one";
 
 const loaded = new Map<string, Promise<Tokenizer>>();
 
-/**
- * Returns the tokenizer called `name` ("gpt2" or "bytes"), loading it once per process.
- *
- * @throws {DataError} for an unknown name (as a rejection).
- */
-export async function getTokenizer(name: string): Promise<Tokenizer> {
-  const load = Object.hasOwn(LOADERS, name) ? LOADERS[name] : undefined;
-  if (!load) {
-    throw new DataError(`unknown tokenizer ${JSON.stringify(name)}; known: ${TOKENIZER_NAMES.join(", ")}`);
+async function readIfFile(path: string): Promise<Uint8Array | null> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) return null;
+    throw e;
   }
-  let tokenizer = loaded.get(name);
+}
+
+function fromModelFile(bytes: Uint8Array, path: string): Tokenizer {
+  try {
+    return sentencePieceTokenizer(parseSentencePieceModel(bytes));
+  } catch (e) {
+    if (e instanceof DataError) throw new DataError(`${path}: ${e.message}`);
+    throw e;
+  }
+}
+
+function fromJsonFile(bytes: Uint8Array, path: string): Tokenizer {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new DataError(`${path}: not valid JSON`);
+  }
+  try {
+    return jsonTokenizer(json);
+  } catch (e) {
+    if (e instanceof DataError) throw new DataError(`${path}: ${e.message}`);
+    throw e;
+  }
+}
+
+async function loadFolder(dir: string): Promise<Tokenizer> {
+  // A prepared folder names its tokenizer in meta.json; a model folder holds its files.
+  const meta = await readIfFile(join(dir, META_FILE));
+  if (meta) {
+    let name: unknown;
+    try {
+      name = JSON.parse(new TextDecoder().decode(meta)).tokenizer;
+    } catch {
+      throw new DataError(`${join(dir, META_FILE)}: not valid JSON`);
+    }
+    if (typeof name === "string" && Object.hasOwn(BUILTIN, name)) return await BUILTIN[name]();
+  }
+  const json = await readIfFile(join(dir, "tokenizer.json"));
+  if (json) return fromJsonFile(json, join(dir, "tokenizer.json"));
+  const model = await readIfFile(join(dir, "tokenizer.model"));
+  if (model) return fromModelFile(model, join(dir, "tokenizer.model"));
+  const config = await readIfFile(join(dir, "config.json"));
+  if (config) {
+    let c: { tokenizer?: unknown; model_type?: unknown };
+    try {
+      c = JSON.parse(new TextDecoder().decode(config));
+    } catch {
+      throw new DataError(`${join(dir, "config.json")}: not valid JSON`);
+    }
+    if (typeof c.tokenizer === "string" && Object.hasOwn(BUILTIN, c.tokenizer)) {
+      return await BUILTIN[c.tokenizer]();
+    }
+    if (c.model_type === "gpt2" && c.tokenizer === undefined) return await BUILTIN.gpt2();
+  }
+  throw new DataError(
+    `${dir}: no tokenizer.json, tokenizer.model, or ${META_FILE}/config.json naming ${
+      TOKENIZER_NAMES.join(" or ")
+    }`,
+  );
+}
+
+async function load(spec: string): Promise<Tokenizer> {
+  if (Object.hasOwn(BUILTIN, spec)) return await BUILTIN[spec]();
+  if (spec.toLowerCase().endsWith(".gguf")) {
+    throw new DataError(
+      `${spec}: GGUF tokenizers are resolved by @inheritune/core (loadModelTokenizer), not by the data module`,
+    );
+  }
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(spec);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new DataError(`unknown tokenizer ${JSON.stringify(spec)}: not ${TOKENIZER_SPECS}`);
+  }
+  if (info.isDirectory) return await loadFolder(spec);
+  const bytes = await Deno.readFile(spec);
+  if (spec.endsWith(".json")) return fromJsonFile(bytes, spec);
+  if (spec.endsWith(".model")) return fromModelFile(bytes, spec);
+  throw new DataError(`${spec}: not a tokenizer file (expected ${TOKENIZER_SPECS})`);
+}
+
+/**
+ * Returns the tokenizer `spec` names, loading each spec once per process: "gpt2", "bytes", a
+ * SentencePiece `.model`, a Hugging Face `tokenizer.json`, or a folder — a model folder with
+ * `tokenizer.json` or `tokenizer.model` (or a `config.json` whose `tokenizer` is "gpt2"/"bytes",
+ * or `model_type` "gpt2"), or a prepared data folder (its `meta.json` and tokenizer file).
+ *
+ * @throws {DataError} (as a rejection) for an unknown spec, a `.gguf` file (resolved by core), or
+ * a corrupt tokenizer file, naming the file.
+ */
+export async function loadTokenizer(spec: string): Promise<Tokenizer> {
+  let tokenizer = loaded.get(spec);
   if (!tokenizer) {
-    tokenizer = load();
-    loaded.set(name, tokenizer);
+    tokenizer = load(spec);
+    loaded.set(spec, tokenizer);
+    tokenizer.catch(() => loaded.delete(spec));
   }
   return await tokenizer;
+}
+
+/**
+ * Checks that data prepared as `meta` describes was tokenized by `tokenizer`, comparing
+ * definition hashes (names, for a `meta.json` written before hashes were recorded).
+ *
+ * @throws {DataError} one line naming `what` (e.g. the data folder) and both tokenizers.
+ */
+export function checkTokenizerMatch(meta: DatasetMeta, tokenizer: Tokenizer, what: string): void {
+  const same = meta.tokenizerHash !== undefined
+    ? meta.tokenizerHash === tokenizer.hash
+    : meta.tokenizer === tokenizer.name;
+  if (same) return;
+  const short = (hash: string | undefined): string => (hash ? ` ${hash.slice(0, 12)}` : "");
+  throw new DataError(
+    `${what}: data was tokenized with ${meta.tokenizer}${
+      short(meta.tokenizerHash)
+    } (${meta.vocabSize} ids) ` +
+      `but the model uses ${tokenizer.name}${short(tokenizer.hash)} (${tokenizer.vocabSize} ids); ` +
+      `prepare the data again with the model's tokenizer (--tokenizer MODEL)`,
+  );
 }

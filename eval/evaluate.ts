@@ -7,7 +7,7 @@
  */
 import { type Checkpoint, createModel, type ModelConfig } from "@inheritune/core";
 import { getGpu, type Gpu } from "@inheritune/kernels";
-import { DataError, getTokenizer, type Tokenizer, type TokenSource } from "@inheritune/data";
+import { DataError, loadTokenizer, type Tokenizer, type TokenSource } from "@inheritune/data";
 import type { LineProblem, Task } from "./tasks.ts";
 import { evaluateText, retokenize, type TextResult } from "./text.ts";
 import { longestRequest, prepareTask, scoreTask, type TaskResult } from "./zero_shot.ts";
@@ -68,14 +68,14 @@ export async function evaluateModel(
 ): Promise<ModelReport> {
   const { config, params } = model;
   const gpu = options.gpu ?? await getGpu();
-  const tokenizer = await getTokenizer(config.tokenizer ?? "gpt2");
+  const tokenizer = await loadTokenizer(config.tokenizer ?? "gpt2");
   const ctx = options.ctx ?? config.n_positions;
   const batchFor = (T: number): number => options.batch ?? Math.max(1, Math.floor(TOKENS_PER_BATCH / T));
   const report: ModelReport = { model: model.name, params: countParams(model), config, tasks: [] };
 
   if (options.text) {
     const { source, tokenizer: dataTokenizer } = options.text;
-    const tokens = dataTokenizer.name === tokenizer.name
+    const tokens = dataTokenizer.hash === tokenizer.hash
       ? source
       : retokenize(source, { from: dataTokenizer, to: tokenizer, maxTokens: options.maxTokens });
     if (options.maxTokens !== undefined && options.maxTokens < ctx) {

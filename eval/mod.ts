@@ -7,11 +7,11 @@
  * ```ts
  * import { buildClozeFromSplit, evaluateModel, formatText, reportTable } from "@inheritune/eval";
  * import { loadModel } from "@inheritune/core";
- * import { getTokenizer, openDataset } from "@inheritune/data";
+ * import { loadTokenizer, openDataset } from "@inheritune/data";
  *
  * using data = await openDataset("runs/data/brown-bytes");
  * const val = data.split("val");
- * const tokenizer = await getTokenizer(data.meta!.tokenizer);
+ * const tokenizer = await loadTokenizer("runs/data/brown-bytes");
  * const cloze = buildClozeFromSplit(val, tokenizer, { seed: 1 });
  * const report = await evaluateModel(
  *   { name: "runs/small", ...await loadModel("runs/small") },

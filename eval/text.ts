@@ -27,10 +27,12 @@ const DECODE_PIECE = 1 << 20;
 
 /**
  * UTF-8 bytes covered by tokens `[start, start + count)` of `source`: one per token for the
- * `bytes` tokenizer; otherwise the decoded text's, end-of-text tokens covering none (they separate
- * documents and stand for no text). A byte-level BPE token may hold part of a character, so text
- * is decoded a whole document at a time; only a document longer than 2^20 tokens is cut, where a
- * split character may miscount by up to 3 bytes, and so may one cut at the end of the range.
+ * `bytes` tokenizer; otherwise the decoded text's, end-of-text tokens (GPT-2's `<|endoftext|>`, a
+ * SentencePiece model's BOS) and other control tokens covering none (they separate documents and
+ * stand for no text). A byte-level BPE token may hold part of a character, and SentencePiece drops
+ * the dummy-prefix space only at a document's start, so text is decoded a whole document at a
+ * time; only a document longer than 2^20 tokens is cut, where a split character or a dropped
+ * space may miscount by up to 3 bytes, and so may one cut at the end of the range.
  */
 export function coveredBytes(
   source: TokenSource,

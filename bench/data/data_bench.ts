@@ -9,8 +9,8 @@ import {
   BatchSampler,
   CORPORA,
   DOCUMENT_SEPARATOR,
-  getTokenizer,
   HEADER_BYTES,
+  loadTokenizer,
   openDataset,
   prepare,
 } from "@inheritune/data";
@@ -22,7 +22,7 @@ const docs: string[] = [];
 for (const f of (await brown.files()).slice(0, 170)) docs.push(brown.toText(await Deno.readTextFile(f.path)));
 const textFile = join(dir, "text.txt");
 await Deno.writeTextFile(textFile, docs.join(DOCUMENT_SEPARATOR));
-const gpt2 = await getTokenizer("gpt2");
+const gpt2 = await loadTokenizer("gpt2");
 const prepared = join(dir, "prepared");
 await prepare({ inputs: [textFile], out: prepared, valFraction: 0 });
 
@@ -36,6 +36,11 @@ Deno.bench(
 
 Deno.bench({ name: "prepare, streaming, gpt2", group: "prepare 2 MB" }, async () => {
   await prepare({ inputs: [textFile], out: join(dir, "gpt2"), valFraction: 0.05 });
+});
+
+const tok512 = new URL("../../models/stories260K/tokenizer.model", import.meta.url).pathname;
+Deno.bench({ name: "prepare, streaming, sentencepiece (tok512)", group: "prepare 2 MB" }, async () => {
+  await prepare({ inputs: [textFile], out: join(dir, "sp"), tokenizer: tok512, valFraction: 0.05 });
 });
 
 Deno.bench({ name: "prepare, streaming, bytes", group: "prepare 2 MB" }, async () => {

@@ -5,7 +5,9 @@
  *
  * Generates DIR/text_<mb>MB.txt (Brown Corpus documents repeated, separated by <|endoftext|>),
  * then, each in a fresh process so that its peak resident memory (VmHWM) is its own:
- * - prepare throughput in MB/s of text, streaming, with the gpt2 and bytes tokenizers;
+ * - prepare throughput in MB/s of text, streaming, with the gpt2 and bytes tokenizers, stories260K's
+ *   SentencePiece model (tok512, our encoder) and tok512 as a Llama-2-style tokenizer.json
+ *   (Tokenizers.js);
  * - baseline: the whole file read, decoded and encoded in one piece, then written.
  * The whole-file baseline cannot run past ~500 MB (V8's longest string); pass --no-baseline there.
  * Then reader throughput in tokens/s of (B=8, T=1024) batches over the gpt2 train split:
@@ -20,16 +22,30 @@ import {
   BatchSampler,
   CORPORA,
   DOCUMENT_SEPARATOR,
-  getTokenizer,
   HEADER_BYTES,
+  jsonTokenizer,
+  loadTokenizer,
   openDataset,
+  parseSentencePieceModel,
   prepare,
+  sentencePieceToJson,
+  type Tokenizer,
   writeShard,
 } from "@inheritune/data";
 import { numberFlag } from "../../cli/_flags.ts";
 import { runCommand } from "../../cli/_run.ts";
 
 const MB = 1e6;
+const TOK512 = new URL("../../models/stories260K/tokenizer.model", import.meta.url).pathname;
+
+/** The tokenizer of each streaming prepare mode. */
+async function tokenizerOf(mode: string): Promise<string | Tokenizer> {
+  if (mode === "prepare-sentencepiece") return TOK512;
+  if (mode === "prepare-tokenizer.json") {
+    return jsonTokenizer(sentencePieceToJson(parseSentencePieceModel(await Deno.readFile(TOK512))));
+  }
+  return mode.replace("prepare-", "");
+}
 
 function peakMemoryMB(): number {
   const status = Deno.readTextFileSync("/proc/self/status");
@@ -60,7 +76,7 @@ async function child(mode: string, file: string, out: string): Promise<void> {
   const started = performance.now();
   let tokens = 0;
   if (mode === "whole-gpt2") {
-    const gpt2 = await getTokenizer("gpt2");
+    const gpt2 = await loadTokenizer("gpt2");
     const text = new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(file));
     const docs = text.split(DOCUMENT_SEPARATOR).filter((d) => d.length > 0);
     const ids = docs.flatMap((d) => [gpt2.eotToken!, ...gpt2.encode(d)]);
@@ -68,8 +84,8 @@ async function child(mode: string, file: string, out: string): Promise<void> {
     await writeShard(join(out, "train_000000.bin"), ids);
     tokens = ids.length;
   } else {
-    const meta = await prepare({ inputs: [file], out, tokenizer: mode.replace("prepare-", "") });
-    tokens = meta.splits.train.tokens + meta.splits.val.tokens;
+    const meta = await prepare({ inputs: [file], out, tokenizer: await tokenizerOf(mode) });
+    tokens = meta.splits.train.tokens + (meta.splits.val?.tokens ?? 0);
   }
   const seconds = (performance.now() - started) / 1000;
   console.log(JSON.stringify({ seconds, tokens, peakMB: peakMemoryMB() }));
@@ -130,7 +146,13 @@ async function main(): Promise<void> {
   );
   console.log("| prepare | MB/s of text | tokens | seconds | peak RSS (VmHWM) |");
   console.log("| --- | --- | --- | --- | --- |");
-  const modes = ["prepare-gpt2", "prepare-bytes", ...(values["no-baseline"] ? [] : ["whole-gpt2"])];
+  const modes = [
+    "prepare-gpt2",
+    "prepare-bytes",
+    "prepare-sentencepiece",
+    "prepare-tokenizer.json",
+    ...(values["no-baseline"] ? [] : ["whole-gpt2"]),
+  ];
   for (const mode of modes) {
     const r = await runChild(mode, file, join(values.dir, mode));
     const name = mode === "whole-gpt2" ? "baseline: whole file, gpt2" : `streaming, ${mode.slice(8)}`;

@@ -37,7 +37,7 @@ Deno.test("a prepared folder opens as train and val streams across many shards, 
       assert.equal(data.meta?.tokenizer, "gpt2");
       for (const split of data.splits) {
         const source = data.split(split);
-        const shards: readonly WrittenShard[] = data.meta!.splits[split as "train" | "val"].shards;
+        const shards: readonly WrittenShard[] = data.meta!.splits[split as "train" | "val"]!.shards;
         assert.ok(shards.length > 1, `${split} spans several shards`);
         assert.equal(source.length, shards.reduce((n, s) => n + s.tokens, 0));
         const all = [...source.read(0, source.length)];

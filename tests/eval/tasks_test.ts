@@ -1,7 +1,7 @@
 /** Task JSONL formats, malformed lines, and the seeded cloze builder. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DataError, getTokenizer, openDataset, prepare } from "@inheritune/data";
+import { DataError, loadTokenizer, openDataset, prepare } from "@inheritune/data";
 import {
   buildCloze,
   buildClozeFromSplit,
@@ -140,7 +140,7 @@ Deno.test("a task file without any valid line is a DataError naming the file and
 });
 
 Deno.test("encodePair moves the context's trailing space into the continuation and splits the joint encoding", async () => {
-  const gpt2 = await getTokenizer("gpt2");
+  const gpt2 = await loadTokenizer("gpt2");
   const p = encodePair(gpt2, { context: "The cat sat on the ", continuation: "mat" })!;
   assert.deepEqual(p.context, gpt2.encode("The cat sat on the"));
   assert.deepEqual(p.continuation, gpt2.encode(" mat"));
@@ -148,7 +148,7 @@ Deno.test("encodePair moves the context's trailing space into the continuation a
     context: [50256],
     continuation: gpt2.encode("Hi"),
   });
-  const bytes = await getTokenizer("bytes");
+  const bytes = await loadTokenizer("bytes");
   assert.equal(encodePair(bytes, { context: "", continuation: "Hi" }), null);
   assert.deepEqual(encodePair(bytes, { context: "ab", continuation: " é" }), {
     context: [97, 98],
@@ -220,7 +220,10 @@ Deno.test("a cloze set built from a prepared split round-trips through JSONL", a
     await Deno.writeTextFile(input, TEXT);
     await prepare({ inputs: [input], out: join(dir, "data"), tokenizer: "gpt2", valFraction: 0 });
     using data = await openDataset(join(dir, "data"));
-    const task = buildClozeFromSplit(data.split("train"), await getTokenizer("gpt2"), { items: 10, seed: 1 });
+    const task = buildClozeFromSplit(data.split("train"), await loadTokenizer("gpt2"), {
+      items: 10,
+      seed: 1,
+    });
     assert.deepEqual(task.items, buildCloze(TEXT, { items: 10, seed: 1 }).items);
     const back = parseTaskJsonl(taskToJsonl(task), "cloze");
     assert.deepEqual(back.problems, []);

@@ -1,5 +1,5 @@
 /** The progress line of `prepare` on stderr: a redrawn bar on a terminal, a line every 10 s otherwise. */
-import type { PrepareProgress } from "./prepare.ts";
+import type { PrepareProgress } from "@inheritune/data";
 
 const WIDTH = 30;
 const MB = 1e6;

@@ -30,6 +30,37 @@ Deno.test("deno task prepare writes shards and prints a summary", async () => {
     assert.equal(help.code, 0);
     assert.match(help.stdout, /^Usage: deno task prepare --input PATH\.\.\. --out DIR/);
     assert.match(help.stdout, /brown +Brown Corpus/);
+    assert.match(help.stdout, /--tokenizer SPEC +gpt2, bytes, a SentencePiece \.model, .* \(default gpt2\)/);
+    assert.match(help.stdout, /--documents RULE/);
+    assert.match(help.stdout, /--tokenizer models\/stories260K\/tokenizer\.model --documents paragraphs/);
+  });
+});
+
+Deno.test("deno task prepare with a model's SentencePiece tokenizer: BOS per paragraph, tokenizer.model copied", async () => {
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(join(dir, "s.txt"), "One story.\n\nTwo story.\n\nThree.\n");
+    const out = join(dir, "out");
+    const r = await runCli([
+      "prepare",
+      "-i",
+      join(dir, "s.txt"),
+      "-o",
+      out,
+      "--tokenizer",
+      "models/stories260K/tokenizer.model",
+      "--val-fraction",
+      "0.34",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /documents: paragraphs/);
+    assert.match(r.stdout, /train: .* 2 documents/);
+    assert.match(r.stdout, /val: .* 1 documents/);
+    assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name).sort(), [
+      "meta.json",
+      "tokenizer.model",
+      "train_000000.bin",
+      "val_000000.bin",
+    ]);
   });
 });
 
@@ -37,25 +68,39 @@ Deno.test("user errors exit 2 with one line naming the flag or file, no stack tr
   await withTempDir(async (dir) => {
     const bad = join(dir, "bad.txt");
     await Deno.writeFile(bad, Uint8Array.from([0x68, 0x69, 0xc0]));
+    const corrupt = join(dir, "corrupt.model");
+    await Deno.writeFile(corrupt, Uint8Array.from([0x0a, 0x50, 0x01]));
     const out = ["--out", join(dir, "out")];
     const cases: [string[], RegExp][] = [
       [["--input", bad], /^inheritune prepare: --out DIR is required \(see --help\)$/],
       [["--bogus", ...out], /^inheritune prepare: Unknown option '--bogus'/],
       [
         ["--val-fraction", "abc", ...out],
-        /^inheritune prepare: --val-fraction must be a number in \[0, 1\), got "abc"$/,
+        /^inheritune prepare: --val-fraction must be a number, got "abc"$/,
       ],
       [
         ["--shard-tokens", "0", ...out],
-        /^inheritune prepare: --shard-tokens must be a positive integer, got "0"$/,
+        /^inheritune prepare: --shard-tokens must be ≥ 1, got 0$/,
       ],
       [
         ["--max-tokens", "1.5", ...out],
-        /^inheritune prepare: --max-tokens must be a positive integer, got "1\.5"$/,
+        /^inheritune prepare: --max-tokens must be an integer, got "1\.5"$/,
       ],
       [
         ["--tokenizer", "llama", ...out],
-        /^inheritune prepare: --tokenizer must be one of gpt2, bytes, got "llama"$/,
+        /^inheritune prepare: --tokenizer: unknown tokenizer "llama": not gpt2, bytes, a SentencePiece \.model/,
+      ],
+      [
+        ["--tokenizer", corrupt, ...out],
+        /^inheritune prepare: --tokenizer: .*corrupt\.model: not a SentencePiece model/,
+      ],
+      [
+        ["--tokenizer", "x.gguf", ...out],
+        /^inheritune prepare: --tokenizer: x\.gguf: GGUF tokenizers are resolved by/,
+      ],
+      [
+        ["--documents", "pages", ...out],
+        /^inheritune prepare: --documents must be one of auto, files, paragraphs, lines/,
       ],
       [
         ["--input", join(dir, "nope.txt"), ...out],

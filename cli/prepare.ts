@@ -1,0 +1,124 @@
+/**
+ * `deno task prepare`: text files, folders or a built-in corpus to llm.c token shards, with GPT-2's
+ * tokenizer, bytes, or a model's own. A thin layer over {@linkcode prepare}.
+ *
+ * @module
+ */
+import {
+  CORPORA,
+  DataError,
+  DOCUMENTS_OPTIONS,
+  type DocumentsOption,
+  loadTokenizer,
+  META_FILE,
+  prepare,
+  PREPARE_DEFAULTS,
+  TOKENIZER_SPECS,
+} from "@inheritune/data";
+import { intFlag, numberFlag, parseFlags, stringFlag, UsageError } from "./_flags.ts";
+import { progressBar } from "./_prepare_progress.ts";
+
+const FLAGS = {
+  input: { type: "string", short: "i", multiple: true },
+  out: { type: "string", short: "o" },
+  tokenizer: { type: "string" },
+  documents: { type: "string" },
+  "val-fraction": { type: "string" },
+  "shard-tokens": { type: "string" },
+  "max-tokens": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+const USAGE = `Usage: deno task prepare --input PATH... --out DIR [options]
+
+Tokenizes text into llm.c shards: DIR/train_000000.bin ..., DIR/val_000000.bin ..., DIR/meta.json,
+and the tokenizer's definition (DIR/tokenizer.model or DIR/tokenizer.json) for a model's own.
+
+  --input, -i PATH    text file, folder of text files, or built-in corpus; repeatable (default: brown)
+  --out, -o DIR       output folder (required); its earlier shards, meta.json and tokenizer file are replaced
+  --tokenizer SPEC    ${TOKENIZER_SPECS} (default ${PREPARE_DEFAULTS.tokenizer})
+  --documents RULE    ${DOCUMENTS_OPTIONS.join(" | ")}: files (and <|endoftext|> parts), blank-line
+                      paragraphs, or lines; auto uses paragraphs, else lines, when files are too few
+                      for --val-fraction (default ${PREPARE_DEFAULTS.documents})
+  --val-fraction F    fraction of documents for validation, in [0, 1); 0 writes no val split (default ${PREPARE_DEFAULTS.valFraction})
+  --shard-tokens N    most tokens per shard (default ${PREPARE_DEFAULTS.shardTokens})
+  --max-tokens N      stop after N tokens in all (default: all of the input)
+  --help, -h          this text
+
+Example (TinyStories stories with stories260K's SentencePiece tokenizer, BOS before each):
+  deno task prepare -i corpora/tinystories/valid_head.txt -o runs/data/tinystories \\
+    --tokenizer models/stories260K/tokenizer.model --documents paragraphs
+
+Built-in corpora:
+${Object.values(CORPORA).map((c) => `  ${c.name.padEnd(18)}  ${c.description}`).join("\n")}`;
+
+/** Runs `prepare` with command-line `args` (without the command name). */
+export async function main(args: string[]): Promise<void> {
+  const f = parseFlags(args, FLAGS);
+  if (f.help === true) {
+    console.log(USAGE);
+    return;
+  }
+  if (f.out === undefined) throw new UsageError("--out DIR is required (see --help)");
+  const out = stringFlag(f.out, "out");
+  const inputs = (f.input as string[] | undefined) ?? ["brown"];
+  const documents = (f.documents ?? PREPARE_DEFAULTS.documents) as DocumentsOption;
+  if (!DOCUMENTS_OPTIONS.includes(documents)) {
+    throw new UsageError(`--documents must be one of ${DOCUMENTS_OPTIONS.join(", ")}, got "${documents}"`);
+  }
+  const valFraction = numberFlag(f["val-fraction"], "val-fraction", {
+    fallback: PREPARE_DEFAULTS.valFraction,
+    min: 0,
+  });
+  if (valFraction >= 1) throw new UsageError(`--val-fraction must be below 1, got ${valFraction}`);
+  const count = (name: string): number | undefined =>
+    f[name as keyof typeof FLAGS] === undefined
+      ? undefined
+      : intFlag(String(f[name as keyof typeof FLAGS]).replaceAll("_", ""), name, { min: 1 });
+  const shardTokens = count("shard-tokens");
+  const maxTokens = count("max-tokens");
+  const spec = (f.tokenizer as string | undefined) ?? PREPARE_DEFAULTS.tokenizer;
+  const tokenizer = await loadTokenizer(spec).catch((e) => {
+    throw e instanceof DataError ? new UsageError(`--tokenizer: ${e.message}`) : e;
+  });
+  const bar = progressBar();
+  const started = performance.now();
+  let meta;
+  try {
+    meta = await prepare({
+      inputs,
+      out,
+      tokenizer,
+      documents,
+      valFraction,
+      shardTokens,
+      maxTokens,
+      onProgress: bar.update,
+    });
+  } finally {
+    bar.done();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const bytes = meta.sources.reduce((n, s) => n + s.bytes, 0);
+  const fmt = (n: number): string => n.toLocaleString("en-US");
+  const val = meta.splits.val;
+  console.log(
+    `prepared ${fmt(meta.splits.train.tokens + (val?.tokens ?? 0))} ${meta.tokenizer} tokens from ` +
+      `${fmt(bytes)} bytes in ${seconds.toFixed(1)} s (${(bytes / 1e6 / seconds).toFixed(1)} MB/s)`,
+  );
+  console.log(`  documents: ${meta.documentRule} (${meta.documents})`);
+  for (const [split, s] of Object.entries(meta.splits)) {
+    console.log(
+      `  ${(split + ":").padEnd(6)} ${fmt(s.tokens)} tokens, ${
+        fmt(s.documents)
+      } documents, ${s.shards.length} shard(s)`,
+    );
+  }
+  if (val && val.documents === 0) {
+    console.log(
+      `  note: val is empty: ${meta.splits.train.documents} document(s) are too few for --val-fraction ${meta.valFraction}` +
+        ` (separate documents with ${JSON.stringify("<|endoftext|>")}, blank lines, or give more files)`,
+    );
+  }
+  console.log(`  wrote ${out}/${META_FILE}${meta.tokenizerFile ? ` and ${out}/${meta.tokenizerFile}` : ""}`);
+}
