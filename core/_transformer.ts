@@ -131,8 +131,14 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
   /** The gradient of {@linkcode TransformerModel.head}. */
   protected abstract get headGrad(): View;
 
+  /** Records the forward pass up to the final norm: `tokens` → `hidden`. */
+  abstract recordHidden(rec: Recorder): void;
+
   /** Records the forward pass: `tokens` → `losses` (per position) and `loss` (mean). */
-  abstract recordForward(rec: Recorder): void;
+  recordForward(rec: Recorder): void {
+    this.recordHidden(rec);
+    this.#recordClassifier(rec);
+  }
 
   /**
    * Records the backward pass of the last recorded forward: accumulates into every gradient.
@@ -164,7 +170,7 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
   }
 
   /** Records the LM head, the per-position losses and their mean, from {@linkcode hidden}. */
-  protected recordClassifier(rec: Recorder): void {
+  #recordClassifier(rec: Recorder): void {
     const { config } = this;
     const BT = this.B * this.T;
     classifierForward(rec, {

@@ -1,8 +1,9 @@
 /**
  * A GGUF file of `general.architecture` llama as a checkpoint: the configuration from the
  * `llama.*` keys, llama.cpp's tensor names mapped to Hugging Face's, query and key rows permuted
- * from llama.cpp's interleaved-pair RoPE layout to the engine's rotate-half layout. Tensors are
- * read one at a time, so loading holds one f32 copy of the weights.
+ * from llama.cpp's interleaved-pair RoPE layout to the engine's rotate-half layout, and the
+ * `tokenizer.ggml.*` vocabulary as the tokenizer file a Hugging Face folder would carry. Tensors
+ * are read one at a time, so loading holds one f32 copy of the weights.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { ConfigError, type LlamaConfig, validateConfig } from "./config.ts";
 import { type GgufFile, type GgufValue, openGguf } from "./gguf.ts";
 import { fromInterleavedRope, LLAMA_EMBED, LLAMA_HEAD, LLAMA_NORM, llamaParamSpecs } from "./llama.ts";
 import type { ParamMap } from "./params.ts";
+import { ggufTokenizerFiles } from "./tokenizer.ts";
 import { CheckpointError } from "./safetensors.ts";
 
 /** llama.cpp's name of each block tensor (after `blk.{i}.`), by Hugging Face name. */
@@ -132,7 +134,8 @@ export async function loadGgufModel(path: string): Promise<Checkpoint> {
       }
       params.set(spec.name, data);
     }
-    return { config, params };
+    const tokenizerFiles = ggufTokenizerFiles(gguf);
+    return { config, params, ...(tokenizerFiles.size > 0 ? { tokenizerFiles } : {}) };
   } finally {
     gguf.close();
   }

@@ -266,8 +266,8 @@ export class GPT2 extends TransformerModel<GPT2Config> {
     return l < this.config.n_layer ? this.act("residual", l) : this.act("residualOut");
   }
 
-  /** Records the forward pass: `tokens` → `losses` (per position) and `loss` (mean). */
-  recordForward(rec: Recorder): void {
+  /** Records the forward pass up to the final LayerNorm: `tokens` → `hidden`. */
+  recordHidden(rec: Recorder): void {
     const { B, T, config } = this;
     const C = config.n_embd, NH = config.n_head, V = config.vocab_size, BT = B * T;
     const eps = config.layer_norm_epsilon;
@@ -358,7 +358,6 @@ export class GPT2 extends TransformerModel<GPT2Config> {
       C,
       eps,
     });
-    this.recordClassifier(rec);
   }
 
   /**

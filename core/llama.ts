@@ -312,8 +312,8 @@ export class Llama extends TransformerModel<LlamaConfig> {
     return { B, T, BT: B * T, C, NH, NKV, hs, KV: NKV * hs, H: config.n_hidden };
   }
 
-  /** Records the forward pass: `tokens` → `losses` (per position) and `loss` (mean). */
-  recordForward(rec: Recorder): void {
+  /** Records the forward pass up to the final RMSNorm: `tokens` → `hidden`. */
+  recordHidden(rec: Recorder): void {
     const { config } = this;
     const { B, T, BT, C, NH, NKV, hs, KV, H } = this.#dims();
     const eps = config.norm_eps;
@@ -367,7 +367,6 @@ export class Llama extends TransformerModel<LlamaConfig> {
       C,
       eps,
     });
-    this.recordClassifier(rec);
   }
 
   /**

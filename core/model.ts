@@ -74,6 +74,8 @@ export interface LanguageModel {
   readonly head: View;
   /** Records the forward pass: `tokens` → `losses` (per position) and `loss` (mean). */
   recordForward(rec: Recorder): void;
+  /** Records the forward pass up to the final norm only: `tokens` → `hidden` (generation). */
+  recordHidden(rec: Recorder): void;
   /**
    * Records the backward pass of the last recorded forward: accumulates into every gradient.
    * `dlossScale` is d(total loss)/d(each position's loss), e.g. 1/(B·T·accumulation steps).

@@ -154,6 +154,23 @@ function fromJsonFile(bytes: Uint8Array, path: string): Tokenizer {
   }
 }
 
+/**
+ * The tokenizer defined by model files held in memory (`tokenizer.json` preferred, then
+ * `tokenizer.model`, as a folder is read), or undefined when `files` has neither; `where` names
+ * their origin in errors.
+ *
+ * @throws {DataError} for a corrupt file, naming `where` and the file.
+ */
+export function tokenizerFromFiles(
+  files: ReadonlyMap<string, Uint8Array>,
+  where: string,
+): Tokenizer | undefined {
+  const json = files.get("tokenizer.json");
+  if (json) return fromJsonFile(json, join(where, "tokenizer.json"));
+  const model = files.get("tokenizer.model");
+  return model ? fromModelFile(model, join(where, "tokenizer.model")) : undefined;
+}
+
 async function loadFolder(dir: string): Promise<Tokenizer> {
   // A prepared folder names its tokenizer in meta.json; a model folder holds its files.
   const meta = await readIfFile(join(dir, META_FILE));
@@ -166,10 +183,13 @@ async function loadFolder(dir: string): Promise<Tokenizer> {
     }
     if (typeof name === "string" && Object.hasOwn(BUILTIN, name)) return await BUILTIN[name]();
   }
-  const json = await readIfFile(join(dir, "tokenizer.json"));
-  if (json) return fromJsonFile(json, join(dir, "tokenizer.json"));
-  const model = await readIfFile(join(dir, "tokenizer.model"));
-  if (model) return fromModelFile(model, join(dir, "tokenizer.model"));
+  const files = new Map<string, Uint8Array>();
+  for (const name of ["tokenizer.json", "tokenizer.model"]) {
+    const bytes = await readIfFile(join(dir, name));
+    if (bytes) files.set(name, bytes);
+  }
+  const own = tokenizerFromFiles(files, dir);
+  if (own) return own;
   const config = await readIfFile(join(dir, "config.json"));
   if (config) {
     let c: { tokenizer?: unknown; model_type?: unknown };

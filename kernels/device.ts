@@ -273,7 +273,7 @@ export class Uniforms {
   }
 }
 
-/** One recorded command: a kernel launch, a fill of a view with zeros, or a buffer-to-texture copy. */
+/** One recorded command: a kernel launch, a fill of a view with zeros, or a copy into a texture or a buffer. */
 type Command =
   | {
     kind: "dispatch";
@@ -282,7 +282,8 @@ type Command =
     groups: [number, number, number];
   }
   | { kind: "clear"; view: View }
-  | { kind: "copy"; view: View; texture: GPUTexture };
+  | { kind: "copy"; view: View; texture: GPUTexture }
+  | { kind: "copyBuffer"; src: View; dst: View; length: number };
 
 /** Arguments of {@linkcode Recorder.dispatch}. */
 export interface DispatchArgs {
@@ -327,6 +328,27 @@ export class Recorder {
   /** Records a fill of `view` with zeros (a buffer clear, no binding-size limit). */
   clear(view: View): void {
     this.#commands.push({ kind: "clear", view });
+  }
+
+  /**
+   * Records a copy of `range.length` elements from `src`, starting at its element `range.from`,
+   * into `dst` at its element `range.to`.
+   *
+   * @throws {GpuError} when either range lies outside its view.
+   */
+  copy(src: View, dst: View, range: { from: number; to: number; length: number }): void {
+    const { from, to, length } = range;
+    if (from < 0 || to < 0 || from + length > src.length || to + length > dst.length) {
+      throw new GpuError(
+        `copy of ${length} elements from ${from} of a view of ${src.length} to ${to} of a view of ${dst.length}`,
+      );
+    }
+    this.#commands.push({
+      kind: "copyBuffer",
+      src: { buffer: src.buffer, offset: src.offset + from, length },
+      dst: { buffer: dst.buffer, offset: dst.offset + to, length },
+      length,
+    });
   }
 
   /**
@@ -407,7 +429,15 @@ export class Recorder {
         pass?.end();
         pass = undefined;
         if (c.kind === "clear") encoder.clearBuffer(c.view.buffer, c.view.offset * 4, c.view.length * 4);
-        else {
+        else if (c.kind === "copyBuffer") {
+          encoder.copyBufferToBuffer(
+            c.src.buffer,
+            c.src.offset * 4,
+            c.dst.buffer,
+            c.dst.offset * 4,
+            c.length * 4,
+          );
+        } else {
           const { width, height } = c.texture;
           encoder.copyBufferToTexture(
             {

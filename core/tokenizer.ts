@@ -1,0 +1,130 @@
+/**
+ * A model's own tokenizer: from the files that travel with a checkpoint, from a GGUF file's
+ * `tokenizer.ggml.*` metadata, or, for a command's `--tokenizer SPEC`, from whatever
+ * `@inheritune/data`'s `loadTokenizer` resolves plus GGUF files.
+ *
+ * @module
+ */
+import {
+  byteLevelBpeJson,
+  DataError,
+  encodeSentencePieceModel,
+  loadTokenizer,
+  PieceType,
+  type SentencePieceModel,
+  type Tokenizer,
+  tokenizerFromFiles,
+} from "@inheritune/data";
+import type { Checkpoint } from "./checkpoint.ts";
+import { type GgufFile, type GgufValue, openGguf } from "./gguf.ts";
+
+function array(metadata: GgufFile["metadata"], key: string): GgufValue[] | undefined {
+  const v = metadata.get(key);
+  return Array.isArray(v) ? v : undefined;
+}
+
+function id(metadata: GgufFile["metadata"], key: string): number {
+  const v = metadata.get(`tokenizer.ggml.${key}_token_id`);
+  // 0xFFFFFFFF is llama.cpp's "none".
+  return typeof v === "number" && v !== 0xffffffff ? v : -1;
+}
+
+/**
+ * The tokenizer files (`tokenizer.model` or `tokenizer.json`) equivalent to a GGUF file's
+ * `tokenizer.ggml.*` metadata, or an empty map when it has none.
+ *
+ * `llama` vocabularies become a SentencePiece BPE model with byte fallback. A missing
+ * `tokenizer.ggml.remove_extra_whitespaces` takes SentencePiece's own default (true), as the
+ * `.model` a GGUF was converted from has it unless it says otherwise; llama.cpp itself assumes
+ * false, so on text with runs of spaces the two can differ for such files. `gpt2` vocabularies
+ * (byte-level BPE with merges) become a `tokenizer.json`.
+ *
+ * @throws {DataError} for another tokenizer model or malformed vocabulary arrays.
+ */
+export function ggufTokenizerFiles(gguf: GgufFile): Map<string, Uint8Array> {
+  const { metadata, path } = gguf;
+  const model = metadata.get("tokenizer.ggml.model");
+  if (model === undefined) return new Map();
+  const tokens = array(metadata, "tokenizer.ggml.tokens");
+  if (!tokens || !tokens.every((t) => typeof t === "string")) {
+    throw new DataError(`${path}: tokenizer.ggml.tokens is missing or not strings`);
+  }
+  const types = array(metadata, "tokenizer.ggml.token_type")?.map(Number) ??
+    tokens.map(() => PieceType.normal);
+  const flag = (key: string, fallback: boolean): boolean => {
+    const v = metadata.get(`tokenizer.ggml.${key}`);
+    return typeof v === "boolean" ? v : fallback;
+  };
+  if (model === "llama") {
+    const scores = array(metadata, "tokenizer.ggml.scores")?.map(Number) ?? tokens.map(() => 0);
+    const sp: SentencePieceModel = {
+      pieces: tokens as string[],
+      scores,
+      types,
+      bosId: id(metadata, "bos"),
+      eosId: id(metadata, "eos"),
+      unkId: Math.max(0, id(metadata, "unknown")),
+      padId: id(metadata, "padding"),
+      addDummyPrefix: flag("add_space_prefix", true),
+      removeExtraWhitespaces: flag("remove_extra_whitespaces", true),
+      escapeWhitespaces: true,
+      byteFallback: types.includes(PieceType.byte),
+    };
+    return new Map([["tokenizer.model", encodeSentencePieceModel(sp)]]);
+  }
+  if (model === "gpt2") {
+    const merges = array(metadata, "tokenizer.ggml.merges");
+    if (!merges || !merges.every((m) => typeof m === "string")) {
+      throw new DataError(`${path}: tokenizer.ggml.merges is missing or not strings`);
+    }
+    const pre = metadata.get("tokenizer.ggml.pre");
+    const json = byteLevelBpeJson({
+      tokens: tokens as string[],
+      merges: merges as string[],
+      types,
+      bosId: id(metadata, "bos"),
+      eosId: id(metadata, "eos"),
+      addBos: flag("add_bos_token", false),
+      pre: typeof pre === "string" ? pre : undefined,
+    });
+    return new Map([["tokenizer.json", new TextEncoder().encode(JSON.stringify(json))]]);
+  }
+  throw new DataError(
+    `${path}: tokenizer.ggml.model ${JSON.stringify(model)} is not supported (llama or gpt2)`,
+  );
+}
+
+/**
+ * The tokenizer a checkpoint was trained with: from its tokenizer files, else the built-in one its
+ * configuration names ("gpt2" when it names none, as Hugging Face GPT-2 folders do).
+ *
+ * @throws {DataError} when the model names no tokenizer it has, or its files are corrupt.
+ */
+export async function checkpointTokenizer(checkpoint: Checkpoint, where: string): Promise<Tokenizer> {
+  const own = checkpoint.tokenizerFiles && tokenizerFromFiles(checkpoint.tokenizerFiles, where);
+  if (own) return own;
+  const name = checkpoint.config.tokenizer ?? (checkpoint.config.family === "llama" ? undefined : "gpt2");
+  if (name === undefined) {
+    throw new DataError(`${where}: the model carries no tokenizer (no tokenizer.json or tokenizer.model)`);
+  }
+  return await loadTokenizer(name);
+}
+
+/**
+ * The tokenizer `spec` names: a GGUF file's (from its metadata, without loading the weights), or
+ * whatever `loadTokenizer` of `@inheritune/data` resolves (`gpt2`, `bytes`, a `.model`, a
+ * `tokenizer.json`, a model or prepared data folder).
+ *
+ * @throws {DataError} for an unknown spec or a file without a tokenizer.
+ */
+export async function loadModelTokenizer(spec: string): Promise<Tokenizer> {
+  if (!spec.toLowerCase().endsWith(".gguf")) return await loadTokenizer(spec);
+  const gguf = await openGguf(spec);
+  try {
+    const own = tokenizerFromFiles(ggufTokenizerFiles(gguf), spec);
+    if (!own) throw new DataError(`${spec}: the GGUF file has no tokenizer.ggml metadata`);
+    return own;
+  } finally {
+    gguf.close();
+  }
+}
