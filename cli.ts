@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   serve: () => import("./cli/serve.ts"),
   inherit: () => import("./cli/inherit.ts"),
   analyze: () => import("./cli/analyze.ts"),
+  generate: () => import("./cli/generate.ts"),
 };
 
 async function run(argv: string[]): Promise<number> {

@@ -19,6 +19,79 @@ export class UsageError extends Error {
 /** Option specs for {@linkcode parseFlags}. */
 export type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
 
+/** One flag of a command: how parseArgs reads it, and its line of help. */
+export interface FlagDef {
+  /** A value (`--steps 100`) or a switch (`--json`). */
+  type: "string" | "boolean";
+  /** One-letter alias. */
+  short?: string;
+  /** Whether it may be repeated. */
+  multiple?: boolean;
+  /** Placeholder of its value in the help, e.g. "N" or "DIR". */
+  arg?: string;
+  /** What it does, one line. */
+  help: string;
+  /** The default the help shows: take it from the command's defaults object, never a literal. */
+  default?: string | number | boolean;
+}
+
+/** A command's flags and help text: the one place its command line is described. */
+export interface CommandSpec {
+  /** The task name, `deno task <name>`. */
+  name: string;
+  /** One line for the list of commands. */
+  summary: string;
+  /** The command line after the name, as the README's command table shows it. */
+  usage: string;
+  /** Flags by name, in help order. */
+  flags: Record<string, FlagDef>;
+  /** Example command lines. */
+  examples: string[];
+  /** More lines of help after the flags. */
+  notes?: string[];
+}
+
+/** The values parsed for a command's flags. */
+export type FlagValues<S extends CommandSpec> = Record<keyof S["flags"], string | boolean | string[] | undefined>;
+
+/** `--help` of `spec`: usage, summary, every flag with its default, examples. */
+export function helpText(spec: CommandSpec): string {
+  const rows = Object.entries(spec.flags).map(([name, f]) => {
+    const left = `--${name}${f.short ? `, -${f.short}` : ""}${f.arg ? ` ${f.arg}` : ""}`;
+    const dflt = f.default === undefined ? "" : ` (default ${f.default})`;
+    return [left, `${f.help}${dflt}`];
+  });
+  rows.push(["--help, -h", "this text"]);
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  return [
+    `Usage: deno task ${spec.name} ${spec.usage}`,
+    "",
+    spec.summary,
+    "",
+    ...rows.map(([left, right]) => `  ${left.padEnd(width)}${right}`),
+    ...(spec.notes ? ["", ...spec.notes] : []),
+    "",
+    spec.examples.length > 1 ? "Examples:" : "Example:",
+    ...spec.examples.map((e) => `  ${e}`),
+  ].join("\n");
+}
+
+/**
+ * Parses `args` against `spec`'s flags (strictly: unknown flags and stray words are usage
+ * errors); with `--help` or `-h`, prints {@linkcode helpText} and returns null.
+ */
+export function parseCommand<S extends CommandSpec>(spec: S, args: string[]): FlagValues<S> | null {
+  const options: FlagSpec = { help: { type: "boolean", short: "h" } };
+  for (const [name, f] of Object.entries(spec.flags)) {
+    options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
+  }
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(helpText(spec));
+    return null;
+  }
+  return parseFlags(args, options) as FlagValues<S>;
+}
+
 /** Parses `args` strictly (unknown flags and stray positionals are usage errors). */
 export function parseFlags<T extends FlagSpec>(
   args: string[],

@@ -5,83 +5,28 @@
  * textures, while gpt2_tiny's go through the buffer kernels).
  */
 import assert from "node:assert/strict";
-import { createView, getGpu, read, Recorder, write } from "@inheritune/kernels";
-import { AdamW, createModel, loadModel, readSafetensors } from "@inheritune/core";
 import { assertClose, assertCloseNorm } from "../_util.ts";
-
-const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
-
-async function fixture(name = "gpt2_tiny") {
-  const model = await loadModel(FIXTURES + name);
-  const { tensors, metadata } = await readSafetensors(FIXTURES + `${name}_expected.safetensors`);
-  const get = (name: string): Float32Array => {
-    const t = tensors.get(name);
-    if (!t) throw new Error(`fixture lacks ${name}`);
-    return t.data;
-  };
-  return { ...model, get, metadata, B: Number(metadata.B), T: Number(metadata.T) };
-}
+import { fixture, forwardBackward, twoSteps } from "./_fixtures.ts";
 
 // maxVocabChunk 64 splits gpt2_tiny's V=67 into two classifier chunks, as GPT-2's vocabulary would be
 for (const [name, chunks] of [["gpt2_tiny", [undefined, 64]], ["gpt2_c64", [undefined]]] as const) {
   Deno.test(`GPT-2 logits, loss and every gradient equal PyTorch's (${name})`, async () => {
-    const gpu = await getGpu();
     const fx = await fixture(name);
     for (const maxVocabChunk of chunks) {
-      const model = createModel(gpu, fx.config, fx.params, {
-        B: fx.B,
-        T: fx.T,
-        training: true,
-        maxVocabChunk,
-      });
-      write(gpu, model.tokens, Uint32Array.from(fx.get("tokens")));
-      write(gpu, model.targets, Uint32Array.from(fx.get("targets")));
-      const logits = createView(gpu, fx.B * fx.T * fx.config.vocab_size);
-      const rec = new Recorder(gpu);
-      model.recordZeroGrads(rec);
-      model.recordForward(rec);
-      model.recordLogits(rec, logits);
-      model.recordBackward(rec, 1 / (fx.B * fx.T));
-      rec.submit();
-      assertClose(await read(gpu, logits), fx.get("logits"), 1e-4, "logits");
-      assertClose(await read(gpu, model.loss), fx.get("loss"), 1e-5, "loss");
-      const grads = await model.downloadGrads();
-      for (const [name, g] of grads) assertCloseNorm(g, fx.get(`grad.${name}`), 1e-4, `grad ${name}`);
-      model.destroy();
+      const pass = await forwardBackward(fx, { maxVocabChunk });
+      assertClose(pass.logits, fx.get("logits"), 1e-4, "logits");
+      assertClose([pass.loss], fx.get("loss"), 1e-5, "loss");
+      for (const [name, g] of pass.grads) assertCloseNorm(g, fx.get(`grad.${name}`), 1e-4, `grad ${name}`);
     }
   });
 }
 
 Deno.test("two AdamW steps with clipping equal PyTorch's parameters", async () => {
-  const gpu = await getGpu();
-  const fx = await fixture();
-  const model = createModel(gpu, fx.config, fx.params, { B: fx.B, T: fx.T, training: true });
-  const opt = new AdamW(model, {
-    beta1: Number(fx.metadata.beta1),
-    beta2: Number(fx.metadata.beta2),
-    eps: Number(fx.metadata.eps),
-    weightDecay: Number(fx.metadata.weight_decay),
-    gradClip: Number(fx.metadata.clip),
-  });
-  write(gpu, model.tokens, Uint32Array.from(fx.get("tokens")));
-  write(gpu, model.targets, Uint32Array.from(fx.get("targets")));
-  const rec = new Recorder(gpu);
-  model.recordZeroGrads(rec);
-  model.recordForward(rec);
-  model.recordBackward(rec, 1 / (fx.B * fx.T));
-  opt.record(rec, model);
-  const norms: number[] = [];
-  const losses: number[] = [];
-  for (let step = 0; step < 2; step++) {
-    opt.prepare(Number(fx.metadata.lr));
-    rec.submit();
-    norms.push(await opt.gradNorm());
-    losses.push((await read(gpu, model.loss))[0]);
-  }
+  const fx = await fixture("gpt2_tiny");
+  const { norms, losses, params } = await twoSteps(fx);
   assertClose([norms[0], norms[1]], [fx.get("gradnorm1")[0], fx.get("gradnorm2")[0]], 1e-4, "grad norms");
   assertClose([losses[0], losses[1]], [fx.get("loss")[0], fx.get("loss2")[0]], 1e-5, "losses");
   assert.ok(norms.some((n) => n > Number(fx.metadata.clip)), "the fixture exercises clipping");
-  const params = await model.downloadParams();
   const C = fx.config.n_embd;
   const lr = Number(fx.metadata.lr);
   for (const [name, p] of params) {
@@ -105,5 +50,4 @@ Deno.test("two AdamW steps with clipping equal PyTorch's parameters", async () =
       assert.ok(Math.abs(p[i] - start[i]) <= 2 * lr * 1.0001, `${name}[${i}] moved > 2 lr`);
     }
   }
-  model.destroy();
 });

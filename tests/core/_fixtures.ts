@@ -1,0 +1,117 @@
+/** The PyTorch fixtures of the model tests (`scripts/gpt2_fixtures.py`, `scripts/llama_fixtures.py`). */
+import { createView, getGpu, read, Recorder, write } from "@inheritune/kernels";
+import {
+  AdamW,
+  type Checkpoint,
+  createModel,
+  loadModel,
+  type ParamMap,
+  readSafetensors,
+} from "@inheritune/core";
+
+/** The fixtures folder. */
+export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
+
+/** A fixture: the initial model, the expected tensors by name, the AdamW metadata and the batch shape. */
+export interface Fixture extends Checkpoint {
+  /** An expected tensor; throws when the fixture lacks it. */
+  get(name: string): Float32Array;
+  /** The fixture file's metadata (AdamW settings). */
+  metadata: Record<string, string>;
+  /** Batch size. */
+  B: number;
+  /** Sequence length. */
+  T: number;
+}
+
+/** Loads fixture `name`: `tests/fixtures/<name>/` and `<name>_expected.safetensors`. */
+export async function fixture(name: string): Promise<Fixture> {
+  const model = await loadModel(FIXTURES + name);
+  const { tensors, metadata } = await readSafetensors(FIXTURES + `${name}_expected.safetensors`);
+  const get = (tensor: string): Float32Array => {
+    const t = tensors.get(tensor);
+    if (!t) throw new Error(`fixture ${name} lacks ${tensor}`);
+    return t.data;
+  };
+  return { ...model, get, metadata, B: Number(metadata.B), T: Number(metadata.T) };
+}
+
+/** What one forward and backward pass of a fixture's batch gave. */
+export interface FixturePass {
+  /** Logits (B,T,V). */
+  logits: Float32Array;
+  /** Mean loss. */
+  loss: number;
+  /** Every gradient, by parameter name. */
+  grads: ParamMap;
+}
+
+/** Runs the fixture's batch forward and backward on the GPU. */
+export async function forwardBackward(
+  fx: Fixture,
+  options: { maxVocabChunk?: number } = {},
+): Promise<FixturePass> {
+  const gpu = await getGpu();
+  const model = createModel(gpu, fx.config, fx.params, { B: fx.B, T: fx.T, training: true, ...options });
+  try {
+    write(gpu, model.tokens, Uint32Array.from(fx.get("tokens")));
+    write(gpu, model.targets, Uint32Array.from(fx.get("targets")));
+    const logits = createView(gpu, fx.B * fx.T * fx.config.vocab_size);
+    const rec = new Recorder(gpu);
+    model.recordZeroGrads(rec);
+    model.recordForward(rec);
+    model.recordLogits(rec, logits);
+    model.recordBackward(rec, 1 / (fx.B * fx.T));
+    rec.submit();
+    return {
+      logits: await read(gpu, logits),
+      loss: (await read(gpu, model.loss))[0],
+      grads: await model.downloadGrads(),
+    };
+  } finally {
+    model.destroy();
+  }
+}
+
+/** What two AdamW steps on a fixture's batch gave. */
+export interface FixtureSteps {
+  /** Global gradient norms before clipping, per step. */
+  norms: number[];
+  /** Losses before each step. */
+  losses: number[];
+  /** Parameters after the second step. */
+  params: ParamMap;
+}
+
+/** Takes two AdamW steps with the fixture's settings on its batch. */
+export async function twoSteps(fx: Fixture): Promise<FixtureSteps> {
+  const gpu = await getGpu();
+  const model = createModel(gpu, fx.config, fx.params, { B: fx.B, T: fx.T, training: true });
+  try {
+    const opt = new AdamW(model, {
+      beta1: Number(fx.metadata.beta1),
+      beta2: Number(fx.metadata.beta2),
+      eps: Number(fx.metadata.eps),
+      weightDecay: Number(fx.metadata.weight_decay),
+      gradClip: Number(fx.metadata.clip),
+    });
+    write(gpu, model.tokens, Uint32Array.from(fx.get("tokens")));
+    write(gpu, model.targets, Uint32Array.from(fx.get("targets")));
+    const rec = new Recorder(gpu);
+    model.recordZeroGrads(rec);
+    model.recordForward(rec);
+    model.recordBackward(rec, 1 / (fx.B * fx.T));
+    opt.record(rec, model);
+    const norms: number[] = [];
+    const losses: number[] = [];
+    for (let step = 0; step < 2; step++) {
+      opt.prepare(Number(fx.metadata.lr));
+      rec.submit();
+      norms.push(await opt.gradNorm());
+      losses.push((await read(gpu, model.loss))[0]);
+    }
+    return { norms, losses, params: await model.downloadParams() };
+  } finally {
+    model.destroy();
+  }
+}
