@@ -156,7 +156,7 @@ class Cursor {
       case 5:
         return (await this.#need(4)).getInt32(0, true);
       case 6:
-        return (await this.#need(4)).getFloat32(0, true);
+        return shortestF32((await this.#need(4)).getFloat32(0, true));
       case 7:
         return (await this.#need(1)).getUint8(0) !== 0;
       case 8:
@@ -178,6 +178,15 @@ class Cursor {
         throw new CheckpointError(`${this.path}: unknown GGUF metadata value type ${type} (corrupt file?)`);
     }
   }
+}
+
+/** The shortest decimal that rounds to the f32 `v` (1e-5 rather than 0.000009999999747378752). */
+function shortestF32(v: number): number {
+  for (let digits = 1; digits < 9; digits++) {
+    const d = Number(v.toPrecision(digits));
+    if (Math.fround(d) === v) return d;
+  }
+  return v;
 }
 
 /** Dequantises Q8_0 blocks (an f16 scale, then 32 int8 values) to f32. */
