@@ -161,8 +161,8 @@ Deno.test("a Llama config.json contradicting its tensors or asking for what is u
   const cases: [string, Record<string, unknown>, RegExp][] = [
     [
       "hidden size",
-      { hidden_size: 20, head_dim: null },
-      /model\.safetensors: tensor model\.embed_tokens\.weight has shape \[13,16\], the configuration needs \[13,20\]/,
+      { hidden_size: 24, head_dim: null },
+      /model\.safetensors: tensor model\.embed_tokens\.weight has shape \[13,16\], the configuration needs \[13,24\]/,
     ],
     ["kv heads", { num_key_value_heads: 3 }, /config\.json: config n_kv_head 3 does not divide n_head 4/],
     ["activation", { hidden_act: "gelu" }, /config\.json: hidden_act gelu is not silu/],
