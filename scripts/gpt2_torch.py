@@ -1,6 +1,7 @@
 """A plain-PyTorch GPT-2 with Hugging Face semantics (Conv1D weights [in, out], tanh GELU,
-LayerNorm eps 1e-5, causal attention, LM head tied to wte, no dropout): the reference that the
-fixtures (scripts/gpt2_fixtures.py) and the PyTorch benchmark (bench/torch_step.py) run."""
+LayerNorm eps from the config (1e-5 by default), causal attention, LM head tied to wte, no dropout):
+the reference that the fixtures (scripts/gpt2_fixtures.py), the PyTorch benchmark
+(bench/torch_step.py) and the distributed trainer (scripts/fsdp_train.py) run."""
 
 import math
 from types import SimpleNamespace
@@ -10,10 +11,15 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def config(n_layer, n_head, n_embd, vocab_size, n_positions):
+def config(n_layer, n_head, n_embd, vocab_size, n_positions, layer_norm_epsilon=1e-5):
     """The architecture, with the field names of config.json."""
     return SimpleNamespace(
-        n_layer=n_layer, n_head=n_head, n_embd=n_embd, vocab_size=vocab_size, n_positions=n_positions
+        n_layer=n_layer,
+        n_head=n_head,
+        n_embd=n_embd,
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        layer_norm_epsilon=layer_norm_epsilon,
     )
 
 
@@ -63,10 +69,10 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        C = cfg.n_embd
-        self.ln_1 = nn.LayerNorm(C, eps=1e-5)
+        C, eps = cfg.n_embd, cfg.layer_norm_epsilon
+        self.ln_1 = nn.LayerNorm(C, eps=eps)
         self.attn = Attention(cfg)
-        self.ln_2 = nn.LayerNorm(C, eps=1e-5)
+        self.ln_2 = nn.LayerNorm(C, eps=eps)
         self.mlp = Mlp(cfg)
 
     def forward(self, x):
@@ -82,12 +88,16 @@ class GPT(nn.Module):
         self.wte = nn.Embedding(V, C)
         self.wpe = nn.Embedding(cfg.n_positions, C)
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(C, eps=1e-5)
+        self.ln_f = nn.LayerNorm(C, eps=cfg.layer_norm_epsilon)
 
-    def forward(self, tokens, targets):
+    def forward(self, tokens, targets=None):
+        """Logits (B,T,V) and, given targets (B,T), the mean cross-entropy over targets ≠ -1."""
         t = tokens.shape[1]
         x = self.wte(tokens) + self.wpe(torch.arange(t, device=tokens.device))
         for block in self.h:
             x = block(x)
         logits = self.ln_f(x) @ self.wte.weight.T  # tied LM head
-        return logits, F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1))
+        if targets is None:
+            return logits, None
+        loss = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
