@@ -203,9 +203,19 @@ def gpt2_model(cfg, path):
 
 def llama_model(cfg, path):
     """llama_torch.Llama of config.json `cfg`, uninitialised; its block class."""
-    for key, ok in (("hidden_act", "silu"), ("rope_scaling", None), ("attention_bias", False), ("mlp_bias", False)):
+    for key, ok in (("hidden_act", "silu"), ("attention_bias", False), ("mlp_bias", False)):
         if cfg.get(key, ok) != ok:
             raise UserError(f"{path}: {key} {json.dumps(cfg[key])} is not supported (only {json.dumps(ok)})")
+    # transformers 5 keeps θ in rope_parameters; 4.x at the top level, with rope_scaling beside it.
+    rope = {}
+    for key in ("rope_scaling", "rope_parameters"):
+        if not isinstance(cfg.get(key) or {}, dict):
+            raise UserError(f"{path}: {key} must be an object or null, got {json.dumps(cfg[key])}")
+        rope.update(cfg.get(key) or {})
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type != "default":
+        raise UserError(f"{path}: rope type {json.dumps(rope_type)} is not supported (only plain RoPE)")
+    theta = {"rope_theta": rope.get("rope_theta", cfg.get("rope_theta", 10000.0))}
     H = config_int(cfg, path, "num_attention_heads")
     KV = config_int(cfg, path, "num_key_value_heads", H)
     C = config_int(cfg, path, "hidden_size")
@@ -225,7 +235,7 @@ def llama_model(cfg, path):
         vocab_size=config_int(cfg, path, "vocab_size"),
         max_position_embeddings=config_int(cfg, path, "max_position_embeddings", 2048),
         rms_norm_eps=config_float(cfg, path, "rms_norm_eps", 1e-6),
-        rope_theta=config_float(cfg, path, "rope_theta", 10000.0),
+        rope_theta=config_float(theta, path, "rope_theta", 10000.0),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         head_dim=head_dim,
     )
@@ -286,8 +296,9 @@ def save_model(out, source, family, cfg, state, tied):
             continue  # tied: Hugging Face and this project read the embedding as the head
         tensors[name] = t
     cfg = dict(cfg)
-    if "torch_dtype" in cfg:
-        cfg["torch_dtype"] = "float32"
+    for key in ("torch_dtype", "dtype"):  # transformers 4.x, 5
+        if cfg.get(key) is not None:
+            cfg[key] = "float32"
     weights, config = os.path.join(out, "model.safetensors"), os.path.join(out, "config.json")
     write_safetensors(weights + ".tmp", tensors, {"format": "pt"})
     with open(config + ".tmp", "w") as f:

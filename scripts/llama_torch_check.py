@@ -59,7 +59,7 @@ def rope(x, pos, theta):
 
 def reference_logits(cfg, p, tokens):
     """tokens (T,) → logits (T, V) from parameters `p` (numpy float64, Hugging Face names)."""
-    C, H, KV = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
+    H, KV = cfg.num_attention_heads, cfg.num_key_value_heads
     hd, T = cfg.head_dim, len(tokens)
     x = np.stack([p["model.embed_tokens.weight"][t] for t in tokens])  # (T,C)
     for i in range(cfg.num_hidden_layers):
@@ -150,7 +150,7 @@ def check_transformers(failures):
         return
     tokens = torch.tensor([[3, 1, 4, 1, 5, 9, 2, 6]])
     for tied in (False, True):
-        cfg, model = tiny_model(tied, seed=11)
+        _, model = tiny_model(tied, seed=11)
         hf = LlamaForCausalLM(LlamaConfig(**TINY, tie_word_embeddings=tied, attn_implementation="eager")).float()
         missing, unexpected = hf.load_state_dict(model.state_dict(), strict=False)
         if unexpected or [m for m in missing if m != "lm_head.weight"]:
@@ -172,7 +172,7 @@ def report(failures, what, err, tol):
 def write_folder(out, tied, sharded, seed=5):
     """A tiny random Llama over bytes (vocabulary 256) as a Hugging Face folder; a tied one stores its
     matrix as lm_head.weight."""
-    cfg, model = tiny_model(tied, seed, vocab_size=256)
+    _, model = tiny_model(tied, seed, vocab_size=256)
     os.makedirs(out, exist_ok=True)
     config = {
         "model_type": "llama",
