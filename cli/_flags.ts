@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import type { InheritOptions, Selection } from "@inheritune/core";
+import { INHERIT_DEFAULTS, type InheritOptions, type Selection } from "@inheritune/core";
 
 /** A usage error: the command line is wrong. Printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -52,7 +52,10 @@ export interface CommandSpec {
 }
 
 /** The values parsed for a command's flags. */
-export type FlagValues<S extends CommandSpec> = Record<keyof S["flags"], string | boolean | string[] | undefined>;
+export type FlagValues<S extends CommandSpec> = Record<
+  keyof S["flags"],
+  string | boolean | string[] | undefined
+>;
 
 /** `--help` of `spec`: usage, summary, every flag with its default, examples. */
 export function helpText(spec: CommandSpec): string {
@@ -83,7 +86,11 @@ export function helpText(spec: CommandSpec): string {
 export function parseCommand<S extends CommandSpec>(spec: S, args: string[]): FlagValues<S> | null {
   const options: FlagSpec = { help: { type: "boolean", short: "h" } };
   for (const [name, f] of Object.entries(spec.flags)) {
-    options[name] = { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}) };
+    options[name] = {
+      type: f.type,
+      ...(f.short ? { short: f.short } : {}),
+      ...(f.multiple ? { multiple: true } : {}),
+    };
   }
   if (args.includes("--help") || args.includes("-h")) {
     console.log(helpText(spec));
@@ -147,7 +154,7 @@ export function stringFlag(value: unknown, name: string): string {
   return value;
 }
 
-/** Reads `--layers`, `--select`, `--blocks` and `--only` into inheritance options. */
+/** Reads `--layers`, `--select`, `--blocks`, `--only` and `--reinit` into inheritance options. */
 export function inheritFlags(f: Record<string, unknown>, seed: number): InheritOptions {
   const blocks = f.blocks === undefined ? undefined : String(f.blocks).split(",").map((b) => {
     const n = Number(b);
@@ -156,13 +163,16 @@ export function inheritFlags(f: Record<string, unknown>, seed: number): InheritO
     }
     return n;
   });
-  const select = (f.select ?? (blocks && f.layers === undefined ? "list" : "first")) as Selection;
-  const only = (f.only ?? "both") as InheritOptions["only"];
+  const select =
+    (f.select ?? (blocks && f.layers === undefined ? "list" : INHERIT_DEFAULTS.select)) as Selection;
+  const only = (f.only ?? INHERIT_DEFAULTS.only) as InheritOptions["only"];
+  const reinit = f.reinit === undefined ? undefined : String(f.reinit).split(",").map((s) => s.trim());
   return {
     layers: f.layers === undefined ? undefined : intFlag(f.layers, "layers"),
     select,
     blocks,
     only,
+    reinit,
     seed,
   };
 }

@@ -117,7 +117,9 @@ export async function main(args: string[]): Promise<void> {
   const seconds = (performance.now() - started) / 1000;
   console.log();
   console.error(
-    `${added.length} tokens in ${seconds.toFixed(2)} s (${(added.length / seconds).toFixed(1)} tokens/s, ${gpu.description})`,
+    `${added.length} tokens in ${seconds.toFixed(2)} s (${
+      (added.length / seconds).toFixed(1)
+    } tokens/s, ${gpu.description})`,
   );
   if (f.json === true) console.log(JSON.stringify({ ids: all, text: tokenizer.decode(all) }));
 }

@@ -22,12 +22,6 @@ import { intFlag, parseFlags, stringFlag, UsageError } from "./_flags.ts";
 /** The port `--serve` without a value listens on. */
 export const DEFAULT_PORT = 8000;
 
-/** The flags `deno task train` takes for serving. */
-export const SERVE_FLAGS = {
-  serve: { type: "string" },
-  host: { type: "string" },
-} as const;
-
 /**
  * Gives a bare `--serve` (last, or followed by another flag) the default port, since parseArgs has
  * no optional values: `--serve`, `--serve 9000` and `--serve=9000` all work.

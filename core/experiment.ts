@@ -15,7 +15,7 @@ import { inherit, type InheritOptions } from "./inherit.ts";
 import { initParams } from "./init.ts";
 import { countParams, createModel } from "./model.ts";
 import { type Curve, lossCurvesSvg, markdownTable } from "./report.ts";
-import { type StepMetrics, train } from "./trainer.ts";
+import { type StepMetrics, train, TRAINER_DEFAULTS } from "./trainer.ts";
 import { writeAll, writeAtomic } from "./_file_io.ts";
 
 /** One model to train: inherited with `inherit`, or from scratch when it is absent. */
@@ -54,7 +54,7 @@ export interface ExperimentOptions {
   B: number;
   /** Context length (default: the reference's n_positions). */
   T?: number;
-  /** Peak learning rate (6e-4). */
+  /** Peak learning rate (default the trainer's). */
   lr?: number;
   /** Warm-up steps. */
   warmup?: number;
@@ -127,8 +127,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       steps: options.steps,
       B,
       T,
-      lr: options.lr ?? 6e-4,
-      warmup: options.warmup ?? 0,
+      lr: options.lr ?? TRAINER_DEFAULTS.lr,
+      warmup: options.warmup ?? TRAINER_DEFAULTS.warmup,
       seed,
       eval_every: options.evalEvery,
       eval_tokens: refEval.tokens,

@@ -77,6 +77,7 @@ export async function grow(options: GrowOptions): Promise<{ stages: GrowStage[];
       gpu,
       config: model.config,
       params: model.params,
+      tokenizerFiles: model.tokenizerFiles,
       batches: options.batches,
       val: options.val,
       out: join(options.out, `stage-${n}`),

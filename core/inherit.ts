@@ -22,6 +22,9 @@ import { Rng } from "./random.ts";
 /** How blocks are chosen. */
 export type Selection = "first" | "even" | "last" | "list" | "ranked";
 
+/** Defaults of {@linkcode InheritOptions}. */
+export const INHERIT_DEFAULTS = { select: "first", only: "both", seed: 0 } as const;
+
 /** Options of {@linkcode inherit}. */
 export interface InheritOptions {
   /** Number of blocks n (not needed for `list`). */
@@ -53,7 +56,7 @@ export class InheritError extends Error {
 
 /** The reference block indices to keep, in the order they will appear in the target. */
 export function selectBlocks(depth: number, options: InheritOptions): number[] {
-  const select = options.select ?? "first";
+  const select = options.select ?? INHERIT_DEFAULTS.select;
   if (select === "list") {
     const list = options.blocks ?? [];
     if (list.length === 0) throw new InheritError("--select list needs --blocks, e.g. --blocks 0,1,2,7");
@@ -110,7 +113,7 @@ export function shortName(spec: ParamSpec): string {
  */
 export function inherit(reference: Checkpoint, options: InheritOptions): Checkpoint & { blocks: number[] } {
   const blocks = selectBlocks(reference.config.n_layer, options);
-  const only = options.only ?? "both";
+  const only = options.only ?? INHERIT_DEFAULTS.only;
   if (!["attn", "mlp", "both"].includes(only)) {
     throw new InheritError(`unknown --only ${JSON.stringify(only)}: use attn, mlp or both`);
   }
@@ -127,7 +130,7 @@ export function inherit(reference: Checkpoint, options: InheritOptions): Checkpo
       );
     }
   }
-  const rng = new Rng(options.seed ?? 0);
+  const rng = new Rng(options.seed ?? INHERIT_DEFAULTS.seed);
   const params: ParamMap = new Map();
   for (const spec of specs) {
     let source = spec.name;

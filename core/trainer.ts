@@ -49,6 +49,22 @@ export interface StepMetrics {
   epoch?: number;
 }
 
+/** Defaults of {@linkcode TrainOptions}: the one place these numbers are written. */
+export const TRAINER_DEFAULTS = {
+  /** Peak learning rate. */
+  lr: 6e-4,
+  /** Warm-up steps. */
+  warmup: 0,
+  /** Cosine floor as a fraction of lr. */
+  minLrFraction: 0.1,
+  /** Micro-batches per optimizer step. */
+  accumulation: 1,
+  /** Log every this many steps. */
+  logEvery: 10,
+  /** Evaluate every this many steps (0: only at the end). */
+  evalEvery: 0,
+} as const;
+
 /** Options of {@linkcode train}. */
 export interface TrainOptions {
   /** The device. */
@@ -57,6 +73,8 @@ export interface TrainOptions {
   config: ModelConfig;
   /** Initial parameters (fresh, inherited or loaded). */
   params: ParamMap;
+  /** Tokenizer files saved with the model (see `Checkpoint.tokenizerFiles`). */
+  tokenizerFiles?: Map<string, Uint8Array>;
   /** Training batches. */
   batches: BatchSource;
   /** Validation tokens; enables `val_loss`. */
@@ -69,17 +87,17 @@ export interface TrainOptions {
   B: number;
   /** Context length. */
   T: number;
-  /** Micro-batches per optimizer step (1). */
+  /** Micro-batches per optimizer step. */
   accumulation?: number;
-  /** Peak learning rate (6e-4). */
+  /** Peak learning rate. */
   lr?: number;
-  /** Warm-up steps (0). */
+  /** Warm-up steps. */
   warmup?: number;
-  /** Cosine floor as a fraction of lr (0.1). */
+  /** Cosine floor as a fraction of lr. */
   minLrFraction?: number;
   /** AdamW settings. */
   adamw?: AdamWOptions;
-  /** Log every this many steps (10); the last step is always logged. */
+  /** Log every this many steps; the last step is always logged. */
   logEvery?: number;
   /** Evaluate every this many steps (0: only at the end, when `val` is given). */
   evalEvery?: number;
@@ -117,14 +135,16 @@ const READBACK_RING = 2;
 /** Trains `options.params` and writes the model, metrics and training state to `options.out`. */
 export async function train(options: TrainOptions): Promise<TrainResult> {
   const { gpu, config, B, T } = options;
-  const accumulation = options.accumulation ?? 1;
+  const d = TRAINER_DEFAULTS;
+  const accumulation = options.accumulation ?? d.accumulation;
   const schedule = {
-    lr: options.lr ?? 6e-4,
-    warmup: options.warmup ?? 0,
+    lr: options.lr ?? d.lr,
+    warmup: options.warmup ?? d.warmup,
     steps: options.steps,
-    minLrFraction: options.minLrFraction ?? 0.1,
+    minLrFraction: options.minLrFraction ?? d.minLrFraction,
   };
-  const logEvery = options.logEvery ?? 10;
+  const logEvery = options.logEvery ?? d.logEvery;
+  const evalEvery = options.evalEvery ?? d.evalEvery;
   await Deno.mkdir(options.out, { recursive: true });
   const model = createModel(gpu, config, options.params, { B, T, training: true });
   const opt = new AdamW(model, options.adamw);
@@ -174,7 +194,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const lr = learningRate(opt.step, schedule);
     const next = opt.step + 1;
     const evalNow = options.val !== undefined &&
-      ((options.evalEvery !== undefined && options.evalEvery > 0 && next % options.evalEvery === 0) ||
+      ((evalEvery > 0 && next % evalEvery === 0) ||
         next === options.steps);
     const logging = next % logEvery === 0 || next === options.steps || evalNow;
     const slot = ringNext;
@@ -235,7 +255,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   await flush(0);
   const params = await model.downloadParams();
-  await saveModel(options.out, { config, params });
+  await saveModel(options.out, { config, params, tokenizerFiles: options.tokenizerFiles });
   await saveTrainingState(options.out, {
     step: opt.step,
     moments: await opt.download(),

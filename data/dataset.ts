@@ -361,3 +361,13 @@ async function readMeta(dir: string): Promise<DatasetMeta | null> {
 export function canMemoryMap(): boolean {
   return canMap();
 }
+
+/** The largest token id of `source` (-1 when it is empty), read in chunks of 1M tokens. */
+export function maxToken(source: TokenSource): number {
+  let max = -1;
+  for (let start = 0; start < source.length; start += SCAN_TOKENS) {
+    const chunk = source.read(start, Math.min(SCAN_TOKENS, source.length - start));
+    for (let i = 0; i < chunk.length; i++) if (chunk[i] > max) max = chunk[i];
+  }
+  return max;
+}

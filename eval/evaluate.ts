@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { type Checkpoint, createModel, type ModelConfig } from "@inheritune/core";
+import { type Checkpoint, checkpointTokenizer, createModel, type ModelConfig } from "@inheritune/core";
 import { getGpu, type Gpu } from "@inheritune/kernels";
-import { DataError, loadTokenizer, type Tokenizer, type TokenSource } from "@inheritune/data";
+import { DataError, type Tokenizer, type TokenSource } from "@inheritune/data";
 import type { LineProblem, Task } from "./tasks.ts";
 import { evaluateText, retokenize, type TextResult } from "./text.ts";
 import { longestRequest, prepareTask, scoreTask, type TaskResult } from "./zero_shot.ts";
@@ -43,6 +43,11 @@ export interface EvaluateOptions {
   maxTokens?: number;
   /** Most items per task. */
   limit?: number;
+  /**
+   * Tasks (by name) that are left out with a note through `onSkip` when the model can score none
+   * of their items, instead of failing the evaluation.
+   */
+  optionalTasks?: ReadonlySet<string>;
   /** Told of the items a task skips, once per task that skips any. */
   onSkip?: (task: string, skipped: readonly LineProblem[]) => void;
   /** The device (default the shared one). */
@@ -68,7 +73,7 @@ export async function evaluateModel(
 ): Promise<ModelReport> {
   const { config, params } = model;
   const gpu = options.gpu ?? await getGpu();
-  const tokenizer = await loadTokenizer(config.tokenizer ?? "gpt2");
+  const tokenizer = await checkpointTokenizer(model, model.name);
   const ctx = options.ctx ?? config.n_positions;
   const batchFor = (T: number): number => options.batch ?? Math.max(1, Math.floor(TOKENS_PER_BATCH / T));
   const report: ModelReport = { model: model.name, params: countParams(model), config, tasks: [] };
@@ -98,8 +103,10 @@ export async function evaluateModel(
 
   const prepared = (options.tasks ?? []).map((t) =>
     prepareTask(t, tokenizer, { T: ctx, vocabSize: config.vocab_size, limit: options.limit })
-  );
-  for (const p of prepared) if (p.skipped.length > 0) options.onSkip?.(p.task.name, p.skipped);
+  ).filter((p) => {
+    if (p.skipped.length > 0 || p.items.length === 0) options.onSkip?.(p.task.name, p.skipped);
+    return p.items.length > 0 || !options.optionalTasks?.has(p.task.name);
+  });
   const unscorable = prepared.find((p) => p.items.length === 0);
   if (unscorable) {
     const first = unscorable.skipped[0];

@@ -79,12 +79,32 @@ export function getGpu(): Promise<Gpu> {
 }
 
 /**
+ * Gives the process a private `XDG_RUNTIME_DIR` when it has none (a root shell, a container, CI):
+ * without one, the Wayland client library that the Vulkan and GL drivers probe for a display
+ * prints "XDG_RUNTIME_DIR is invalid or not set" on stderr, twice, although compute needs no
+ * display. Does nothing without permission to read and set that variable and to create the folder.
+ */
+function ensureRuntimeDir(): void {
+  const variable = "XDG_RUNTIME_DIR";
+  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return;
+  if (Deno.env.get(variable)) return;
+  const dir = `${Deno.env.get("TMPDIR") ?? "/tmp"}/inheritune-runtime-${Deno.uid() ?? "user"}`;
+  try {
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    Deno.env.set(variable, dir);
+  } catch {
+    // No write access to the temporary folder: the drivers' lines will show, nothing else changes.
+  }
+}
+
+/**
  * Acquires a new device, requesting the adapter's own limits and the optional features
  * `shader-f16` and `timestamp-query` only when the adapter has them.
  *
  * @throws {GpuError} when no WebGPU adapter is available.
  */
 export async function acquireGpu(): Promise<Gpu> {
+  ensureRuntimeDir();
   const adapter = typeof navigator !== "undefined" && navigator.gpu
     ? await navigator.gpu.requestAdapter({ powerPreference: "high-performance" })
     : null;

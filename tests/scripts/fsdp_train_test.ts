@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getGpu } from "@inheritune/kernels";
-import { GPT2, inherit, loadModel, saveModel, train, validationLoss } from "@inheritune/core";
+import { createModel, inherit, loadModel, saveModel, train, validationLoss } from "@inheritune/core";
 import { BatchSampler, openDataset, prepare, writeShard } from "@inheritune/data";
 import { rand, withTempDir } from "../_util.ts";
 
@@ -173,7 +173,7 @@ Deno.test("fsdp_train.py continues an inherited model across processes, and Deno
         assert.equal(checkpoint.config.n_layer, 2);
         assert.equal(checkpoint.config.tokenizer, "bytes");
         using dataset = await openDataset(data);
-        const gpt = GPT2.create(await getGpu(), checkpoint.config, checkpoint.params, { B: 8, T: 32 });
+        const gpt = createModel(await getGpu(), checkpoint.config, checkpoint.params, { B: 8, T: 32 });
         try {
           const ours = await validationLoss(gpt, dataset.split("val"));
           assert.equal(ours.tokens, Number(printed[2]));

@@ -1,0 +1,60 @@
+/**
+ * How the commands open token data for a model: the data's tokens must be the model's. A prepared
+ * folder's `meta.json` names its tokenizer, which must be the model's own (same definition hash);
+ * bare llm.c shards carry no `meta.json`, so their tokens are taken as the model's, checked
+ * against its vocabulary. Also: the validation split a run can use, if any.
+ *
+ * @module
+ */
+import {
+  checkTokenizerMatch,
+  type Dataset,
+  loadTokenizer,
+  maxToken,
+  openDataset,
+  type Tokenizer,
+  type TokenSource,
+} from "@inheritune/data";
+
+/**
+ * Opens `path` for a model with vocabulary `vocabSize` and, when known, tokenizer `tokenizer`.
+ *
+ * @throws {DataError} when `meta.json` names another tokenizer, or a token is not below the
+ * model's vocabulary.
+ */
+export async function openModelData(
+  path: string,
+  model: { vocabSize: number; tokenizer?: Tokenizer },
+): Promise<Dataset> {
+  const dataset = await openDataset(path, { vocabSize: model.vocabSize });
+  try {
+    if (dataset.meta && model.tokenizer) checkTokenizerMatch(dataset.meta, model.tokenizer, path);
+  } catch (e) {
+    dataset.close();
+    throw e;
+  }
+  return dataset;
+}
+
+/** The tokenizer the data was prepared with: `meta.json`'s, or undefined for bare shards. */
+export async function dataTokenizer(dataset: Dataset): Promise<Tokenizer | undefined> {
+  return dataset.meta ? await loadTokenizer(dataset.path) : undefined;
+}
+
+/**
+ * The vocabulary of bare shards, which carry no `meta.json`: bytes (256) or GPT-2's (50257) when
+ * every token fits, else the largest token + 1; with the tokenizer that implies.
+ */
+export function bareVocabulary(dataset: Dataset): { vocabSize: number; tokenizer?: string } {
+  const max = Math.max(...dataset.splits.map((s) => maxToken(dataset.split(s))));
+  if (max < 256) return { vocabSize: 256, tokenizer: "bytes" };
+  if (max < 50257) return { vocabSize: 50257, tokenizer: "gpt2" };
+  return { vocabSize: max + 1 };
+}
+
+/** The split to validate on: `val` when it holds at least one window of `T + 1` tokens. */
+export function validationSplit(dataset: Dataset, T: number): TokenSource | undefined {
+  if (!dataset.splits.includes("val")) return undefined;
+  const val = dataset.split("val");
+  return val.length > T ? val : undefined;
+}
