@@ -9,56 +9,82 @@ import {
   DataError,
   DOCUMENTS_OPTIONS,
   type DocumentsOption,
-  loadTokenizer,
   META_FILE,
   prepare,
   PREPARE_DEFAULTS,
   TOKENIZER_SPECS,
 } from "@inheritune/data";
-import { intFlag, numberFlag, parseFlags, stringFlag, UsageError } from "./_flags.ts";
+import { loadModelTokenizer } from "@inheritune/core";
+import { type CommandSpec, intFlag, numberFlag, parseCommand, stringFlag, UsageError } from "./_flags.ts";
 import { progressBar } from "./_prepare_progress.ts";
 
-const FLAGS = {
-  input: { type: "string", short: "i", multiple: true },
-  out: { type: "string", short: "o" },
-  tokenizer: { type: "string" },
-  documents: { type: "string" },
-  "val-fraction": { type: "string" },
-  "shard-tokens": { type: "string" },
-  "max-tokens": { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
-const USAGE = `Usage: deno task prepare --input PATH... --out DIR [options]
-
-Tokenizes text into llm.c shards: DIR/train_000000.bin ..., DIR/val_000000.bin ..., DIR/meta.json,
-and the tokenizer's definition (DIR/tokenizer.model or DIR/tokenizer.json) for a model's own.
-
-  --input, -i PATH    text file, folder of text files, or built-in corpus; repeatable (default: brown)
-  --out, -o DIR       output folder (required); its earlier shards, meta.json and tokenizer file are replaced
-  --tokenizer SPEC    ${TOKENIZER_SPECS} (default ${PREPARE_DEFAULTS.tokenizer})
-  --documents RULE    ${DOCUMENTS_OPTIONS.join(" | ")}: files (and <|endoftext|> parts), blank-line
-                      paragraphs, or lines; auto uses paragraphs, else lines, when files are too few
-                      for --val-fraction (default ${PREPARE_DEFAULTS.documents})
-  --val-fraction F    fraction of documents for validation, in [0, 1); 0 writes no val split (default ${PREPARE_DEFAULTS.valFraction})
-  --shard-tokens N    most tokens per shard (default ${PREPARE_DEFAULTS.shardTokens})
-  --max-tokens N      stop after N tokens in all (default: all of the input)
-  --help, -h          this text
-
-Example (TinyStories stories with stories260K's SentencePiece tokenizer, BOS before each):
-  deno task prepare -i corpora/tinystories/valid_head.txt -o runs/data/tinystories \\
-    --tokenizer models/stories260K/tokenizer.model --documents paragraphs
-
-Built-in corpora:
-${Object.values(CORPORA).map((c) => `  ${c.name.padEnd(18)}  ${c.description}`).join("\n")}`;
+/** The command line of `deno task prepare`. */
+export const COMMAND = {
+  name: "prepare",
+  summary:
+    "text files, folders or a built-in corpus → llm.c token shards, meta.json and the tokenizer's definition",
+  usage: "--input PATH... --out DIR [--tokenizer SPEC] [--documents RULE] [--val-fraction F]",
+  flags: {
+    input: {
+      type: "string",
+      short: "i",
+      multiple: true,
+      arg: "PATH",
+      help: "text file, folder of text files, or built-in corpus; repeatable",
+      default: "brown",
+    },
+    out: {
+      type: "string",
+      short: "o",
+      arg: "DIR",
+      help: "output folder (required); its earlier shards, meta.json and tokenizer file are replaced",
+    },
+    tokenizer: {
+      type: "string",
+      arg: "SPEC",
+      help: `${TOKENIZER_SPECS}, or a .gguf file`,
+      default: PREPARE_DEFAULTS.tokenizer,
+    },
+    documents: {
+      type: "string",
+      arg: "RULE",
+      help:
+        `${DOCUMENTS_OPTIONS.join(" | ")}: files (and <|endoftext|> parts), blank-line paragraphs, lines; ` +
+        "auto: paragraphs, else lines, when files are too few for --val-fraction",
+      default: PREPARE_DEFAULTS.documents,
+    },
+    "val-fraction": {
+      type: "string",
+      arg: "F",
+      help: "fraction of documents for validation, in [0, 1); 0 writes no val split",
+      default: PREPARE_DEFAULTS.valFraction,
+    },
+    "shard-tokens": {
+      type: "string",
+      arg: "N",
+      help: "most tokens per shard",
+      default: PREPARE_DEFAULTS.shardTokens,
+    },
+    "max-tokens": {
+      type: "string",
+      arg: "N",
+      help: "stop after N tokens in all (default: all of the input)",
+    },
+  },
+  notes: [
+    "Built-in corpora:",
+    ...Object.values(CORPORA).map((c) => `  ${c.name.padEnd(18)}  ${c.description}`),
+  ],
+  examples: [
+    "deno task prepare -i corpora/tinystories/valid_head.txt -o runs/data/tinystories --tokenizer models/stories260K/model.gguf --documents paragraphs",
+    "deno task prepare -i brown -o runs/data/brown --tokenizer bytes",
+  ],
+} as const satisfies CommandSpec;
 
 /** Runs `prepare` with command-line `args` (without the command name). */
 export async function main(args: string[]): Promise<void> {
-  const f = parseFlags(args, FLAGS);
-  if (f.help === true) {
-    console.log(USAGE);
-    return;
-  }
+  const f = parseCommand(COMMAND, args);
+  if (!f) return;
   if (f.out === undefined) throw new UsageError("--out DIR is required (see --help)");
   const out = stringFlag(f.out, "out");
   const inputs = (f.input as string[] | undefined) ?? ["brown"];
@@ -71,14 +97,12 @@ export async function main(args: string[]): Promise<void> {
     min: 0,
   });
   if (valFraction >= 1) throw new UsageError(`--val-fraction must be below 1, got ${valFraction}`);
-  const count = (name: string): number | undefined =>
-    f[name as keyof typeof FLAGS] === undefined
-      ? undefined
-      : intFlag(String(f[name as keyof typeof FLAGS]).replaceAll("_", ""), name, { min: 1 });
+  const count = (name: "shard-tokens" | "max-tokens"): number | undefined =>
+    f[name] === undefined ? undefined : intFlag(String(f[name]).replaceAll("_", ""), name, { min: 1 });
   const shardTokens = count("shard-tokens");
   const maxTokens = count("max-tokens");
   const spec = (f.tokenizer as string | undefined) ?? PREPARE_DEFAULTS.tokenizer;
-  const tokenizer = await loadTokenizer(spec).catch((e) => {
+  const tokenizer = await loadModelTokenizer(spec).catch((e) => {
     throw e instanceof DataError ? new UsageError(`--tokenizer: ${e.message}`) : e;
   });
   const bar = progressBar();

@@ -17,10 +17,12 @@ import {
   type ServeOptions,
   serveRun,
 } from "@inheritune/server";
-import { intFlag, parseFlags, stringFlag, UsageError } from "./_flags.ts";
+import { type CommandSpec, intFlag, parseCommand, stringFlag, UsageError } from "./_flags.ts";
 
 /** The port `--serve` without a value listens on. */
 export const DEFAULT_PORT = 8000;
+/** The address the servers listen on unless `--host` says otherwise. */
+export const DEFAULT_HOST = "127.0.0.1";
 
 /**
  * Gives a bare `--serve` (last, or followed by another flag) the default port, since parseArgs has
@@ -84,7 +86,7 @@ export async function serveTraining(
     return { onMetrics: () => {}, track: (training) => training };
   }
   const port = portFlag(f.serve, "serve");
-  const hostname = f.host === undefined ? "127.0.0.1" : stringFlag(f.host, "host");
+  const hostname = f.host === undefined ? DEFAULT_HOST : stringFlag(f.host, "host");
   const live = new LiveRun({
     name: basename(run.out),
     config: { ...run.config },
@@ -114,14 +116,29 @@ export async function serveTraining(
   };
 }
 
+/** The command line of `deno task serve`. */
+export const COMMAND = {
+  name: "serve",
+  summary: "serve the dashboard and API of a finished or running run folder, read-only",
+  usage: "--run DIR [--port N] [--host H]",
+  flags: {
+    run: { type: "string", arg: "DIR", help: "a run folder (metrics.jsonl, config.json) (required)" },
+    port: { type: "string", arg: "N", help: "port to listen on", default: DEFAULT_PORT },
+    host: { type: "string", arg: "H", help: "address to listen on", default: DEFAULT_HOST },
+  },
+  notes: ["`deno task train ... --serve [PORT]` serves the run it trains, with POST /api/stop to stop it."],
+  examples: ["deno task serve --run runs/inherited --port 8080"],
+} as const satisfies CommandSpec;
+
 /** Runs the command with its flags. */
 export async function main(args: string[]): Promise<void> {
-  const f = parseFlags(args, { run: { type: "string" }, port: { type: "string" }, host: { type: "string" } });
+  const f = parseCommand(COMMAND, args);
+  if (!f) return;
   const dir = stringFlag(f.run, "run");
   const run = await FileRun.open(dir);
   const server = listen(run, {
     port: portFlag(f.port, "port"),
-    hostname: f.host === undefined ? "127.0.0.1" : stringFlag(f.host, "host"),
+    hostname: f.host === undefined ? DEFAULT_HOST : stringFlag(f.host, "host"),
     token: null,
   }, "port");
   console.log(`serving ${dir} read-only at ${server.url} (Ctrl-C to quit)`);

@@ -32,7 +32,7 @@ import {
 } from "./_flags.ts";
 import { bareVocabulary, dataTokenizer, openModelData, validationSplit } from "./_data.ts";
 import { progressPrinter } from "./_progress.ts";
-import { serveTraining, withServeDefault } from "./serve.ts";
+import { DEFAULT_HOST, DEFAULT_PORT, serveTraining, withServeDefault } from "./serve.ts";
 
 /** Defaults of `deno task train`: the trainer's, and the command's own. */
 export const TRAIN_DEFAULTS = {
@@ -149,8 +149,13 @@ export const COMMAND = {
       type: "boolean",
       help: "the paper's loop: add reference blocks until the val loss matches the reference's",
     },
-    serve: { type: "string", arg: "[PORT]", help: "serve the live dashboard while training", default: 8000 },
-    host: { type: "string", arg: "H", help: "address for --serve", default: "127.0.0.1" },
+    serve: {
+      type: "string",
+      arg: "[PORT]",
+      help: "serve the live dashboard while training",
+      default: DEFAULT_PORT,
+    },
+    host: { type: "string", arg: "H", help: "address for --serve", default: DEFAULT_HOST },
     experiment: { type: "boolean", help: "run the Inheritune experiment instead (see --experiment --help)" },
   },
   notes: [

@@ -5,6 +5,8 @@
  * - entropy: mean over query rows t ≥ 1 of `−Σ_j A_tj log A_tj` (nats), and normalised by
  *   `log(t+1)`, the entropy of uniform attention over the t+1 visible tokens (1 = uniform);
  * - first-token mass: mean over rows t ≥ 1 of `A_t0` (attention sinks put most of it there);
+ * - approximate rank: the fewest singular values holding 90% of Σσ² (Inheritune's measure of
+ *   attention degeneration in deep blocks);
  * - rank-one closeness: `σ1² / ‖A‖_F²`, the share of the matrix's energy in its top singular
  *   value (1 = rank one: every query attends the same way), Inheritune's "attention degeneration".
  * Row 0 is left out of the row means: it can only attend to itself, whatever the head does.
@@ -20,6 +22,7 @@
 import { attentionForwardCpu, getGpu, IGNORE_INDEX, readAll, Recorder, write } from "@inheritune/kernels";
 import { attentionHeads, type Checkpoint, createModel, type TokenReader } from "@inheritune/core";
 import { DataError } from "@inheritune/data";
+import { symmetricEigenvalues } from "./_linalg.ts";
 
 /** Attention statistics of one head, averaged over the analysed windows. */
 export interface HeadDiagnostics {
@@ -33,6 +36,11 @@ export interface HeadDiagnostics {
   firstTokenMass: number;
   /** σ1² / ‖A‖_F² of the attention matrix, in (0, 1]; 1 when it is rank one. */
   rankOne: number;
+  /**
+   * The paper's approximate rank: the fewest singular values holding 90% of the energy Σσ²;
+   * 1 for a rank-one (degenerate) pattern, near T for attention to the token itself.
+   */
+  rank90: number;
 }
 
 /** Diagnostics of one block. */
@@ -92,53 +100,32 @@ export interface MatrixShape {
 }
 
 /**
- * The largest singular value of `a (rows,cols)`, by power iteration on AᵀA: the Rayleigh quotient
- * ‖Av‖² of the unit iterate v rises to σ1²; iteration stops when it changes by less than `tol`
- * relatively. The start vector is all ones, which cannot be orthogonal to the top singular vector
- * of a non-negative matrix such as an attention matrix (Perron–Frobenius).
+ * The singular values of `a (rows,cols)`, largest first: square roots of the eigenvalues of the
+ * smaller of AᵀA and AAᵀ, each computed in f64.
  */
-export function topSingularValue(
-  a: ArrayLike<number>,
-  shape: MatrixShape,
-  options: { tol?: number; maxIterations?: number } = {},
-): number {
+export function singularValues(a: ArrayLike<number>, shape: MatrixShape): Float64Array {
   const { rows, cols } = shape;
-  const tol = options.tol ?? 1e-12;
-  const maxIterations = options.maxIterations ?? 1000;
-  let v = new Float64Array(cols).fill(1 / Math.sqrt(cols));
-  const av = new Float64Array(rows);
-  let lambda = 0;
-  for (let it = 0; it < maxIterations; it++) {
-    let norm2 = 0;
-    for (let i = 0; i < rows; i++) {
+  const n = Math.min(rows, cols);
+  const gram = new Float64Array(n * n);
+  // AᵀA (cols ≤ rows) sums over rows; AAᵀ over columns.
+  const at = (i: number, k: number): number => (cols <= rows ? a[k * cols + i] : a[i * cols + k]);
+  const inner = Math.max(rows, cols);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
       let s = 0;
-      for (let j = 0; j < cols; j++) s += a[i * cols + j] * v[j];
-      av[i] = s;
-      norm2 += s * s;
+      for (let k = 0; k < inner; k++) s += at(i, k) * at(j, k);
+      gram[i * n + j] = gram[j * n + i] = s;
     }
-    const next = new Float64Array(cols);
-    for (let i = 0; i < rows; i++) {
-      const s = av[i];
-      if (s !== 0) { for (let j = 0; j < cols; j++) next[j] += a[i * cols + j] * s; }
-    }
-    let len = 0;
-    for (let j = 0; j < cols; j++) len += next[j] * next[j];
-    len = Math.sqrt(len);
-    const done = Math.abs(norm2 - lambda) <= tol * norm2 || len === 0;
-    lambda = norm2;
-    if (done) break;
-    for (let j = 0; j < cols; j++) next[j] /= len;
-    v = next;
   }
-  return Math.sqrt(lambda);
+  return symmetricEigenvalues(gram, n).map((v) => Math.sqrt(Math.max(0, v)));
 }
 
 /** Statistics of one attention matrix; the fields of {@linkcode HeadDiagnostics} but `head`. */
 export type AttentionStats = Omit<HeadDiagnostics, "head">;
 
 /**
- * Entropy, normalised entropy and first-token mass (means over rows t ≥ 1) and rank-one
- * closeness of one causal attention probability matrix `att (T,T)`, T ≥ 2.
+ * Entropy, normalised entropy and first-token mass (means over rows t ≥ 1), rank-one closeness
+ * and approximate rank of one causal attention probability matrix `att (T,T)`, T ≥ 2.
  */
 export function attentionStats(att: ArrayLike<number>, T: number): AttentionStats {
   if (!Number.isInteger(T) || T < 2) throw new RangeError(`attention statistics need T ≥ 2, got ${T}`);
@@ -155,16 +142,19 @@ export function attentionStats(att: ArrayLike<number>, T: number): AttentionStat
     normalized += h / Math.log(t + 1);
     first += att[t * T];
   }
-  const sigma = topSingularValue(att, { rows: T, cols: T });
+  const sigma = singularValues(att, { rows: T, cols: T });
+  let rank90 = 0;
+  for (let held = 0; rank90 < T && held < 0.9 * energy;) held += sigma[rank90++] ** 2;
   return {
     entropy: entropy / (T - 1),
     normalizedEntropy: normalized / (T - 1),
     firstTokenMass: first / (T - 1),
-    rankOne: energy > 0 ? (sigma * sigma) / energy : 0,
+    rankOne: energy > 0 ? (sigma[0] * sigma[0]) / energy : 0,
+    rank90,
   };
 }
 
-const STAT_KEYS = ["entropy", "normalizedEntropy", "firstTokenMass", "rankOne"] as const;
+const STAT_KEYS = ["entropy", "normalizedEntropy", "firstTokenMass", "rankOne", "rank90"] as const;
 
 /** Result of {@linkcode residualSimilarity}. */
 export interface Similarity {
@@ -282,6 +272,7 @@ export async function analyzeModel(
         normalizedEntropy: 0,
         firstTokenMass: 0,
         rankOne: 0,
+        rank90: 0,
       }));
       for (let b = 0; b < B; b++) {
         const rows = qkv.subarray(b * T * W, (b + 1) * T * W);
@@ -330,14 +321,16 @@ export function formatAnalysis(analysis: Analysis): string {
   const lines = [
     `${analysis.windows} window(s) of ${analysis.T} tokens; head statistics are means over query rows t ≥ 1`,
     "",
-    "block     cos      BI   angle    tail  entropy  H/log(t+1)  first tok  rank-one",
+    "block     cos      BI   angle    tail  entropy  H/log(t+1)  first tok  rank-one  rank90",
   ];
   for (const b of blocks) {
     const heads = (k: keyof AttentionStats): number => mean(b.heads.map((h) => h[k]));
     lines.push(
       `${String(b.block).padStart(5)} ${f(b.cosine)} ${f(b.blockInfluence)} ${f(b.angularDistance)} ` +
         `${f(b.tailDistance)} ${f(heads("entropy"), 8)} ${f(heads("normalizedEntropy"), 11)} ` +
-        `${f(heads("firstTokenMass"), 10)} ${f(heads("rankOne"), 9)}`,
+        `${f(heads("firstTokenMass"), 10)} ${f(heads("rankOne"), 9)} ${
+          heads("rank90").toFixed(1).padStart(7)
+        }`,
     );
   }
   lines.push(
@@ -349,6 +342,7 @@ export function formatAnalysis(analysis: Analysis): string {
     ["normalizedEntropy", "attention entropy / log(t+1) per head (1 = uniform)"],
     ["firstTokenMass", "attention mass on the first token per head"],
     ["rankOne", "rank-one closeness σ1²/‖A‖F² per head (1 = rank one)"],
+    ["rank90", `approximate rank per head: singular values holding 90% of the energy (of ${analysis.T})`],
   ];
   const NH = blocks[0]?.heads.length ?? 0;
   const header = "block" + Array.from({ length: NH }, (_, h) => `h${h}`.padStart(6)).join("");

@@ -14,8 +14,8 @@ import {
   formatAnalysis,
   rankBlocks,
   residualSimilarity,
+  singularValues,
   suggestLayers,
-  topSingularValue,
 } from "@inheritune/eval";
 import { assertRejects } from "../_assert.ts";
 import { assertClose, runCli, withTempDir } from "../_util.ts";
@@ -75,21 +75,30 @@ function mean(values: number[]): number {
   return values.reduce((s, v) => s + v, 0) / values.length;
 }
 
-Deno.test("power iteration finds the top singular value of diagonal and dense matrices", () => {
+Deno.test("singular values of diagonal, rectangular and dense matrices, largest first", () => {
   assertClose(
-    [topSingularValue([3, 0, 0, 0, 1, 0, 0, 0, 2], { rows: 3, cols: 3 })],
-    [3],
-    1e-9,
+    singularValues([3, 0, 0, 0, 1, 0, 0, 0, 2], { rows: 3, cols: 3 }),
+    [3, 2, 1],
+    1e-12,
     "diag(3,1,2)",
   );
-  assertClose([topSingularValue([0, 4, 0, 3, 0, 0], { rows: 2, cols: 3 })], [4], 1e-9, "2x3");
-  assert.equal(topSingularValue([0, 0, 0, 0], { rows: 2, cols: 2 }), 0);
+  assertClose(singularValues([0, 4, 0, 3, 0, 0], { rows: 2, cols: 3 }), [4, 3], 1e-12, "2x3");
+  assertClose(singularValues([0, 3, 4, 0, 0, 0], { rows: 3, cols: 2 }), [4, 3], 1e-12, "3x2");
+  assert.deepEqual([...singularValues([0, 0, 0, 0], { rows: 2, cols: 2 })], [0, 0]);
+  // Against the test's own Jacobi on a dense matrix and a 40x40 causal pattern.
   const dense = [0.3, 0.9, 0.1, 0.5, 0.2, 0.7, 0.8, 0.4, 0.6];
-  const ata = [0, 1, 2].map((i) =>
-    [0, 1, 2].map((j) => [0, 1, 2].reduce((s, k) => s + dense[k * 3 + i] * dense[k * 3 + j], 0))
-  );
-  const sigma = topSingularValue(dense, { rows: 3, cols: 3 });
-  assertClose([sigma * sigma], [Math.max(...symmetricEigenvalues(ata))], 1e-9, "dense 3x3");
+  const gram = (a: ArrayLike<number>, n: number) =>
+    Array.from({ length: n }, (_, i) =>
+      Array.from({ length: n }, (_, j) => {
+        let s = 0;
+        for (let k = 0; k < n; k++) s += a[k * n + i] * a[k * n + j];
+        return s;
+      }));
+  const want = (a: ArrayLike<number>, n: number) =>
+    symmetricEigenvalues(gram(a, n)).map(Math.sqrt).sort((x, y) => y - x);
+  assertClose(singularValues(dense, { rows: 3, cols: 3 }), want(dense, 3), 1e-10, "dense 3x3");
+  const causal = uniformCausal(40).map((v, i) => v * (1 + 0.3 * Math.sin(i)));
+  assertClose(singularValues(causal, { rows: 40, cols: 40 }), want(causal, 40), 1e-9, "40x40");
 });
 
 Deno.test("uniform causal attention: entropy log(t+1), first-token mass 1/(t+1), exact rank-one closeness", () => {
@@ -122,9 +131,12 @@ Deno.test("attention to the first token only is rank one with zero entropy; to i
   const s = attentionStats(sink, T);
   assert.deepEqual([s.entropy, s.normalizedEntropy, s.firstTokenMass], [0, 0, 1]);
   assertClose([s.rankOne], [1], 1e-12, "sink rank-one");
+  assert.equal(s.rank90, 1, "sink rank");
   const d = attentionStats(self, T);
   assert.equal(d.firstTokenMass, 0);
   assertClose([d.rankOne], [1 / T], 1e-12, "identity rank-one");
+  // Every singular value of the identity is 1: 90% of T of them are needed.
+  assert.equal(d.rank90, Math.ceil(0.9 * T), "identity rank");
 });
 
 Deno.test("residual similarity: identical rows cos 1, orthogonal rows angle 1/2, opposite rows angle 1", () => {
@@ -147,6 +159,7 @@ function block(blockIndex: number, blockInfluence: number, rankOne: number[]): B
       normalizedEntropy: 0,
       firstTokenMass: 0,
       rankOne: r,
+      rank90: 1,
     })),
   };
 }
