@@ -32,7 +32,7 @@ Deno.test("deno task prepare writes shards and prints a summary", async () => {
     assert.match(help.stdout, /brown +Brown Corpus/);
     assert.match(help.stdout, /--tokenizer SPEC +gpt2, bytes, a SentencePiece \.model, .* \(default gpt2\)/);
     assert.match(help.stdout, /--documents RULE/);
-    assert.match(help.stdout, /--tokenizer models\/stories260K\/tokenizer\.model --documents paragraphs/);
+    assert.match(help.stdout, /--tokenizer models\/stories260K\/model\.gguf --documents paragraphs/);
   });
 });
 
@@ -61,6 +61,25 @@ Deno.test("deno task prepare with a model's SentencePiece tokenizer: BOS per par
       "train_000000.bin",
       "val_000000.bin",
     ]);
+    // The same vocabulary read from the GGUF file gives the same shards and tokenizer hash.
+    const fromGguf = join(dir, "gguf");
+    const g = await runCli([
+      "prepare",
+      "-i",
+      join(dir, "s.txt"),
+      "-o",
+      fromGguf,
+      "--tokenizer",
+      "models/stories260K/model.gguf",
+      "--val-fraction",
+      "0.34",
+    ]);
+    assert.equal(g.code, 0, g.stderr);
+    for (const file of ["train_000000.bin", "val_000000.bin"]) {
+      assert.deepEqual(await Deno.readFile(join(fromGguf, file)), await Deno.readFile(join(out, file)), file);
+    }
+    const hash = async (d: string) => JSON.parse(await Deno.readTextFile(join(d, "meta.json"))).tokenizerHash;
+    assert.equal(await hash(fromGguf), await hash(out));
   });
 });
 
@@ -96,7 +115,7 @@ Deno.test("user errors exit 2 with one line naming the flag or file, no stack tr
       ],
       [
         ["--tokenizer", "x.gguf", ...out],
-        /^inheritune prepare: --tokenizer: x\.gguf: GGUF tokenizers are resolved by/,
+        /^inheritune prepare: x\.gguf: cannot open/,
       ],
       [
         ["--documents", "pages", ...out],
