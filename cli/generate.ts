@@ -4,10 +4,9 @@
  *
  * @module
  */
-import { checkpointTokenizer, generate, loadModel } from "@inheritune/core";
+import { checkpointTokenizer, generate, loadModel, promptTokens } from "@inheritune/core";
 import { getGpu } from "@inheritune/kernels";
-import type { Tokenizer } from "@inheritune/data";
-import { type CommandSpec, intFlag, numberFlag, parseCommand, stringFlag, UsageError } from "./_flags.ts";
+import { type CommandSpec, intFlag, numberFlag, parseCommand, stringFlag } from "./_flags.ts";
 
 /** Defaults of `deno task generate`. */
 export const GENERATE_DEFAULTS = {
@@ -65,15 +64,6 @@ export const COMMAND = {
   ],
 } as const satisfies CommandSpec;
 
-/** The prompt's ids: BOS first when the tokenizer has one (GPT-2's end-of-text for an empty prompt). */
-export function promptIds(tokenizer: Tokenizer, prompt: string): number[] {
-  const ids = tokenizer.encode(prompt);
-  if (tokenizer.bosToken !== undefined) return [tokenizer.bosToken, ...ids];
-  if (ids.length > 0) return ids;
-  if (tokenizer.eotToken !== undefined) return [tokenizer.eotToken];
-  throw new UsageError(`the ${tokenizer.name} tokenizer has no BOS token: give a --prompt`);
-}
-
 /** Runs the command with its flags. */
 export async function main(args: string[]): Promise<void> {
   const f = parseCommand(COMMAND, args);
@@ -86,7 +76,7 @@ export async function main(args: string[]): Promise<void> {
   const seed = intFlag(f.seed, "seed", { fallback: d.seed, min: 0 });
   const model = await loadModel(path);
   const tokenizer = await checkpointTokenizer(model, path);
-  const prompt = promptIds(tokenizer, typeof f.prompt === "string" ? f.prompt : "");
+  const prompt = promptTokens(tokenizer, typeof f.prompt === "string" ? f.prompt : "");
   const gpu = await getGpu();
   // Print the text as it grows, holding back a trailing partial UTF-8 character.
   const encoder = new TextEncoder();

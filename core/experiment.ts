@@ -1,12 +1,13 @@
 /**
- * The Inheritune experiment (the paper's GPT-2 comparison, at a small scale): derive a target
- * from a reference model's blocks, train it on a subset of the training split, train the same
+ * The Inheritune experiment (the paper's comparison, at a small scale): derive a target from a
+ * reference model's blocks, train it on a subset of the training split, train the same
  * architecture from scratch with the same data, steps and seed, and compare every model on the
- * held-out split. Writes `summary.json`, `report.md` and `curves.svg`.
+ * held-out split, with a greedy sample of each from the same prompt. Writes `summary.json`,
+ * `report.md` and `curves.svg`.
  *
  * @module
  */
-import { BatchSampler, type TokenSource } from "@inheritune/data";
+import { BatchSampler, type Tokenizer, type TokenSource } from "@inheritune/data";
 import { join } from "node:path";
 import type { Gpu } from "@inheritune/kernels";
 import type { Checkpoint } from "./checkpoint.ts";
@@ -16,6 +17,7 @@ import { initParams } from "./init.ts";
 import { countParams, createModel } from "./model.ts";
 import { type Curve, lossCurvesSvg, markdownTable } from "./report.ts";
 import { type StepMetrics, train, TRAINER_DEFAULTS } from "./trainer.ts";
+import { generate, promptTokens } from "./generate.ts";
 import { writeAll, writeAtomic } from "./_file_io.ts";
 
 /** One model to train: inherited with `inherit`, or from scratch when it is absent. */
@@ -66,6 +68,12 @@ export interface ExperimentOptions {
   evalTokens?: number;
   /** Models to train (default {@linkcode DEFAULT_VARIANTS}). */
   variants?: Variant[];
+  /** The models' tokenizer, for the samples; none are drawn without it. */
+  tokenizer?: Tokenizer;
+  /** Prompt of the greedy samples ("Once upon a time"). */
+  samplePrompt?: string;
+  /** Tokens per sample (40). */
+  sampleTokens?: number;
   /** Progress: called before each variant and for each logged step. */
   onProgress?: (variant: string, m?: StepMetrics) => void;
 }
@@ -82,10 +90,16 @@ export interface VariantResult {
   params: number;
   /** Reference blocks inherited (absent for scratch and the reference). */
   blocks?: number[];
+  /** Where its weights came from, in words. */
+  source: string;
   /** Validation curve (step, loss). */
   curve?: [number, number][];
   /** Wall-clock seconds of training. */
   train_seconds?: number;
+  /** Tokens trained on (steps · B · T; 0 for the reference). */
+  tokens_trained: number;
+  /** Greedy continuation of the sample prompt, prompt included. */
+  sample?: string;
 }
 
 /** `summary.json`: the reference and each variant, plus the settings. */
@@ -113,6 +127,16 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     model.destroy();
     return r;
   };
+  const prompt = options.tokenizer && promptTokens(options.tokenizer, options.samplePrompt ?? "Once upon a time");
+  const sample = async (model: Checkpoint): Promise<string | undefined> => {
+    if (!prompt || !options.tokenizer) return undefined;
+    const ids = await generate(gpu, model, {
+      prompt,
+      maxNewTokens: options.sampleTokens ?? 40,
+      eos: options.tokenizer.eosToken,
+    });
+    return options.tokenizer.decode([...prompt, ...ids]);
+  };
   const refEval = await evaluate(reference.config, reference.params);
   const summary: ExperimentSummary = {
     reference: {
@@ -120,6 +144,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       perplexity: refEval.perplexity,
       n_layer: reference.config.n_layer,
       params: countParams(reference.config),
+      tokens_trained: 0,
+      source: "pretrained",
+      sample: await sample(reference),
     },
     settings: {
       layers,
@@ -156,6 +183,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       gpu,
       config,
       params,
+      tokenizerFiles: reference.tokenizerFiles,
       batches: sampler,
       val: options.val,
       out: join(options.out, variant.name),
@@ -171,6 +199,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       meta: { variant },
     });
     const points = result.history.filter((m) => m.val_loss !== undefined).map((m) => [m.step, m.val_loss!]);
+    const trainSeconds = (performance.now() - started) / 1000;
     const final = await evaluate(config, result.params);
     summary[variant.name] = {
       val_loss: final.loss,
@@ -178,8 +207,11 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       n_layer: config.n_layer,
       params: countParams(config),
       blocks: target.blocks,
+      source: describe(variant, target.blocks),
       curve: points as [number, number][],
-      train_seconds: (performance.now() - started) / 1000,
+      train_seconds: trainSeconds,
+      tokens_trained: result.step * B * T,
+      sample: await sample({ config, params: result.params }),
     };
     curves.push({ name: variant.name, points: points as [number, number][] });
   }
@@ -190,27 +222,35 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   return summary;
 }
 
+/** Where a variant's weights come from: "blocks 0,1", "blocks 0,1 (attn only), norm re-initialised", "fresh init". */
+function describe(variant: Variant, blocks?: number[]): string {
+  if (!variant.inherit || !blocks) return "fresh init";
+  const only = variant.inherit.only && variant.inherit.only !== "both" ? ` (${variant.inherit.only} only)` : "";
+  const reinit = variant.inherit.reinit?.length ? `; ${variant.inherit.reinit.join(", ")} re-initialised` : "";
+  return `reference blocks ${blocks.join(",")}${only}${reinit}`;
+}
+
 async function writeText(path: string, text: string): Promise<void> {
   await writeAtomic(path, (f) => writeAll(f, new TextEncoder().encode(text)));
 }
 
-/** The Markdown report of a summary: settings, the results table, the curves. */
+/** The Markdown report of a summary: settings, the results table, the samples, the curves. */
 export function experimentReport(summary: ExperimentSummary): string {
   const s = summary.settings;
-  const rows = Object.entries(summary)
-    .filter(([name]) => name !== "settings")
-    .map(([name, r]) => {
-      const v = r as VariantResult;
-      const source = name === "reference" ? "-" : v.blocks ? `blocks ${v.blocks.join(",")}` : "fresh init";
-      return [
-        name,
-        v.n_layer,
-        v.params.toLocaleString("en-US"),
-        source,
-        v.val_loss.toFixed(4),
-        v.perplexity.toFixed(3),
-      ];
-    });
+  const models = Object.entries(summary).filter(([name]) => name !== "settings") as [string, VariantResult][];
+  const rows = models.map(([name, v]) => [
+    name,
+    v.n_layer,
+    v.params.toLocaleString("en-US"),
+    v.source,
+    v.tokens_trained.toLocaleString("en-US"),
+    v.val_loss.toFixed(4),
+    v.perplexity.toFixed(3),
+  ]);
+  const samples = models.filter(([, v]) => v.sample !== undefined).flatMap(([name, v]) => [
+    `**${name}**: ${JSON.stringify(v.sample)}`,
+    "",
+  ]);
   return [
     "# Inheritune experiment",
     "",
@@ -219,7 +259,11 @@ export function experimentReport(summary: ExperimentSummary): string {
     }% subset (${s.train_windows} windows) of the training split, seed ${s.seed}, lr ${s.lr}; validation loss on ` +
     `${s.eval_tokens} held-out tokens.`,
     "",
-    markdownTable(["model", "blocks", "params", "initialised from", "val loss", "perplexity"], rows),
+    markdownTable(
+      ["model", "blocks", "params", "initialised from", "tokens trained", "val loss", "perplexity"],
+      rows,
+    ),
+    ...(samples.length > 0 ? ["## Greedy samples", "", ...samples] : []),
     "![validation loss curves](curves.svg)",
     "",
   ].join("\n");

@@ -21,6 +21,7 @@ import {
   rowView,
   write,
 } from "@inheritune/kernels";
+import { DataError, type Tokenizer } from "@inheritune/data";
 import type { Checkpoint } from "./checkpoint.ts";
 import { createModel } from "./model.ts";
 import { Rng } from "./random.ts";
@@ -41,6 +42,20 @@ export interface GenerateOptions {
   eos?: number;
   /** Called with each new token as soon as it is chosen. */
   onToken?: (id: number) => void;
+}
+
+/**
+ * The ids of a prompt: BOS first when the tokenizer has one (SentencePiece and Llama models are
+ * trained with it), and GPT-2's end-of-text alone for an empty prompt.
+ *
+ * @throws {DataError} for an empty prompt with a tokenizer that has neither.
+ */
+export function promptTokens(tokenizer: Tokenizer, text: string): number[] {
+  const ids = tokenizer.encode(text);
+  if (tokenizer.bosToken !== undefined) return [tokenizer.bosToken, ...ids];
+  if (ids.length > 0) return ids;
+  if (tokenizer.eotToken !== undefined) return [tokenizer.eotToken];
+  throw new DataError(`the ${tokenizer.name} tokenizer has no BOS token: give a prompt`);
 }
 
 /**

@@ -2,8 +2,15 @@
  * Zero-shot tasks as lists of scored candidates: every item offers one or more
  * (context, continuation) pairs, and the model's choice is the pair with the highest
  * log p(continuation | context). Reads the usual JSONL forms of HellaSwag, PIQA, ARC, WinoGrande
- * and LAMBADA, and a plain `{context, choices, gold}` form, the way lm-evaluation-harness
- * phrases them.
+ * and LAMBADA, phrased as lm-evaluation-harness phrases them; MosaicML llm-foundry's ICL forms
+ * (multiple choice, schema, language modelling), which many evaluation sets are distributed in;
+ * and a plain `{context, choices, gold}` form.
+ *
+ * Scoring, the same for every form (`zero_shot.ts`): a choice item is right when its gold
+ * candidate has the highest summed log-likelihood (`acc`, lm-eval's) or the highest per UTF-8
+ * byte of continuation (`acc_norm`); llm-foundry itself ranks choices by mean loss per token,
+ * which neither reproduces. A final-word item is right when greedy decoding reproduces the
+ * continuation, as in lm-eval's LAMBADA and llm-foundry's language-modelling accuracy.
  *
  * A malformed line (invalid JSON, unknown fields, a gold label out of range, a line in another
  * format than the file's first item) is skipped and reported with its line number; a file with no
@@ -33,7 +40,16 @@ export interface TaskItem {
 }
 
 /** Formats {@linkcode parseTaskLine} recognises. */
-export type TaskFormat = "hellaswag" | "piqa" | "arc" | "winogrande" | "lambada" | "plain";
+export type TaskFormat =
+  | "hellaswag"
+  | "piqa"
+  | "arc"
+  | "winogrande"
+  | "lambada"
+  | "plain"
+  | "icl_multiple_choice"
+  | "icl_schema"
+  | "icl_language_modeling";
 
 /**
  * How a task is scored: `choice` picks the best of several candidates (acc, acc_norm);
@@ -200,8 +216,46 @@ function plain(o: Json): ParsedLine {
   };
 }
 
+// MosaicML llm-foundry's in-context-learning JSONL. Its delimiter between a context and a
+// continuation is a space, added here where neither side has whitespace at the boundary.
+function joined(context: string, continuation: string): string {
+  return /\s$/.test(context) || /^\s/.test(continuation) ? continuation : " " + continuation;
+}
+
+function iclMultipleChoice(o: Json): ParsedLine {
+  const query = str(o, "query");
+  const choices = strings(o.choices, "choices");
+  return {
+    format: "icl_multiple_choice",
+    candidates: choices.map((c) => ({ context: query, continuation: joined(query, c) })),
+    gold: label(o.gold, choices.length, "gold"),
+  };
+}
+
+function iclSchema(o: Json): ParsedLine {
+  const options = strings(o.context_options, "context_options");
+  const continuation = str(o, "continuation");
+  return {
+    format: "icl_schema",
+    candidates: options.map((context) => ({ context, continuation: joined(context, continuation) })),
+    gold: label(o.gold, options.length, "gold"),
+  };
+}
+
+function iclLanguageModeling(o: Json): ParsedLine {
+  const context = str(o, "context");
+  return {
+    format: "icl_language_modeling",
+    candidates: [{ context, continuation: joined(context, str(o, "continuation")) }],
+    gold: 0,
+  };
+}
+
 /** Recognises a line's format by its fields. */
 function detect(o: Json): ((o: Json) => ParsedLine) | undefined {
+  if ("query" in o && "choices" in o) return iclMultipleChoice;
+  if ("context_options" in o) return iclSchema;
+  if ("context" in o && "continuation" in o) return iclLanguageModeling;
   if ("endings" in o) return hellaswag;
   if ("goal" in o && "sol1" in o) return piqa;
   if (isObject(o.question) && "answerKey" in o) return arc;
@@ -212,10 +266,13 @@ function detect(o: Json): ((o: Json) => ParsedLine) | undefined {
 }
 
 /**
- * Parses one JSONL line into candidates and a gold index, detecting its format by its fields:
- * `endings` HellaSwag, `goal`/`sol1` PIQA, `question`/`answerKey` ARC, `sentence`/`option1`
- * WinoGrande, `context`/`choices` plain, `text` LAMBADA. Returns a one-line reason when the line
- * is malformed.
+ * Parses one JSONL line into candidates and a gold index, detecting its format by its fields.
+ * lm-evaluation-harness's forms: `endings` HellaSwag, `goal`/`sol1` PIQA, `question`/`answerKey`
+ * ARC, `sentence`/`option1` WinoGrande, `text` LAMBADA; llm-foundry's ICL forms: `query`/`choices`
+ * multiple choice, `context_options`/`continuation` schema (WinoGrande-style: each option is a
+ * context, the shared continuation is scored), `context`/`continuation` language modelling
+ * (LAMBADA-style: greedy match and perplexity); and a plain `context`/`choices`. Returns a
+ * one-line reason when the line is malformed.
  */
 export function parseTaskLine(line: string): ParsedLine {
   let o: unknown;
@@ -266,7 +323,8 @@ export function parseTaskJsonl(text: string, name: string): ParsedTask {
       }`,
     );
   }
-  return { task: { name, format, kind: format === "lambada" ? "final_word" : "choice", items }, problems };
+  const kind = format === "lambada" || format === "icl_language_modeling" ? "final_word" : "choice";
+  return { task: { name, format, kind, items }, problems };
 }
 
 /**

@@ -97,6 +97,53 @@ Deno.test("PIQA, ARC (both choice layouts), WinoGrande, LAMBADA and plain lines 
   assert.deepEqual(plain.candidates[0], { context: "2 + 2 =", continuation: " 4" });
 });
 
+Deno.test("llm-foundry ICL lines parse: multiple choice, schema and language modelling", () => {
+  const mc = parsed(
+    JSON.stringify({ query: "Question: 2 + 2 =\nAnswer:", choices: ["4", "5", "22"], gold: 0 }),
+  );
+  assert.equal(mc.format, "icl_multiple_choice");
+  assert.equal(mc.gold, 0);
+  assert.deepEqual(mc.candidates.map((c) => c.continuation), [" 4", " 5", " 22"]);
+  assert.equal(mc.candidates[2].context, "Question: 2 + 2 =\nAnswer:");
+
+  const schema = parsed(JSON.stringify({
+    context_options: [
+      "The cup fell off the table because the cup",
+      "The cup fell off the table because the table",
+    ],
+    continuation: "was tilted.",
+    gold: 1,
+  }));
+  assert.equal(schema.format, "icl_schema");
+  assert.equal(schema.gold, 1);
+  assert.deepEqual(schema.candidates[1], {
+    context: "The cup fell off the table because the table",
+    continuation: " was tilted.",
+  });
+
+  // A continuation that brings its own space keeps it; no second one is added.
+  const lm = parsed(
+    JSON.stringify({ context: "She lit the candle and blew out the", continuation: " match" }),
+  );
+  assert.deepEqual(lm, {
+    format: "icl_language_modeling",
+    candidates: [{ context: "She lit the candle and blew out the", continuation: " match" }],
+    gold: 0,
+  });
+  const { task } = parseTaskJsonl(
+    [
+      JSON.stringify({ context: "a b", continuation: "c" }),
+      JSON.stringify({ context: "d e", continuation: "f" }),
+    ].join("\n"),
+    "lm",
+  );
+  assert.equal(task.kind, "final_word");
+  assert.throws(
+    () => parseTaskJsonl(JSON.stringify({ query: "q", choices: ["a", "b"], gold: 3 }), "bad"),
+    /bad: no valid task item \(line 1: iclMultipleChoice: gold 3 is not a choice index \(0\.\.1\)\)/,
+  );
+});
+
 Deno.test("malformed lines are skipped and reported with their line numbers; the valid ones are kept", () => {
   const lines = [
     JSON.stringify({ context: "a", choices: [" b", " c"], gold: 1 }),
