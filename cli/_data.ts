@@ -26,14 +26,16 @@ export async function openModelData(
   path: string,
   model: { vocabSize: number; tokenizer?: Tokenizer },
 ): Promise<Dataset> {
-  const dataset = await openDataset(path, { vocabSize: model.vocabSize });
+  // The tokenizer is checked first: "another tokenizer" says more than "a token out of range".
+  const dataset = await openDataset(path);
   try {
     if (dataset.meta && model.tokenizer) checkTokenizerMatch(dataset.meta, model.tokenizer, path);
   } catch (e) {
     dataset.close();
     throw e;
   }
-  return dataset;
+  dataset.close();
+  return await openDataset(path, { vocabSize: model.vocabSize });
 }
 
 /** The tokenizer the data was prepared with: `meta.json`'s, or undefined for bare shards. */

@@ -135,15 +135,21 @@ const ROOT = new URL("../", import.meta.url).pathname;
 
 /**
  * Runs `deno run -A --unstable-ffi SCRIPT ...args` from the repository root: by default `cli.ts`,
- * as `deno task` does.
+ * as `deno task` does; `unset` names environment variables the run does not inherit.
  */
-export async function runCli(args: string[], script = "cli.ts"): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  options: { script?: string; unset?: string[] } = {},
+): Promise<CliResult> {
+  const env: Record<string, string> = { ...Deno.env.toObject(), NO_COLOR: "1" };
+  for (const name of options.unset ?? []) delete env[name];
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-ffi", script, ...args],
+    args: ["run", "-A", "--unstable-ffi", options.script ?? "cli.ts", ...args],
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env,
+    clearEnv: true,
   }).output();
   const text = (b: Uint8Array): string => new TextDecoder().decode(b);
   return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };

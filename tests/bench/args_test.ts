@@ -41,8 +41,8 @@ const CASES: [string, string[], RegExp][] = [
 
 Deno.test("bench scripts reject bad flags with one line and exit code 2", async () => {
   for (const [script, args, message] of CASES) {
-    const r = await runCli(args, script);
-    const lines = r.stderr.split("\n").filter((l) => l !== "" && !l.includes("XDG_RUNTIME_DIR"));
+    const r = await runCli(args, { script });
+    const lines = r.stderr.split("\n").filter((l) => l !== "");
     assert.equal(r.code, 2, `${script} ${args.join(" ")}: ${r.stderr}`);
     assert.equal(lines.length, 1, `${script} ${args.join(" ")}: ${r.stderr}`);
     assert.match(lines[0], message);

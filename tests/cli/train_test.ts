@@ -1,0 +1,219 @@
+/**
+ * `deno task train` and `deno task eval` on the data a user has: bare llm.c shards (their tokens
+ * are the model's own), data without a validation split, data of another tokenizer; the growth
+ * loop's default start; bad input that must leave nothing written.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { loadModel } from "@inheritune/core";
+import { writeShard } from "@inheritune/data";
+import { runCli, withTempDir } from "../_util.ts";
+
+const TEXT = "The quick brown fox jumps over the lazy dog. ".repeat(60);
+const bytes = (text: string): number[] => [...new TextEncoder().encode(text)];
+
+/** The last line of a command's stdout, parsed as JSON. */
+function lastJson(stdout: string): Record<string, number> {
+  return JSON.parse(stdout.trim().split("\n").at(-1)!);
+}
+
+Deno.test("a bare byte shard is read as the model's own tokens: eval equals the prepared folder's, no re-tokenising", async () => {
+  await withTempDir(async (dir) => {
+    const text = join(dir, "t.txt");
+    await Deno.writeTextFile(text, TEXT);
+    const prepared = join(dir, "prepared");
+    const p = await runCli([
+      "prepare",
+      "-i",
+      text,
+      "-o",
+      prepared,
+      "--tokenizer",
+      "bytes",
+      "--val-fraction",
+      "0",
+    ]);
+    assert.equal(p.code, 0, p.stderr);
+    const shard = join(dir, "val_000000.bin");
+    await writeShard(shard, bytes(TEXT));
+    const args = ["eval", "--model", "models/brown-ref", "--tasks", "none", "--ctx", "64"];
+    const bare = await runCli([...args, "--data", shard]);
+    const folder = await runCli([...args, "--data", prepared]);
+    assert.equal(bare.code, 0, bare.stderr);
+    assert.equal(folder.code, 0, folder.stderr);
+    assert.doesNotMatch(bare.stderr, /re-tokenising/);
+    assert.equal(lastJson(bare.stdout).loss, lastJson(folder.stdout).loss);
+    assert.equal(lastJson(bare.stdout).tokens, 64 * Math.floor((TEXT.length - 1) / 64));
+  });
+});
+
+Deno.test("training from scratch on bare byte shards takes a 256-token vocabulary, not GPT-2's", async () => {
+  await withTempDir(async (dir) => {
+    const shard = join(dir, "train_000000.bin");
+    await writeShard(shard, bytes(TEXT));
+    const out = join(dir, "run");
+    const r = await runCli([
+      "train",
+      "--data",
+      shard,
+      "--out",
+      out,
+      "--n-layer",
+      "1",
+      "--n-head",
+      "2",
+      "--n-embd",
+      "16",
+      "--ctx",
+      "32",
+      "--batch",
+      "2",
+      "--steps",
+      "2",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /no meta\.json; taking the tokens as bytes \(vocabulary 256\)/);
+    assert.match(r.stdout, /no validation split of 33 tokens or more; training without validation/);
+    const { config } = await loadModel(out);
+    assert.deepEqual([config.vocab_size, config.tokenizer], [256, "bytes"]);
+  });
+});
+
+Deno.test("data without a validation split: train runs without validation, eval scores the train split", async () => {
+  await withTempDir(async (dir) => {
+    const text = join(dir, "t.txt");
+    await Deno.writeTextFile(text, TEXT);
+    const data = join(dir, "data");
+    assert.equal(
+      (await runCli(["prepare", "-i", text, "-o", data, "--tokenizer", "bytes", "--val-fraction", "0"])).code,
+      0,
+    );
+    const out = join(dir, "run");
+    const r = await runCli([
+      "train",
+      "--data",
+      data,
+      "--reference",
+      "models/brown-ref",
+      "--layers",
+      "1",
+      "--out",
+      out,
+      "--ctx",
+      "32",
+      "--batch",
+      "2",
+      "--steps",
+      "2",
+      "--eval-every",
+      "1",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.match(/training without validation/g)?.length, 1, "said once");
+    const e = await runCli(["eval", "--model", out, "--data", data, "--ctx", "32"]);
+    assert.equal(e.code, 0, e.stderr);
+    assert.ok(lastJson(e.stdout).tokens > 0);
+  });
+});
+
+Deno.test("data of another tokenizer is refused by train with one line; eval re-tokenises it and says so", async () => {
+  await withTempDir(async (dir) => {
+    const text = join(dir, "t.txt");
+    await Deno.writeTextFile(text, TEXT.replaceAll(". ", ".\n\n"));
+    const data = join(dir, "sp");
+    const p = await runCli([
+      "prepare",
+      "-i",
+      text,
+      "-o",
+      data,
+      "--tokenizer",
+      "models/stories260K/tokenizer.model",
+      "--val-fraction",
+      "0.2",
+    ]);
+    assert.equal(p.code, 0, p.stderr);
+    const out = join(dir, "run");
+    const r = await runCli([
+      "train",
+      "--data",
+      data,
+      "--reference",
+      "models/brown-ref",
+      "--layers",
+      "1",
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /data was tokenized with sentencepiece .* but the model uses bytes/);
+    assert.ok(!await Deno.stat(out).then(() => true, () => false), "nothing written");
+    const e = await runCli([
+      "eval",
+      "--model",
+      "models/brown-ref",
+      "--data",
+      data,
+      "--ctx",
+      "32",
+      "--tasks",
+      "none",
+    ]);
+    assert.equal(e.code, 0, e.stderr);
+    assert.match(
+      e.stderr,
+      /models\/brown-ref: re-tokenising .* \(sentencepiece tokens\) with the model's bytes tokenizer/,
+    );
+  });
+});
+
+Deno.test("--grow without --layers starts at half the reference's blocks", async () => {
+  await withTempDir(async (dir) => {
+    const text = join(dir, "t.txt");
+    await Deno.writeTextFile(text, TEXT.replaceAll(". ", ".\n\n"));
+    const data = join(dir, "data");
+    assert.equal(
+      (await runCli(["prepare", "-i", text, "-o", data, "--tokenizer", "bytes", "--val-fraction", "0.2"]))
+        .code,
+      0,
+    );
+    const r = await runCli([
+      "train",
+      "--data",
+      data,
+      "--reference",
+      "models/brown-ref",
+      "--grow",
+      "--out",
+      join(dir, "grow"),
+      "--ctx",
+      "32",
+      "--batch",
+      "2",
+      "--steps",
+      "1",
+      "--eval-tokens",
+      "64",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^stage 3 blocks: val_loss/m, "brown-ref has 6 blocks: the first stage has 3");
+  });
+});
+
+Deno.test("a damaged reference is one line, exit 2, and leaves --out unwritten", async () => {
+  await withTempDir(async (dir) => {
+    const gguf = await Deno.readFile("models/stories260K/model.gguf");
+    const damaged = join(dir, "damaged.gguf");
+    await Deno.writeFile(damaged, gguf.subarray(0, gguf.length - 1000));
+    for (const command of ["inherit", "train"]) {
+      const out = join(dir, command);
+      const args = command === "train" ? ["--data", damaged] : [];
+      const r = await runCli([command, "--reference", damaged, "--layers", "2", "--out", out, ...args]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+      assert.match(r.stderr, /damaged\.gguf: tensor .* runs past the \d+-byte file: truncated\?/);
+      assert.ok(!await Deno.stat(out).then(() => true, () => false), `${command} wrote nothing`);
+    }
+  });
+});
