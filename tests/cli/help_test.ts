@@ -19,8 +19,8 @@ Deno.test("every command answers --help and -h with its usage, flags with defaul
       const r = await runCli([name, flag]);
       assert.equal(r.code, 0, `${name} ${flag}: ${r.stderr}`);
       assert.match(r.stdout, new RegExp(`^Usage: deno task ${name} `), name);
-      assert.match(r.stdout, /^  --help, -h +this text$/m, name);
-      assert.match(r.stdout, /^Examples?:\n  deno task /m, name);
+      assert.match(r.stdout, /^ {2}--help, -h +this text$/m, name);
+      assert.match(r.stdout, /^Examples?:\n {2}deno task /m, name);
       assert.equal(r.stderr, "", name);
     }
   }
