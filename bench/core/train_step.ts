@@ -23,6 +23,7 @@ import {
 } from "@inheritune/core";
 import { intFlag, UsageError } from "../../cli/_flags.ts";
 import { runCommand } from "../../cli/_run.ts";
+import { peakMemory } from "../_memory.ts";
 
 /** The benchmark configurations of issue 8. */
 export const CONFIGS: Record<string, { config: GPT2Config; B: number }> = {
@@ -53,16 +54,6 @@ export function benchConfig(name: string): { config: GPT2Config; B: number } {
     );
   }
   return entry;
-}
-
-/** Peak resident memory of this process in bytes (Linux), or NaN. */
-export function peakMemory(): number {
-  try {
-    const m = Deno.readTextFileSync("/proc/self/status").match(/VmHWM:\s+(\d+) kB/);
-    return m ? Number(m[1]) * 1024 : NaN;
-  } catch {
-    return NaN;
-  }
 }
 
 /** Result of {@linkcode benchTrainStep}. */

@@ -34,6 +34,7 @@ import {
 } from "@inheritune/data";
 import { numberFlag } from "../../cli/_flags.ts";
 import { runCommand } from "../../cli/_run.ts";
+import { peakMemory } from "../_memory.ts";
 
 const MB = 1e6;
 const TOK512 = new URL("../../models/stories260K/tokenizer.model", import.meta.url).pathname;
@@ -45,11 +46,6 @@ async function tokenizerOf(mode: string): Promise<string | Tokenizer> {
     return jsonTokenizer(sentencePieceToJson(parseSentencePieceModel(await Deno.readFile(TOK512))));
   }
   return mode.replace("prepare-", "");
-}
-
-function peakMemoryMB(): number {
-  const status = Deno.readTextFileSync("/proc/self/status");
-  return Number(status.match(/VmHWM:\s+(\d+) kB/)![1]) / 1024;
 }
 
 async function generate(path: string, bytes: number): Promise<void> {
@@ -88,7 +84,7 @@ async function child(mode: string, file: string, out: string): Promise<void> {
     tokens = meta.splits.train.tokens + (meta.splits.val?.tokens ?? 0);
   }
   const seconds = (performance.now() - started) / 1000;
-  console.log(JSON.stringify({ seconds, tokens, peakMB: peakMemoryMB() }));
+  console.log(JSON.stringify({ seconds, tokens, peakMB: peakMemory() / 2 ** 20 }));
 }
 
 async function runChild(

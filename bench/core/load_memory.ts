@@ -1,0 +1,137 @@
+/**
+ * Host memory of loading a reference: writes a random LLaMA of about `--params` parameters as a
+ * Hugging Face folder (one safetensors file, and sharded), then, each in a fresh process, loads
+ * it with `loadModel` and reports the peak resident memory (VmHWM) against a process that only
+ * imports the loader, next to the weights' size: a loader that holds one copy of the weights
+ * peaks near baseline + 1.0x.
+ *
+ *   deno run -A bench/core/load_memory.ts [--params 100000000] [--keep DIR]
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import {
+  countParams,
+  type LlamaConfig,
+  loadModel,
+  paramSpecs,
+  type TensorData,
+  writeSafetensors,
+} from "@inheritune/core";
+import { intFlag } from "../../cli/_flags.ts";
+import { runCommand } from "../../cli/_run.ts";
+import { peakMemory } from "../_memory.ts";
+
+/** A LLaMA of at least `params` parameters: blocks of C=768 (Llama-2-like proportions) and a 32000-token vocabulary. */
+export function llamaOfSize(params: number): LlamaConfig {
+  for (let L = 1;; L++) {
+    const config: LlamaConfig = {
+      family: "llama",
+      n_layer: L,
+      n_head: 12,
+      n_kv_head: 12,
+      n_embd: 768,
+      n_hidden: 2048,
+      vocab_size: 32000,
+      n_positions: 2048,
+      norm_eps: 1e-5,
+      rope_theta: 10000,
+      tie_embeddings: false,
+    };
+    if (countParams(config) >= params) return config;
+  }
+}
+
+/** Writes `config` with values that are cheap to make (one random block of floats repeated). */
+async function writeModel(dir: string, config: LlamaConfig, shards: number): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const specs = paramSpecs(config);
+  const noise = Float32Array.from({ length: 1 << 16 }, (_, i) => Math.sin(i * 12.9898) * 0.02);
+  const tensors = specs.map((s): [string, TensorData] => {
+    const n = s.shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i += noise.length) data.set(noise.subarray(0, Math.min(noise.length, n - i)), i);
+    return [s.name, { shape: s.shape, data }];
+  });
+  const per = Math.ceil(tensors.length / shards);
+  const weightMap: Record<string, string> = {};
+  for (let k = 0; k < shards; k++) {
+    const file = shards === 1 ? "model.safetensors" : `model-${k + 1}-of-${shards}.safetensors`;
+    const part = tensors.slice(k * per, (k + 1) * per);
+    for (const [name] of part) weightMap[name] = file;
+    await writeSafetensors(join(dir, file), new Map(part));
+  }
+  if (shards > 1) {
+    await Deno.writeTextFile(
+      join(dir, "model.safetensors.index.json"),
+      JSON.stringify({ weight_map: weightMap }),
+    );
+  }
+  const hf = {
+    model_type: "llama",
+    hidden_size: config.n_embd,
+    intermediate_size: config.n_hidden,
+    num_hidden_layers: config.n_layer,
+    num_attention_heads: config.n_head,
+    num_key_value_heads: config.n_kv_head,
+    max_position_embeddings: config.n_positions,
+    vocab_size: config.vocab_size,
+    rms_norm_eps: config.norm_eps,
+    tie_word_embeddings: false,
+  };
+  await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(hf));
+}
+
+/** Runs this script as `--child MODE PATH` in a fresh process and returns its peak memory. */
+async function child(mode: "baseline" | "load", path: string): Promise<number> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(import.meta.url).pathname, "--child", mode, path],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`child ${mode} failed`);
+  return JSON.parse(new TextDecoder().decode(out.stdout)).peak;
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    options: { params: { type: "string" }, keep: { type: "string" }, child: { type: "string" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.child) {
+    if (values.child === "load") await loadModel(positionals[0]);
+    console.log(JSON.stringify({ peak: peakMemory() }));
+    return;
+  }
+  const config = llamaOfSize(intFlag(values.params, "params", { fallback: 100_000_000, min: 1_000_000 }));
+  const weights = countParams(config) * 4;
+  const dir = values.keep ?? await Deno.makeTempDir({ prefix: "load_memory_" });
+  const mb = (b: number): string => (b / 2 ** 20).toFixed(0);
+  try {
+    console.log(
+      `LLaMA L=${config.n_layer} C=${config.n_embd} H=${config.n_hidden} V=${config.vocab_size}: ` +
+        `${countParams(config).toLocaleString("en-US")} parameters, ${mb(weights)} MiB of f32 weights`,
+    );
+    console.log("| folder | peak RSS (MiB) | baseline (MiB) | above baseline | ÷ weights |");
+    console.log("| --- | --- | --- | --- | --- |");
+    for (const shards of [1, 4]) {
+      const folder = join(dir, `shards-${shards}`);
+      await writeModel(folder, config, shards);
+      const base = await child("baseline", folder);
+      const peak = await child("load", folder);
+      console.log(
+        `| ${shards === 1 ? "model.safetensors" : `${shards} shards + index`} | ${mb(peak)} | ${
+          mb(base)
+        } | ` +
+          `${mb(peak - base)} | ${((peak - base) / weights).toFixed(2)}x |`,
+      );
+    }
+  } finally {
+    if (!values.keep) await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) Deno.exit(await runCommand("load_memory", main));
