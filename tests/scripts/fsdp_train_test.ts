@@ -11,7 +11,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getGpu } from "@inheritune/kernels";
-import { createModel, inherit, loadModel, saveModel, train, validationLoss } from "@inheritune/core";
+import {
+  checkpointTokenizer,
+  createModel,
+  inherit,
+  loadModel,
+  saveModel,
+  train,
+  validationLoss,
+} from "@inheritune/core";
 import { BatchSampler, openDataset, prepare, writeShard } from "@inheritune/data";
 import { rand, withTempDir } from "../_util.ts";
 
@@ -274,6 +282,74 @@ Deno.test("fsdp_train.py trains a tied, sharded Llama folder alike in 1 and 2 pr
     );
     assert.match(names, /"model\.embed_tokens\.weight"/);
     assert.doesNotMatch(names, /"lm_head\.weight"/, "a tied head is stored once, as the embedding");
+  });
+});
+
+Deno.test("fsdp_train.py continues stories260K's first 2 blocks; Deno evaluates its folder to the printed loss and trains alike", async () => {
+  await requireTorch();
+  await withTempDir(async (dir) => {
+    const stories = join(ROOT, "models", "stories260K", "model.gguf");
+    const reference = await loadModel(stories);
+    const model = join(dir, "stories-2");
+    await saveModel(model, inherit(reference, { layers: 2 }));
+    const text = (await Deno.readTextFile(join(ROOT, "corpora", "tinystories", "valid_head.txt"))).slice(
+      0,
+      40_000,
+    );
+    await Deno.writeTextFile(join(dir, "stories.txt"), text);
+    const data = join(dir, "data");
+    await prepare({
+      inputs: [join(dir, "stories.txt")],
+      out: data,
+      tokenizer: await checkpointTokenizer(reference, stories),
+      documents: "paragraphs",
+      valFraction: 0.2,
+    });
+    const out = join(dir, "two");
+    const run = await trainScript(
+      ["--model", model, "--data", data, "--out", out, "--steps", "4", "--batch", "2", ...COMMON],
+      2,
+    );
+    const printed = run.stdout.match(/^val_loss (\S+) over (\d+) tokens at ctx 32$/m);
+    assert.ok(printed, `no val_loss line in:\n${run.stdout}`);
+    const written = await loadModel(out);
+    assert.equal(written.config.family, "llama");
+    assert.ok(written.tokenizerFiles?.has("tokenizer.model"), "the tokenizer travels with the model");
+    using dataset = await openDataset(data);
+    const net = createModel(await getGpu(), written.config, written.params, { B: 8, T: 32 });
+    try {
+      const ours = await validationLoss(net, dataset.split("val"));
+      assert.equal(ours.tokens, Number(printed[2]));
+      const rel = Math.abs(ours.loss - Number(printed[1])) / ours.loss;
+      assert.ok(rel <= 1e-4, `Deno ${ours.loss} vs script ${printed[1]}: relative error ${rel}`);
+      console.log(
+        `  stories validation loss: script ${printed[1]}, Deno ${ours.loss}, relative error ${
+          rel.toExponential(2)
+        }`,
+      );
+    } finally {
+      net.destroy();
+    }
+    const inherited = await loadModel(model);
+    const result = await train({
+      gpu: await getGpu(),
+      config: inherited.config,
+      params: inherited.params,
+      batches: new BatchSampler(dataset.split("train"), { B: 4, T: 32, shuffle: true, seed: 5 }),
+      out: join(dir, "deno"),
+      steps: 4,
+      B: 4,
+      T: 32,
+      lr: 1e-3,
+      warmup: 1,
+      logEvery: 1,
+    });
+    assertLossesClose(
+      (await metrics(out)).map((m) => m.loss),
+      result.history.map((m) => m.loss),
+      1e-4,
+      "LLaMA script vs Deno trainer",
+    );
   });
 });
 
