@@ -20,6 +20,7 @@ from gpt2_torch import GPT, config  # noqa: E402
 CONFIGS = {
     "tiny": (config(4, 4, 128, 256, 128), 8),
     "124m": (config(12, 12, 768, 50257, 1024), 4),
+    "vocab": (config(2, 4, 32, 50257, 32), 4),
 }
 
 
