@@ -12,12 +12,12 @@
  *
  * @module
  */
+import { Rng } from "@inheritune/data";
 import type { Checkpoint } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
 import { initTensor } from "./init.ts";
 import { family, paramSpecs } from "./model.ts";
 import type { ParamMap, ParamSpec } from "./params.ts";
-import { Rng } from "./random.ts";
 
 /** How blocks are chosen. */
 export type Selection = "first" | "even" | "last" | "list" | "ranked";

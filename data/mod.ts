@@ -23,6 +23,7 @@ export * from "./dataset.ts";
 export * from "./errors.ts";
 export * from "./meta.ts";
 export * from "./prepare.ts";
+export * from "./random.ts";
 export * from "./sampler.ts";
 export * from "./shard.ts";
 export * from "./sentencepiece.ts";
