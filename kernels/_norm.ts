@@ -25,9 +25,7 @@ import {
 import {
   copyToScratchTextures,
   CPU_WORKGROUP,
-  FLAT_INDEX_WGSL,
   type Gpu,
-  grid,
   type Operands,
   type Recorder,
   requireLength,
@@ -37,6 +35,7 @@ import {
   useTextureOperands,
   type View,
 } from "./device.ts";
+import { FLAT_INDEX_WGSL, grid } from "./elementwise.ts";
 
 /** Which normalisation: LayerNorm (mean, bias) or RMSNorm (neither). */
 export type NormKind = "layernorm" | "rmsnorm";

@@ -661,22 +661,6 @@ export function textureFits(gpu: Gpu, view: View, shape: TextureShape): boolean 
 }
 
 /**
- * Whether element-wise kernels can read `views` of `n` elements each as vec4s (n a multiple of 4,
- * at least 4, every view starting on a 16-byte boundary), and the count of elements (f32 or
- * vec4) such a kernel then sees. Four elements per load and per invocation: fewer loads, which on
- * a CPU adapter cost far more than the arithmetic, and 16-byte accesses on a GPU.
- */
-export function vec4Elements(views: View[], n: number): { vec4: boolean; count: number } {
-  const vec4 = n >= 4 && n % 4 === 0 && views.every((v) => v.offset % 4 === 0);
-  return { vec4, count: vec4 ? n / 4 : n };
-}
-
-/** The WGSL type of one element a kernel reads as f32 or, per {@linkcode vec4Elements}, as vec4. */
-export function elementType(vec4: boolean): string {
-  return vec4 ? "vec4<f32>" : "f32";
-}
-
-/**
  * Invocations per workgroup of the kernels written for CPU adapters (the texture-operand paths):
  * one SIMD group of llvmpipe's 256-bit vectors, which runs a workgroup's invocations together.
  */
@@ -690,30 +674,6 @@ export const CPU_WORKGROUP = 8;
 export function reductionWorkgroup(gpu: Gpu): number {
   return gpu.isFallback ? CPU_WORKGROUP : 256;
 }
-
-/** Workgroup size used by the element-wise kernels. */
-export const ELEMENTWISE_WG = 256;
-
-/**
- * Splits `n` threads into a 2-D grid of workgroups of `wg` threads that respects the
- * per-dimension limit; kernels recover the flat index with {@linkcode FLAT_INDEX_WGSL}.
- */
-export function grid(gpu: Gpu, n: number, wg: number = ELEMENTWISE_WG): [number, number] {
-  const groups = Math.ceil(n / wg);
-  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
-  if (groups <= max) return [groups, 1];
-  const y = Math.ceil(groups / max);
-  return [Math.ceil(groups / y), y];
-}
-
-/**
- * WGSL helper turning a 2-D launch from {@linkcode grid} into a flat thread index; declares
- * `flat_index(gid, nwg, wg)`.
- */
-export const FLAT_INDEX_WGSL = /* wgsl */ `
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>, wg: u32) -> u32 {
-  return gid.x + gid.y * nwg.x * wg;
-}`;
 
 /**
  * WGSL helper for kernels reading tables copied into scratch textures ({@linkcode scratchTexture}):

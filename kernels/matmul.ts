@@ -22,12 +22,8 @@ import {
   copyToScratchTextures,
   CPU_WORKGROUP,
   defaultOperands,
-  elementType,
-  ELEMENTWISE_WG,
-  FLAT_INDEX_WGSL,
   type Gpu,
   GpuError,
-  grid,
   type Operands,
   type Recorder,
   requireLength,
@@ -38,6 +34,7 @@ import {
   useTextureOperands,
   type View,
 } from "./device.ts";
+import { elementType, ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid } from "./elementwise.ts";
 
 /** Arguments of {@linkcode matmul}. */
 export interface MatmulArgs {

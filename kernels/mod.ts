@@ -5,6 +5,7 @@
  * @module
  */
 export * from "./device.ts";
+export * from "./elementwise.ts";
 export * from "./column_sums.ts";
 export * from "./matmul.ts";
 export * from "./attention.ts";
