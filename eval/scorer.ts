@@ -6,9 +6,8 @@
  *
  * @module
  */
-import { createView, IGNORE_INDEX, Readback, Recorder, write } from "@inheritune/kernels";
+import { createView, IGNORE_INDEX, Readback, Recorder, targetRank, write } from "@inheritune/kernels";
 import type { LanguageModel } from "@inheritune/core";
-import { targetRank } from "./greedy.ts";
 
 /** Tokens to score: log p(`continuation` | `context`). */
 export interface ScoreRequest {

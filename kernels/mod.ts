@@ -17,4 +17,5 @@ export * from "./gelu.ts";
 export * from "./residual.ts";
 export * from "./embedding.ts";
 export * from "./classifier.ts";
+export * from "./target_rank.ts";
 export * from "./adamw.ts";
