@@ -27,19 +27,17 @@
  * @module
  */
 import {
-  copyToScratchTextures,
   CPU_WORKGROUP,
   createView,
   type Gpu,
   GpuError,
-  type Operands,
   type Recorder,
   requireLength,
   textureFits,
   Uniforms,
-  useTextureOperands,
   type View,
 } from "./device.ts";
+import { copyToScratchTextures, type Operands, useTextureOperands } from "./scratch.ts";
 import { dkvCode, dqCode, forwardCode, type Split } from "./_attention_wgsl.ts";
 
 /** Largest head size the kernels support: a thread keeps up to four rows of it in registers. */

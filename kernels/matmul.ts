@@ -19,21 +19,23 @@ import {
   resolveColumnSplit,
 } from "./column_sums.ts";
 import {
-  copyToScratchTextures,
   CPU_WORKGROUP,
-  defaultOperands,
   type Gpu,
   GpuError,
-  type Operands,
   type Recorder,
   requireLength,
-  scratchView,
   textureFits,
   type TextureShape,
   Uniforms,
-  useTextureOperands,
   type View,
 } from "./device.ts";
+import {
+  copyToScratchTextures,
+  defaultOperands,
+  type Operands,
+  scratchView,
+  useTextureOperands,
+} from "./scratch.ts";
 import { grid } from "./elementwise.ts";
 import {
   blockedCode,
@@ -257,7 +259,7 @@ export function matmulSplitK(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Texture operands (see `scratchTexture` in device.ts for why)
+// Texture operands (see `scratchTexture` in scratch.ts for why)
 //
 // On a CPU adapter A and B are first copied into rgba32float textures, one texel holding 4
 // consecutive floats of a row, and the kernel reads them with `textureLoad`. Each invocation

@@ -6,6 +6,7 @@
  */
 export * from "./device.ts";
 export * from "./elementwise.ts";
+export * from "./scratch.ts";
 export * from "./column_sums.ts";
 export * from "./matmul.ts";
 export * from "./attention.ts";
