@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { Rng } from "@inheritune/data";
+import { Rng, UserError } from "@inheritune/data";
 import type { Checkpoint } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
 import { initTensor } from "./init.ts";
@@ -46,7 +46,7 @@ export interface InheritOptions {
 }
 
 /** A bad inheritance request (n = 0, n > depth, unknown block...); one line, exit code 2. */
-export class InheritError extends Error {
+export class InheritError extends UserError {
   /** Creates the error with its one-line message. */
   constructor(message: string) {
     super(message);

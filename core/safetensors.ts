@@ -9,10 +9,11 @@
  *
  * @module
  */
+import { UserError } from "@inheritune/data";
 import { readAt, writeAll, writeAtomic } from "./_file_io.ts";
 
 /** A checkpoint file that cannot be read or written; the one-line message names the file and the problem. */
-export class CheckpointError extends Error {
+export class CheckpointError extends UserError {
   /** Creates the error with its one-line message. */
   constructor(message: string) {
     super(message);

@@ -9,9 +9,10 @@
  *
  * @module
  */
+import { UserError } from "@inheritune/data/errors";
 
 /** An error a user can cause or fix (no adapter, a bad shape); printed as one line. */
-export class GpuError extends Error {
+export class GpuError extends UserError {
   /** Creates the error with its one-line message. */
   constructor(message: string) {
     super(message);
