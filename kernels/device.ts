@@ -136,13 +136,108 @@ export async function acquireGpu(): Promise<Gpu> {
     pipeline(code: string): GPUComputePipeline {
       let p = cache.get(code);
       if (!p) {
-        const module = device.createShaderModule({ code });
-        p = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+        const label = `wgsl-${hash(code)}`;
+        const module = device.createShaderModule({ code, label });
+        p = watched(
+          device,
+          () =>
+            device.createComputePipeline({ label, layout: "auto", compute: { module, entryPoint: "main" } }),
+          (error) => compileError(module, code, error),
+        );
         cache.set(code, p);
       }
       return p;
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation errors
+//
+// WebGPU reports an invalid shader, pipeline or bind group asynchronously; unobserved, the
+// kernels that use it do nothing and their outputs keep their old contents. So pipeline and bind
+// group creation and submission run inside validation error scopes, and every readback first
+// awaits their verdicts ({@linkcode checkErrors}). Deno's wgpu validates synchronously, so a
+// scope's verdict needs no round trip to the GPU and a hot loop pays nothing for it.
+
+interface Verdicts {
+  /** The scopes popped so far, settled in the order they were pushed. */
+  chain: Promise<void>;
+  /** The first error found and not yet thrown. */
+  first?: GpuError;
+}
+
+const verdicts = new WeakMap<GPUDevice, Verdicts>();
+
+/**
+ * Runs `create` inside a validation error scope of `device`; an error it raises is described by
+ * `describe` and thrown by the next {@linkcode checkErrors}.
+ */
+function watched<T>(
+  device: GPUDevice,
+  create: () => T,
+  describe: (error: GPUError) => string | Promise<string> = (error) => firstLine(error.message),
+): T {
+  let v = verdicts.get(device);
+  if (!v) verdicts.set(device, v = { chain: Promise.resolve() });
+  device.pushErrorScope("validation");
+  try {
+    return create();
+  } finally {
+    const popped = device.popErrorScope();
+    // Never rejects, so that a verdict nobody awaits cannot end the process.
+    v.chain = v.chain.then(async () => {
+      const error = await popped;
+      if (error && !v.first) v.first = new GpuError(await describe(error));
+    }).catch((e) => {
+      v.first ??= new GpuError(
+        `cannot check GPU validation: ${firstLine(String((e as Error)?.message ?? e))}`,
+      );
+    });
+  }
+}
+
+/**
+ * Waits for the validation of the pipelines, bind groups and submissions of `gpu` so far (no
+ * round trip to the GPU) and throws the first error among them, once: a WGSL error names its
+ * module (`wgsl-<hash>`), the message, and the line and column with the source line. Every
+ * readback calls it first, so no result of an invalid kernel reaches the CPU unreported.
+ *
+ * @throws {GpuError} naming the first invalid shader, pipeline, binding or submission.
+ */
+export async function checkErrors(gpu: Gpu): Promise<void> {
+  const v = verdicts.get(gpu.device);
+  if (!v) return;
+  await v.chain;
+  const error = v.first;
+  v.first = undefined;
+  if (error) throw error;
+}
+
+/** The first non-blank line of `text`, trimmed. */
+function firstLine(text: string): string {
+  return text.split("\n").map((l) => l.trim()).find((l) => l !== "") ?? "";
+}
+
+/**
+ * The message of a pipeline that failed, naming its module: the shader's first compilation error
+ * with its line, or else the pipeline's own error.
+ */
+async function compileError(module: GPUShaderModule, code: string, error: GPUError): Promise<string> {
+  const { messages } = await module.getCompilationInfo();
+  const first = messages.find((m) => m.type === "error");
+  let text = firstLine(first?.message ?? error.message);
+  if (!text.includes(module.label)) text = `${module.label}: ${text}`;
+  if (!first) return text;
+  const line = code.split("\n")[first.lineNum - 1]?.trim();
+  return `${text} at line ${first.lineNum}:${first.linePos}${line ? `: ${line}` : ""}`;
+}
+
+/** A short hash of `text` (32-bit FNV-1a, hex) naming a generated kernel. */
+function hash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, "0");
 }
 
 /** A range of 32-bit elements inside a GPU buffer: the unit every kernel binds. */
@@ -405,7 +500,10 @@ export class Recorder {
       throw new GpuError(`workgroup count ${groups.join("x")} exceeds ${max} per dimension`);
     }
     if (groups.some((g) => g === 0)) return;
-    const bindGroup = gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = watched(
+      gpu.device,
+      () => gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
+    );
     this.#commands.push({ kind: "dispatch", pipeline, bindGroup, groups });
   }
 
@@ -450,9 +548,12 @@ export class Recorder {
 
   /** Encodes every recorded launch into one command buffer and submits it, without waiting. */
   submit(): void {
-    const encoder = this.gpu.device.createCommandEncoder();
-    this.encode(encoder);
-    this.gpu.device.queue.submit([encoder.finish()]);
+    const { device } = this.gpu;
+    watched(device, () => {
+      const encoder = device.createCommandEncoder();
+      this.encode(encoder);
+      device.queue.submit([encoder.finish()]);
+    });
   }
 
   /** Releases the uniform buffers this recorder created. */

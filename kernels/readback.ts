@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { type Gpu, GpuError, type View } from "./device.ts";
+import { checkErrors, type Gpu, GpuError, type View } from "./device.ts";
 
 /**
  * A staging buffer that brings results back to the CPU: allocated once for `length` 32-bit
@@ -15,11 +15,13 @@ import { type Gpu, GpuError, type View } from "./device.ts";
 export class Readback {
   /** Capacity in 32-bit elements. */
   readonly length: number;
+  #gpu: Gpu;
   #buffer: GPUBuffer;
 
   /** Allocates the staging buffer on `gpu`. */
   constructor(gpu: Gpu, length: number, label?: string) {
     this.length = length;
+    this.#gpu = gpu;
     this.#buffer = gpu.device.createBuffer({
       size: Math.max(16, Math.ceil(length / 4) * 16),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -47,8 +49,11 @@ export class Readback {
    * Maps the first `length` elements once the queue has run every copy submitted before, passes
    * them to `use` and unmaps: the bytes are valid only during `use`, which copies what it keeps.
    * Only one map may be pending at a time, and no copy into the buffer may be submitted meanwhile.
+   *
+   * @throws {GpuError} first, when a kernel recorded so far was invalid ({@linkcode checkErrors}).
    */
   async mapRead<T>(length: number, use: (bytes: ArrayBuffer) => T): Promise<T> {
+    await checkErrors(this.#gpu);
     const bytes = Math.max(4, length * 4);
     await this.#buffer.mapAsync(GPUMapMode.READ, 0, bytes);
     try {
