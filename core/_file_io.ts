@@ -76,11 +76,6 @@ export async function writeAtomic(path: string, write: (file: Deno.FsFile) => Pr
   await (await writeTemp(path, write)).commit();
 }
 
-/** Writes all of `bytes` to `file`. */
-export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let n = 0; n < bytes.length;) n += await file.write(bytes.subarray(n));
-}
-
 /** Fills `buf` from `file` at byte `position`; returns false when the file ends first. */
 export async function readAt(file: Deno.FsFile, position: number, buf: Uint8Array): Promise<boolean> {
   await file.seek(position, Deno.SeekMode.Start);

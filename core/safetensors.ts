@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { CheckpointError, openCheckpointFile, readAt, writeAll, writeAtomic } from "./_file_io.ts";
+import { writeAll } from "@inheritune/data";
+import { CheckpointError, openCheckpointFile, readAt, writeAtomic } from "./_file_io.ts";
 
 export { CheckpointError };
 

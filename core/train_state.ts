@@ -6,8 +6,9 @@
  * @module
  */
 import { join } from "node:path";
+import { writeAll } from "@inheritune/data";
 import { CheckpointError, readSafetensors, type TensorData, writeSafetensors } from "./safetensors.ts";
-import { writeAll, writeAtomic } from "./_file_io.ts";
+import { writeAtomic } from "./_file_io.ts";
 import type { ParamMap } from "./params.ts";
 
 /** What a resumed run needs besides the model. */

@@ -21,6 +21,7 @@
 export * from "./corpus.ts";
 export * from "./dataset.ts";
 export * from "./errors.ts";
+export * from "./io.ts";
 export * from "./meta.ts";
 export * from "./prepare.ts";
 export * from "./random.ts";
