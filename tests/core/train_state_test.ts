@@ -9,8 +9,7 @@ import {
   AdamW,
   CheckpointError,
   createModel,
-  type GPT2Config,
-  initParams,
+  loadModel,
   loadTrainingState,
   OPTIMIZER_FILE,
   saveTrainingState,
@@ -19,15 +18,7 @@ import {
 import { arraySource, BatchSampler, DataError } from "@inheritune/data";
 import { getGpu } from "@inheritune/kernels";
 import { runCli, withTempDir } from "../_util.ts";
-
-const TINY: GPT2Config = {
-  n_layer: 1,
-  n_head: 2,
-  n_embd: 32,
-  vocab_size: 64,
-  n_positions: 16,
-  layer_norm_epsilon: 1e-5,
-};
+import { FIXTURES } from "./_fixtures.ts";
 
 /** Writes a valid training state of two moments at step 3 into `dir`. */
 async function saveState(dir: string): Promise<void> {
@@ -70,7 +61,8 @@ Deno.test("loadTrainingState rejects a damaged state.json or optimizer file with
 
 Deno.test("AdamW.restore rejects moments that are missing or of another size with a CheckpointError", async () => {
   const gpu = await getGpu();
-  const model = createModel(gpu, TINY, initParams(TINY, 1), { B: 1, T: 4, training: true });
+  const { config, params } = await loadModel(FIXTURES + "gpt2_tiny");
+  const model = createModel(gpu, config, params, { B: 1, T: 4, training: true });
   try {
     const opt = new AdamW(model);
     const full = await opt.download();
