@@ -9,7 +9,13 @@
  */
 import { fileURLToPath } from "node:url";
 import { getGpu } from "@inheritune/kernels";
-import { checkpointTokenizer, loadModel, runExperiment, type Variant, type VariantResult } from "@inheritune/core";
+import {
+  checkpointTokenizer,
+  loadModel,
+  runExperiment,
+  type Variant,
+  type VariantResult,
+} from "@inheritune/core";
 import { type DocumentsOption, prepare } from "@inheritune/data";
 import { analyzeModel } from "@inheritune/eval";
 import { type CommandSpec, intFlag, parseCommand, UsageError } from "./_flags.ts";
@@ -109,18 +115,31 @@ const VARIANTS: Record<string, Variant> = {
 /** The command line of `deno task train --experiment`. */
 export const COMMAND = {
   name: "train --experiment",
-  summary: "the Inheritune experiment: inherited targets against scratch at an equal budget, evaluated on held-out text",
-  usage: "[NAME] [--variants inherited,scratch,attn,mlp,even,last,ranked,reinit] [--layers N] [--steps S] [--out DIR]",
+  summary:
+    "the Inheritune experiment: inherited targets against scratch at an equal budget, evaluated on held-out text",
+  usage:
+    "[NAME] [--variants inherited,scratch,attn,mlp,even,last,ranked,reinit] [--layers N] [--steps S] [--out DIR]",
   flags: {
     experiment: { type: "string", arg: "[NAME]", help: "stories or brown", default: "stories" },
-    variants: { type: "string", arg: "LIST", help: `models to train: ${Object.keys(VARIANTS).join(", ")}`, default: "inherited,scratch" },
+    variants: {
+      type: "string",
+      arg: "LIST",
+      help: `models to train: ${Object.keys(VARIANTS).join(", ")}`,
+      default: "inherited,scratch",
+    },
     layers: { type: "string", arg: "N", help: "blocks of the targets (default the experiment's)" },
-    reinit: { type: "string", arg: "NAMES", help: "what the reinit variant initialises afresh (default the experiment's)" },
+    reinit: {
+      type: "string",
+      arg: "NAMES",
+      help: "what the reinit variant initialises afresh (default the experiment's)",
+    },
     steps: { type: "string", arg: "S", help: "optimizer steps per variant (default the experiment's)" },
     out: { type: "string", arg: "DIR", help: "run folder (default runs/inheritune-<time>)" },
   },
   notes: Object.entries(EXPERIMENTS).map(([name, e]) =>
-    `${name.padEnd(8)} ${e.description}: ${e.steps} steps of ${e.B}x${e.T} on ${e.subset * 100}% of the training split`
+    `${name.padEnd(8)} ${e.description}: ${e.steps} steps of ${e.B}x${e.T} on ${
+      e.subset * 100
+    }% of the training split`
   ),
   examples: [
     "deno task train",
@@ -132,7 +151,9 @@ export const COMMAND = {
 /** `--experiment` without a name (last, or before another flag) names the default. */
 function withExperimentDefault(args: string[]): string[] {
   return args.map((a, i) =>
-    a === "--experiment" && (i === args.length - 1 || args[i + 1].startsWith("-")) ? "--experiment=stories" : a
+    a === "--experiment" && (i === args.length - 1 || args[i + 1].startsWith("-"))
+      ? "--experiment=stories"
+      : a
   );
 }
 
@@ -142,13 +163,17 @@ export async function main(args: string[] = []): Promise<void> {
   if (!f) return;
   const name = (f.experiment ?? "stories") as string;
   if (!Object.hasOwn(EXPERIMENTS, name)) {
-    throw new UsageError(`unknown experiment ${JSON.stringify(name)}: use ${Object.keys(EXPERIMENTS).join(" or ")}`);
+    throw new UsageError(
+      `unknown experiment ${JSON.stringify(name)}: use ${Object.keys(EXPERIMENTS).join(" or ")}`,
+    );
   }
   const d = EXPERIMENTS[name as keyof typeof EXPERIMENTS];
   const steps = intFlag(f.steps, "steps", { fallback: d.steps, min: 1 });
   const names = String(f.variants ?? "inherited,scratch").split(",").map((v) => v.trim());
   for (const v of names) {
-    if (!VARIANTS[v]) throw new UsageError(`unknown variant ${JSON.stringify(v)}: use ${Object.keys(VARIANTS).join(", ")}`);
+    if (!VARIANTS[v]) {
+      throw new UsageError(`unknown variant ${JSON.stringify(v)}: use ${Object.keys(VARIANTS).join(", ")}`);
+    }
   }
   const reference = await loadModel(d.reference);
   const layers = intFlag(f.layers, "layers", { fallback: d.layers, min: 1, max: reference.config.n_layer });
@@ -157,12 +182,22 @@ export async function main(args: string[] = []): Promise<void> {
   // One prepared folder per experiment and tokenizer definition, so a stale one is never reused.
   const data = `runs/data/${name}-${tokenizer.hash.slice(0, 12)}`;
   if (!await Deno.stat(`${data}/meta.json`).then(() => true, () => false)) {
-    console.log(`preparing ${d.inputs.join(", ")} with the reference's ${tokenizer.name} tokenizer into ${data}`);
-    await prepare({ inputs: d.inputs, out: data, tokenizer, documents: d.documents, valFraction: d.valFraction });
+    console.log(
+      `preparing ${d.inputs.join(", ")} with the reference's ${tokenizer.name} tokenizer into ${data}`,
+    );
+    await prepare({
+      inputs: d.inputs,
+      out: data,
+      tokenizer,
+      documents: d.documents,
+      valFraction: d.valFraction,
+    });
   }
   using dataset = await openModelData(data, { vocabSize: reference.config.vocab_size, tokenizer });
   const val = validationSplit(dataset, d.T);
-  if (!val) throw new UsageError(`${data}: the validation split is shorter than one window of ${d.T + 1} tokens`);
+  if (!val) {
+    throw new UsageError(`${data}: the validation split is shorter than one window of ${d.T + 1} tokens`);
+  }
   const gpu = await getGpu();
   const out = typeof f.out === "string"
     ? f.out
@@ -207,7 +242,9 @@ export async function main(args: string[] = []): Promise<void> {
   });
   for (const v of ["reference", ...names]) {
     const r = summary[v] as VariantResult;
-    console.log(`${v.padEnd(10)} val_loss ${r.val_loss.toFixed(4)}  (${r.n_layer} blocks)  ${JSON.stringify(r.sample)}`);
+    console.log(
+      `${v.padEnd(10)} val_loss ${r.val_loss.toFixed(4)}  (${r.n_layer} blocks)  ${JSON.stringify(r.sample)}`,
+    );
   }
   console.log(`wrote ${out}/summary.json, ${out}/report.md and ${out}/curves.svg`);
 }

@@ -127,7 +127,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     model.destroy();
     return r;
   };
-  const prompt = options.tokenizer && promptTokens(options.tokenizer, options.samplePrompt ?? "Once upon a time");
+  const prompt = options.tokenizer &&
+    promptTokens(options.tokenizer, options.samplePrompt ?? "Once upon a time");
   const sample = async (model: Checkpoint): Promise<string | undefined> => {
     if (!prompt || !options.tokenizer) return undefined;
     const ids = await generate(gpu, model, {
@@ -225,8 +226,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
 /** Where a variant's weights come from: "blocks 0,1", "blocks 0,1 (attn only), norm re-initialised", "fresh init". */
 function describe(variant: Variant, blocks?: number[]): string {
   if (!variant.inherit || !blocks) return "fresh init";
-  const only = variant.inherit.only && variant.inherit.only !== "both" ? ` (${variant.inherit.only} only)` : "";
-  const reinit = variant.inherit.reinit?.length ? `; ${variant.inherit.reinit.join(", ")} re-initialised` : "";
+  const only = variant.inherit.only && variant.inherit.only !== "both"
+    ? ` (${variant.inherit.only} only)`
+    : "";
+  const reinit = variant.inherit.reinit?.length
+    ? `; ${variant.inherit.reinit.join(", ")} re-initialised`
+    : "";
   return `reference blocks ${blocks.join(",")}${only}${reinit}`;
 }
 
