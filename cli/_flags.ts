@@ -6,9 +6,10 @@
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { INHERIT_DEFAULTS, type InheritOptions, type Selection } from "@inheritune/core";
+import { UserError } from "@inheritune/data";
 
 /** A usage error: the command line is wrong. Printed as one line, exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends UserError {
   /** Creates the error with its one-line message. */
   constructor(message: string) {
     super(message);

@@ -3,23 +3,20 @@
  *
  * @module
  */
+import { UserError } from "@inheritune/data";
 
-/** Error names that mean the user can fix the input: exit 2. */
-const USER_ERRORS = new Set([
-  "UsageError",
-  "ConfigError",
-  "InheritError",
-  "DataError",
-  "CheckpointError",
-  "GpuError",
-  "NotFound",
-  "PermissionDenied",
-]);
-
-function isUserError(e: unknown): e is Error {
-  if (!(e instanceof Error)) return false;
-  const code = (e as { code?: unknown }).code;
-  return USER_ERRORS.has(e.name) || (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"));
+/**
+ * Whether the user can fix what `e` reports, which exits 2: our {@linkcode UserError}s, Deno's
+ * missing-file and permission errors, and parseArgs' errors (codes `ERR_PARSE_ARGS_*`).
+ */
+function isUserError(e: unknown): boolean {
+  if (
+    e instanceof UserError || e instanceof Deno.errors.NotFound || e instanceof Deno.errors.PermissionDenied
+  ) {
+    return true;
+  }
+  const code = (e as { code?: unknown } | null)?.code;
+  return e instanceof Error && typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
 }
 
 /**

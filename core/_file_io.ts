@@ -1,10 +1,41 @@
 /**
- * File helpers for checkpoints: writes that land atomically (a temporary name in the same folder,
- * synced, then renamed over the target) and exact positional reads.
+ * File helpers for checkpoints: the error of a checkpoint file, opening one for reading, writes
+ * that land atomically (a temporary name in the same folder, synced, then renamed over the target)
+ * and exact positional reads.
  *
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { UserError } from "@inheritune/data";
+
+/** A checkpoint file that cannot be read or written; the one-line message names the file and the problem. */
+export class CheckpointError extends UserError {
+  /** Creates the error with its one-line message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "CheckpointError";
+  }
+}
+
+/**
+ * Opens the checkpoint file `path` for reading, with its size.
+ *
+ * @throws {CheckpointError} `"<path>: cannot open (<reason>)"` when it cannot be opened.
+ */
+export async function openCheckpointFile(path: string): Promise<{ file: Deno.FsFile; size: number }> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    throw new CheckpointError(`${path}: cannot open (${(e as Error).message})`);
+  }
+  try {
+    return { file, size: (await file.stat()).size };
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
 
 /** A file fully written under a temporary name, waiting to be renamed over its target. */
 export interface PendingFile {
@@ -43,11 +74,6 @@ export async function writeTemp(
 /** Writes `path` atomically: readers see either the old file or the complete new one. */
 export async function writeAtomic(path: string, write: (file: Deno.FsFile) => Promise<void>): Promise<void> {
   await (await writeTemp(path, write)).commit();
-}
-
-/** Writes all of `bytes` to `file`. */
-export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let n = 0; n < bytes.length;) n += await file.write(bytes.subarray(n));
 }
 
 /** Fills `buf` from `file` at byte `position`; returns false when the file ends first. */

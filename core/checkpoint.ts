@@ -7,6 +7,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
+import { writeAll } from "@inheritune/data";
 import { ConfigError, familyName, type ModelConfig, validateConfig } from "./config.ts";
 import { familyByName, paramSpecs } from "./model.ts";
 import { LLAMA_EMBED, LLAMA_HEAD } from "./llama.ts";
@@ -19,7 +20,7 @@ import {
   type TensorData,
   writeSafetensors,
 } from "./safetensors.ts";
-import { type PendingFile, readAt, writeAll, writeTemp } from "./_file_io.ts";
+import { type PendingFile, readAt, writeTemp } from "./_file_io.ts";
 import { loadGgufModel } from "./gguf_model.ts";
 import { LLMC_MAGIC, loadLlama2c, loadLlmc } from "./llm_binaries.ts";
 

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { UserError } from "@inheritune/data";
 
 /** What every family's configuration has. */
 export interface BaseConfig {
@@ -80,7 +81,7 @@ export const GPT2_124M: GPT2Config = {
 };
 
 /** An invalid configuration: one line naming the field. */
-export class ConfigError extends Error {
+export class ConfigError extends UserError {
   /** Creates the error with its one-line message. */
   constructor(message: string) {
     super(message);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { IGNORE_INDEX, Recorder, write } from "@inheritune/kernels";
+import { IGNORE_INDEX, Readback, Recorder, write } from "@inheritune/kernels";
 import type { LanguageModel } from "./model.ts";
 
 /** Random access to a split's tokens (implemented by `@inheritune/data`). */
@@ -48,13 +48,10 @@ export async function validationLoss(
   const rec = new Recorder(gpu);
   model.recordForward(rec);
   const batches = Math.ceil(windows / B);
-  const rowBytes = B * T * 4;
-  const staging = gpu.device.createBuffer({
-    size: rowBytes * Math.min(batches, BATCHES_PER_READ),
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  const tokens = new Uint32Array(B * T);
-  const targets = new Uint32Array(B * T);
+  const BT = B * T;
+  const staging = new Readback(gpu, BT * Math.min(batches, BATCHES_PER_READ), "validation losses");
+  const tokens = new Uint32Array(BT);
+  const targets = new Uint32Array(BT);
   let sum = 0;
   let count = 0;
   for (let first = 0; first < batches; first += BATCHES_PER_READ) {
@@ -75,15 +72,15 @@ export async function validationLoss(
       write(gpu, model.targets, targets);
       const enc = gpu.device.createCommandEncoder();
       rec.encode(enc);
-      enc.copyBufferToBuffer(model.losses.buffer, 0, staging, i * rowBytes, rowBytes);
+      staging.copy(enc, model.losses, i * BT);
       gpu.device.queue.submit([enc.finish()]);
     }
-    await staging.mapAsync(GPUMapMode.READ, 0, n * rowBytes);
-    const losses = new Float32Array(staging.getMappedRange(0, n * rowBytes));
     const rows = Math.min(n * B, windows - first * B);
-    for (let i = 0; i < rows * T; i++) sum += losses[i];
+    await staging.mapRead(n * BT, (bytes) => {
+      const losses = new Float32Array(bytes);
+      for (let i = 0; i < rows * T; i++) sum += losses[i];
+    });
     count += rows * T;
-    staging.unmap();
   }
   staging.destroy();
   rec.destroy();

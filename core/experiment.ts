@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { BatchSampler, type Tokenizer, type TokenSource } from "@inheritune/data";
+import { BatchSampler, type Tokenizer, type TokenSource, writeAll } from "@inheritune/data";
 import { join } from "node:path";
 import type { Gpu } from "@inheritune/kernels";
 import type { Checkpoint } from "./checkpoint.ts";
@@ -18,7 +18,7 @@ import { countParams, createModel } from "./model.ts";
 import { type Curve, lossCurvesSvg, markdownTable } from "./report.ts";
 import { type StepMetrics, train, TRAINER_DEFAULTS } from "./trainer.ts";
 import { generate, promptTokens } from "./generate.ts";
-import { writeAll, writeAtomic } from "./_file_io.ts";
+import { writeAtomic } from "./_file_io.ts";
 
 /** One model to train: inherited with `inherit`, or from scratch when it is absent. */
 export interface Variant {

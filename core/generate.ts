@@ -21,10 +21,9 @@ import {
   rowView,
   write,
 } from "@inheritune/kernels";
-import { DataError, type Tokenizer } from "@inheritune/data";
+import { DataError, Rng, type Tokenizer } from "@inheritune/data";
 import type { Checkpoint } from "./checkpoint.ts";
 import { createModel } from "./model.ts";
-import { Rng } from "./random.ts";
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions {

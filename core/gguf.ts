@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { readAt } from "./_file_io.ts";
+import { openCheckpointFile, readAt } from "./_file_io.ts";
 import { CheckpointError, decodeFloats, type FloatDtype } from "./safetensors.ts";
 
 /** A metadata value: numbers (64-bit integers as bigint), booleans, strings, or arrays of them. */
@@ -207,14 +207,8 @@ function dequantizeQ8_0(bytes: Uint8Array, n: number): Float32Array {
  * corrupt header, or tensor data running past the end of the file.
  */
 export async function openGguf(path: string): Promise<GgufFile> {
-  let file: Deno.FsFile;
+  const { file, size } = await openCheckpointFile(path);
   try {
-    file = await Deno.open(path, { read: true });
-  } catch (e) {
-    throw new CheckpointError(`${path}: cannot open (${(e as Error).message})`);
-  }
-  try {
-    const size = (await file.stat()).size;
     const c = new Cursor(file, size, path);
     if (size < 24 || await c.u32() !== MAGIC) {
       throw new CheckpointError(`${path}: not a GGUF file (no "GGUF" magic)`);

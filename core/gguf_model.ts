@@ -11,7 +11,7 @@ import type { Checkpoint } from "./checkpoint.ts";
 import { ConfigError, type LlamaConfig, validateConfig } from "./config.ts";
 import { type GgufFile, type GgufValue, openGguf } from "./gguf.ts";
 import { fromInterleavedRope, LLAMA_EMBED, LLAMA_HEAD, LLAMA_NORM, llamaParamSpecs } from "./llama.ts";
-import type { ParamMap } from "./params.ts";
+import type { ParamMap, ParamSpec } from "./params.ts";
 import { ggufTokenizerFiles } from "./tokenizer.ts";
 import { CheckpointError } from "./safetensors.ts";
 
@@ -28,8 +28,8 @@ const BLOCK_NAMES: Record<string, string> = {
   "mlp.down_proj.weight": "ffn_down.weight",
 };
 
-/** The GGUF name of a table tensor. */
-function ggufName(spec: { name: string; layer: number; key: string }): string {
+/** llama.cpp's name in a GGUF file of a LLaMA parameter-table tensor. */
+export function ggufTensorName(spec: ParamSpec): string {
   if (spec.layer >= 0) return `blk.${spec.layer}.${BLOCK_NAMES[spec.key]}`;
   return {
     [LLAMA_EMBED]: "token_embd.weight",
@@ -117,7 +117,7 @@ export async function loadGgufModel(path: string): Promise<Checkpoint> {
     const hs = config.n_embd / config.n_head;
     const params: ParamMap = new Map();
     for (const spec of llamaParamSpecs(config)) {
-      const name = ggufName(spec);
+      const name = ggufTensorName(spec);
       const tensor = gguf.tensors.get(name);
       if (!tensor) throw new CheckpointError(`${path}: tensor ${name} is missing`);
       if (tensor.shape.join(",") !== spec.shape.join(",")) {

@@ -8,12 +8,13 @@
  */
 import { join } from "node:path";
 import type { Gpu } from "@inheritune/kernels";
+import { writeAll } from "@inheritune/data";
 import { type Checkpoint, saveModel } from "./checkpoint.ts";
 import { type TokenReader, validationLoss } from "./evaluate.ts";
 import { inherit } from "./inherit.ts";
 import { createModel, family, paramSpecs } from "./model.ts";
 import { type BatchSource, type StepMetrics, train } from "./trainer.ts";
-import { writeAll, writeAtomic } from "./_file_io.ts";
+import { writeAtomic } from "./_file_io.ts";
 
 /** Options of {@linkcode grow}. */
 export interface GrowOptions {

@@ -12,12 +12,12 @@
  *
  * @module
  */
+import { Rng, UserError } from "@inheritune/data";
 import type { Checkpoint } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
 import { initTensor } from "./init.ts";
 import { family, paramSpecs } from "./model.ts";
 import type { ParamMap, ParamSpec } from "./params.ts";
-import { Rng } from "./random.ts";
 
 /** How blocks are chosen. */
 export type Selection = "first" | "even" | "last" | "list" | "ranked";
@@ -46,7 +46,7 @@ export interface InheritOptions {
 }
 
 /** A bad inheritance request (n = 0, n > depth, unknown block...); one line, exit code 2. */
-export class InheritError extends Error {
+export class InheritError extends UserError {
   /** Creates the error with its one-line message. */
   constructor(message: string) {
     super(message);

@@ -4,10 +4,10 @@
  *
  * @module
  */
+import { Rng } from "@inheritune/data";
 import type { ModelConfig } from "./config.ts";
 import { paramSpecs } from "./model.ts";
 import { numel, type ParamMap, type ParamSpec } from "./params.ts";
-import { Rng } from "./random.ts";
 
 /** Initial value of one parameter tensor, drawn from `rng`. */
 export function initTensor(spec: ParamSpec, config: ModelConfig, rng: Rng): Float32Array {

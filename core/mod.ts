@@ -8,7 +8,6 @@
 export * from "./config.ts";
 export * from "./params.ts";
 export * from "./model.ts";
-export * from "./random.ts";
 export * from "./init.ts";
 export * from "./gpt2.ts";
 export * from "./llama.ts";

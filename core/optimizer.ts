@@ -18,6 +18,8 @@ import {
 } from "@inheritune/kernels";
 import type { ParamMap } from "./params.ts";
 import type { LanguageModel } from "./model.ts";
+import { CheckpointError } from "./safetensors.ts";
+import { OPTIMIZER_FILE } from "./train_state.ts";
 import { downloadAll } from "./_transformer.ts";
 
 /** AdamW hyper-parameters (PyTorch names; defaults as GPT-2/nanoGPT). */
@@ -108,12 +110,22 @@ export class AdamW {
     return await downloadAll(this.#gpu, named);
   }
 
-  /** Restores moments saved by {@linkcode AdamW.download} and the step counter. */
+  /**
+   * Restores moments saved by {@linkcode AdamW.download} and the step counter.
+   *
+   * @throws {CheckpointError} when a moment of the model is missing or has another size.
+   */
   restore(moments: ParamMap, step: number): void {
     for (const [prefix, views] of [["m", this.#m], ["v", this.#v]] as const) {
       for (const [name, view] of views) {
         const data = moments.get(`${prefix}.${name}`);
-        if (!data || data.length !== view.length) throw new Error(`training state lacks ${prefix}.${name}`);
+        if (!data || data.length !== view.length) {
+          throw new CheckpointError(
+            `${OPTIMIZER_FILE}: ${prefix}.${name} ${
+              data ? `has ${data.length} elements, the model ${view.length}` : "is missing"
+            }`,
+          );
+        }
         write(this.#gpu, view, data);
       }
     }

@@ -72,8 +72,18 @@ export function lossCurvesSvg(curves: Curve[], options: { reference?: number; ti
   return out.join("\n") + "\n";
 }
 
-/** A Markdown table: `header` then one row per entry of `rows`. */
-export function markdownTable(header: string[], rows: (string | number)[][]): string {
-  const line = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
-  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n") + "\n";
+/**
+ * A Markdown table: `header` then one row per entry of `rows`, each line ending in a newline; `|`
+ * inside a cell is escaped. `options.alignRight` right-aligns every column after the first (the
+ * numbers of a comparison table).
+ */
+export function markdownTable(
+  header: string[],
+  rows: (string | number)[][],
+  options: { alignRight?: boolean } = {},
+): string {
+  const line = (cells: (string | number)[]): string =>
+    `| ${cells.map((c) => String(c).replaceAll("|", "\\|")).join(" | ")} |`;
+  const rule = header.map((_, c) => (c > 0 && options.alignRight ? "---:" : "---"));
+  return [line(header), line(rule), ...rows.map(line)].join("\n") + "\n";
 }

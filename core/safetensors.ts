@@ -9,16 +9,10 @@
  *
  * @module
  */
-import { readAt, writeAll, writeAtomic } from "./_file_io.ts";
+import { writeAll } from "@inheritune/data";
+import { CheckpointError, openCheckpointFile, readAt, writeAtomic } from "./_file_io.ts";
 
-/** A checkpoint file that cannot be read or written; the one-line message names the file and the problem. */
-export class CheckpointError extends Error {
-  /** Creates the error with its one-line message. */
-  constructor(message: string) {
-    super(message);
-    this.name = "CheckpointError";
-  }
-}
+export { CheckpointError };
 
 /** Element types that can be read into, and written from, a `Float32Array`. */
 export type FloatDtype = "F32" | "F16" | "BF16";
@@ -208,14 +202,8 @@ export async function readSafetensors(
   path: string,
   options: ReadSafetensorsOptions = {},
 ): Promise<SafetensorsContents> {
-  let file: Deno.FsFile;
+  const { file, size } = await openCheckpointFile(path);
   try {
-    file = await Deno.open(path, { read: true });
-  } catch (e) {
-    throw new CheckpointError(`${path}: cannot open (${(e as Error).message})`);
-  }
-  try {
-    const size = (await file.stat()).size;
     const lengthBytes = new Uint8Array(8);
     if (!await readAt(file, 0, lengthBytes)) {
       throw new CheckpointError(`${path}: file is ${size} bytes, too short for the 8-byte header length`);

@@ -6,8 +6,9 @@
  * @module
  */
 import { join } from "node:path";
+import { writeAll } from "@inheritune/data";
 import { CheckpointError, readSafetensors, type TensorData, writeSafetensors } from "./safetensors.ts";
-import { writeAll, writeAtomic } from "./_file_io.ts";
+import { writeAtomic } from "./_file_io.ts";
 import type { ParamMap } from "./params.ts";
 
 /** What a resumed run needs besides the model. */
@@ -40,6 +41,7 @@ export async function saveTrainingState(dir: string, state: TrainingState): Prom
  * Reads the training state of `dir`.
  *
  * @throws {CheckpointError} when a file is missing or unreadable, or the two files disagree.
+ * `batches` is returned as read, for the batch source to check.
  */
 export async function loadTrainingState(dir: string): Promise<TrainingState> {
   const path = join(dir, STATE_FILE);
@@ -49,7 +51,12 @@ export async function loadTrainingState(dir: string): Promise<TrainingState> {
   } catch (e) {
     throw new CheckpointError(`${path}: cannot resume (${(e as Error).message.split("\n")[0]})`);
   }
-  if (typeof parsed.step !== "number") throw new CheckpointError(`${path}: no step recorded`);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new CheckpointError(`${path}: cannot resume (not a JSON object)`);
+  }
+  if (!Number.isSafeInteger(parsed.step) || (parsed.step as number) < 0) {
+    throw new CheckpointError(`${path}: no step recorded`);
+  }
   const { tensors, metadata } = await readSafetensors(join(dir, OPTIMIZER_FILE));
   if (metadata.step !== String(parsed.step)) {
     throw new CheckpointError(
@@ -58,5 +65,5 @@ export async function loadTrainingState(dir: string): Promise<TrainingState> {
   }
   const moments: ParamMap = new Map();
   for (const [name, t] of tensors) moments.set(name, t.data);
-  return { step: parsed.step, moments, batches: parsed.batches, meta: parsed.meta };
+  return { step: parsed.step as number, moments, batches: parsed.batches, meta: parsed.meta };
 }

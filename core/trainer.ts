@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type Gpu, Recorder, write } from "@inheritune/kernels";
+import { type Gpu, Readback, Recorder, write } from "@inheritune/kernels";
 import { join } from "node:path";
 import type { ModelConfig } from "./config.ts";
 import { type TokenReader, validationLoss } from "./evaluate.ts";
@@ -165,11 +165,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const update = new Recorder(gpu);
   opt.record(update, model);
 
-  const ring = Array.from({ length: READBACK_RING }, () =>
-    gpu.device.createBuffer({
-      size: Math.max(16, accumulation * 4),
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    }));
+  const ring = Array.from({ length: READBACK_RING }, () => new Readback(gpu, accumulation, "step losses"));
   const pending: Promise<StepMetrics>[] = [];
   const history: StepMetrics[] = [];
   const start = performance.now();
@@ -207,7 +203,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const enc = gpu.device.createCommandEncoder();
       if (i === 0) zero.encode(enc);
       micro.encode(enc);
-      if (logging) enc.copyBufferToBuffer(model.loss.buffer, 0, ring[slot], i * 4, 4);
+      if (logging) ring[slot].copy(enc, model.loss, i);
       if (i === accumulation - 1) {
         opt.prepare(lr);
         update.encode(enc);
@@ -223,7 +219,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       evaluated = valLoss;
     }
     if (logging) {
-      const buffer = ring[slot];
       // Throughput between submissions of logged steps: the CPU is held at most one log interval
       // ahead of the GPU (below), so in steady state this is the GPU's rate. Readbacks resolve in
       // bursts, so timing their resolution would not be.
@@ -241,10 +236,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       lastLogTime = now;
       lastLogTokens = tokensSeen;
       pending.push(
-        buffer.mapAsync(GPUMapMode.READ).then(() => {
-          const losses = new Float32Array(buffer.getMappedRange(0, accumulation * 4));
-          m.loss = losses.reduce((a, b) => a + b, 0) / accumulation;
-          buffer.unmap();
+        ring[slot].mapRead(accumulation, (bytes) => {
+          m.loss = new Float32Array(bytes, 0, accumulation).reduce((a, b) => a + b, 0) / accumulation;
           return m;
         }),
       );

@@ -1,4 +1,5 @@
 /** Seeded randomness for subsets and shuffles: the same seed gives the same order on every machine. */
+import { Rng } from "./random.ts";
 
 /** A 32-bit seed from `seed` and a stream number (e.g. the epoch), well mixed (murmur3 finaliser). */
 export function mixSeed(seed: number, stream: number): number {
@@ -10,15 +11,9 @@ export function mixSeed(seed: number, stream: number): number {
 
 /** Uniform integers in `[0, n)` for n ≤ 2^32 from a 32-bit seed (mulberry32, 2 draws for 53 bits). */
 export function randomInts(seed: number): (n: number) => number {
-  let s = seed >>> 0;
-  const next = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-  return (n: number): number => Math.floor(((next() >>> 5) * 67108864 + (next() >>> 6)) / 2 ** 53 * n);
+  const rng = new Rng(seed);
+  return (n: number): number =>
+    Math.floor(((rng.uint32() >>> 5) * 67108864 + (rng.uint32() >>> 6)) / 2 ** 53 * n);
 }
 
 /** Shuffles `items` in place (Fisher-Yates) with the given integer source. */

@@ -187,9 +187,13 @@ export class BatchSampler {
    * Continues from a saved position: the next batch is the one the saving sampler would have
    * returned. B may differ (positions count windows, not batches).
    *
-   * @throws {DataError} when the state was saved by a sampler with other windows or order.
+   * @throws {DataError} when the state is not a sampler's, or was saved by a sampler with other
+   * windows or order.
    */
   restore(state: SamplerState): void {
+    if (typeof state !== "object" || state === null) {
+      throw new DataError(`sampler state is ${JSON.stringify(state) ?? "missing"}, not a sampler's position`);
+    }
     const mine = this.state();
     for (const key of ["windowsPerEpoch", "T", "shuffle", "seed"] as const) {
       if (state[key] !== mine[key]) {

@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { DataError } from "./errors.ts";
+import { writeAll } from "./io.ts";
 
 /** Bytes before the first token: 256 int32. */
 export const HEADER_BYTES = 1024;
@@ -216,10 +217,6 @@ export class ShardWriter {
     this.#file = null;
     this.#inShard = 0;
   }
-}
-
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await file.write(bytes.subarray(off));
 }
 
 async function sha256File(path: string): Promise<string> {

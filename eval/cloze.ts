@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { Rng } from "@inheritune/core";
+import { Rng } from "@inheritune/data";
 import type { Tokenizer, TokenSource } from "@inheritune/data";
 import type { Task, TaskItem } from "./tasks.ts";
 

@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { type Checkpoint, checkpointTokenizer, createModel, type ModelConfig } from "@inheritune/core";
+import {
+  type Checkpoint,
+  checkpointTokenizer,
+  countParams,
+  createModel,
+  type ModelConfig,
+} from "@inheritune/core";
 import { getGpu, type Gpu } from "@inheritune/kernels";
 import { DataError, type Tokenizer, type TokenSource } from "@inheritune/data";
 import type { LineProblem, Task } from "./tasks.ts";
@@ -54,13 +60,6 @@ export interface EvaluateOptions {
   gpu?: Gpu;
 }
 
-/** Number of parameters of a checkpoint. */
-export function countParams(checkpoint: Checkpoint): number {
-  let n = 0;
-  for (const p of checkpoint.params.values()) n += p.length;
-  return n;
-}
-
 /**
  * Evaluates `model` on validation text and zero-shot tasks.
  *
@@ -76,7 +75,7 @@ export async function evaluateModel(
   const tokenizer = await checkpointTokenizer(model, model.name);
   const ctx = options.ctx ?? config.n_positions;
   const batchFor = (T: number): number => options.batch ?? Math.max(1, Math.floor(TOKENS_PER_BATCH / T));
-  const report: ModelReport = { model: model.name, params: countParams(model), config, tasks: [] };
+  const report: ModelReport = { model: model.name, params: countParams(config), config, tasks: [] };
 
   if (options.text) {
     const { source, tokenizer: dataTokenizer } = options.text;

@@ -24,7 +24,6 @@
  */
 export * from "./tasks.ts";
 export * from "./cloze.ts";
-export * from "./greedy.ts";
 export * from "./scorer.ts";
 export * from "./text.ts";
 export * from "./zero_shot.ts";

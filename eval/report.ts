@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { markdownTable } from "@inheritune/core";
 import type { ModelReport } from "./evaluate.ts";
 
 /** A table: header and rows of cells. */
@@ -71,10 +72,7 @@ export function formatText(table: Table): string {
   );
 }
 
-/** `table` as a Markdown table, numbers right-aligned. */
+/** `table` as a Markdown table ({@linkcode markdownTable}), numbers right-aligned, no final newline. */
 export function formatMarkdown(table: Table): string {
-  const escape = (s: string): string => s.replaceAll("|", "\\|");
-  const line = (r: string[]): string => `| ${r.map(escape).join(" | ")} |`;
-  const rule = `|${table.header.map((_, c) => (c === 0 ? " --- " : " ---: ")).join("|")}|`;
-  return [line(table.header), rule, ...table.rows.map(line)].join("\n");
+  return markdownTable(table.header, table.rows, { alignRight: true }).trimEnd();
 }

@@ -6,9 +6,8 @@
  *
  * @module
  */
-import { createView, IGNORE_INDEX, Recorder, write } from "@inheritune/kernels";
+import { createView, IGNORE_INDEX, Readback, Recorder, targetRank, write } from "@inheritune/kernels";
 import type { LanguageModel } from "@inheritune/core";
-import { targetRank } from "./greedy.ts";
 
 /** Tokens to score: log p(`continuation` | `context`). */
 export interface ScoreRequest {
@@ -94,11 +93,8 @@ export async function scoreRequests(
   }
   const batches = Math.ceil(requests.length / B);
   const outputs = ranks ? 2 : 1;
-  const batchBytes = BT * 4 * outputs;
-  const staging = gpu.device.createBuffer({
-    size: Math.max(16, batchBytes * Math.min(batches, BATCHES_PER_READ)),
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
+  const perBatch = BT * outputs;
+  const staging = new Readback(gpu, perBatch * Math.min(batches, BATCHES_PER_READ), "scores");
   const tokens = new Uint32Array(BT);
   const targets = new Uint32Array(BT);
   const scores: Score[] = [];
@@ -121,27 +117,27 @@ export async function scoreRequests(
         write(gpu, model.targets, targets);
         const enc = gpu.device.createCommandEncoder();
         rec.encode(enc);
-        enc.copyBufferToBuffer(model.losses.buffer, model.losses.offset * 4, staging, i * batchBytes, BT * 4);
-        if (ranks) enc.copyBufferToBuffer(ranks.buffer, 0, staging, i * batchBytes + BT * 4, BT * 4);
+        staging.copy(enc, model.losses, i * perBatch);
+        if (ranks) staging.copy(enc, ranks, i * perBatch + BT);
         gpu.device.queue.submit([enc.finish()]);
       }
-      await staging.mapAsync(GPUMapMode.READ, 0, n * batchBytes);
-      const out = new Float32Array(staging.getMappedRange(0, n * batchBytes));
-      for (let i = 0; i < n; i++) {
-        const losses = out.subarray(i * BT * outputs, i * BT * outputs + BT);
-        const rank = ranks ? out.subarray(i * BT * outputs + BT, (i + 1) * BT * outputs) : undefined;
-        for (let b = 0; b < B && (first + i) * B + b < requests.length; b++) {
-          let logprob = 0;
-          let greedy = rank !== undefined;
-          for (let t = b * T; t < (b + 1) * T; t++) {
-            if (packed[i][t] === IGNORE_INDEX) continue;
-            logprob -= losses[t];
-            if (rank && rank[t] !== 0) greedy = false;
+      await staging.mapRead(n * perBatch, (bytes) => {
+        const out = new Float32Array(bytes);
+        for (let i = 0; i < n; i++) {
+          const losses = out.subarray(i * perBatch, i * perBatch + BT);
+          const rank = ranks ? out.subarray(i * perBatch + BT, (i + 1) * perBatch) : undefined;
+          for (let b = 0; b < B && (first + i) * B + b < requests.length; b++) {
+            let logprob = 0;
+            let greedy = rank !== undefined;
+            for (let t = b * T; t < (b + 1) * T; t++) {
+              if (packed[i][t] === IGNORE_INDEX) continue;
+              logprob -= losses[t];
+              if (rank && rank[t] !== 0) greedy = false;
+            }
+            scores.push({ logprob, greedy });
           }
-          scores.push({ logprob, greedy });
         }
-      }
-      staging.unmap();
+      });
     }
   } finally {
     staging.destroy();

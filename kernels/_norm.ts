@@ -11,7 +11,7 @@
  *
  * On a GPU one workgroup normalises one row, reducing through workgroup memory, so any C works;
  * on a CPU adapter the rows and parameters are first copied into rgba32float textures and each
- * invocation normalises one row alone, 4 channels at a time (see `scratchTexture` in device.ts).
+ * invocation normalises one row alone, 4 channels at a time (see `scratchTexture` in scratch.ts).
  * The parameter gradients sum rows in a fixed order, so they are the same bits on every run.
  *
  * @module
@@ -23,20 +23,16 @@ import {
   resolveColumnSplit,
 } from "./column_sums.ts";
 import {
-  copyToScratchTextures,
   CPU_WORKGROUP,
-  FLAT_INDEX_WGSL,
   type Gpu,
-  grid,
-  type Operands,
   type Recorder,
   requireLength,
-  TEXEL_WGSL,
   textureFits,
   Uniforms,
-  useTextureOperands,
   type View,
 } from "./device.ts";
+import { copyToScratchTextures, type Operands, TEXEL_WGSL, useTextureOperands } from "./scratch.ts";
+import { FLAT_INDEX_WGSL, grid } from "./elementwise.ts";
 
 /** Which normalisation: LayerNorm (mean, bias) or RMSNorm (neither). */
 export type NormKind = "layernorm" | "rmsnorm";

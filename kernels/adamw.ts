@@ -16,23 +16,18 @@
  */
 import {
   createView,
-  elementType,
-  FLAT_INDEX_WGSL,
   type Gpu,
   GpuError,
-  grid,
   type Recorder,
   reductionWorkgroup,
   requireLength,
   rowChunks,
   rowView,
   Uniforms,
-  vec4Elements,
   type View,
   write,
 } from "./device.ts";
-
-const WG = 256;
+import { elementType, ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from "./elementwise.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Global gradient norm
@@ -229,9 +224,9 @@ struct P { n: u32, wd: f32 }
 @group(0) @binding(5) var<storage, read> scale: array<f32>;
 @group(0) @binding(6) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${WG}u);
+  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (i >= p.n) { return; }
   let lr = hyper[0];
   let beta2 = hyper[2];

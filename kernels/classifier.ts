@@ -18,25 +18,20 @@
  */
 import {
   createView,
-  elementType,
-  FLAT_INDEX_WGSL,
   type Gpu,
   GpuError,
   type GpuLimits,
-  grid,
   type Recorder,
   reductionWorkgroup,
   requireLength,
   Uniforms,
-  vec4Elements,
   type View,
 } from "./device.ts";
+import { elementType, ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
 
 /** A target equal to this id contributes loss 0 and no gradient (PyTorch's `ignore_index`, as u32). */
 export const IGNORE_INDEX = 0xffffffff;
-
-const WG = 256;
 
 // ---------------------------------------------------------------------------------------------
 // Chunking and scratch
@@ -308,9 +303,9 @@ struct P { count: u32, n: u32, v0: u32, scale: f32 }
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
 @group(0) @binding(3) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${WG}u);
+  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (i >= p.count) { return; }
   let row = i * W / p.n;
   let col = p.v0 + i * W - row * p.n; // vocabulary id of the first logit
@@ -395,20 +390,22 @@ export function classifierBackward(rec: Recorder, args: ClassifierBackwardArgs):
 // ---------------------------------------------------------------------------------------------
 // Mean loss
 
-// One workgroup: strided partial sums, then a fixed tree, so the mean is the same bits every run.
+// One workgroup: strided partial sums, then a fixed tree, so the mean is the same bits every run
+// (its width is part of the summation order).
+const LOSS_MEAN_WG = 256;
 const LOSS_MEAN = /* wgsl */ `
 struct P { n: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 @group(0) @binding(1) var<storage, read> losses: array<f32>;
 @group(0) @binding(2) var<uniform> p: P;
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
+var<workgroup> red: array<f32, ${LOSS_MEAN_WG}>;
+@compute @workgroup_size(${LOSS_MEAN_WG})
 fn main(@builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
-  for (var i = lid; i < p.n; i += ${WG}u) { s += losses[i]; }
+  for (var i = lid; i < p.n; i += ${LOSS_MEAN_WG}u) { s += losses[i]; }
   red[lid] = s;
   workgroupBarrier();
-  for (var k = ${WG / 2}u; k > 0u; k >>= 1u) {
+  for (var k = ${LOSS_MEAN_WG / 2}u; k > 0u; k >>= 1u) {
     if (lid < k) { red[lid] += red[lid + k]; }
     workgroupBarrier();
   }

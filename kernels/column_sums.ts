@@ -7,7 +7,9 @@
  *
  * @module
  */
-import { CPU_WORKGROUP, FLAT_INDEX_WGSL, type Gpu, GpuError, TEXEL_WGSL } from "./device.ts";
+import { CPU_WORKGROUP, type Gpu, GpuError } from "./device.ts";
+import { TEXEL_WGSL } from "./scratch.ts";
+import { FLAT_INDEX_WGSL } from "./elementwise.ts";
 
 /** How a column sum splits its work: columns per workgroup and threads summing down each column. */
 export interface ColumnSplit {

@@ -9,9 +9,10 @@
  *
  * @module
  */
+import { UserError } from "@inheritune/data/errors";
 
 /** An error a user can cause or fix (no adapter, a bad shape); printed as one line. */
-export class GpuError extends Error {
+export class GpuError extends UserError {
   /** Creates the error with its one-line message. */
   constructor(message: string) {
     super(message);
@@ -135,13 +136,108 @@ export async function acquireGpu(): Promise<Gpu> {
     pipeline(code: string): GPUComputePipeline {
       let p = cache.get(code);
       if (!p) {
-        const module = device.createShaderModule({ code });
-        p = device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+        const label = `wgsl-${hash(code)}`;
+        const module = device.createShaderModule({ code, label });
+        p = watched(
+          device,
+          () =>
+            device.createComputePipeline({ label, layout: "auto", compute: { module, entryPoint: "main" } }),
+          (error) => compileError(module, code, error),
+        );
         cache.set(code, p);
       }
       return p;
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation errors
+//
+// WebGPU reports an invalid shader, pipeline or bind group asynchronously; unobserved, the
+// kernels that use it do nothing and their outputs keep their old contents. So pipeline and bind
+// group creation and submission run inside validation error scopes, and every readback first
+// awaits their verdicts ({@linkcode checkErrors}). Deno's wgpu validates synchronously, so a
+// scope's verdict needs no round trip to the GPU and a hot loop pays nothing for it.
+
+interface Verdicts {
+  /** The scopes popped so far, settled in the order they were pushed. */
+  chain: Promise<void>;
+  /** The first error found and not yet thrown. */
+  first?: GpuError;
+}
+
+const verdicts = new WeakMap<GPUDevice, Verdicts>();
+
+/**
+ * Runs `create` inside a validation error scope of `device`; an error it raises is described by
+ * `describe` and thrown by the next {@linkcode checkErrors}.
+ */
+function watched<T>(
+  device: GPUDevice,
+  create: () => T,
+  describe: (error: GPUError) => string | Promise<string> = (error) => firstLine(error.message),
+): T {
+  let v = verdicts.get(device);
+  if (!v) verdicts.set(device, v = { chain: Promise.resolve() });
+  device.pushErrorScope("validation");
+  try {
+    return create();
+  } finally {
+    const popped = device.popErrorScope();
+    // Never rejects, so that a verdict nobody awaits cannot end the process.
+    v.chain = v.chain.then(async () => {
+      const error = await popped;
+      if (error && !v.first) v.first = new GpuError(await describe(error));
+    }).catch((e) => {
+      v.first ??= new GpuError(
+        `cannot check GPU validation: ${firstLine(String((e as Error)?.message ?? e))}`,
+      );
+    });
+  }
+}
+
+/**
+ * Waits for the validation of the pipelines, bind groups and submissions of `gpu` so far (no
+ * round trip to the GPU) and throws the first error among them, once: a WGSL error names its
+ * module (`wgsl-<hash>`), the message, and the line and column with the source line. Every
+ * readback calls it first, so no result of an invalid kernel reaches the CPU unreported.
+ *
+ * @throws {GpuError} naming the first invalid shader, pipeline, binding or submission.
+ */
+export async function checkErrors(gpu: Gpu): Promise<void> {
+  const v = verdicts.get(gpu.device);
+  if (!v) return;
+  await v.chain;
+  const error = v.first;
+  v.first = undefined;
+  if (error) throw error;
+}
+
+/** The first non-blank line of `text`, trimmed. */
+function firstLine(text: string): string {
+  return text.split("\n").map((l) => l.trim()).find((l) => l !== "") ?? "";
+}
+
+/**
+ * The message of a pipeline that failed, naming its module: the shader's first compilation error
+ * with its line, or else the pipeline's own error.
+ */
+async function compileError(module: GPUShaderModule, code: string, error: GPUError): Promise<string> {
+  const { messages } = await module.getCompilationInfo();
+  const first = messages.find((m) => m.type === "error");
+  let text = firstLine(first?.message ?? error.message);
+  if (!text.includes(module.label)) text = `${module.label}: ${text}`;
+  if (!first) return text;
+  const line = code.split("\n")[first.lineNum - 1]?.trim();
+  return `${text} at line ${first.lineNum}:${first.linePos}${line ? `: ${line}` : ""}`;
+}
+
+/** A short hash of `text` (32-bit FNV-1a, hex) naming a generated kernel. */
+function hash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return (h >>> 0).toString(16).padStart(8, "0");
 }
 
 /** A range of 32-bit elements inside a GPU buffer: the unit every kernel binds. */
@@ -166,7 +262,7 @@ function countCreated(gpu: Gpu, bytes: number): void {
 }
 
 /**
- * Bytes of the storage buffers ({@linkcode createView}) and scratch textures created on `gpu` so
+ * Bytes of the storage buffers ({@linkcode createView}) and textures ({@linkcode createTexture}) created on `gpu` so
  * far, destroyed ones included: a process's GPU memory for tensors, comparable with PyTorch's
  * `torch.cuda.max_memory_allocated()` when nothing was destroyed.
  */
@@ -185,6 +281,21 @@ export function createView(gpu: Gpu, length: number, label?: string): View {
   const buffer = gpu.device.createBuffer({ size, usage: STORAGE_USAGE, label });
   countCreated(gpu, size);
   return { buffer, offset: 0, length };
+}
+
+/**
+ * Creates an rgba32float storage texture for a `shape` table (`shape.cols / 4` texels per row), for
+ * {@linkcode Recorder.copyToTexture} to fill and kernels to read; its bytes count in
+ * {@linkcode createdBytes}.
+ */
+export function createTexture(gpu: Gpu, shape: TextureShape, label?: string): GPUTexture {
+  countCreated(gpu, shape.rows * shape.cols * 4);
+  return gpu.device.createTexture({
+    label,
+    size: [shape.cols / 4, shape.rows],
+    format: "rgba32float",
+    usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+  });
 }
 
 /** Creates a storage buffer holding a copy of `data` (f32, i32 or u32 elements). */
@@ -214,54 +325,6 @@ export function write(
     data.byteOffset,
     data.byteLength,
   );
-}
-
-/** Copies `view` back to the CPU as f32 (waits for all submitted work). */
-export async function read(gpu: Gpu, view: View): Promise<Float32Array> {
-  return new Float32Array(await readBytes(gpu, view));
-}
-
-/**
- * Copies many views back to the CPU as f32 with one staging buffer and one map (each map costs a
- * round trip, so reading a whole parameter table view by view would be slow).
- */
-export async function readAll(gpu: Gpu, views: View[]): Promise<Float32Array[]> {
-  const offsets: number[] = [];
-  let total = 0;
-  for (const v of views) {
-    offsets.push(total);
-    total += Math.ceil(v.length / 4) * 16;
-  }
-  const staging = gpu.device.createBuffer({
-    size: Math.max(16, total),
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  const enc = gpu.device.createCommandEncoder();
-  views.forEach((v, i) => enc.copyBufferToBuffer(v.buffer, v.offset * 4, staging, offsets[i], v.length * 4));
-  gpu.device.queue.submit([enc.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const mapped = staging.getMappedRange();
-  const out = views.map((v, i) => new Float32Array(mapped.slice(offsets[i], offsets[i] + v.length * 4)));
-  staging.unmap();
-  staging.destroy();
-  return out;
-}
-
-/** Copies `view` back to the CPU as raw bytes (waits for all submitted work). */
-export async function readBytes(gpu: Gpu, view: View): Promise<ArrayBuffer> {
-  const bytes = view.length * 4;
-  const staging = gpu.device.createBuffer({
-    size: Math.max(4, Math.ceil(bytes / 4) * 4),
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  const enc = gpu.device.createCommandEncoder();
-  enc.copyBufferToBuffer(view.buffer, view.offset * 4, staging, 0, bytes);
-  gpu.device.queue.submit([enc.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const out = staging.getMappedRange().slice(0, bytes);
-  staging.unmap();
-  staging.destroy();
-  return out;
 }
 
 /** Packs a kernel's uniform block: 32-bit unsigned ints and floats in declaration order. */
@@ -437,7 +500,10 @@ export class Recorder {
       throw new GpuError(`workgroup count ${groups.join("x")} exceeds ${max} per dimension`);
     }
     if (groups.some((g) => g === 0)) return;
-    const bindGroup = gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const bindGroup = watched(
+      gpu.device,
+      () => gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }),
+    );
     this.#commands.push({ kind: "dispatch", pipeline, bindGroup, groups });
   }
 
@@ -482,9 +548,12 @@ export class Recorder {
 
   /** Encodes every recorded launch into one command buffer and submits it, without waiting. */
   submit(): void {
-    const encoder = this.gpu.device.createCommandEncoder();
-    this.encode(encoder);
-    this.gpu.device.queue.submit([encoder.finish()]);
+    const { device } = this.gpu;
+    watched(device, () => {
+      const encoder = device.createCommandEncoder();
+      this.encode(encoder);
+      device.queue.submit([encoder.finish()]);
+    });
   }
 
   /** Releases the uniform buffers this recorder created. */
@@ -495,108 +564,12 @@ export class Recorder {
   }
 }
 
-/**
- * Where a kernel reads its large inputs from: their storage buffers, or textures they are first
- * copied into (see {@linkcode scratchTexture}).
- */
-export type Operands = "buffer" | "texture";
-
 /** A row-major table stored as an rgba32float texture: `rows` rows of `cols` floats (`cols / 4` texels). */
 export interface TextureShape {
   /** Rows (texture height). */
   rows: number;
   /** Floats per row, a multiple of 4 (texture width × 4). */
   cols: number;
-}
-
-// Scratch objects, one per device and key, shared by every kernel on the device: the queue runs
-// each write into one and the kernel reading it in order, so a later write cannot overwrite an
-// earlier kernel's input before that kernel has run.
-function pooled<T>(pools: WeakMap<GPUDevice, Map<string, T>>, gpu: Gpu, key: string, create: () => T): T {
-  let pool = pools.get(gpu.device);
-  if (!pool) pools.set(gpu.device, pool = new Map());
-  let item = pool.get(key);
-  if (item === undefined) pool.set(key, item = create());
-  return item;
-}
-
-const scratchTextures = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
-
-/**
- * Returns the device's rgba32float scratch texture for `role` and `shape`, created on first use,
- * for {@linkcode Recorder.copyToTexture} to fill right before the kernel that reads it.
- *
- * Why textures: llvmpipe (Mesa 22.3) loads a storage-buffer element lane by lane, with a bounds
- * check and a branch per lane, ~18 cycles per element, while its storage-texture loads are
- * straight-line vector code, ~13 cycles for a 4-float texel of all 8 lanes: 40x less per
- * element. Copying an input into a texture is a row-by-row memcpy. So on a CPU adapter kernels
- * that read their inputs many times (matmul, attention) read them from textures.
- */
-export function scratchTexture(gpu: Gpu, role: string, shape: TextureShape): GPUTexture {
-  const key = `${role} ${shape.rows}x${shape.cols}`;
-  return pooled(scratchTextures, gpu, key, () => {
-    countCreated(gpu, shape.rows * shape.cols * 4);
-    return gpu.device.createTexture({
-      label: key,
-      size: [shape.cols / 4, shape.rows],
-      format: "rgba32float",
-      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
-    });
-  });
-}
-
-const scratchViews = new WeakMap<GPUDevice, Map<string, View>>();
-
-/**
- * Returns the device's scratch storage buffer of `length` elements for `role`, created on first
- * use: for a kernel's intermediate results that the next kernel in the same queue consumes, so
- * one buffer serves every call of that shape (the queue runs them in order).
- */
-export function scratchView(gpu: Gpu, role: string, length: number): View {
-  const key = `${role} ${length}`;
-  return pooled(scratchViews, gpu, key, () => createView(gpu, length, key));
-}
-
-/**
- * Records copies of `tables` into the device's scratch textures for `role` (the i-th table into
- * texture `role i`) and returns those textures in order, for a kernel recorded next to read.
- */
-export function copyToScratchTextures(
-  rec: Recorder,
-  role: string,
-  tables: { view: View; shape: TextureShape }[],
-): GPUTexture[] {
-  return tables.map(({ view, shape }, i) => {
-    const texture = scratchTexture(rec.gpu, `${role} ${i}`, shape);
-    rec.copyToTexture(view, texture);
-    return texture;
-  });
-}
-
-/**
- * The operands a kernel reads unless told: textures on a CPU adapter whenever they `fit` (see
- * {@linkcode scratchTexture} for why), else buffers.
- */
-export function defaultOperands(gpu: Gpu, fit: boolean): Operands {
-  return gpu.isFallback && fit ? "texture" : "buffer";
-}
-
-/**
- * Whether a kernel reads texture operands: as `operands` says if given, else by
- * {@linkcode defaultOperands}.
- *
- * @throws {GpuError} `"<what> cannot read texture operands: <needs>"` when textures are asked for
- * and do not fit.
- */
-export function useTextureOperands(
-  gpu: Gpu,
-  choice: { operands?: Operands; fit: boolean; what: string; needs: string },
-): boolean {
-  const want = choice.operands ?? defaultOperands(gpu, choice.fit);
-  if (want === "texture" && !choice.fit) {
-    throw new GpuError(`${choice.what} cannot read texture operands: ${choice.needs}`);
-  }
-  return want === "texture";
 }
 
 /**
@@ -608,22 +581,6 @@ export function textureFits(gpu: Gpu, view: View, shape: TextureShape): boolean 
   const max = gpu.limits.maxTextureDimension2D;
   return shape.cols % 64 === 0 && shape.cols / 4 <= max && shape.rows <= max && shape.rows > 0 &&
     view.offset % 4 === 0;
-}
-
-/**
- * Whether element-wise kernels can read `views` of `n` elements each as vec4s (n a multiple of 4,
- * at least 4, every view starting on a 16-byte boundary), and the count of elements (f32 or
- * vec4) such a kernel then sees. Four elements per load and per invocation: fewer loads, which on
- * a CPU adapter cost far more than the arithmetic, and 16-byte accesses on a GPU.
- */
-export function vec4Elements(views: View[], n: number): { vec4: boolean; count: number } {
-  const vec4 = n >= 4 && n % 4 === 0 && views.every((v) => v.offset % 4 === 0);
-  return { vec4, count: vec4 ? n / 4 : n };
-}
-
-/** The WGSL type of one element a kernel reads as f32 or, per {@linkcode vec4Elements}, as vec4. */
-export function elementType(vec4: boolean): string {
-  return vec4 ? "vec4<f32>" : "f32";
 }
 
 /**
@@ -640,39 +597,6 @@ export const CPU_WORKGROUP = 8;
 export function reductionWorkgroup(gpu: Gpu): number {
   return gpu.isFallback ? CPU_WORKGROUP : 256;
 }
-
-/** Workgroup size used by the element-wise kernels. */
-export const ELEMENTWISE_WG = 256;
-
-/**
- * Splits `n` threads into a 2-D grid of workgroups of `wg` threads that respects the
- * per-dimension limit; kernels recover the flat index with {@linkcode FLAT_INDEX_WGSL}.
- */
-export function grid(gpu: Gpu, n: number, wg: number = ELEMENTWISE_WG): [number, number] {
-  const groups = Math.ceil(n / wg);
-  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
-  if (groups <= max) return [groups, 1];
-  const y = Math.ceil(groups / max);
-  return [Math.ceil(groups / y), y];
-}
-
-/**
- * WGSL helper turning a 2-D launch from {@linkcode grid} into a flat thread index; declares
- * `flat_index(gid, nwg, wg)`.
- */
-export const FLAT_INDEX_WGSL = /* wgsl */ `
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>, wg: u32) -> u32 {
-  return gid.x + gid.y * nwg.x * wg;
-}`;
-
-/**
- * WGSL helper for kernels reading tables copied into scratch textures ({@linkcode scratchTexture}):
- * declares `texel(t, c4, row)`, the floats `4·c4 .. 4·c4+3` of row `row`.
- */
-export const TEXEL_WGSL = /* wgsl */ `
-fn texel(t: texture_storage_2d<rgba32float, read>, c4: u32, row: u32) -> vec4<f32> {
-  return textureLoad(t, vec2<u32>(c4, row));
-}`;
 
 /** A run of rows of a row-major table: rows `row0 .. row0+rows-1`. */
 export interface RowChunk {

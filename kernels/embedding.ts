@@ -20,9 +20,7 @@
  */
 import {
   createView,
-  FLAT_INDEX_WGSL,
   GpuError,
-  grid,
   type Recorder,
   requireLength,
   rowChunks,
@@ -30,8 +28,7 @@ import {
   Uniforms,
   type View,
 } from "./device.ts";
-
-const WG = 256;
+import { ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid } from "./elementwise.ts";
 
 // `tok - row0` wraps around for tokens below the chunk, so one comparison tests both ends.
 const IN_CHUNK_WGSL = /* wgsl */ `
@@ -52,9 +49,9 @@ ${
 }
 ${FLAT_INDEX_WGSL}
 ${IN_CHUNK_WGSL}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${WG}u);
+  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (i >= p.BT * p.C) { return; }
   let bt = i / p.C;
   let c = i % p.C;
@@ -104,7 +101,7 @@ export function encoderForward(rec: Recorder, args: EncoderForwardArgs): void {
       code: forwardCode(args.wpe !== undefined),
       views: [args.out, args.tokens, rowView(args.wte, C, chunk), ...(args.wpe ? [args.wpe] : [])],
       uniforms: new Uniforms().u32(B * T).u32(T).u32(C).u32(chunk.row0).u32(chunk.rows),
-      groups: grid(rec.gpu, B * T * C, WG),
+      groups: grid(rec.gpu, B * T * C),
     });
   }
 }
@@ -122,9 +119,9 @@ struct P { BT: u32 }
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let pos = flat_index(gid, nwg, ${WG}u);
+  let pos = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (pos >= p.BT) { return; }
   let tok = tokens[pos];
   var next = p.BT;
@@ -153,9 +150,9 @@ struct P { BT: u32, C: u32, row0: u32, rows: u32 }
 @group(0) @binding(4) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
 ${IN_CHUNK_WGSL}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${WG}u);
+  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (i >= p.BT * p.C) { return; }
   let pos = i / p.C;
   let c = i % p.C;
@@ -174,9 +171,9 @@ struct P { B: u32, T: u32, C: u32 }
 @group(0) @binding(1) var<storage, read> dout: array<f32>;
 @group(0) @binding(2) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${WG})
+@compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${WG}u);
+  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   let TC = p.T * p.C;
   if (i >= TC) { return; }
   var acc = dwpe[i];
@@ -223,14 +220,14 @@ export function encoderBackward(rec: Recorder, args: EncoderBackwardArgs): void 
     code: BACKWARD_LINKS,
     views: [links, args.tokens],
     uniforms: new Uniforms().u32(B * T),
-    groups: grid(rec.gpu, B * T, WG),
+    groups: grid(rec.gpu, B * T),
   });
   for (const chunk of chunks) {
     rec.dispatch({
       code: BACKWARD_WTE,
       views: [rowView(args.dwte, C, chunk), args.dout, args.tokens, links],
       uniforms: new Uniforms().u32(B * T).u32(C).u32(chunk.row0).u32(chunk.rows),
-      groups: grid(rec.gpu, B * T * C, WG),
+      groups: grid(rec.gpu, B * T * C),
     });
   }
   if (!args.dwpe) return;
@@ -238,7 +235,7 @@ export function encoderBackward(rec: Recorder, args: EncoderBackwardArgs): void 
     code: BACKWARD_WPE,
     views: [args.dwpe, args.dout],
     uniforms: new Uniforms().u32(B).u32(T).u32(C),
-    groups: grid(rec.gpu, T * C, WG),
+    groups: grid(rec.gpu, T * C),
   });
 }
 

@@ -11,43 +11,14 @@
  *
  * @module
  */
-import {
-  elementType,
-  FLAT_INDEX_WGSL,
-  grid,
-  type Recorder,
-  requireLength,
-  Uniforms,
-  vec4Elements,
-  type View,
-} from "./device.ts";
+import type { Recorder, View } from "./device.ts";
+import { dispatchElementwise, SIGMOID_WGSL } from "./elementwise.ts";
 
-const WG = 256;
 const GELU_SCALE = Math.sqrt(2 / Math.PI);
 
-// The kernels work on elements of type `T`, f32 or vec4<f32> (see `vec4Elements`); this
-// declares T and sigmoid(T). exp(±80) is finite in f32 and σ(80) already rounds to 1.
-const elementWgsl = (vec4: boolean): string => /* wgsl */ `
-alias T = ${elementType(vec4)};
+const GELU_WGSL = /* wgsl */ `
 const GELU_SCALE = ${GELU_SCALE};
-fn sigmoid(z: T) -> T {
-  return 1.0 / (1.0 + exp(-clamp(z, T(-80.0), T(80.0))));
-}
-${FLAT_INDEX_WGSL}`;
-
-const forwardCode = (vec4: boolean): string => /* wgsl */ `
-struct P { n: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<T>;
-@group(0) @binding(1) var<storage, read> inp: array<T>;
-@group(0) @binding(2) var<uniform> p: P;
-${elementWgsl(vec4)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${WG}u);
-  if (i >= p.n) { return; }
-  let x = inp[i];
-  out[i] = x * sigmoid(2.0 * GELU_SCALE * (x + 0.044715 * x * x * x));
-}`;
+${SIGMOID_WGSL}`;
 
 /** Arguments of {@linkcode geluForward}. */
 export interface GeluForwardArgs {
@@ -61,37 +32,17 @@ export interface GeluForwardArgs {
 
 /** Records `out = gelu(inp)` element-wise. */
 export function geluForward(rec: Recorder, args: GeluForwardArgs): void {
-  requireLength(args.out, args.n, `gelu out (n=${args.n})`);
-  requireLength(args.inp, args.n, `gelu inp (n=${args.n})`);
-  const views = [args.out, args.inp];
-  const { vec4, count } = vec4Elements(views, args.n);
-  rec.dispatch({
-    code: forwardCode(vec4),
-    views,
-    uniforms: new Uniforms().u32(count),
-    groups: grid(rec.gpu, count, WG),
+  dispatchElementwise(rec, {
+    what: "gelu",
+    writes: { out: args.out },
+    reads: { inp: args.inp },
+    n: args.n,
+    helpers: GELU_WGSL,
+    body: /* wgsl */ `
+  let x = inp[i];
+  out[i] = x * sigmoid(2.0 * GELU_SCALE * (x + 0.044715 * x * x * x));`,
   });
 }
-
-const backwardCode = (vec4: boolean): string => /* wgsl */ `
-struct P { n: u32 }
-@group(0) @binding(0) var<storage, read_write> dinp: array<T>;
-@group(0) @binding(1) var<storage, read> inp: array<T>;
-@group(0) @binding(2) var<storage, read> dout: array<T>;
-@group(0) @binding(3) var<uniform> p: P;
-${elementWgsl(vec4)}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${WG}u);
-  if (i >= p.n) { return; }
-  let x = inp[i];
-  let x2 = x * x;
-  let z = 2.0 * GELU_SCALE * (x + 0.044715 * x2 * x);
-  let s = sigmoid(z);
-  let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * x2);
-  // d/dx [x·σ(2u)] = σ(2u) + 2·x·σ(2u)·σ(-2u)·du/dx
-  dinp[i] = (s + 2.0 * x * s * sigmoid(-z) * du) * dout[i];
-}`;
 
 /** Arguments of {@linkcode geluBackward}. */
 export interface GeluBackwardArgs {
@@ -107,16 +58,20 @@ export interface GeluBackwardArgs {
 
 /** Records `dinp = gelu'(inp)·dout` element-wise (overwrites `dinp`). */
 export function geluBackward(rec: Recorder, args: GeluBackwardArgs): void {
-  requireLength(args.dinp, args.n, `gelu backward dinp (n=${args.n})`);
-  requireLength(args.inp, args.n, `gelu backward inp (n=${args.n})`);
-  requireLength(args.dout, args.n, `gelu backward dout (n=${args.n})`);
-  const views = [args.dinp, args.inp, args.dout];
-  const { vec4, count } = vec4Elements(views, args.n);
-  rec.dispatch({
-    code: backwardCode(vec4),
-    views,
-    uniforms: new Uniforms().u32(count),
-    groups: grid(rec.gpu, count, WG),
+  dispatchElementwise(rec, {
+    what: "gelu backward",
+    writes: { dinp: args.dinp },
+    reads: { inp: args.inp, dout: args.dout },
+    n: args.n,
+    helpers: GELU_WGSL,
+    body: /* wgsl */ `
+  let x = inp[i];
+  let x2 = x * x;
+  let z = 2.0 * GELU_SCALE * (x + 0.044715 * x2 * x);
+  let s = sigmoid(z);
+  let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * x2);
+  // d/dx [x·σ(2u)] = σ(2u) + 2·x·σ(2u)·σ(-2u)·du/dx
+  dinp[i] = (s + 2.0 * x * s * sigmoid(-z) * du) * dout[i];`,
   });
 }
 

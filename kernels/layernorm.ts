@@ -12,7 +12,8 @@
  * @module
  */
 import type { ColumnSplit } from "./column_sums.ts";
-import type { Operands, Recorder, View } from "./device.ts";
+import type { Recorder, View } from "./device.ts";
+import type { Operands } from "./scratch.ts";
 import { normBackward, normForward } from "./_norm.ts";
 
 /** Arguments of {@linkcode layernormForward}. */

@@ -5,6 +5,9 @@
  * @module
  */
 export * from "./device.ts";
+export * from "./readback.ts";
+export * from "./elementwise.ts";
+export * from "./scratch.ts";
 export * from "./column_sums.ts";
 export * from "./matmul.ts";
 export * from "./attention.ts";
@@ -16,4 +19,5 @@ export * from "./gelu.ts";
 export * from "./residual.ts";
 export * from "./embedding.ts";
 export * from "./classifier.ts";
+export * from "./target_rank.ts";
 export * from "./adamw.ts";

@@ -16,16 +16,8 @@
  *
  * @module
  */
-import {
-  ELEMENTWISE_WG,
-  FLAT_INDEX_WGSL,
-  GpuError,
-  grid,
-  type Recorder,
-  requireLength,
-  Uniforms,
-  type View,
-} from "./device.ts";
+import { GpuError, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
+import { ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid } from "./elementwise.ts";
 
 /** Shape of the RoPE kernels. */
 export interface RopeShape {

@@ -10,40 +10,8 @@
  *
  * @module
  */
-import {
-  elementType,
-  ELEMENTWISE_WG,
-  FLAT_INDEX_WGSL,
-  grid,
-  type Recorder,
-  requireLength,
-  Uniforms,
-  vec4Elements,
-  type View,
-} from "./device.ts";
-
-// The kernels work on elements of type `T`, f32 or vec4<f32> (see `vec4Elements`).
-const elementWgsl = (vec4: boolean): string => /* wgsl */ `
-alias T = ${elementType(vec4)};
-fn sigmoid(z: T) -> T {
-  return 1.0 / (1.0 + exp(-clamp(z, T(-80.0), T(80.0))));
-}
-${FLAT_INDEX_WGSL}`;
-
-const forwardCode = (vec4: boolean): string => /* wgsl */ `
-struct P { n: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<T>;
-@group(0) @binding(1) var<storage, read> gate: array<T>;
-@group(0) @binding(2) var<storage, read> up: array<T>;
-@group(0) @binding(3) var<uniform> p: P;
-${elementWgsl(vec4)}
-@compute @workgroup_size(${ELEMENTWISE_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
-  if (i >= p.n) { return; }
-  let g = gate[i];
-  out[i] = g * sigmoid(g) * up[i];
-}`;
+import type { Recorder, View } from "./device.ts";
+import { dispatchElementwise, SIGMOID_WGSL } from "./elementwise.ts";
 
 /** Arguments of {@linkcode swigluForward}. */
 export interface SwigluForwardArgs {
@@ -59,38 +27,17 @@ export interface SwigluForwardArgs {
 
 /** Records `out = silu(gate)·up` element-wise. */
 export function swigluForward(rec: Recorder, args: SwigluForwardArgs): void {
-  requireLength(args.out, args.n, `swiglu out (n=${args.n})`);
-  requireLength(args.gate, args.n, `swiglu gate (n=${args.n})`);
-  requireLength(args.up, args.n, `swiglu up (n=${args.n})`);
-  const views = [args.out, args.gate, args.up];
-  const { vec4, count } = vec4Elements(views, args.n);
-  rec.dispatch({
-    code: forwardCode(vec4),
-    views,
-    uniforms: new Uniforms().u32(count),
-    groups: grid(rec.gpu, count, ELEMENTWISE_WG),
+  dispatchElementwise(rec, {
+    what: "swiglu",
+    writes: { out: args.out },
+    reads: { gate: args.gate, up: args.up },
+    n: args.n,
+    helpers: SIGMOID_WGSL,
+    body: /* wgsl */ `
+  let g = gate[i];
+  out[i] = g * sigmoid(g) * up[i];`,
   });
 }
-
-const backwardCode = (vec4: boolean): string => /* wgsl */ `
-struct P { n: u32 }
-@group(0) @binding(0) var<storage, read_write> dgate: array<T>;
-@group(0) @binding(1) var<storage, read_write> dup: array<T>;
-@group(0) @binding(2) var<storage, read> gate: array<T>;
-@group(0) @binding(3) var<storage, read> up: array<T>;
-@group(0) @binding(4) var<storage, read> dout: array<T>;
-@group(0) @binding(5) var<uniform> p: P;
-${elementWgsl(vec4)}
-@compute @workgroup_size(${ELEMENTWISE_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
-  if (i >= p.n) { return; }
-  let g = gate[i];
-  let s = sigmoid(g);
-  let d = dout[i];
-  dgate[i] = d * up[i] * s * (1.0 + g * sigmoid(-g));
-  dup[i] = d * g * s;
-}`;
 
 /** Arguments of {@linkcode swigluBackward}. */
 export interface SwigluBackwardArgs {
@@ -110,19 +57,18 @@ export interface SwigluBackwardArgs {
 
 /** Records `dgate = ∂out/∂gate·dout` and `dup = ∂out/∂up·dout` element-wise (overwrites both). */
 export function swigluBackward(rec: Recorder, args: SwigluBackwardArgs): void {
-  for (
-    const [name, view] of Object.entries({ dgate: args.dgate, dup: args.dup, gate: args.gate, up: args.up })
-  ) {
-    requireLength(view, args.n, `swiglu backward ${name} (n=${args.n})`);
-  }
-  requireLength(args.dout, args.n, `swiglu backward dout (n=${args.n})`);
-  const views = [args.dgate, args.dup, args.gate, args.up, args.dout];
-  const { vec4, count } = vec4Elements(views, args.n);
-  rec.dispatch({
-    code: backwardCode(vec4),
-    views,
-    uniforms: new Uniforms().u32(count),
-    groups: grid(rec.gpu, count, ELEMENTWISE_WG),
+  dispatchElementwise(rec, {
+    what: "swiglu backward",
+    writes: { dgate: args.dgate, dup: args.dup },
+    reads: { gate: args.gate, up: args.up, dout: args.dout },
+    n: args.n,
+    helpers: SIGMOID_WGSL,
+    body: /* wgsl */ `
+  let g = gate[i];
+  let s = sigmoid(g);
+  let d = dout[i];
+  dgate[i] = d * up[i] * s * (1.0 + g * sigmoid(-g));
+  dup[i] = d * g * s;`,
   });
 }
 

@@ -1,7 +1,7 @@
 """What the PyTorch fixture scripts share (scripts/gpt2_fixtures.py, scripts/llama_fixtures.py):
 safetensors by hand (the `safetensors` package is not installed; F32 only), two AdamW steps with
-gradient clipping as the Deno trainer takes them, and an independent float64 rerun of those steps
-with AdamW written out by hand.
+gradient clipping as the Deno trainer takes them, writing a fixture's files, an independent float64
+rerun of those steps with AdamW written out by hand, and the summary each script prints.
 
 Settings of every fixture: AdamW lr 1e-3, betas (0.9, 0.95), eps 1e-8, weight decay 0.1 on 2-D
 tensors only, clip_grad_norm_ at 1.0 before each step.
@@ -9,7 +9,9 @@ tensors only, clip_grad_norm_ at 1.0 before each step.
 
 import json
 import math
+import os
 import struct
+from collections import namedtuple
 
 import numpy as np
 import torch
@@ -92,6 +94,15 @@ def two_steps(model, tokens, targets):
     return expected
 
 
+def train_two_steps(model, V, B, T):
+    """A fixture's run: the initial parameters, a random batch (B, T) of tokens below V and its
+    targets, and the `expected` tensors of `two_steps` on it."""
+    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+    data = torch.randint(0, V, (B, T + 1))
+    tokens, targets = data[:, :T], data[:, 1:]
+    return initial, tokens, targets, two_steps(model, tokens, targets)
+
+
 def metadata(B, T):
     """The fixture file's metadata: the batch and every AdamW setting."""
     return {
@@ -109,15 +120,47 @@ def metadata(B, T):
     }
 
 
-def check(model64, model_path, expected_path, initial, expected, tokens, targets):
+FixturePaths = namedtuple("FixturePaths", ["config", "model", "expected"])
+
+
+def save_fixture(folder, hf_config, initial, expected, meta):
+    """Writes a fixture: `folder`/config.json and model.safetensors (the initial model), and
+    `folder`_expected.safetensors (the expected tensors, with `meta`). Returns the three paths."""
+    os.makedirs(folder, exist_ok=True)
+    paths = FixturePaths(
+        os.path.join(folder, "config.json"),
+        os.path.join(folder, "model.safetensors"),
+        f"{folder}_expected.safetensors",
+    )
+    with open(paths.config, "w") as f:
+        json.dump(hf_config, f, indent=2)
+        f.write("\n")
+    write_safetensors(paths.model, initial, {"format": "pt"})
+    write_safetensors(paths.expected, expected, meta)
+    return paths
+
+
+def report(name, V, initial, expected, paths, worst):
+    """Prints what a fixture holds, the files written and the float64 rerun's worst errors."""
+    print(f"{name}: {sum(p.numel() for p in initial.values())} parameters, {len(initial)} tensors")
+    loss, loss2 = expected["loss"].item(), expected["loss2"].item()
+    print(f"loss {loss:.6f}  (ln V = {math.log(V):.6f})  loss2 {loss2:.6f}")
+    print(f"gradnorm1 {expected['gradnorm1'].item():.6f}  gradnorm2 {expected['gradnorm2'].item():.6f}  clip {CLIP}")
+    for path in (paths.model, paths.config, paths.expected):
+        print(f"wrote {os.path.relpath(path)} ({os.path.getsize(path)} bytes)")
+    print("float64 rerun (AdamW by hand) vs stored float32, max relative error:")
+    print("  " + "  ".join(f"{k} {e:.1e}" for k, e in worst.items()))
+
+
+def check(model64, paths, initial, expected, tokens, targets):
     """Independent checks: both files read back bit-exact, and a float64 rerun (`model64`, the
     same architecture in float64) with AdamW and the clip written out by hand agrees with the
     stored float32 numbers. Returns the worst errors."""
-    stored, _ = read_safetensors(model_path)
+    stored, _ = read_safetensors(paths.model)
     assert list(stored) == list(initial)
     for n, t in initial.items():
         assert np.array_equal(stored[n], t.numpy()), n
-    back, meta = read_safetensors(expected_path)
+    back, meta = read_safetensors(paths.expected)
     assert float(meta["clip"]) == CLIP
     for n, t in expected.items():
         assert np.array_equal(back[n], t.detach().numpy()), n

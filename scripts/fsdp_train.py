@@ -458,7 +458,7 @@ def check_data(cfg, vocab_size, meta, streams, data_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# The window order of data/sampler.ts and data/_rng.ts, bit for bit (JavaScript's 32-bit
+# The window order of data/sampler.ts, data/_rng.ts and data/random.ts, bit for bit (JavaScript's 32-bit
 # integer arithmetic done with masks).
 
 M32 = 0xFFFFFFFF

@@ -19,13 +19,12 @@ adapter runs its matmuls and attention on texture operands), each in float32:
   hyperparameters.
 """
 
-import json
 import math
 import os
 
 import torch
 
-from fixture_tools import SEED, CLIP, check, metadata, two_steps, write_safetensors
+from fixture_tools import SEED, check, metadata, report, save_fixture, train_two_steps
 from gpt2_torch import GPT, config
 
 # name: (L, NH, C, V, maxT, B, T). The tests use gpt2_c64 for logits and gradients only: its
@@ -67,13 +66,8 @@ def write_fixture(name, L, NH, C, V, MAX_T, B, T):
     torch.use_deterministic_algorithms(True)
     model = GPT(config(L, NH, C, V, MAX_T))
     init_weights(model, L)
-    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+    initial, tokens, targets, expected = train_two_steps(model, V, B, T)
 
-    data = torch.randint(0, V, (B, T + 1))
-    tokens, targets = data[:, :T], data[:, 1:]
-    expected = two_steps(model, tokens, targets)
-
-    os.makedirs(os.path.join(ROOT, name), exist_ok=True)
     hf_config = {
         "model_type": "gpt2",
         "architectures": ["GPT2LMHeadModel"],
@@ -88,28 +82,13 @@ def write_fixture(name, L, NH, C, V, MAX_T, B, T):
         "tie_word_embeddings": True,
         "tokenizer": "bytes",
     }
-    with open(os.path.join(ROOT, name, "config.json"), "w") as f:
-        json.dump(hf_config, f, indent=2)
-        f.write("\n")
-    model_path = os.path.join(ROOT, name, "model.safetensors")
-    write_safetensors(model_path, initial, {"format": "pt"})
-
-    expected_path = os.path.join(ROOT, f"{name}_expected.safetensors")
-    write_safetensors(expected_path, expected, metadata(B, T))
-
-    worst = check(GPT(config(L, NH, C, V, MAX_T)).double(), model_path, expected_path, initial, expected, tokens, targets)
+    paths = save_fixture(os.path.join(ROOT, name), hf_config, initial, expected, metadata(B, T))
+    worst = check(GPT(config(L, NH, C, V, MAX_T)).double(), paths, initial, expected, tokens, targets)
     # float32 rounding alone reaches ~1.5e-4 on the gradients and ~6e-4 after two AdamW steps,
     # where Adam divides small gradients by their own size.
     for key, err in worst.items():
         assert err < 1e-3 or (key == "step2" and C == 64), (key, err)
-    print(f"{name}: {sum(p.numel() for p in initial.values())} parameters, {len(initial)} tensors")
-    loss, loss2 = expected["loss"].item(), expected["loss2"].item()
-    print(f"loss {loss:.6f}  (ln V = {math.log(V):.6f})  loss2 {loss2:.6f}")
-    print(f"gradnorm1 {expected['gradnorm1'].item():.6f}  gradnorm2 {expected['gradnorm2'].item():.6f}  clip {CLIP}")
-    for path in (model_path, os.path.join(ROOT, name, "config.json"), expected_path):
-        print(f"wrote {os.path.relpath(path)} ({os.path.getsize(path)} bytes)")
-    print("float64 rerun (AdamW by hand) vs stored float32, max relative error:")
-    print("  " + "  ".join(f"{k} {e:.1e}" for k, e in worst.items()))
+    report(name, V, initial, expected, paths, worst)
 
 
 if __name__ == "__main__":

@@ -21,13 +21,11 @@ logits, loss, grad.<name>, gradnorm1, gradnorm2, loss2 and step2.<name> after tw
 steps on the same batch.
 """
 
-import json
-import math
 import os
 
 import torch
 
-from fixture_tools import CLIP, SEED, check, metadata, two_steps, write_safetensors
+from fixture_tools import SEED, check, metadata, report, save_fixture, train_two_steps
 from llama_torch import Llama, config, init_weights
 
 # name: (L, C, NH, NKV, H, V, B, T, eps, theta, tied)
@@ -57,13 +55,8 @@ def write_fixture(name, L, C, NH, NKV, H, V, B, T, eps, theta, tied):
         for p in model.parameters():
             if p.dim() == 1:
                 p.add_(torch.randn_like(p) * NOISE)
-    initial = {n: p.detach().clone() for n, p in model.named_parameters()}
+    initial, tokens, targets, expected = train_two_steps(model, V, B, T)
 
-    data = torch.randint(0, V, (B, T + 1))
-    tokens, targets = data[:, :T], data[:, 1:]
-    expected = two_steps(model, tokens, targets)
-
-    os.makedirs(os.path.join(ROOT, name), exist_ok=True)
     hf_config = {
         "model_type": "llama",
         "architectures": ["LlamaForCausalLM"],
@@ -80,27 +73,13 @@ def write_fixture(name, L, C, NH, NKV, H, V, B, T, eps, theta, tied):
         "hidden_act": "silu",
         "tokenizer": "bytes",
     }
-    with open(os.path.join(ROOT, name, "config.json"), "w") as f:
-        json.dump(hf_config, f, indent=2)
-        f.write("\n")
-    model_path = os.path.join(ROOT, name, "model.safetensors")
-    write_safetensors(model_path, initial, {"format": "pt"})
-    expected_path = os.path.join(ROOT, f"{name}_expected.safetensors")
-    write_safetensors(expected_path, expected, metadata(B, T))
-
-    worst = check(Llama(cfg).double(), model_path, expected_path, initial, expected, tokens, targets)
+    paths = save_fixture(os.path.join(ROOT, name), hf_config, initial, expected, metadata(B, T))
+    worst = check(Llama(cfg).double(), paths, initial, expected, tokens, targets)
     # float32 rounding reaches ~1e-4 on the gradients; after two AdamW steps, where Adam divides
     # near-zero gradients by their own size, more.
     for key, err in worst.items():
         assert err < 1e-3 or key == "step2", (key, err)
-    print(f"{name}: {sum(p.numel() for p in initial.values())} parameters, {len(initial)} tensors")
-    loss, loss2 = expected["loss"].item(), expected["loss2"].item()
-    print(f"loss {loss:.6f}  (ln V = {math.log(V):.6f})  loss2 {loss2:.6f}")
-    print(f"gradnorm1 {expected['gradnorm1'].item():.6f}  gradnorm2 {expected['gradnorm2'].item():.6f}  clip {CLIP}")
-    for path in (model_path, os.path.join(ROOT, name, "config.json"), expected_path):
-        print(f"wrote {os.path.relpath(path)} ({os.path.getsize(path)} bytes)")
-    print("float64 rerun (AdamW by hand) vs stored float32, max relative error:")
-    print("  " + "  ".join(f"{k} {e:.1e}" for k, e in worst.items()))
+    report(name, V, initial, expected, paths, worst)
 
 
 if __name__ == "__main__":

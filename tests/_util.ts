@@ -1,17 +1,12 @@
 /** Helpers shared by the test suites: seeded data, tolerances, finite differences. */
 import { AssertionError } from "node:assert/strict";
+import { Rng } from "@inheritune/data";
 
-/** Deterministic uniform values in [-scale, scale) from a 32-bit seed (mulberry32). */
+/** Deterministic uniform values in [-scale, scale) from a 32-bit seed. */
 export function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0;
+  const rng = new Rng(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
-  }
+  for (let i = 0; i < n; i++) out[i] = (rng.uniform() * 2 - 1) * scale;
   return out;
 }
 

@@ -36,10 +36,10 @@ class ProfilingRecorder extends Recorder {
 
   /** The name of the function that called a method of this recorder. */
   #caller(): string {
-    // Frames below this method and the overridden one; helpers in device.ts and builtins skipped.
+    // Frames below this method and the overridden one; the kernels' shared helpers and builtins skipped.
     const frames = (new Error().stack?.split("\n") ?? []).slice(3).map((f) => f.trim());
-    const frame = frames.find((f) => !f.includes("/kernels/device.ts") && !f.includes("<anonymous>")) ??
-      "at ?";
+    const helper = /\/kernels\/(device|elementwise|scratch)\.ts|<anonymous>/;
+    const frame = frames.find((f) => !helper.test(f)) ?? "at ?";
     return frame.split(" ")[1].replace(/^file:.*\//, ""); // an anonymous function: its file and line
   }
 

@@ -6,15 +6,8 @@
  * the queue, so the time is GPU time plus one ~10 ms wait. GFLOP/s of every case (best of its
  * iterations) is printed as a table when the run ends.
  */
-import {
-  createView,
-  getGpu,
-  type Gpu,
-  matmul,
-  type MatmulArgs,
-  matmulNaive,
-  Recorder,
-} from "@inheritune/kernels";
+import { createView, getGpu, type Gpu, matmul, type MatmulArgs, Recorder } from "@inheritune/kernels";
+import { matmulNaive } from "./_matmul_variants.ts";
 
 const REPEAT = 2;
 const SHAPES: { name: string; M: number; N: number; K: number }[] = [

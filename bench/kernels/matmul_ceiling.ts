@@ -24,7 +24,7 @@ import {
   upload,
   type View,
 } from "@inheritune/kernels";
-import { Rng } from "@inheritune/core";
+import { Rng } from "@inheritune/data";
 import { intFlag, UsageError } from "../../cli/_flags.ts";
 import { runCommand } from "../../cli/_run.ts";
 

@@ -5,6 +5,7 @@
 import {
   type Checkpoint,
   encodeFloats,
+  ggufTensorName,
   LLAMA2C_MAGIC,
   LLAMA_BLOCK_TENSORS,
   type LlamaConfig,
@@ -126,18 +127,6 @@ export function ggufBytes(
   return out;
 }
 
-const GGUF_BLOCK: Record<string, string> = {
-  "input_layernorm.weight": "attn_norm.weight",
-  "self_attn.q_proj.weight": "attn_q.weight",
-  "self_attn.k_proj.weight": "attn_k.weight",
-  "self_attn.v_proj.weight": "attn_v.weight",
-  "self_attn.o_proj.weight": "attn_output.weight",
-  "post_attention_layernorm.weight": "ffn_norm.weight",
-  "mlp.gate_proj.weight": "ffn_gate.weight",
-  "mlp.up_proj.weight": "ffn_up.weight",
-  "mlp.down_proj.weight": "ffn_down.weight",
-};
-
 /**
  * A llama GGUF file of `model` with llama.cpp's names: matrices F32, or F16 (`type` 1) or BF16
  * (30); `replace` stores one tensor as the given raw bytes of another ggml type instead.
@@ -163,18 +152,9 @@ export function llamaGguf(
   };
   for (const spec of paramSpecs(config)) {
     let data = params.get(spec.name)!;
-    if (spec.layer < 0) {
-      const name = {
-        "model.embed_tokens.weight": "token_embd.weight",
-        "model.norm.weight": "output_norm.weight",
-        "lm_head.weight": "output.weight",
-      }[spec.name]!;
-      add(name, spec.shape, data);
-      continue;
-    }
     if (spec.key === "self_attn.q_proj.weight") data = toInterleaved(data, config.n_head, hs);
     if (spec.key === "self_attn.k_proj.weight") data = toInterleaved(data, config.n_kv_head, hs);
-    add(`blk.${spec.layer}.${GGUF_BLOCK[spec.key]}`, spec.shape, data);
+    add(ggufTensorName(spec), spec.shape, data);
   }
   const r = options.replace;
   if (r) tensors[r.name] = { ...tensors[r.name], type: r.type, bytes: r.bytes };

@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import { createView, getGpu, read, Recorder, scratchTexture, textureFits, upload } from "@inheritune/kernels";
+import {
+  checkErrors,
+  createView,
+  getGpu,
+  GpuError,
+  read,
+  Recorder,
+  scratchTexture,
+  textureFits,
+  upload,
+} from "@inheritune/kernels";
 import { assertThrows } from "../_assert.ts";
 
 Deno.test("textureFits wants rows of 64 floats, an aligned start and the adapter's texture size", async () => {
@@ -64,4 +74,48 @@ fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   });
   rec.submit();
   assert.deepEqual(await read(gpu, out), data.map((x) => 2 * x));
+});
+
+Deno.test("a kernel that does not compile is a GpuError naming the error and its line at the next readback", async () => {
+  const gpu = await getGpu();
+  const out = upload(gpu, new Float32Array([7, 7, 7, 7]));
+  const rec = new Recorder(gpu);
+  rec.dispatch({
+    code: /* wgsl */ `
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(1)
+fn main() {
+  out[0] = 1.0 +;
+}`,
+    views: [out],
+    groups: [1],
+  });
+  rec.submit();
+  await assert.rejects(read(gpu, out), (e: Error) => {
+    assert.ok(e instanceof GpuError, e.name);
+    assert.match(e.message, /wgsl-[0-9a-f]{8}.*expected expression.* at line 5:\d+: out\[0\] = 1\.0 \+;$/);
+    return true;
+  });
+  // Reported once: the device stays usable, and the invalid kernel wrote nothing.
+  assert.deepEqual([...await read(gpu, out)], [7, 7, 7, 7]);
+});
+
+Deno.test("a binding the kernel cannot take is a GpuError at the next readback", async () => {
+  const gpu = await getGpu();
+  const out = createView(gpu, 4);
+  const rec = new Recorder(gpu);
+  rec.dispatch({
+    code: /* wgsl */ `
+struct P { x: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(1)
+fn main() {
+  out[0] = p.x;
+}`,
+    views: [out, out],
+    groups: [1],
+  });
+  await assert.rejects(checkErrors(gpu), GpuError);
+  await checkErrors(gpu);
 });

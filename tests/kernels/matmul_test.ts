@@ -11,7 +11,6 @@ import {
   type MatmulBlocking,
   matmulBlocking,
   matmulCpu,
-  matmulNaive,
   matmulOperands,
   matmulSplitK,
   type Operands,
@@ -323,22 +322,6 @@ Deno.test("matmul splits K only for products with few output tiles, within one b
     split(4096, 4096, 1 << 20, { ...blocking, rows: 64, cols: 64 }),
     Math.max(1, Math.min(32, fit)),
   );
-});
-
-Deno.test("matmul naive baseline matches CPU for all transposes", async () => {
-  const gpu = await getGpu();
-  const [M, N, K] = [9, 17, 6];
-  for (const transA of [false, true]) {
-    for (const transB of [false, true]) {
-      const a = rand(M * K, 31);
-      const b = rand(K * N, 32);
-      const out = createView(gpu, M * N);
-      const rec = new Recorder(gpu);
-      matmulNaive(rec, { out, a: upload(gpu, a), b: upload(gpu, b), M, N, K, transA, transB });
-      rec.submit();
-      assertClose(await read(gpu, out), matmulCpu(a, b, { M, N, K, transA, transB }), 1e-4, "naive");
-    }
-  }
 });
 
 Deno.test("matmul rejects a blocking that is not a multiple of 4 or exceeds the device limits", async () => {

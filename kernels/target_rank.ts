@@ -1,23 +1,17 @@
 /**
  * Greedy match: the rank of each target among the logits of its position, 0 when greedy
- * decoding would emit it. LAMBADA's accuracy asks whether every token of the final word has
- * rank 0; the classifier's losses alone cannot tell (they give only the target's probability).
+ * decoding would emit it, with its CPU reference. LAMBADA's accuracy (eval's scorer) asks whether
+ * every token of the final word has rank 0; the classifier's losses alone cannot tell (they give
+ * only the target's probability).
  *
  * The logits are recomputed from the final hidden states and the tied head row by row instead of
  * being materialised: a (BT,V) logit matrix of GPT-2's vocabulary outgrows one binding.
  *
  * @module
  */
-import {
-  FLAT_INDEX_WGSL,
-  GpuError,
-  grid,
-  IGNORE_INDEX,
-  type Recorder,
-  requireLength,
-  Uniforms,
-  type View,
-} from "@inheritune/kernels";
+import { IGNORE_INDEX } from "./classifier.ts";
+import { GpuError, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
+import { FLAT_INDEX_WGSL, grid } from "./elementwise.ts";
 
 /** Arguments of {@linkcode targetRank}. */
 export interface TargetRankArgs {

@@ -1,11 +1,13 @@
 /**
- * A small seeded random number generator (mulberry32) whose state is one integer, so a training
- * run can save and restore it exactly.
+ * The project's one seeded random number generator (mulberry32): the same seed gives the same
+ * sequence on every machine, and its whole state is one integer, so a training run can save and
+ * restore it exactly. The sampler's order and subsets, seeded initialisation, the cloze builder
+ * and the tests' data all draw from it.
  *
  * @module
  */
 
-/** Seeded uniform and normal samples; `state` can be saved and assigned back. */
+/** Seeded 32-bit integers, uniform and normal samples; `state` can be saved and assigned back. */
 export class Rng {
   /** The whole generator state. */
   state: number;
@@ -15,13 +17,18 @@ export class Rng {
     this.state = seed >>> 0;
   }
 
-  /** A uniform sample in [0, 1). */
-  uniform(): number {
+  /** A uniform 32-bit unsigned integer: one mulberry32 step. */
+  uint32(): number {
     this.state = (this.state + 0x6d2b79f5) >>> 0;
     let t = this.state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return (t ^ (t >>> 14)) >>> 0;
+  }
+
+  /** A uniform sample in [0, 1). */
+  uniform(): number {
+    return this.uint32() / 4294967296;
   }
 
   /** Fills `out` with samples of N(0, std²) (Box-Muller) and returns it. */
