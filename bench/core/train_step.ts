@@ -41,7 +41,14 @@ export const CONFIGS: Record<string, { config: GPT2Config; B: number }> = {
   "124m": { config: GPT2_124M, B: 4 },
   // A small model with GPT-2's vocabulary: the classifier's chunked path dominates its step.
   vocab: {
-    config: { n_layer: 2, n_head: 4, n_embd: 32, vocab_size: 50257, n_positions: 32, layer_norm_epsilon: 1e-5 },
+    config: {
+      n_layer: 2,
+      n_head: 4,
+      n_embd: 32,
+      vocab_size: 50257,
+      n_positions: 32,
+      layer_norm_epsilon: 1e-5,
+    },
     B: 4,
   },
 };

@@ -53,7 +53,7 @@ Deno.test("the experiment trains each variant and writes summary.json, report.md
     assert.deepEqual(Object.keys(written).sort(), ["inherited", "reference", "scratch", "settings"]);
     assert.equal(written.reference.val_loss, summary.reference.val_loss);
     const report = await Deno.readTextFile(join(out, "report.md"));
-    assert.match(report, /\| inherited \| 2 \|.*\| blocks 0,1 \|/);
+    assert.match(report, /\| inherited \| 2 \|.*\| reference blocks 0,1 \|/);
     assert.match(report, /\| scratch \| 2 \|.*\| fresh init \|/);
     assert.match(
       await Deno.readTextFile(join(out, "curves.svg")),
