@@ -99,7 +99,9 @@ async function runScript(args: string[], processes = 1, script = SCRIPT): Promis
 /** Runs and requires every process to succeed; returns rank 0's output. */
 async function trainScript(args: string[], processes = 1): Promise<Run> {
   const runs = await runScript(args, processes);
-  runs.forEach((r, rank) => assert.equal(r.code, 0, `rank ${rank} of ${processes} failed:\n${r.stderr}`));
+  runs.forEach((r, rank) =>
+    assert.equal(r.code, 0, `rank ${rank} of ${processes} failed:\n${r.stdout}\n${r.stderr}`)
+  );
   return runs[0];
 }
 
