@@ -10,6 +10,7 @@ import {
   classifierBackward,
   classifierForward,
   type ClassifierScratch,
+  createArena,
   createClassifierScratch,
   createView,
   type Gpu,
@@ -18,12 +19,12 @@ import {
   matmul,
   readAll,
   type Recorder,
-  upload,
   type View,
+  write,
 } from "@inheritune/kernels";
 import { type ModelConfig, validateConfig } from "./config.ts";
 import { numel, type ParamMap, type ParamSpec } from "./params.ts";
-import type { BlockActivations, CreateOptions, LanguageModel } from "./model.ts";
+import type { BlockActivations, CreateOptions, LanguageModel, ParamGroup } from "./model.ts";
 
 /** One activation buffer of a family's table. */
 export interface ActivationSpec {
@@ -53,6 +54,8 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
   readonly params: Map<string, View> = new Map();
   /** Gradients by table name (empty when not training). */
   readonly grads: Map<string, View> = new Map();
+  /** The parameters and gradients as whole buffers, by weight-decay group. */
+  readonly groups: ParamGroup[] = [];
   /** Input token ids (B,T), u32; write a batch here before submitting. */
   readonly tokens: View;
   /** Target token ids (B,T), u32 (`IGNORE_INDEX` to skip a position). */
@@ -96,8 +99,22 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
           `parameter ${spec.name} has ${data.length} elements, expected ${numel(spec.shape)}`,
         );
       }
-      this.params.set(spec.name, upload(gpu, data, spec.name));
-      if (this.training) this.grads.set(spec.name, createView(gpu, data.length, `grad ${spec.name}`));
+    }
+    // Parameters and gradients in arenas, one pair per weight-decay group (see `createArena`).
+    for (const decay of [true, false]) {
+      const specs = init.specs.filter((s) => s.decay === decay);
+      if (specs.length === 0) continue;
+      const lengths = specs.map((s) => numel(s.shape));
+      const what = decay ? "decayed" : "undecayed";
+      const params = createArena(gpu, lengths, `${what} parameters`);
+      const grads = this.training ? createArena(gpu, lengths, `${what} gradients`) : undefined;
+      specs.forEach((s, i) => {
+        this.params.set(s.name, params.views[i]);
+        write(gpu, params.views[i], init.params.get(s.name)!);
+        if (grads) this.grads.set(s.name, grads.views[i]);
+      });
+      this.groups.push({ decay, params: params.spans, grads: grads?.spans ?? [] });
+      for (const v of [...params.spans, ...(grads?.spans ?? [])]) this.own(v);
     }
     for (const a of init.activations) {
       if (a.training && !this.training) continue;
@@ -204,9 +221,9 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
     });
   }
 
-  /** Records zeroing every gradient (the start of an optimizer step). */
+  /** Records zeroing every gradient (the start of an optimizer step): one clear per gradient buffer. */
   recordZeroGrads(rec: Recorder): void {
-    for (const g of this.grads.values()) rec.clear(g);
+    for (const group of this.groups) for (const g of group.grads) rec.clear(g);
   }
 
   /** Records the logits (BT,V) of the last forward pass into `out` (small models: one binding). */
@@ -235,9 +252,7 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
   /** Releases every buffer. */
   destroy(): void {
     const seen = new Set<GPUBuffer>();
-    for (
-      const v of [...this.params.values(), ...this.grads.values(), ...this.#acts.values(), ...this.#owned]
-    ) {
+    for (const v of [...this.#acts.values(), ...this.#owned]) {
       if (!seen.has(v.buffer)) v.buffer.destroy();
       seen.add(v.buffer);
     }

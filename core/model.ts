@@ -44,6 +44,19 @@ export interface BlockActivations {
   output: View;
 }
 
+/**
+ * The parameters of one weight-decay group and their gradients as whole buffers, in the same
+ * layout (each tensor at the same offset in both): what the optimizer clears, sums and updates.
+ */
+export interface ParamGroup {
+  /** Whether AdamW decays these tensors. */
+  decay: boolean;
+  /** The parameter buffers' spans. */
+  params: View[];
+  /** The gradient buffers' spans (empty when not training). */
+  grads: View[];
+}
+
 /** A model on the GPU: parameters, optional gradients, activations for one (B,T). */
 export interface LanguageModel {
   /** The device. */
@@ -60,6 +73,8 @@ export interface LanguageModel {
   readonly params: Map<string, View>;
   /** Gradients by table name (empty when not training). */
   readonly grads: Map<string, View>;
+  /** The parameters and gradients as whole buffers, by weight-decay group. */
+  readonly groups: readonly ParamGroup[];
   /** Input token ids (B,T), u32; write a batch here before submitting. */
   readonly tokens: View;
   /** Target token ids (B,T), u32 (`IGNORE_INDEX` to skip a position). */

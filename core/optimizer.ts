@@ -1,6 +1,8 @@
 /**
- * AdamW on the GPU over the parameter table: first and second moments per tensor, gradient
- * clipping by the global norm computed on the GPU (no readback), weight decay on 2-D weights only.
+ * AdamW on the GPU over a model's parameter buffers: first and second moments laid out as the
+ * parameters (one buffer per parameter buffer), gradient clipping by the global norm computed on
+ * the GPU (no readback), weight decay on 2-D weights only. Clearing, summing and updating run per
+ * buffer, not per tensor (`ParamGroup`).
  *
  * @module
  */
@@ -41,8 +43,10 @@ export class AdamW {
   /** Completed optimizer steps. */
   step = 0;
   readonly #gpu: Gpu;
-  readonly #m = new Map<string, View>();
+  readonly #m = new Map<string, View>(); // per tensor, views into #moments
   readonly #v = new Map<string, View>();
+  /** Per parameter buffer: its span, its gradient's, both moments', and the group's decay. */
+  readonly #spans: { param: View; grad: View; m: View; v: View; decay: boolean }[] = [];
   readonly #hyper: View;
   readonly #scale: View; // [clip scale, global norm]
   readonly #partials: View;
@@ -52,18 +56,32 @@ export class AdamW {
   constructor(model: LanguageModel, options: AdamWOptions = {}) {
     this.#gpu = model.gpu;
     this.#opts = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1.0, ...options };
+    for (const group of model.groups) {
+      group.params.forEach((param, i) => {
+        const m = createView(model.gpu, param.length, `m ${i}`);
+        const v = createView(model.gpu, param.length, `v ${i}`);
+        this.#spans.push({ param, grad: group.grads[i], m, v, decay: group.decay });
+      });
+    }
+    // Each tensor's moments sit at its offset in its parameter buffer.
     for (const [name, p] of model.params) {
-      this.#m.set(name, createView(model.gpu, p.length, `m ${name}`));
-      this.#v.set(name, createView(model.gpu, p.length, `v ${name}`));
+      const span = this.#spans.find((s) => s.param.buffer === p.buffer)!;
+      const at = (moment: View): View => ({
+        buffer: moment.buffer,
+        offset: p.offset - span.param.offset,
+        length: p.length,
+      });
+      this.#m.set(name, at(span.m));
+      this.#v.set(name, at(span.v));
     }
     this.#hyper = createView(model.gpu, 16, "adamw hyper");
     this.#scale = createView(model.gpu, 2, "clip scale");
-    this.#partials = createView(model.gpu, Math.max(1, model.grads.size * 64), "grad norm partials");
+    this.#partials = createView(model.gpu, Math.max(1, this.#spans.length), "grad norm partials");
   }
 
-  /** Records the update of every parameter of `model` from its gradients. */
-  record(rec: Recorder, model: LanguageModel): void {
-    const grads = [...model.grads.values()];
+  /** Records the update of every parameter of the model from its gradients. */
+  record(rec: Recorder): void {
+    const grads = this.#spans.map((s) => s.grad);
     if (this.#opts.gradClip > 0) {
       gradNormSquared(rec, { partials: this.#partials, grads });
       clipScale(rec, {
@@ -75,16 +93,15 @@ export class AdamW {
     } else {
       write(this.#gpu, this.#scale, new Float32Array([1, 0]));
     }
-    for (const spec of model.specs) {
-      const param = model.params.get(spec.name)!;
+    for (const { param, grad, m, v, decay } of this.#spans) {
       adamwUpdate(rec, {
         param,
-        grad: model.grads.get(spec.name)!,
-        m: this.#m.get(spec.name)!,
-        v: this.#v.get(spec.name)!,
+        grad,
+        m,
+        v,
         hyper: this.#hyper,
         scale: this.#scale,
-        weightDecay: spec.decay ? this.#opts.weightDecay : 0,
+        weightDecay: decay ? this.#opts.weightDecay : 0,
         n: param.length,
       });
     }

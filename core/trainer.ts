@@ -163,7 +163,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const zero = new Recorder(gpu);
   model.recordZeroGrads(zero);
   const update = new Recorder(gpu);
-  opt.record(update, model);
+  opt.record(update);
 
   const ring = Array.from({ length: READBACK_RING }, () => new Readback(gpu, accumulation, "step losses"));
   const pending: Promise<StepMetrics>[] = [];

@@ -3,9 +3,11 @@
  * pipelines, buffer helpers, and the {@linkcode Recorder} that encodes a whole sequence of
  * kernels into one command buffer and submits it once.
  *
- * Every tensor lives in its own `GPUBuffer`: WebGPU forbids one buffer being bound both
- * read-only and writable in the same dispatch, so sharing one big buffer between tensors that a
- * kernel reads and writes would be invalid.
+ * WebGPU forbids one buffer being bound both read-only and writable in the same dispatch, so an
+ * activation lives in its own `GPUBuffer`. Tensors that no dispatch mixes that way share one:
+ * {@linkcode createArena} packs a model's parameters (read together, written only by AdamW) and its
+ * gradients (written together, read only by the optimizer), so that clearing, summing and updating
+ * them take a few launches instead of one per tensor.
  *
  * @module
  */
@@ -281,6 +283,55 @@ export function createView(gpu: Gpu, length: number, label?: string): View {
   const buffer = gpu.device.createBuffer({ size, usage: STORAGE_USAGE, label });
   countCreated(gpu, size);
   return { buffer, offset: 0, length };
+}
+
+/** Tensors packed into few buffers by {@linkcode createArena}. */
+export interface Arena {
+  /** One view per tensor, in the order of the lengths given. */
+  readonly views: View[];
+  /** One view per buffer, from its first tensor to the end of its last: what whole-arena kernels bind. */
+  readonly spans: View[];
+}
+
+/**
+ * Packs tensors of `lengths` elements into as few zero-filled storage buffers as the device's
+ * `maxBufferSize` allows, each tensor starting on the storage-binding alignment (the padding
+ * between tensors stays zero). A tensor larger than one buffer may be is an error.
+ *
+ * @throws {GpuError} when a tensor exceeds `maxBufferSize`.
+ */
+export function createArena(gpu: Gpu, lengths: readonly number[], label: string): Arena {
+  const align = Math.max(16, gpu.limits.minStorageBufferOffsetAlignment) / 4; // in elements
+  const max = Math.floor(gpu.limits.maxBufferSize / 4);
+  // Offsets of each tensor in its buffer, and where each buffer starts in `lengths`.
+  const offsets: number[] = [];
+  const starts: number[] = [];
+  let end = 0;
+  lengths.forEach((n, i) => {
+    let at = Math.ceil(end / align) * align;
+    if (i === 0 || at + n > max) {
+      starts.push(i);
+      at = 0;
+    }
+    if (n > max) {
+      throw new GpuError(
+        `${label}: a tensor of ${n * 4} bytes exceeds the device's maxBufferSize ${max * 4}`,
+      );
+    }
+    offsets.push(at);
+    end = at + n;
+  });
+  const views: View[] = [];
+  const spans: View[] = [];
+  starts.forEach((first, b) => {
+    const last = (starts[b + 1] ?? lengths.length) - 1;
+    const span = createView(gpu, offsets[last] + lengths[last], `${label} ${b}`);
+    spans.push(span);
+    for (let i = first; i <= last; i++) {
+      views.push({ buffer: span.buffer, offset: offsets[i], length: lengths[i] });
+    }
+  });
+  return { views, spans };
 }
 
 /**

@@ -117,7 +117,7 @@ export function recordTrainStep(rec: Recorder, options: { name: string; B?: numb
   model.recordZeroGrads(rec);
   model.recordForward(rec);
   model.recordBackward(rec, 1 / (B * T));
-  opt.record(rec, model);
+  opt.record(rec);
   return { model, opt, B, T };
 }
 

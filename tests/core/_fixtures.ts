@@ -101,7 +101,7 @@ export async function twoSteps(fx: Fixture): Promise<FixtureSteps> {
     model.recordZeroGrads(rec);
     model.recordForward(rec);
     model.recordBackward(rec, 1 / (fx.B * fx.T));
-    opt.record(rec, model);
+    opt.record(rec);
     const norms: number[] = [];
     const losses: number[] = [];
     for (let step = 0; step < 2; step++) {
