@@ -1,12 +1,16 @@
 /**
- * This project against PyTorch on the same machine, in one run: tokens/s and peak memory of a
- * whole GPT-2 training step (bench/core/train_step.ts vs bench/torch_step.py), and matmul GFLOP/s.
- * Each side runs in its own process, so each peak memory is that process's own.
+ * This project against PyTorch on the same machine, in one run: tokens/s, peak memory and the
+ * hours 1B training tokens would take, of a whole training step (bench/core/train_step.ts vs
+ * bench/torch_step.py), and matmul GFLOP/s. Each side runs in its own process, so each peak
+ * memory is that process's own.
  *
- *   deno run -A bench/compare_pytorch.ts [--configs tiny,124m] [--matmul 1024,4096] [--device cpu|cuda]
+ *   deno run -A bench/compare_pytorch.ts [--configs tiny,124m,vocab,seed,seed-small] [--matmul 1024,4096] [--device cpu|cuda]
  *
- * PyTorch is Debian's `/usr/bin/python3` (OpenBLAS) on CPU, or with `--device cuda` the `python3`
- * on PATH with CUDA PyTorch (then measured with TF32 off and on); `--python` names another.
+ * `seed` is the paper's 1.5B model (13 of OpenLLaMA-3B's blocks, context 2048), for a GPU;
+ * `seed-small` a narrower one, for a CPU adapter. PyTorch is Debian's
+ * `/usr/bin/python3` (OpenBLAS) on CPU, or with `--device cuda` the `python3` on PATH with CUDA
+ * PyTorch (then measured in fp32 with TF32 off, with TF32 on, and under bf16 autocast); `--python`
+ * names another.
  *
  * @module
  */
@@ -44,16 +48,21 @@ async function main(): Promise<void> {
   const sizes = values.matmul.split(",").map((n) => intFlag(n, "matmul", { min: 1 }));
   const cuda = values.device === "cuda";
   const python = values.python ?? (cuda ? "python3" : "/usr/bin/python3");
-  const torchVariants = cuda ? [[], ["--tf32"]] : [[]];
+  const stepVariants = cuda ? [[], ["--tf32"], ["--bf16"]] : [[]];
+  const matmulVariants = cuda ? [[], ["--tf32"]] : [[]];
   // The issue's batch sizes (124M: B=4 on a CPU, 16 on a GPU), and enough steps that a fast GPU's
   // step time is not lost in the ~10 ms queue wait.
   const batch: Record<string, number> = cuda ? { "124m": 16 } : {};
-  const steps: Record<string, number> = cuda ? { tiny: 50, "124m": 5 } : { tiny: 3, "124m": 2 };
+  const steps: Record<string, number> = cuda
+    ? { tiny: 50, "124m": 5, vocab: 50, seed: 3 }
+    : { tiny: 3, "124m": 2 };
   const mib = (b: number | string) => `${(Number(b) / 2 ** 20).toFixed(0)} MiB`;
+  const hours = (tokensPerS: number | string): string => (1e9 / Number(tokensPerS) / 3600).toFixed(1);
   console.log(
-    `| config | this project tokens/s | PyTorch (${values.device}) tokens/s | ratio | peak memory (ours / PyTorch) |`,
+    `| config | this project tokens/s | PyTorch (${values.device}) tokens/s | ratio | peak memory (ours / PyTorch) | ` +
+      "hours per 1B tokens (ours / PyTorch) |",
   );
-  console.log("| --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- |");
   for (const name of configs) {
     const shape = [
       "--steps",
@@ -68,7 +77,7 @@ async function main(): Promise<void> {
       "--json",
       ...shape,
     ]);
-    for (const extra of torchVariants) {
+    for (const extra of stepVariants) {
       const torch = await runJson(python, [
         `${here}torch_step.py`,
         "step",
@@ -78,14 +87,19 @@ async function main(): Promise<void> {
         ...shape,
         ...extra,
       ]);
-      const label = `${name} B=${ours.B} T=${ours.T}${extra.length ? " (TF32)" : ""}`;
+      const label = `${name} B=${ours.B} T=${ours.T}${
+        extra.length ? ` (${extra[0].slice(2).toUpperCase()})` : ""
+      }`;
       const ratio = Number(ours.tokens_per_s) / Number(torch.tokens_per_s);
       // On a GPU our tensors are GPU buffers (created bytes) against PyTorch's max_memory_allocated;
       // on a CPU adapter both are process peak resident memory.
       const ourPeak = cuda ? ours.gpu_bytes : ours.peak_bytes;
       console.log(
         `| ${label} | ${Number(ours.tokens_per_s).toFixed(0)} | ${Number(torch.tokens_per_s).toFixed(0)} | ` +
-          `${ratio.toFixed(3)}x | ${mib(ourPeak)} / ${mib(torch.peak_bytes)} |`,
+          `${ratio.toFixed(3)}x | ${mib(ourPeak)} / ${mib(torch.peak_bytes)} | ${
+            hours(ours.tokens_per_s)
+          } / ` +
+          `${hours(torch.tokens_per_s)} |`,
       );
     }
   }
@@ -93,7 +107,7 @@ async function main(): Promise<void> {
   console.log("| --- | --- | --- | --- |");
   for (const n of sizes) {
     const ours = await matmulGflops(await getGpu(), { M: n, N: n, K: n });
-    for (const extra of torchVariants) {
+    for (const extra of matmulVariants) {
       const torch = await runJson(python, [
         `${here}torch_step.py`,
         "matmul",

