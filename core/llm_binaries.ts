@@ -245,56 +245,41 @@ async function readLlama2cHeader(path: string, file: Deno.FsFile, size: number):
   const view = new DataView(bytes.buffer);
   const int = (i: number): number => (i + 4 <= bytes.length ? view.getInt32(i, true) : 0);
   const magic = view.getUint32(0, true);
+  // The 7 int32 of llama2.c's model shape at byte `at`.
+  const dims = (at: number) => {
+    const [dim, hidden, layers, heads, kvHeads, vocab, seqLen] = [0, 1, 2, 3, 4, 5, 6].map((i) =>
+      int(at + 4 * i)
+    );
+    return { dim, hidden, layers, heads, kvHeads, vocab, seqLen };
+  };
   if (magic === LLAMA2C_MAGIC) {
     const version = int(4);
     if (version !== 1 && version !== 2) {
       throw new CheckpointError(`${path}: llama2.c export version ${version} is not 1 (f32) or 2 (Q8_0)`);
     }
-    const [dim, hidden, layers, heads, kvHeads, vocab, seqLen] = [0, 1, 2, 3, 4, 5, 6].map((i) =>
-      int(8 + 4 * i)
-    );
     return {
       version,
-      dim,
-      hidden,
-      layers,
-      heads,
-      kvHeads,
-      vocab,
-      seqLen,
+      ...dims(8),
       shared: bytes[36] !== 0,
       groupSize: version === 2 ? int(37) : 0,
       dataStart: LLAMA2C_HEADER_BYTES,
     };
   }
-  const [dim, hidden, layers, heads, kvHeads, vocab, seqLen] = [0, 1, 2, 3, 4, 5, 6].map((i) => int(4 * i));
+  const d = dims(0);
   const legacy: Llama2cHeader = {
     version: 0,
-    dim,
-    hidden,
-    layers,
-    heads,
-    kvHeads,
-    vocab: Math.abs(vocab),
-    seqLen,
-    shared: vocab > 0,
+    ...d,
+    vocab: Math.abs(d.vocab),
+    shared: d.vocab > 0,
     groupSize: 0,
     dataStart: 28,
   };
-  const plausible = [dim, hidden, layers, heads, kvHeads, Math.abs(vocab), seqLen].every((v) => v > 0) &&
-    dim % heads === 0 && heads % kvHeads === 0 && llama2cBytes(legacy) === size;
+  const plausible = Object.values({ ...d, vocab: legacy.vocab }).every((v) => v > 0) &&
+    d.dim % d.heads === 0 && d.heads % d.kvHeads === 0 && llama2cBytes(legacy) === size;
   if (!plausible) {
     throw new CheckpointError(
       `${path}: magic ${magic} is not llm.c's model magic ${LLMC_MAGIC} nor llama2.c's "ak42", and its ` +
-        `${size} bytes are not a legacy llama2.c export (header ${[
-          dim,
-          hidden,
-          layers,
-          heads,
-          kvHeads,
-          vocab,
-          seqLen,
-        ]})`,
+        `${size} bytes are not a legacy llama2.c export (header ${Object.values(d).join(",")})`,
     );
   }
   return legacy;

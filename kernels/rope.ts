@@ -77,10 +77,22 @@ function check(shape: RopeShape, what: string): number {
 }
 
 // One invocation per pair (d, d + hs/2) of one head of one packed row: heads 0..NH-1 are q,
-// NH..NH+NKV-1 k, the rest v. `qkv_src` names where each part lives unpacked.
+// NH..NH+NKV-1 k, the rest v, which rotates by angle 0 (cos 1, sin 0): a copy.
 const HEADER = /* wgsl */ `
 struct P { count: u32, T: u32, NH: u32, NKV: u32, half: u32 }
 ${FLAT_INDEX_WGSL}
+// Invocation i's pair: packed row r, head h, dimension d, the pair's first element o in the
+// packed row, and the rotation's cos and sin.
+struct Pair { r: u32, h: u32, d: u32, o: u32, c: f32, s: f32 }
+fn pair_of(i: u32) -> Pair {
+  let pairs = width() / 2u;
+  let r = i / pairs;
+  let h = (i % pairs) / p.half;
+  let d = i % p.half;
+  let a = (r % p.T) * p.half + d;
+  let v = part(h) == 2u;
+  return Pair(r, h, d, r * width() + h * 2u * p.half + d, select(cos_t[a], 1.0, v), select(sin_t[a], 0.0, v));
+}
 // Packed row width in floats, and where head h's element d of row r lies unpacked: its buffer
 // (0 q, 1 k, 2 v) and the offset in it.
 fn width() -> u32 { return (p.NH + 2u * p.NKV) * 2u * p.half; }
@@ -114,23 +126,11 @@ fn load(h: u32, i: u32) -> f32 {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (i >= p.count) { return; }
-  let pairs = width() / 2u;
-  let r = i / pairs;
-  let h = (i % pairs) / p.half;
-  let d = i % p.half;
-  let x1 = load(h, unpacked(r, h, d));
-  let x2 = load(h, unpacked(r, h, d + p.half));
-  let o = r * width() + h * 2u * p.half + d;
-  if (part(h) == 2u) {
-    qkv[o] = x1;
-    qkv[o + p.half] = x2;
-    return;
-  }
-  let a = (r % p.T) * p.half + d;
-  let c = cos_t[a];
-  let s = sin_t[a];
-  qkv[o] = x1 * c - x2 * s;
-  qkv[o + p.half] = x2 * c + x1 * s;
+  let q = pair_of(i);
+  let x1 = load(q.h, unpacked(q.r, q.h, q.d));
+  let x2 = load(q.h, unpacked(q.r, q.h, q.d + p.half));
+  qkv[q.o] = x1 * q.c - x2 * q.s;
+  qkv[q.o + p.half] = x2 * q.c + x1 * q.s;
 }`;
 
 /** Arguments of {@linkcode ropeForward}. */
@@ -149,9 +149,13 @@ export interface RopeForwardArgs extends RopeShape {
   sin: View;
 }
 
+/** Invocations of the kernels: one per rotated pair of a packed row. */
+function pairCount(shape: RopeShape): number {
+  return (shape.BT * (shape.NH + 2 * shape.NKV) * shape.hs) / 2;
+}
+
 function uniforms(shape: RopeShape): Uniforms {
-  const count = (shape.BT * (shape.NH + 2 * shape.NKV) * shape.hs) / 2;
-  return new Uniforms().u32(count).u32(shape.T).u32(shape.NH).u32(shape.NKV).u32(shape.hs / 2);
+  return new Uniforms().u32(pairCount(shape)).u32(shape.T).u32(shape.NH).u32(shape.NKV).u32(shape.hs / 2);
 }
 
 function checkViews(
@@ -173,13 +177,11 @@ function checkViews(
 /** Records `qkv = [rope(q), rope(k), v]` per row. */
 export function ropeForward(rec: Recorder, args: RopeForwardArgs): void {
   checkViews("rope", args, args);
-  const u = uniforms(args);
-  const count = (args.BT * (args.NH + 2 * args.NKV) * args.hs) / 2;
   rec.dispatch({
     code: FORWARD,
     views: [args.qkv, args.q, args.k, args.v, args.cos, args.sin],
-    uniforms: u,
-    groups: grid(rec.gpu, count),
+    uniforms: uniforms(args),
+    groups: grid(rec.gpu, pairCount(args)),
   });
 }
 
@@ -203,24 +205,11 @@ fn store(h: u32, i: u32, x: f32) {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (i >= p.count) { return; }
-  let pairs = width() / 2u;
-  let r = i / pairs;
-  let h = (i % pairs) / p.half;
-  let d = i % p.half;
-  let o = r * width() + h * 2u * p.half + d;
-  let g1 = dqkv[o];
-  let g2 = dqkv[o + p.half];
-  var x1 = g1;
-  var x2 = g2;
-  if (part(h) != 2u) {
-    let a = (r % p.T) * p.half + d;
-    let c = cos_t[a];
-    let s = sin_t[a];
-    x1 = g1 * c + g2 * s;
-    x2 = g2 * c - g1 * s;
-  }
-  store(h, unpacked(r, h, d), x1);
-  store(h, unpacked(r, h, d + p.half), x2);
+  let q = pair_of(i);
+  let g1 = dqkv[q.o];
+  let g2 = dqkv[q.o + p.half];
+  store(q.h, unpacked(q.r, q.h, q.d), g1 * q.c + g2 * q.s);
+  store(q.h, unpacked(q.r, q.h, q.d + p.half), g2 * q.c - g1 * q.s);
 }`;
 
 /** Arguments of {@linkcode ropeBackward}. */
@@ -242,12 +231,11 @@ export interface RopeBackwardArgs extends RopeShape {
 /** Records the gradients of q, k and v from that of the packed, rotated `qkv`. */
 export function ropeBackward(rec: Recorder, args: RopeBackwardArgs): void {
   checkViews("rope backward", args, { qkv: args.dqkv, q: args.dq, k: args.dk, v: args.dv, ...args });
-  const count = (args.BT * (args.NH + 2 * args.NKV) * args.hs) / 2;
   rec.dispatch({
     code: BACKWARD,
     views: [args.dq, args.dk, args.dv, args.dqkv, args.cos, args.sin],
     uniforms: uniforms(args),
-    groups: grid(rec.gpu, count),
+    groups: grid(rec.gpu, pairCount(args)),
   });
 }
 

@@ -17,32 +17,42 @@ function lastJson(stdout: string): Record<string, number> {
   return JSON.parse(stdout.trim().split("\n").at(-1)!);
 }
 
+/** Writes `text` into `dir` and prepares it into `dir/NAME` with `--tokenizer` and `--val-fraction`; returns the folder. */
+async function prepared(
+  dir: string,
+  text: string,
+  options: { name: string; tokenizer: string; val: string },
+) {
+  const file = join(dir, `${options.name}.txt`);
+  await Deno.writeTextFile(file, text);
+  const out = join(dir, options.name);
+  const r = await runCli([
+    "prepare",
+    "-i",
+    file,
+    "-o",
+    out,
+    "--tokenizer",
+    options.tokenizer,
+    "--val-fraction",
+    options.val,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  return out;
+}
+
 Deno.test("a bare byte shard is read as the model's own tokens: eval equals the prepared folder's, no re-tokenising", async () => {
   await withTempDir(async (dir) => {
-    const text = join(dir, "t.txt");
-    await Deno.writeTextFile(text, TEXT);
-    const prepared = join(dir, "prepared");
-    const p = await runCli([
-      "prepare",
-      "-i",
-      text,
-      "-o",
-      prepared,
-      "--tokenizer",
-      "bytes",
-      "--val-fraction",
-      "0",
-    ]);
-    assert.equal(p.code, 0, p.stderr);
+    const folder = await prepared(dir, TEXT, { name: "prepared", tokenizer: "bytes", val: "0" });
     const shard = join(dir, "val_000000.bin");
     await writeShard(shard, bytes(TEXT));
     const args = ["eval", "--model", "models/brown-ref", "--tasks", "none", "--ctx", "64"];
     const bare = await runCli([...args, "--data", shard]);
-    const folder = await runCli([...args, "--data", prepared]);
+    const fromFolder = await runCli([...args, "--data", folder]);
     assert.equal(bare.code, 0, bare.stderr);
-    assert.equal(folder.code, 0, folder.stderr);
+    assert.equal(fromFolder.code, 0, fromFolder.stderr);
     assert.doesNotMatch(bare.stderr, /re-tokenising/);
-    assert.equal(lastJson(bare.stdout).loss, lastJson(folder.stdout).loss);
+    assert.equal(lastJson(bare.stdout).loss, lastJson(fromFolder.stdout).loss);
     assert.equal(lastJson(bare.stdout).tokens, 64 * Math.floor((TEXT.length - 1) / 64));
   });
 });
@@ -81,13 +91,7 @@ Deno.test("training from scratch on bare byte shards takes a 256-token vocabular
 
 Deno.test("data without a validation split: train runs without validation, eval scores the train split", async () => {
   await withTempDir(async (dir) => {
-    const text = join(dir, "t.txt");
-    await Deno.writeTextFile(text, TEXT);
-    const data = join(dir, "data");
-    assert.equal(
-      (await runCli(["prepare", "-i", text, "-o", data, "--tokenizer", "bytes", "--val-fraction", "0"])).code,
-      0,
-    );
+    const data = await prepared(dir, TEXT, { name: "data", tokenizer: "bytes", val: "0" });
     const out = join(dir, "run");
     const r = await runCli([
       "train",
@@ -118,21 +122,12 @@ Deno.test("data without a validation split: train runs without validation, eval 
 
 Deno.test("data of another tokenizer is refused by train with one line; eval re-tokenises it and says so", async () => {
   await withTempDir(async (dir) => {
-    const text = join(dir, "t.txt");
-    await Deno.writeTextFile(text, TEXT.replaceAll(". ", ".\n\n"));
-    const data = join(dir, "sp");
-    const p = await runCli([
-      "prepare",
-      "-i",
-      text,
-      "-o",
-      data,
-      "--tokenizer",
-      "models/stories260K/tokenizer.model",
-      "--val-fraction",
-      "0.2",
-    ]);
-    assert.equal(p.code, 0, p.stderr);
+    const paragraphs = TEXT.replaceAll(". ", ".\n\n");
+    const data = await prepared(dir, paragraphs, {
+      name: "sp",
+      tokenizer: "models/stories260K/tokenizer.model",
+      val: "0.2",
+    });
     const out = join(dir, "run");
     const r = await runCli([
       "train",
@@ -170,14 +165,11 @@ Deno.test("data of another tokenizer is refused by train with one line; eval re-
 
 Deno.test("--grow without --layers starts at half the reference's blocks", async () => {
   await withTempDir(async (dir) => {
-    const text = join(dir, "t.txt");
-    await Deno.writeTextFile(text, TEXT.replaceAll(". ", ".\n\n"));
-    const data = join(dir, "data");
-    assert.equal(
-      (await runCli(["prepare", "-i", text, "-o", data, "--tokenizer", "bytes", "--val-fraction", "0.2"]))
-        .code,
-      0,
-    );
+    const data = await prepared(dir, TEXT.replaceAll(". ", ".\n\n"), {
+      name: "data",
+      tokenizer: "bytes",
+      val: "0.2",
+    });
     const r = await runCli([
       "train",
       "--data",
