@@ -17,12 +17,12 @@ const TEXT = Array.from(
       .join(" "),
 ).join("\n<|endoftext|>\n");
 
-/** Runs the command and returns what it printed on stdout, line by line. */
-async function run(args: string[]): Promise<string[]> {
+/** Runs the command and returns what it printed on stdout, line by line; stderr lines go to `notes`. */
+async function run(args: string[], notes: string[] = []): Promise<string[]> {
   const lines: string[] = [];
   const log = console.log, error = console.error;
   console.log = (...a: unknown[]) => lines.push(a.join(" "));
-  console.error = () => {};
+  console.error = (...a: unknown[]) => notes.push(a.join(" "));
   try {
     await main(args);
   } finally {
@@ -94,6 +94,37 @@ Deno.test("eval compares models in one table, as JSON or Markdown, and writes th
     await assert.rejects(
       run(["--model", models[0], "--data", data, "--ctx", "65"]),
       /exceeds .* n_positions 64/,
+    );
+  });
+});
+
+Deno.test("a default task the model cannot score is skipped with a note; an asked-for one still fails", async () => {
+  await withTempDir(async (dir) => {
+    const input = join(dir, "text.txt");
+    await Deno.writeTextFile(input, TEXT);
+    const data = join(dir, "data");
+    await prepare({ inputs: [input], out: data, tokenizer: "bytes", valFraction: 0.5 });
+    // A context of 8 bytes holds no cloze item (each sentence is longer).
+    const config = validateConfig({
+      n_layer: 1,
+      n_head: 2,
+      n_embd: 16,
+      vocab_size: 256,
+      n_positions: 8,
+      layer_norm_epsilon: 1e-5,
+      tokenizer: "bytes",
+    });
+    const model = join(dir, "short");
+    await saveModel(model, { config, params: initParams(config, 1) });
+    const notes: string[] = [];
+    const out = await run(["--model", model, "--data", data, "--cloze-items", "4", "--json"], notes);
+    const [report] = JSON.parse(out.join("\n"));
+    assert.ok(report.text.loss > 0, "the loss is still reported");
+    assert.deepEqual(report.tasks, []);
+    assert.ok(notes.some((n) => /^cloze: .*skipped for .*short/.test(n)), notes.join("\n"));
+    await assert.rejects(
+      run(["--model", model, "--data", data, "--cloze-items", "4", "--tasks", "cloze"]),
+      /cloze: no item can be scored by .*short/,
     );
   });
 });
