@@ -296,7 +296,7 @@ export interface Arena {
 /**
  * Packs tensors of `lengths` elements into as few zero-filled storage buffers as the device's
  * `maxBufferSize` allows, each tensor starting on the storage-binding alignment (the padding
- * between tensors stays zero). A tensor larger than one buffer may be is an error.
+ * between tensors stays zero). A tensor larger than `maxBufferSize` is an error.
  *
  * @throws {GpuError} when a tensor exceeds `maxBufferSize`.
  */
