@@ -109,7 +109,14 @@ export function parseFlags<T extends FlagSpec>(
     const { values } = parseArgs({ args, options, strict: true, allowPositionals: false });
     return values as unknown as Record<keyof T, string | boolean | string[] | undefined>;
   } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0]);
+    const message = (e as Error).message;
+    // parseArgs takes "--lr -1" for a flag without its value; say how to write a negative one.
+    const flag = message.match(/^Option '(--[\w-]+)' argument is ambiguous/)?.[1];
+    throw new UsageError(
+      flag
+        ? `${flag} needs a value; write one that starts with "-" as ${flag}=-VALUE`
+        : message.split("\n")[0],
+    );
   }
 }
 

@@ -94,6 +94,14 @@ Deno.test("user errors exit 2 with one line naming the flag or file, no stack tr
       [["--input", bad], /^inheritune prepare: --out DIR is required \(see --help\)$/],
       [["--bogus", ...out], /^inheritune prepare: Unknown option '--bogus'/],
       [
+        ["--val-fraction", "-1", ...out],
+        /^inheritune prepare: --val-fraction needs a value; write one that starts with "-" as --val-fraction=-VALUE$/,
+      ],
+      [
+        ["--val-fraction=-1", ...out],
+        /^inheritune prepare: --val-fraction must be ≥ 0, got -1$/,
+      ],
+      [
         ["--val-fraction", "abc", ...out],
         /^inheritune prepare: --val-fraction must be a number, got "abc"$/,
       ],
