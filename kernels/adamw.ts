@@ -21,12 +21,11 @@ import {
   type Recorder,
   reductionWorkgroup,
   requireLength,
-  rowChunks,
-  rowView,
   Uniforms,
   type View,
   write,
 } from "./device.ts";
+import { rowChunks, rowView } from "./rows.ts";
 import { elementType, ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from "./elementwise.ts";
 
 // ---------------------------------------------------------------------------------------------

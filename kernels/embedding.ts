@@ -18,16 +18,8 @@
  *
  * @module
  */
-import {
-  createView,
-  GpuError,
-  type Recorder,
-  requireLength,
-  rowChunks,
-  rowView,
-  Uniforms,
-  type View,
-} from "./device.ts";
+import { createView, GpuError, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
+import { rowChunks, rowView } from "./rows.ts";
 import { ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid } from "./elementwise.ts";
 
 // `tok - row0` wraps around for tokens below the chunk, so one comparison tests both ends.

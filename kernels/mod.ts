@@ -5,6 +5,7 @@
  * @module
  */
 export * from "./device.ts";
+export * from "./rows.ts";
 export * from "./readback.ts";
 export * from "./elementwise.ts";
 export * from "./scratch.ts";
