@@ -7,6 +7,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { UserError } from "@inheritune/data";
+import { ConfigError, type ModelConfig, validateConfig } from "./config.ts";
 
 /** A checkpoint file that cannot be read or written; the one-line message names the file and the problem. */
 export class CheckpointError extends UserError {
@@ -14,6 +15,20 @@ export class CheckpointError extends UserError {
   constructor(message: string) {
     super(message);
     this.name = "CheckpointError";
+  }
+}
+
+/**
+ * `validateConfig` for a configuration read from the checkpoint file `path`.
+ *
+ * @throws {CheckpointError} `"<path>: <what is wrong>"` when the configuration is invalid.
+ */
+export function checkedConfig<C extends ModelConfig>(path: string, config: C): C {
+  try {
+    return validateConfig(config);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CheckpointError(`${path}: ${e.message}`);
+    throw e;
   }
 }
 

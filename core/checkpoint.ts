@@ -8,7 +8,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { writeAll } from "@inheritune/data";
-import { ConfigError, familyName, type ModelConfig, validateConfig } from "./config.ts";
+import { familyName, type ModelConfig, validateConfig } from "./config.ts";
 import { familyByName, paramSpecs } from "./model.ts";
 import { LLAMA_EMBED, LLAMA_HEAD } from "./llama.ts";
 import { numel, type ParamMap } from "./params.ts";
@@ -20,7 +20,7 @@ import {
   type TensorData,
   writeSafetensors,
 } from "./safetensors.ts";
-import { type PendingFile, readAt, writeTemp } from "./_file_io.ts";
+import { checkedConfig, type PendingFile, readAt, writeTemp } from "./_file_io.ts";
 import { loadGgufModel } from "./gguf_model.ts";
 import { LLMC_MAGIC, loadLlama2c, loadLlmc } from "./llm_binaries.ts";
 
@@ -78,16 +78,6 @@ function checkParams(where: string, { config, params }: Checkpoint): void {
     const known = new Set(specs.map((s) => s.name));
     const extra = [...params.keys()].find((k) => !known.has(k));
     throw new CheckpointError(`${where}: parameter ${extra} is not part of the configured model`);
-  }
-}
-
-/** `validateConfig`, its error reported as the file's. */
-function checkedConfig<C extends ModelConfig>(path: string, config: C): C {
-  try {
-    return validateConfig(config);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new CheckpointError(`${path}: ${e.message}`);
-    throw e;
   }
 }
 

@@ -8,12 +8,13 @@
  * @module
  */
 import type { Checkpoint } from "./checkpoint.ts";
-import { ConfigError, type LlamaConfig, validateConfig } from "./config.ts";
+import type { LlamaConfig } from "./config.ts";
 import { type GgufFile, type GgufValue, openGguf } from "./gguf.ts";
 import { fromInterleavedRope, LLAMA_EMBED, LLAMA_HEAD, LLAMA_NORM, llamaParamSpecs } from "./llama.ts";
 import type { ParamMap, ParamSpec } from "./params.ts";
 import { ggufTokenizerFiles } from "./tokenizer.ts";
 import { CheckpointError } from "./safetensors.ts";
+import { checkedConfig } from "./_file_io.ts";
 
 /** llama.cpp's name of each block tensor (after `blk.{i}.`), by Hugging Face name. */
 const BLOCK_NAMES: Record<string, string> = {
@@ -84,12 +85,7 @@ function configOf(gguf: GgufFile, untied: boolean): LlamaConfig {
       } (partial RoPE is not supported)`,
     );
   }
-  try {
-    return validateConfig(config);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new CheckpointError(`${path}: ${e.message}`);
-    throw e;
-  }
+  return checkedConfig(path, config);
 }
 
 function equal(a: Float32Array, b: Float32Array): boolean {

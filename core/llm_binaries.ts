@@ -12,19 +12,13 @@
  *
  * @module
  */
-import {
-  ConfigError,
-  type GPT2Config,
-  type LlamaConfig,
-  type ModelConfig,
-  validateConfig,
-} from "./config.ts";
+import type { GPT2Config, LlamaConfig, ModelConfig } from "./config.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import { fromInterleavedRope, LLAMA_EMBED, LLAMA_HEAD, LLAMA_NORM } from "./llama.ts";
 import { paramSpecs } from "./model.ts";
 import type { ParamMap } from "./params.ts";
 import { CheckpointError, decodeFloats, type FloatDtype } from "./safetensors.ts";
-import { readAt } from "./_file_io.ts";
+import { checkedConfig, readAt } from "./_file_io.ts";
 
 /** llm.c's model-file magic number (`gpt2_124M.bin`). */
 export const LLMC_MAGIC = 20240326;
@@ -33,15 +27,6 @@ export const LLAMA2C_MAGIC = 0x616b3432;
 
 const HEADER_BYTES = 256 * 4;
 const LLAMA2C_HEADER_BYTES = 256;
-
-function checked<C extends ModelConfig>(path: string, config: C): C {
-  try {
-    return validateConfig(config);
-  } catch (e) {
-    if (e instanceof ConfigError) throw new CheckpointError(`${path}: ${e.message}`);
-    throw e;
-  }
-}
 
 /** Orders `params` as the table of `config`. */
 function ordered(config: ModelConfig, params: ParamMap): ParamMap {
@@ -121,7 +106,7 @@ export async function loadLlmc(path: string): Promise<Checkpoint> {
     throw new CheckpointError(`${path}: llm.c model version ${h[1]} is not 3 (f32) or 5 (bf16)`);
   }
   const [maxT, V, L, NH, C, Vp] = [h[2], h[3], h[4], h[5], h[6], h[7]];
-  const config: GPT2Config = checked(path, {
+  const config: GPT2Config = checkedConfig(path, {
     n_layer: L,
     n_head: NH,
     n_embd: C,
@@ -295,7 +280,7 @@ export async function loadLlama2c(path: string): Promise<Checkpoint> {
   using file = await Deno.open(path, { read: true });
   const size = (await file.stat()).size;
   const h = await readLlama2cHeader(path, file, size);
-  const config: LlamaConfig = checked(path, {
+  const config: LlamaConfig = checkedConfig(path, {
     family: "llama",
     n_layer: h.layers,
     n_head: h.heads,
