@@ -13,8 +13,10 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import {
   countParams,
+  familyByName,
   type LlamaConfig,
   loadModel,
+  numel,
   paramSpecs,
   type TensorData,
   writeSafetensors,
@@ -49,7 +51,7 @@ async function writeModel(dir: string, config: LlamaConfig, shards: number): Pro
   const specs = paramSpecs(config);
   const noise = Float32Array.from({ length: 1 << 16 }, (_, i) => Math.sin(i * 12.9898) * 0.02);
   const tensors = specs.map((s): [string, TensorData] => {
-    const n = s.shape.reduce((a, b) => a * b, 1);
+    const n = numel(s.shape);
     const data = new Float32Array(n);
     for (let i = 0; i < n; i += noise.length) data.set(noise.subarray(0, Math.min(noise.length, n - i)), i);
     return [s.name, { shape: s.shape, data }];
@@ -68,19 +70,10 @@ async function writeModel(dir: string, config: LlamaConfig, shards: number): Pro
       JSON.stringify({ weight_map: weightMap }),
     );
   }
-  const hf = {
-    model_type: "llama",
-    hidden_size: config.n_embd,
-    intermediate_size: config.n_hidden,
-    num_hidden_layers: config.n_layer,
-    num_attention_heads: config.n_head,
-    num_key_value_heads: config.n_kv_head,
-    max_position_embeddings: config.n_positions,
-    vocab_size: config.vocab_size,
-    rms_norm_eps: config.norm_eps,
-    tie_word_embeddings: false,
-  };
-  await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(hf));
+  await Deno.writeTextFile(
+    join(dir, "config.json"),
+    JSON.stringify(familyByName("llama")!.toHfConfig(config)),
+  );
 }
 
 /** Runs this script as `--child MODE PATH` in a fresh process and returns its peak memory. */
