@@ -36,6 +36,13 @@ export interface FlagDef {
   default?: string | number | boolean;
 }
 
+/** The flag naming a required model to read (`--model`, `--reference`): a folder or one file. */
+export const MODEL_FLAG: FlagDef = {
+  type: "string",
+  arg: "MODEL",
+  help: "model folder, .gguf, .safetensors or .bin file (required)",
+};
+
 /** A command's flags and help text: the one place its command line is described. */
 export interface CommandSpec {
   /** The task name, `deno task <name>`. */

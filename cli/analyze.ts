@@ -8,7 +8,7 @@
  */
 import { checkpointTokenizer, loadModel } from "@inheritune/core";
 import { analyzeModel, DEFAULT_LAZY_THRESHOLD, formatAnalysis } from "@inheritune/eval";
-import { type CommandSpec, intFlag, numberFlag, parseCommand, stringFlag } from "./_flags.ts";
+import { type CommandSpec, intFlag, MODEL_FLAG, numberFlag, parseCommand, stringFlag } from "./_flags.ts";
 import { openModelData } from "./_data.ts";
 
 /** Defaults of `deno task analyze`. */
@@ -21,11 +21,7 @@ export const COMMAND = {
     "per block and head: attention entropy, first-token mass, rank-one closeness, approximate rank, block influence; a suggested n and a ranking",
   usage: "--model MODEL --data DATA [--windows N] [--ctx T] [--lazy-threshold X] [--json]",
   flags: {
-    model: {
-      type: "string",
-      arg: "MODEL",
-      help: "model folder, .gguf, .safetensors or .bin file (required)",
-    },
+    model: MODEL_FLAG,
     data: {
       type: "string",
       arg: "DATA",

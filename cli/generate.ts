@@ -6,7 +6,7 @@
  */
 import { checkpointTokenizer, generate, loadModel, promptTokens } from "@inheritune/core";
 import { getGpu } from "@inheritune/kernels";
-import { type CommandSpec, intFlag, numberFlag, parseCommand, stringFlag } from "./_flags.ts";
+import { type CommandSpec, intFlag, MODEL_FLAG, numberFlag, parseCommand, stringFlag } from "./_flags.ts";
 
 /** Defaults of `deno task generate`. */
 export const GENERATE_DEFAULTS = {
@@ -23,11 +23,7 @@ export const COMMAND = {
   usage:
     "--model MODEL [--prompt TEXT] [--max-new-tokens N] [--temperature T] [--top-k K] [--seed S] [--json]",
   flags: {
-    model: {
-      type: "string",
-      arg: "MODEL",
-      help: "model folder, .gguf, .safetensors or .bin file (required)",
-    },
+    model: MODEL_FLAG,
     prompt: {
       type: "string",
       arg: "TEXT",

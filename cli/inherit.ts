@@ -5,7 +5,7 @@
  * @module
  */
 import { countParams, inherit, INHERIT_DEFAULTS, loadModel, saveModel } from "@inheritune/core";
-import { type CommandSpec, inheritFlags, intFlag, parseCommand, stringFlag } from "./_flags.ts";
+import { type CommandSpec, inheritFlags, intFlag, MODEL_FLAG, parseCommand, stringFlag } from "./_flags.ts";
 
 /** The command line of `deno task inherit`. */
 export const COMMAND = {
@@ -15,11 +15,7 @@ export const COMMAND = {
   usage:
     "--reference MODEL --layers N [--select first|even|last|list|ranked] [--blocks 0,1,7] [--only attn|mlp] [--reinit NAMES] --out DIR",
   flags: {
-    reference: {
-      type: "string",
-      arg: "MODEL",
-      help: "model folder, .gguf, .safetensors or .bin file (required)",
-    },
+    reference: MODEL_FLAG,
     layers: { type: "string", arg: "N", help: "blocks to keep" },
     select: {
       type: "string",
