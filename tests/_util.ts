@@ -11,20 +11,56 @@ export function rand(n: number, seed: number, scale = 1): Float32Array {
 }
 
 /**
+ * The first index where `actual` or `expected` holds NaN or ±Infinity, or -1: such a value is
+ * never "close" to anything, and comparisons with NaN are false, so a running maximum would
+ * silently skip it.
+ */
+export function firstNonFinite(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  for (let i = 0; i < expected.length; i++) {
+    if (!Number.isFinite(actual[i]) || !Number.isFinite(expected[i])) return i;
+  }
+  return -1;
+}
+
+/** Asserts `measure(actual, expected)` ≤ `tol` after a check that every element is finite. */
+function assertMeasure(
+  measure: { error: typeof maxRelError; label: string },
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  options: { tol: number; what: string },
+): void {
+  const { tol, what } = options;
+  if (actual.length !== expected.length) {
+    throw new AssertionError({ message: `${what}: length ${actual.length} != expected ${expected.length}` });
+  }
+  const i = firstNonFinite(actual, expected);
+  if (i >= 0) {
+    throw new AssertionError({
+      message: `${what}: element ${i} is not finite (actual ${actual[i]}, expected ${expected[i]})`,
+    });
+  }
+  const err = measure.error(actual, expected);
+  if (!(err <= tol)) {
+    throw new AssertionError({ message: `${what}: max ${measure.label} ${err.toExponential(3)} > ${tol}` });
+  }
+}
+
+/**
  * Largest element-wise relative error `|a - e| / max(|e|, 1e-3·max|e|)`: relative where values are
- * not tiny, and measured against the tensor's scale where they are.
+ * not tiny, and measured against the tensor's scale where they are. Infinity where either side
+ * holds a NaN or ±Infinity.
  */
 export function maxRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   if (actual.length !== expected.length) {
     throw new AssertionError({ message: `length ${actual.length} != expected ${expected.length}` });
   }
+  if (firstNonFinite(actual, expected) >= 0) return Infinity;
   let scale = 0;
   for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
   const floor = Math.max(scale * 1e-3, 1e-30);
   let worst = 0;
   for (let i = 0; i < expected.length; i++) {
-    const err = Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floor);
-    if (!(err <= worst)) worst = err; // NaN propagates as a failure
+    worst = Math.max(worst, Math.abs(actual[i] - expected[i]) / Math.max(Math.abs(expected[i]), floor));
   }
   return worst;
 }
@@ -36,27 +72,25 @@ export function assertClose(
   tol: number,
   what: string,
 ): void {
-  const err = maxRelError(actual, expected);
-  if (!(err <= tol)) {
-    throw new AssertionError({ message: `${what}: max relative error ${err.toExponential(3)} > ${tol}` });
-  }
+  assertMeasure({ error: maxRelError, label: "relative error" }, actual, expected, { tol, what });
 }
 
 /**
  * Largest absolute error relative to the largest expected magnitude (a norm-wise relative error):
  * the measure for whole gradient and parameter tensors, whose smallest elements are dominated by
- * f32 summation-order noise in any implementation, PyTorch's included.
+ * f32 summation-order noise in any implementation, PyTorch's included. Infinity where either side
+ * holds a NaN or ±Infinity.
  */
 export function maxNormRelError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
   if (actual.length !== expected.length) {
     throw new AssertionError({ message: `length ${actual.length} != expected ${expected.length}` });
   }
+  if (firstNonFinite(actual, expected) >= 0) return Infinity;
   let scale = 0;
   let worst = 0;
   for (let i = 0; i < expected.length; i++) {
     scale = Math.max(scale, Math.abs(expected[i]));
-    const err = Math.abs(actual[i] - expected[i]);
-    if (!(err <= worst)) worst = err;
+    worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
   }
   return worst / Math.max(scale, 1e-30);
 }
@@ -68,12 +102,10 @@ export function assertCloseNorm(
   tol: number,
   what: string,
 ): void {
-  const err = maxNormRelError(actual, expected);
-  if (!(err <= tol)) {
-    throw new AssertionError({
-      message: `${what}: max norm-wise relative error ${err.toExponential(3)} > ${tol}`,
-    });
-  }
+  assertMeasure({ error: maxNormRelError, label: "norm-wise relative error" }, actual, expected, {
+    tol,
+    what,
+  });
 }
 
 /**
