@@ -24,7 +24,7 @@ import {
 } from "@inheritune/kernels";
 import { type ModelConfig, validateConfig } from "./config.ts";
 import { numel, type ParamMap, type ParamSpec } from "./params.ts";
-import type { BlockActivations, CreateOptions, LanguageModel, ParamGroup } from "./model.ts";
+import type { BlockActivations, CreateOptions, LanguageModel, ParamGroup } from "./family.ts";
 
 /** One activation buffer of a family's table. */
 export interface ActivationSpec {

@@ -9,6 +9,7 @@
 import { basename, dirname, join } from "node:path";
 import { writeAll } from "@inheritune/data";
 import { familyName, type ModelConfig, validateConfig } from "./config.ts";
+import type { Checkpoint } from "./family.ts";
 import { familyByName, paramSpecs } from "./model.ts";
 import { LLAMA_EMBED, LLAMA_HEAD } from "./llama.ts";
 import { numel, type ParamMap } from "./params.ts";
@@ -23,20 +24,6 @@ import {
 import { checkedConfig, type PendingFile, readAt, writeTemp } from "./_file_io.ts";
 import { loadGgufModel } from "./gguf_model.ts";
 import { LLMC_MAGIC, loadLlama2c, loadLlmc } from "./llm_binaries.ts";
-
-/** A model's configuration and parameters, and the tokenizer files that travel with it. */
-export interface Checkpoint {
-  /** The architecture. */
-  config: ModelConfig;
-  /** Every tensor of `paramSpecs(config)`, by name. */
-  params: ParamMap;
-  /**
-   * Tokenizer files written beside the weights, by file name (`tokenizer.model`,
-   * `tokenizer.json`, `tokenizer_config.json`, ...); absent for models whose `config.tokenizer`
-   * names a built-in tokenizer.
-   */
-  tokenizerFiles?: Map<string, Uint8Array>;
-}
 
 /** Options of {@linkcode saveModel}. */
 export interface SaveModelOptions {

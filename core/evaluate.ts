@@ -5,7 +5,7 @@
  * @module
  */
 import { IGNORE_INDEX, Readback, Recorder, write } from "@inheritune/kernels";
-import type { LanguageModel } from "./model.ts";
+import type { LanguageModel } from "./family.ts";
 
 /** Random access to a split's tokens (implemented by `@inheritune/data`). */
 export interface TokenReader {

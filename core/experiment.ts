@@ -10,7 +10,7 @@
 import { BatchSampler, type Tokenizer, type TokenSource, writeAll } from "@inheritune/data";
 import { join } from "node:path";
 import type { Gpu } from "@inheritune/kernels";
-import type { Checkpoint } from "./checkpoint.ts";
+import type { Checkpoint } from "./family.ts";
 import { validationLoss } from "./evaluate.ts";
 import { inherit, type InheritOptions } from "./inherit.ts";
 import { initParams } from "./init.ts";

@@ -22,7 +22,7 @@ import {
   write,
 } from "@inheritune/kernels";
 import { DataError, Rng, type Tokenizer } from "@inheritune/data";
-import type { Checkpoint } from "./checkpoint.ts";
+import type { Checkpoint } from "./family.ts";
 import { createModel } from "./model.ts";
 
 /** Options of {@linkcode generate}. */

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Checkpoint } from "./checkpoint.ts";
+import type { Checkpoint } from "./family.ts";
 import type { LlamaConfig } from "./config.ts";
 import { type GgufFile, type GgufValue, openGguf } from "./gguf.ts";
 import { fromInterleavedRope, LLAMA_EMBED, LLAMA_HEAD, LLAMA_NORM, llamaParamSpecs } from "./llama.ts";

@@ -9,7 +9,8 @@
 import { join } from "node:path";
 import type { Gpu } from "@inheritune/kernels";
 import { writeAll } from "@inheritune/data";
-import { type Checkpoint, saveModel } from "./checkpoint.ts";
+import { saveModel } from "./checkpoint.ts";
+import type { Checkpoint } from "./family.ts";
 import { type TokenReader, validationLoss } from "./evaluate.ts";
 import { inherit } from "./inherit.ts";
 import { createModel, family, paramSpecs } from "./model.ts";

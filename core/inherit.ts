@@ -13,7 +13,7 @@
  * @module
  */
 import { Rng, UserError } from "@inheritune/data";
-import type { Checkpoint } from "./checkpoint.ts";
+import type { Checkpoint } from "./family.ts";
 import type { ModelConfig } from "./config.ts";
 import { initTensor } from "./init.ts";
 import { family, paramSpecs } from "./model.ts";

@@ -37,7 +37,7 @@ import {
   type View,
 } from "@inheritune/kernels";
 import type { LlamaConfig } from "./config.ts";
-import type { BlockActivations, CreateOptions, Family } from "./model.ts";
+import type { BlockActivations, CreateOptions, Family } from "./family.ts";
 import type { ParamMap, ParamSpec } from "./params.ts";
 import { type ActivationSpec, TransformerModel } from "./_transformer.ts";
 

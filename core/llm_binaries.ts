@@ -13,7 +13,7 @@
  * @module
  */
 import type { GPT2Config, LlamaConfig, ModelConfig } from "./config.ts";
-import type { Checkpoint } from "./checkpoint.ts";
+import type { Checkpoint } from "./family.ts";
 import { fromInterleavedRope, LLAMA_EMBED, LLAMA_HEAD, LLAMA_NORM } from "./llama.ts";
 import { paramSpecs } from "./model.ts";
 import type { ParamMap } from "./params.ts";

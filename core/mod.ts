@@ -7,6 +7,7 @@
  */
 export * from "./config.ts";
 export * from "./params.ts";
+export * from "./family.ts";
 export * from "./model.ts";
 export * from "./init.ts";
 export * from "./gpt2.ts";

@@ -19,7 +19,7 @@ import {
   writeAdamwHyper,
 } from "@inheritune/kernels";
 import type { ParamMap } from "./params.ts";
-import type { LanguageModel } from "./model.ts";
+import type { LanguageModel } from "./family.ts";
 import { CheckpointError } from "./safetensors.ts";
 import { OPTIMIZER_FILE } from "./train_state.ts";
 import { downloadAll } from "./_transformer.ts";

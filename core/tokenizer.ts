@@ -15,7 +15,7 @@ import {
   type Tokenizer,
   tokenizerFromFiles,
 } from "@inheritune/data";
-import type { Checkpoint } from "./checkpoint.ts";
+import type { Checkpoint } from "./family.ts";
 import { type GgufFile, type GgufValue, openGguf } from "./gguf.ts";
 
 function array(metadata: GgufFile["metadata"], key: string): GgufValue[] | undefined {

@@ -4,11 +4,13 @@
  *
  * @module
  */
-import type { DocumentRule } from "./prepare.ts";
 import type { WrittenShard } from "./shard.ts";
 
 /** Name of the description file inside a prepared folder. */
 export const META_FILE = "meta.json";
+
+/** A rule that cuts the input into documents, recorded in `meta.json`. */
+export type DocumentRule = "files" | "paragraphs" | "lines";
 
 /** One split of a prepared folder. */
 export interface SplitMeta {

@@ -30,3 +30,4 @@ export * from "./shard.ts";
 export * from "./sentencepiece.ts";
 export * from "./tokenizer.ts";
 export * from "./tokenizer_json.ts";
+export * from "./tokenizer_types.ts";

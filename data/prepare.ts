@@ -32,9 +32,10 @@ import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { CORPORA, type Corpus } from "./corpus.ts";
 import { DataError } from "./errors.ts";
-import { type DatasetMeta, META_FILE, type SourceMeta } from "./meta.ts";
+import { type DatasetMeta, type DocumentRule, META_FILE, type SourceMeta } from "./meta.ts";
 import { formatForVocab, ShardWriter } from "./shard.ts";
-import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
+import { loadTokenizer } from "./tokenizer.ts";
+import type { Tokenizer } from "./tokenizer_types.ts";
 import { Utf8Chunks } from "./_utf8.ts";
 import { lastWordBoundary } from "./_words.ts";
 
@@ -83,9 +84,6 @@ export const PREPARE_DEFAULTS = {
 
 /** How `prepare` cuts the input into documents; "auto" picks one of the others. */
 export type DocumentsOption = "auto" | DocumentRule;
-
-/** A rule that cuts the input into documents, recorded in `meta.json`. */
-export type DocumentRule = "files" | "paragraphs" | "lines";
 
 /** The values of {@linkcode DocumentsOption}. */
 export const DOCUMENTS_OPTIONS: readonly DocumentsOption[] = ["auto", "files", "paragraphs", "lines"];

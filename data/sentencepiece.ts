@@ -16,7 +16,7 @@
 import { createHash } from "node:crypto";
 import { DataError } from "./errors.ts";
 import { int32, MessageWriter, type ProtoField, readMessage } from "./_protobuf.ts";
-import type { EncodeOptions, Tokenizer } from "./tokenizer.ts";
+import type { EncodeOptions, Tokenizer } from "./tokenizer_types.ts";
 import { letterOrDigitBefore } from "./_words.ts";
 
 /** SentencePiece's piece types, as in `sentencepiece_model.proto` and GGUF's `tokenizer.ggml.token_type`. */

@@ -17,47 +17,7 @@ import { DataError } from "./errors.ts";
 import { type DatasetMeta, META_FILE } from "./meta.ts";
 import { parseSentencePieceModel, sentencePieceTokenizer } from "./sentencepiece.ts";
 import { jsonTokenizer } from "./tokenizer_json.ts";
-
-/** Options of {@linkcode Tokenizer.encode}. */
-export interface EncodeOptions {
-  /**
-   * The text continues a document right after a letter or digit: no start-of-text handling (no
-   * SentencePiece dummy prefix, leading spaces kept). Default false: the text starts a document.
-   */
-  continuing?: boolean;
-}
-
-/** Encodes text to token ids and back. */
-export interface Tokenizer {
-  /** Short name for messages and `meta.json`: "gpt2", "bytes", "sentencepiece" or "tokenizer.json". */
-  readonly name: string;
-  /** What implements it; equal to `name` for these tokenizers. */
-  readonly kind: "gpt2" | "bytes" | "sentencepiece" | "tokenizer.json";
-  /** Number of distinct ids; every id is below it. */
-  readonly vocabSize: number;
-  /**
-   * The id `prepare` puts before every document, where the tokenizer has one: GPT-2's
-   * `<|endoftext|>`, a SentencePiece or Llama-style model's BOS.
-   */
-  readonly eotToken?: number;
-  /** Beginning-of-sequence id, where there is one. */
-  readonly bosToken?: number;
-  /** End-of-sequence id, where there is one. */
-  readonly eosToken?: number;
-  /**
-   * SHA-256 (hex) of the definition: equal for the same vocabulary and rules wherever they were
-   * read from, so that data and model can be checked against each other.
-   */
-  readonly hash: string;
-  /** Whether ids of a text equal those of its pieces cut before a space after a letter or digit. */
-  readonly splitsAtSpaces: boolean;
-  /** The file that defines it, for a prepared folder; absent for the built-in ones. */
-  definition?(): { file: "tokenizer.model" | "tokenizer.json"; bytes: Uint8Array };
-  /** Ids of `text`, all of it plain text (a literal `<|endoftext|>` or `<s>` is not special). */
-  encode(text: string, options?: EncodeOptions): number[];
-  /** Text of `ids`; control ids (BOS, EOS) decode to nothing; invalid UTF-8 becomes U+FFFD. */
-  decode(ids: Iterable<number>): string;
-}
+import type { Tokenizer } from "./tokenizer_types.ts";
 
 /** GPT-2's end-of-text id, also the separator llm.c puts before every document. */
 export const GPT2_EOT = 50256;

@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
 import { DataError } from "./errors.ts";
 import { PieceType, type SentencePieceModel } from "./sentencepiece.ts";
-import type { EncodeOptions, Tokenizer } from "./tokenizer.ts";
+import type { EncodeOptions, Tokenizer } from "./tokenizer_types.ts";
 import { letterOrDigitBefore } from "./_words.ts";
 
 type Json = Record<string, unknown>;

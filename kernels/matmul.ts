@@ -40,11 +40,15 @@ import { grid } from "./elementwise.ts";
 import {
   blockedCode,
   type BlockedVariant,
+  type MatmulBlocking,
   splitSumCode,
   TEXTURE_BLOCK,
   textureCode,
   tiledCode,
 } from "./_matmul_wgsl.ts";
+
+// The blocking is declared beside the WGSL generators, which read it; it is part of matmul's API.
+export type { MatmulBlocking };
 
 /** Arguments of {@linkcode matmul}. */
 export interface MatmulArgs {
@@ -76,36 +80,6 @@ export interface MatmulArgs {
    * adapter when {@linkcode textureOperandsFit}, else buffers.
    */
   operands?: Operands;
-}
-
-/**
- * How {@linkcode matmul} splits C: each invocation keeps a `rows x cols` block of C in registers,
- * and a workgroup holds `workgroup[0] x workgroup[1]` invocations (x along N, y along M).
- */
-export interface MatmulBlocking {
-  /** Rows of C per invocation (a multiple of 4). */
-  rows: number;
-  /** Columns of C per invocation (a multiple of 4). */
-  cols: number;
-  /** Invocations per workgroup along N and along M. */
-  workgroup: [number, number];
-  /**
-   * Depth along K (a multiple of 4) of the A and B tiles the workgroup stages in workgroup
-   * memory, each element loaded from storage once per workgroup; absent, every invocation reads
-   * its own operands straight from storage.
-   */
-  tileK?: number;
-  /**
-   * With `tileK`: K is cut into this many slices, each computed by its own workgroups into a
-   * scratch buffer and summed by a second kernel. Absent, {@linkcode matmul} picks it from the
-   * number of output tiles (see {@linkcode matmulSplitK}).
-   */
-  splitK?: number;
-  /**
-   * With `tileK`: each invocation reads its share of the next tiles from storage into registers
-   * before multiplying the current ones, so the reads' latency overlaps the arithmetic.
-   */
-  prefetch?: boolean;
 }
 
 /**
