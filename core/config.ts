@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { ATTENTION_MAX_HEAD_SIZE } from "@inheritune/kernels";
 import { UserError } from "@inheritune/data";
 
 /** What every family's configuration has. */
@@ -89,8 +90,25 @@ export class ConfigError extends UserError {
   }
 }
 
-/** Largest head size the attention kernels hold in registers. */
-const MAX_HEAD_SIZE = 128;
+/**
+ * Reads required numbers from a configuration file's fields: `read(key, fallback)` is the value
+ * `lookup(key)` gives (a number, or a bigint as GGUF stores some), else `fallback`; with neither,
+ * or with a value that is not a number, it calls `fail` with a one-line problem naming `key`
+ * (`"n_head is missing"`, `"n_head must be a number, got "8""`).
+ */
+export function numberReader(
+  lookup: (key: string) => unknown,
+  fail: (problem: string) => never,
+): (key: string, fallback?: number) => number {
+  return (key, fallback) => {
+    const v = lookup(key) ?? fallback;
+    if (v === undefined) fail(`${key} is missing`);
+    if (typeof v !== "number" && typeof v !== "bigint") {
+      fail(`${key} must be a number, got ${JSON.stringify(v)}`);
+    }
+    return Number(v);
+  };
+}
 
 function positiveIntegers(config: object, keys: readonly string[]): void {
   for (const key of keys) {
@@ -106,7 +124,8 @@ function positive(name: string, v: number): void {
 }
 
 /**
- * Checks a configuration: positive integer sizes, `n_embd` divisible by `n_head`, head size ≤ 128;
+ * Checks a configuration: positive integer sizes, `n_embd` divisible by `n_head`, head size at
+ * most the attention kernels' {@linkcode ATTENTION_MAX_HEAD_SIZE};
  * for LLaMA also `n_kv_head` dividing `n_head` and an even head size (RoPE rotates pairs).
  *
  * @throws {ConfigError} naming the first bad field.
@@ -121,7 +140,9 @@ export function validateConfig<C extends ModelConfig>(config: C): C {
     throw new ConfigError(`config n_embd ${config.n_embd} is not divisible by n_head ${config.n_head}`);
   }
   const hs = config.n_embd / config.n_head;
-  if (hs > MAX_HEAD_SIZE) throw new ConfigError(`config head size ${hs} exceeds ${MAX_HEAD_SIZE}`);
+  if (hs > ATTENTION_MAX_HEAD_SIZE) {
+    throw new ConfigError(`config head size ${hs} exceeds ${ATTENTION_MAX_HEAD_SIZE}`);
+  }
   if (config.family === "llama") {
     positiveIntegers(config, ["n_kv_head", "n_hidden"]);
     if (config.n_head % config.n_kv_head !== 0) {

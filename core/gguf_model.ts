@@ -8,8 +8,8 @@
  * @module
  */
 import type { Checkpoint } from "./family.ts";
-import type { LlamaConfig } from "./config.ts";
-import { type GgufFile, type GgufValue, openGguf } from "./gguf.ts";
+import { type LlamaConfig, numberReader } from "./config.ts";
+import { type GgufFile, openGguf } from "./gguf.ts";
 import { fromInterleavedRope, LLAMA_EMBED, LLAMA_HEAD, LLAMA_NORM, llamaParamSpecs } from "./llama.ts";
 import type { ParamMap, ParamSpec } from "./params.ts";
 import { ggufTokenizerFiles } from "./tokenizer.ts";
@@ -49,14 +49,10 @@ function configOf(gguf: GgufFile, untied: boolean): LlamaConfig {
       `${path}: general.architecture ${JSON.stringify(arch)} is not supported (llama only)`,
     );
   }
-  const num = (key: string, fallback?: number): number => {
-    const v: GgufValue | undefined = metadata.get(`llama.${key}`) ?? fallback;
-    if (v === undefined) throw new CheckpointError(`${path}: metadata llama.${key} is missing`);
-    if (typeof v !== "number" && typeof v !== "bigint") {
-      throw new CheckpointError(`${path}: metadata llama.${key} is not a number`);
-    }
-    return Number(v);
-  };
+  // Keys below `llama.`, so the problem names the whole key: "metadata llama.block_count is missing".
+  const num = numberReader((key) => metadata.get(`llama.${key}`), (problem) => {
+    throw new CheckpointError(`${path}: metadata llama.${problem}`);
+  });
   const embed = gguf.tensors.get("token_embd.weight");
   if (!embed) throw new CheckpointError(`${path}: tensor token_embd.weight is missing`);
   const heads = num("attention.head_count");

@@ -28,7 +28,7 @@ import {
   residualForward,
   type View,
 } from "@inheritune/kernels";
-import type { GPT2Config } from "./config.ts";
+import { type GPT2Config, numberReader } from "./config.ts";
 import type { BlockActivations, CreateOptions, Family } from "./family.ts";
 import type { ParamMap, ParamSpec } from "./params.ts";
 import { type ActivationSpec, TransformerModel } from "./_transformer.ts";
@@ -132,18 +132,13 @@ export const GPT2_FAMILY: Family<GPT2Config> = {
     if (c.activation_function !== undefined && c.activation_function !== "gelu_new") {
       fail(`activation_function ${c.activation_function} is not gelu_new (tanh GELU)`);
     }
-    const size = (key: string, fallback?: unknown): number => {
-      const v = c[key] ?? fallback;
-      if (v === undefined) fail(`${key} is missing`);
-      if (typeof v !== "number") fail(`${key} must be a number, got ${JSON.stringify(v)}`);
-      return v as number;
-    };
+    const size = numberReader((key) => c[key], fail);
     const config: GPT2Config = {
       n_layer: size("n_layer"),
       n_head: size("n_head"),
       n_embd: size("n_embd"),
       vocab_size: size("vocab_size"),
-      n_positions: size("n_positions", c.n_ctx),
+      n_positions: size("n_positions", c.n_ctx as number | undefined),
       layer_norm_epsilon: size("layer_norm_epsilon", 1e-5),
       tokenizer: (c.tokenizer ?? "gpt2") as string,
     };

@@ -36,7 +36,7 @@ import {
   upload,
   type View,
 } from "@inheritune/kernels";
-import type { LlamaConfig } from "./config.ts";
+import { type LlamaConfig, numberReader } from "./config.ts";
 import type { BlockActivations, CreateOptions, Family } from "./family.ts";
 import type { ParamMap, ParamSpec } from "./params.ts";
 import { type ActivationSpec, TransformerModel } from "./_transformer.ts";
@@ -158,12 +158,7 @@ export const LLAMA_FAMILY: Family<LlamaConfig> = {
     ...(config.tokenizer !== undefined ? { tokenizer: config.tokenizer } : {}),
   }),
   fromHfConfig(c, fail) {
-    const num = (key: string, fallback?: number): number => {
-      const v = c[key] ?? fallback;
-      if (v === undefined) fail(`${key} is missing`);
-      if (typeof v !== "number") fail(`${key} must be a number, got ${JSON.stringify(v)}`);
-      return v as number;
-    };
+    const num = numberReader((key) => c[key], fail);
     if (c.hidden_act !== undefined && c.hidden_act !== "silu") fail(`hidden_act ${c.hidden_act} is not silu`);
     if (c.rope_scaling !== undefined && c.rope_scaling !== null) {
       fail(`rope_scaling ${JSON.stringify(c.rope_scaling)} is not supported (plain RoPE only)`);
