@@ -23,7 +23,7 @@ import {
   write,
 } from "@inheritune/kernels";
 import { type ModelConfig, validateConfig } from "./config.ts";
-import { numel, type ParamMap, type ParamSpec } from "./params.ts";
+import { numel, type ParamMap, paramMapProblem, type ParamSpec } from "./params.ts";
 import type { BlockActivations, CreateOptions, LanguageModel, ParamGroup } from "./family.ts";
 
 /** One activation buffer of a family's table. */
@@ -91,15 +91,9 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
     this.B = B;
     this.T = T;
     this.training = init.options.training ?? false;
-    for (const spec of init.specs) {
-      const data = init.params.get(spec.name);
-      if (!data) throw new GpuError(`parameter ${spec.name} is missing`);
-      if (data.length !== numel(spec.shape)) {
-        throw new GpuError(
-          `parameter ${spec.name} has ${data.length} elements, expected ${numel(spec.shape)}`,
-        );
-      }
-    }
+    // Checkpoints are checked where they are read; parameters that do not fit here are a caller's bug.
+    const problem = paramMapProblem(init.specs, init.params);
+    if (problem) throw new Error(`createModel: ${problem}`);
     // Parameters and gradients in arenas, one pair per weight-decay group (see `createArena`).
     for (const decay of [true, false]) {
       const specs = init.specs.filter((s) => s.decay === decay);

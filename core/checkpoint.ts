@@ -12,7 +12,7 @@ import { familyName, type ModelConfig, validateConfig } from "./config.ts";
 import type { Checkpoint } from "./family.ts";
 import { familyByName, paramSpecs } from "./model.ts";
 import { LLAMA_EMBED, LLAMA_HEAD } from "./llama.ts";
-import { numel, type ParamMap } from "./params.ts";
+import { type ParamMap, paramMapProblem } from "./params.ts";
 import {
   CheckpointError,
   type FloatDtype,
@@ -48,26 +48,6 @@ export const TOKENIZER_FILES = [
 /** Tensors Hugging Face files carry alongside the weights (causal masks, RoPE caches), not parameters. */
 const BUFFER_SUFFIXES = [".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq"];
 
-function checkParams(where: string, { config, params }: Checkpoint): void {
-  const specs = paramSpecs(config);
-  for (const spec of specs) {
-    const data = params.get(spec.name);
-    if (!data) throw new CheckpointError(`${where}: parameter ${spec.name} is missing`);
-    if (data.length !== numel(spec.shape)) {
-      throw new CheckpointError(
-        `${where}: parameter ${spec.name} has ${data.length} values, shape [${spec.shape}] needs ${
-          numel(spec.shape)
-        }`,
-      );
-    }
-  }
-  if (params.size !== specs.length) {
-    const known = new Set(specs.map((s) => s.name));
-    const extra = [...params.keys()].find((k) => !known.has(k));
-    throw new CheckpointError(`${where}: parameter ${extra} is not part of the configured model`);
-  }
-}
-
 /**
  * Saves a model as a Hugging Face folder of its family: `dir/config.json`,
  * `dir/model.safetensors` and its tokenizer files. Every file is written under a temporary name
@@ -84,7 +64,8 @@ export async function saveModel(
   options: SaveModelOptions = {},
 ): Promise<void> {
   validateConfig(checkpoint.config);
-  checkParams(dir, checkpoint);
+  const problem = paramMapProblem(paramSpecs(checkpoint.config), checkpoint.params);
+  if (problem) throw new CheckpointError(`${dir}: ${problem}`);
   try {
     await Deno.mkdir(dir, { recursive: true });
   } catch (e) {

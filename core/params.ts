@@ -32,3 +32,23 @@ export function numel(shape: readonly number[]): number {
 
 /** CPU copies of every parameter, by name. */
 export type ParamMap = Map<string, Float32Array>;
+
+/**
+ * What is wrong with `params` as the parameters of the table `specs`, in one line: a tensor that is
+ * missing, one of the wrong size, or one the table does not have; undefined when nothing is.
+ */
+export function paramMapProblem(specs: readonly ParamSpec[], params: ParamMap): string | undefined {
+  for (const spec of specs) {
+    const data = params.get(spec.name);
+    if (!data) return `parameter ${spec.name} is missing`;
+    if (data.length !== numel(spec.shape)) {
+      return `parameter ${spec.name} has ${data.length} values, shape [${spec.shape}] needs ${
+        numel(spec.shape)
+      }`;
+    }
+  }
+  if (params.size !== specs.length) {
+    const known = new Set(specs.map((s) => s.name));
+    return `parameter ${[...params.keys()].find((k) => !known.has(k))} is not part of the configured model`;
+  }
+}
