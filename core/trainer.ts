@@ -41,7 +41,7 @@ export interface StepMetrics {
   tokens_per_s: number;
   /** Tokens trained on so far. */
   tokens: number;
-  /** Seconds since the start of the run (this process). */
+  /** Seconds since the start of the training process (restarts at 0 on resume). */
   elapsed_s: number;
   /** Validation loss, when evaluated at this step. */
   val_loss?: number;

@@ -3,31 +3,15 @@
  * stream of events. {@linkcode RunSource} is the one interface the HTTP app reads; `LiveRun` (fed by
  * the trainer) and `FileRun` (following a run folder's files) implement it.
  *
- * The shapes here mirror `@inheritune/core`'s `StepMetrics` structurally, so that this member can be
- * used, and published, without the trainer.
+ * A logged step is the trainer's `StepMetrics`, imported as a type only: nothing of the trainer
+ * runs here.
  *
  * @module
  */
+import type { StepMetrics } from "@inheritune/core";
 
-/** One logged training step: one line of `metrics.jsonl`. */
-export interface Metrics {
-  /** Optimizer steps completed. */
-  step: number;
-  /** Mean training loss of the step. */
-  loss: number;
-  /** Learning rate used. */
-  lr: number;
-  /** Training throughput since the previous log. */
-  tokens_per_s: number;
-  /** Tokens trained on so far. */
-  tokens: number;
-  /** Seconds since the start of the training process (restarts at 0 on resume). */
-  elapsed_s: number;
-  /** Validation loss, when evaluated at this step. */
-  val_loss?: number;
-  /** Data epoch of the step's last batch. */
-  epoch?: number;
-}
+/** One logged training step: one line of `metrics.jsonl`, as the trainer reports it. */
+export type Metrics = StepMetrics;
 
 /** Where a run is: training, done (completed or stopped), or ended by an error. */
 export type RunState = "running" | "finished" | "failed";
