@@ -61,21 +61,21 @@ export interface EvaluateOptions {
 }
 
 /**
- * Evaluates `model` on validation text and zero-shot tasks.
+ * Evaluates the model `checkpoint` on validation text and zero-shot tasks.
  *
  * @throws {DataError} when the validation text is shorter than one window or a task has no item
  * this model can score.
  */
 export async function evaluateModel(
-  model: Checkpoint & { name: string },
+  checkpoint: Checkpoint & { name: string },
   options: EvaluateOptions = {},
 ): Promise<ModelReport> {
-  const { config, params } = model;
+  const { config, params } = checkpoint;
   const gpu = options.gpu ?? await getGpu();
-  const tokenizer = await checkpointTokenizer(model, model.name);
+  const tokenizer = await checkpointTokenizer(checkpoint, checkpoint.name);
   const ctx = options.ctx ?? config.n_positions;
   const batchFor = (T: number): number => options.batch ?? Math.max(1, Math.floor(TOKENS_PER_BATCH / T));
-  const report: ModelReport = { model: model.name, params: countParams(config), config, tasks: [] };
+  const report: ModelReport = { model: checkpoint.name, params: countParams(config), config, tasks: [] };
 
   if (options.text) {
     const { source, tokenizer: dataTokenizer } = options.text;
@@ -92,11 +92,11 @@ export async function evaluateModel(
         `validation text has ${tokens.length} tokens, one window of context ${ctx} needs ${ctx + 1}`,
       );
     }
-    const gpt = createModel(gpu, config, params, { B: batchFor(ctx), T: ctx });
+    const model = createModel(gpu, config, params, { B: batchFor(ctx), T: ctx });
     try {
-      report.text = await evaluateText(gpt, tokens, { tokenizer, maxTokens: options.maxTokens });
+      report.text = await evaluateText(model, tokens, { tokenizer, maxTokens: options.maxTokens });
     } finally {
-      gpt.destroy();
+      model.destroy();
     }
   }
 
@@ -110,7 +110,7 @@ export async function evaluateModel(
   if (unscorable) {
     const first = unscorable.skipped[0];
     throw new DataError(
-      `${unscorable.task.name}: no item can be scored by ${model.name}${
+      `${unscorable.task.name}: no item can be scored by ${checkpoint.name}${
         first ? ` (line ${first.line}: ${first.message})` : ""
       }`,
     );
@@ -118,11 +118,11 @@ export async function evaluateModel(
   if (prepared.length > 0) {
     const T = Math.min(ctx, Math.max(...prepared.map(longestRequest)) - 1);
     const requests = Math.max(...prepared.map((p) => p.requests.length));
-    const gpt = createModel(gpu, config, params, { B: Math.min(batchFor(T), requests), T });
+    const model = createModel(gpu, config, params, { B: Math.min(batchFor(T), requests), T });
     try {
-      for (const p of prepared) report.tasks.push(await scoreTask(gpt, p));
+      for (const p of prepared) report.tasks.push(await scoreTask(model, p));
     } finally {
-      gpt.destroy();
+      model.destroy();
     }
   }
   return report;
