@@ -8,7 +8,7 @@
  * @module
  */
 import type { Checkpoint } from "./family.ts";
-import { type LlamaConfig, numberReader } from "./config.ts";
+import { DEFAULT_ROPE_THETA, type LlamaConfig, numberReader } from "./config.ts";
 import { type GgufFile, openGguf } from "./gguf.ts";
 import { fromInterleavedRope, LLAMA_EMBED, LLAMA_HEAD, LLAMA_NORM, llamaParamSpecs } from "./llama.ts";
 import type { ParamMap, ParamSpec } from "./params.ts";
@@ -66,7 +66,7 @@ function configOf(gguf: GgufFile, untied: boolean): LlamaConfig {
     vocab_size: num("vocab_size", embed.shape[0]),
     n_positions: num("context_length"),
     norm_eps: num("attention.layer_norm_rms_epsilon"),
-    rope_theta: num("rope.freq_base", 10000),
+    rope_theta: num("rope.freq_base", DEFAULT_ROPE_THETA),
     tie_embeddings: !untied,
   };
   for (const [key, field] of [["bos", "bos_token_id"], ["eos", "eos_token_id"]] as const) {

@@ -36,7 +36,7 @@ import {
   upload,
   type View,
 } from "@inheritune/kernels";
-import { type LlamaConfig, numberReader } from "./config.ts";
+import { DEFAULT_ROPE_THETA, type LlamaConfig, numberReader } from "./config.ts";
 import type { BlockActivations, CreateOptions, Family } from "./family.ts";
 import type { ParamMap, ParamSpec } from "./params.ts";
 import { type ActivationSpec, TransformerModel } from "./_transformer.ts";
@@ -174,7 +174,7 @@ export const LLAMA_FAMILY: Family<LlamaConfig> = {
       vocab_size: num("vocab_size"),
       n_positions: num("max_position_embeddings", 2048),
       norm_eps: num("rms_norm_eps", 1e-6),
-      rope_theta: num("rope_theta", 10000),
+      rope_theta: num("rope_theta", DEFAULT_ROPE_THETA),
       tie_embeddings: c.tie_word_embeddings === true,
     };
     if (c.head_dim !== undefined && c.head_dim !== null && c.head_dim !== config.n_embd / config.n_head) {

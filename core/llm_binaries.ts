@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { GPT2Config, LlamaConfig, ModelConfig } from "./config.ts";
+import { DEFAULT_ROPE_THETA, type GPT2Config, type LlamaConfig, type ModelConfig } from "./config.ts";
 import type { Checkpoint } from "./family.ts";
 import { fromInterleavedRope, LLAMA_EMBED, LLAMA_HEAD, LLAMA_NORM } from "./llama.ts";
 import { paramSpecs } from "./model.ts";
@@ -290,7 +290,7 @@ export async function loadLlama2c(path: string): Promise<Checkpoint> {
     vocab_size: h.vocab,
     n_positions: h.seqLen,
     norm_eps: 1e-5,
-    rope_theta: 10000,
+    rope_theta: DEFAULT_ROPE_THETA,
     tie_embeddings: h.shared,
   });
   if (h.version === 2 && !(h.groupSize > 0)) {
