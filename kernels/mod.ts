@@ -15,7 +15,7 @@ export * from "./attention.ts";
 export * from "./layernorm.ts";
 export * from "./rmsnorm.ts";
 export * from "./rope.ts";
-export * from "./swiglu.ts";
+export * from "./glu.ts";
 export * from "./gelu.ts";
 export * from "./residual.ts";
 export * from "./embedding.ts";
