@@ -19,6 +19,7 @@ export * from "./glu.ts";
 export * from "./gelu.ts";
 export * from "./residual.ts";
 export * from "./embedding.ts";
+export * from "./softcap.ts";
 export * from "./classifier.ts";
 export * from "./target_rank.ts";
 export * from "./adamw.ts";
