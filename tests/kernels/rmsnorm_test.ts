@@ -122,9 +122,9 @@ function headNormCpu(
 
 Deno.test("rmsnorm as per-head q/k norm: (BT, NH·hs) as (BT·NH, hs) rows, one weight summed over rows and heads", async () => {
   const gpu = await getGpu();
-  // [BT, NH, hs, offset]: Qwen3 (offset 0) and Gemma 3 (offset 1); hs=64 takes texture operands
-  // on a CPU adapter, hs=8 buffers.
-  for (const [BT, NH, hs, offset] of [[5, 3, 8, 0], [6, 2, 64, 1], [4, 1, 8, 1]]) {
+  // [BT, NH, hs, offset]: Qwen3 (offset 0) and Gemma 3 (offset 1, head size up to 256); hs=64 and
+  // 256 take texture operands on a CPU adapter, hs=8 buffers.
+  for (const [BT, NH, hs, offset] of [[5, 3, 8, 0], [6, 2, 64, 1], [4, 1, 8, 1], [2, 2, 256, 1]]) {
     const N = BT * NH;
     const q = rand(N * hs, BT + hs, 2);
     const w = rand(hs, hs + 1);
