@@ -20,6 +20,8 @@ import {
   attentionForward,
   encoderBackward,
   encoderForward,
+  gluBackward,
+  gluForward,
   type Gpu,
   GpuError,
   linearForward,
@@ -31,8 +33,6 @@ import {
   ropeBackward,
   ropeForward,
   ropeTables,
-  swigluBackward,
-  swigluForward,
   upload,
   type View,
 } from "@inheritune/kernels";
@@ -349,7 +349,7 @@ export class Llama extends TransformerModel<LlamaConfig> {
       });
       linear(gate, ln2, this.#p(l, "mlp.gate_proj.weight"), C, H);
       linear(up, ln2, this.#p(l, "mlp.up_proj.weight"), C, H);
-      swigluForward(rec, { out: swiglu, gate, up, n: BT * H });
+      gluForward(rec, { kind: "silu", out: swiglu, gate, up, n: BT * H });
       linear(proj, swiglu, this.#p(l, "mlp.down_proj.weight"), H, C);
       residualForward(rec, { out: this.#blockInput(l + 1), a: residual2, b: proj, n: BT * C });
     }
@@ -400,7 +400,7 @@ export class Llama extends TransformerModel<LlamaConfig> {
       // dres is d(loss)/d(block output) = d/d(down_proj output) = d/d(residual2) through the skip.
       dinput(dswiglu, dres, this.#p(l, "mlp.down_proj.weight"), H, C);
       dweight(this.#g(l, "mlp.down_proj.weight"), dres, this.act("swiglu", l), H, C);
-      swigluBackward(rec, { dgate, dup, gate, up, dout: dswiglu, n: BT * H });
+      gluBackward(rec, { kind: "silu", dgate, dup, gate, up, dout: dswiglu, n: BT * H });
       dinput(dln, dgate, this.#p(l, "mlp.gate_proj.weight"), C, H);
       dinput(dln, dup, this.#p(l, "mlp.up_proj.weight"), C, H, true);
       dweight(this.#g(l, "mlp.gate_proj.weight"), dgate, ln2, C, H);
