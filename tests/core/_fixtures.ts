@@ -1,4 +1,5 @@
 /** The PyTorch fixtures of the model tests (`scripts/gpt2_fixtures.py`, `scripts/llama_fixtures.py`). */
+import assert from "node:assert/strict";
 import { createView, getGpu, read, Recorder, write } from "@inheritune/kernels";
 import {
   AdamW,
@@ -8,6 +9,7 @@ import {
   type ParamMap,
   readSafetensors,
 } from "@inheritune/core";
+import { assertCloseNorm } from "../_util.ts";
 
 /** The fixtures folder. */
 export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
@@ -71,6 +73,17 @@ export async function forwardBackward(
   } finally {
     model.destroy();
   }
+}
+
+/**
+ * Asserts that `grads` holds a gradient for every parameter of the fixture, and no other, each
+ * equal to PyTorch's. A parameter left out of the model's gradient table has no entry, which a loop
+ * over the entries present cannot notice; one whose gradient the backward pass never writes stays
+ * zero and fails the comparison.
+ */
+export function assertEveryGradient(fx: Fixture, grads: ParamMap): void {
+  assert.deepEqual([...grads.keys()].sort(), [...fx.params.keys()].sort(), "gradient names");
+  for (const [name, g] of grads) assertCloseNorm(g, fx.get(`grad.${name}`), 1e-4, `grad ${name}`);
 }
 
 /** What two AdamW steps on a fixture's batch gave. */
