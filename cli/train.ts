@@ -1,5 +1,5 @@
 /**
- * `deno task train`: train a model (GPT-2 or LLaMA) from scratch, or from blocks of a reference
+ * `deno task train`: train a model (GPT-2 or a LLaMA-like family) from scratch, or from blocks of a reference
  * model, on a prepared data folder or bare llm.c shards; with no flags (or `--experiment`), the
  * Inheritune experiment on the embedded default (`experiment.ts`).
  *
@@ -9,11 +9,14 @@ import { getGpu } from "@inheritune/kernels";
 import {
   type Checkpoint,
   checkpointTokenizer,
+  DECODER_FAMILIES_BY_NAME,
+  type DecoderFamilyName,
   type FamilyName,
   grow,
   inherit,
   INHERIT_DEFAULTS,
   initParams,
+  isDecoder,
   loadModel,
   type ModelConfig,
   train,
@@ -92,7 +95,12 @@ export const COMMAND = {
       arg: "NAMES",
       help: "tensors outside the blocks to initialise afresh, e.g. ln_f,wpe or norm",
     },
-    family: { type: "string", arg: "F", help: "architecture from scratch: gpt2 or llama", default: D.family },
+    family: {
+      type: "string",
+      arg: "F",
+      help: "architecture from scratch: gpt2, llama, qwen2, qwen3, mistral, phi3 or gemma3_text",
+      default: D.family,
+    },
     "n-layer": { type: "string", arg: "L", help: "blocks, from scratch", default: D.nLayer },
     "n-head": { type: "string", arg: "H", help: "attention heads, from scratch", default: D.nHead },
     "n-embd": { type: "string", arg: "C", help: "channels, from scratch", default: D.nEmbd },
@@ -191,16 +199,27 @@ function scratchConfig(
   };
   if (family === "gpt2") {
     for (const flag of ["n-kv-head", "n-hidden"]) {
-      if (f[flag] !== undefined) throw new UsageError(`--${flag} is a LLaMA setting: add --family llama`);
+      if (f[flag] !== undefined) {
+        throw new UsageError(
+          `--${flag} is a decoder setting: add --family llama (or another decoder family)`,
+        );
+      }
     }
     return validateConfig({ ...base, layer_norm_epsilon: 1e-5 });
   }
-  if (family !== "llama") {
-    throw new UsageError(`--family must be gpt2 or llama, got ${JSON.stringify(family)}`);
+  const decoder = Object.hasOwn(DECODER_FAMILIES_BY_NAME, family)
+    ? DECODER_FAMILIES_BY_NAME[family as DecoderFamilyName]
+    : undefined;
+  if (!decoder) {
+    throw new UsageError(
+      `--family must be gpt2 or one of ${Object.keys(DECODER_FAMILIES_BY_NAME).join(", ")}, got ${
+        JSON.stringify(family)
+      }`,
+    );
   }
   return validateConfig({
     ...base,
-    family: "llama",
+    family: decoder.name,
     n_kv_head: intFlag(f["n-kv-head"], "n-kv-head", { fallback: base.n_head, min: 1 }),
     n_hidden: intFlag(f["n-hidden"], "n-hidden", {
       fallback: Math.ceil((8 * base.n_embd) / 3 / 8) * 8,
@@ -209,12 +228,13 @@ function scratchConfig(
     norm_eps: 1e-5,
     rope_theta: D.ropeTheta,
     tie_embeddings: true,
+    ...decoder.features,
   });
 }
 
 /** The model's tokenizer, or undefined when it carries none (then the data's is adopted). */
 async function modelTokenizer(model: Checkpoint, path: string): Promise<Tokenizer | undefined> {
-  if (!model.tokenizerFiles && model.config.tokenizer === undefined && model.config.family === "llama") {
+  if (!model.tokenizerFiles && model.config.tokenizer === undefined && isDecoder(model.config)) {
     return undefined;
   }
   return await checkpointTokenizer(model, path);
