@@ -12,12 +12,15 @@ import type { CommandSpec } from "./cli/_flags.ts";
 import { runCommand } from "./cli/_run.ts";
 
 /** A command module. */
-interface CommandModule {
+export interface CommandModule {
+  /** Its flags, defaults and help. */
   COMMAND: CommandSpec;
+  /** Runs it with the command line after its name. */
   main(args: string[]): Promise<void>;
 }
 
-const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+/** The commands by name, each loaded when run. */
+export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   prepare: () => import("./cli/prepare.ts"),
   train: () => import("./cli/train.ts"),
   inherit: () => import("./cli/inherit.ts"),

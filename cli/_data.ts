@@ -2,7 +2,7 @@
  * How the commands open token data for a model: the data's tokens must be the model's. A prepared
  * folder's `meta.json` names its tokenizer, which must be the model's own (same definition hash);
  * bare llm.c shards carry no `meta.json`, so their tokens are taken as the model's, checked
- * against its vocabulary. Also: the validation split a run can use, if any.
+ * against its vocabulary.
  *
  * @module
  */
@@ -13,7 +13,6 @@ import {
   maxToken,
   openDataset,
   type Tokenizer,
-  type TokenSource,
 } from "@inheritune/data";
 
 /**
@@ -52,11 +51,4 @@ export function bareVocabulary(dataset: Dataset): { vocabSize: number; tokenizer
   if (max < 256) return { vocabSize: 256, tokenizer: "bytes" };
   if (max < 50257) return { vocabSize: 50257, tokenizer: "gpt2" };
   return { vocabSize: max + 1 };
-}
-
-/** The split to validate on: `val` when it holds at least one window of `T + 1` tokens. */
-export function validationSplit(dataset: Dataset, T: number): TokenSource | undefined {
-  if (!dataset.splits.includes("val")) return undefined;
-  const val = dataset.split("val");
-  return val.length > T ? val : undefined;
 }

@@ -1,6 +1,6 @@
 /**
  * `deno task analyze`: per-block diagnostics of a model on a few windows of the validation split
- * (the training split when there is none): attention entropy, first-token mass, rank-one closeness
+ * (the training split when val cannot fill one window): attention entropy, first-token mass, rank-one closeness
  * and approximate rank per head, Block Influence and angular distance per block, a suggested
  * number of blocks to inherit and the ranking that `--select ranked --blocks` takes.
  *
@@ -8,11 +8,12 @@
  */
 import { checkpointTokenizer, loadModel } from "@inheritune/core";
 import { analyzeModel, DEFAULT_LAZY_THRESHOLD, formatAnalysis } from "@inheritune/eval";
-import { type CommandSpec, intFlag, MODEL_FLAG, numberFlag, parseCommand, stringFlag } from "./_flags.ts";
+import { validationSplit } from "@inheritune/data";
+import { type CommandSpec, MODEL_FLAG, parseCommand, UsageError } from "./_flags.ts";
 import { openModelData } from "./_data.ts";
 
-/** Defaults of `deno task analyze`. */
-export const ANALYZE_DEFAULTS = { windows: 4, ctx: 256, lazyThreshold: DEFAULT_LAZY_THRESHOLD } as const;
+/** Tokens per window without `--ctx`, or the model's context when that is smaller. */
+const DEFAULT_CTX = 256;
 
 /** The command line of `deno task analyze`. */
 export const COMMAND = {
@@ -25,25 +26,31 @@ export const COMMAND = {
     data: {
       type: "string",
       arg: "DATA",
-      help: "prepared data or llm.c shards in the model's tokens (required)",
+      help:
+        "prepared data or llm.c shards in the model's tokens (val split; train when val cannot fill a window)",
+      required: true,
     },
     windows: {
-      type: "string",
+      type: "int",
       arg: "N",
       help: "token windows to analyse, spread over the split",
-      default: ANALYZE_DEFAULTS.windows,
+      default: 4,
+      min: 1,
     },
     ctx: {
-      type: "string",
+      type: "int",
       arg: "T",
-      help: "tokens per window, at most the model's context",
-      default: ANALYZE_DEFAULTS.ctx,
+      help:
+        `tokens per window, at most the model's context (default ${DEFAULT_CTX}, or that context if smaller)`,
+      min: 2,
     },
     "lazy-threshold": {
-      type: "string",
+      type: "number",
       arg: "X",
       help: "mean rank-one closeness from which a block counts as lazy",
-      default: ANALYZE_DEFAULTS.lazyThreshold,
+      default: DEFAULT_LAZY_THRESHOLD,
+      min: 0,
+      max: 1,
     },
     json: { type: "boolean", help: "end with the analysis as one line of JSON" },
   },
@@ -56,23 +63,18 @@ export const COMMAND = {
 export async function main(args: string[]): Promise<void> {
   const f = parseCommand(COMMAND, args);
   if (!f) return;
-  const modelPath = stringFlag(f.model, "model");
-  const dataPath = stringFlag(f.data, "data");
-  const d = ANALYZE_DEFAULTS;
-  const windows = intFlag(f.windows, "windows", { fallback: d.windows, min: 1 });
-  const lazyThreshold = numberFlag(f["lazy-threshold"], "lazy-threshold", {
-    fallback: d.lazyThreshold,
-    min: 0,
-    max: 1,
-  });
+  const { model: modelPath, data: dataPath, windows, "lazy-threshold": lazyThreshold } = f;
   const model = await loadModel(modelPath);
   const { n_positions } = model.config;
-  const T = intFlag(f.ctx, "ctx", { fallback: Math.min(d.ctx, n_positions), min: 2, max: n_positions });
+  const T = f.ctx ?? Math.min(DEFAULT_CTX, n_positions);
+  if (T > n_positions) {
+    throw new UsageError(`--ctx ${T} exceeds the model's context (n_positions ${n_positions})`);
+  }
   using dataset = await openModelData(dataPath, {
     vocabSize: model.config.vocab_size,
     tokenizer: await checkpointTokenizer(model, modelPath),
   });
-  const split = dataset.splits.includes("val") && dataset.split("val").length >= T ? "val" : "train";
+  const split = validationSplit(dataset, T) ?? "train";
   const analysis = await analyzeModel(model, dataset.split(split), { windows, T, lazyThreshold });
   console.log(`${modelPath} on the ${split} split of ${dataPath}`);
   console.log(formatAnalysis(analysis));

@@ -1,13 +1,13 @@
 /**
  * `deno task eval`: validation loss, perplexity and bits per byte on the data's val split (train
- * when it has none) and zero-shot task accuracy, one table row per model. A thin layer over
+ * when val cannot fill one window, see `validationSplit`) and zero-shot task accuracy, one table row per model. A thin layer over
  * `evaluateModel`.
  *
  * @module
  */
 import { checkpointTokenizer, loadModel } from "@inheritune/core";
 import { getGpu } from "@inheritune/kernels";
-import { DataError, maxToken, openDataset, type Tokenizer, type TokenSource } from "@inheritune/data";
+import { DataError, maxToken, openDataset, type Tokenizer, validationSplit } from "@inheritune/data";
 import {
   buildClozeFromSplit,
   CLOZE_DEFAULTS,
@@ -21,56 +21,59 @@ import {
   type Task,
   taskToJsonl,
 } from "@inheritune/eval";
-import { type CommandSpec, intFlag, parseCommand, UsageError } from "./_flags.ts";
+import { type CommandSpec, parseCommand, UsageError } from "./_flags.ts";
 import { dataTokenizer } from "./_data.ts";
 
 /** The command line of `deno task eval`. */
 export const COMMAND = {
   name: "eval",
   summary: "validation loss, perplexity, bits per byte and zero-shot tasks, one table for several models",
-  usage: "--model MODEL... --data DATA [--tasks cloze|FILE.jsonl ...] [--ctx T] [--json|--markdown]",
+  usage: "--model MODEL... --data DATA [--tasks TASK...] [--ctx T] [--json|--markdown]",
   flags: {
     model: {
       type: "string",
       multiple: true,
       arg: "MODEL",
-      help: "a model to evaluate; repeat for several (required)",
+      help: "models to evaluate, one table row each (required, except for --write-cloze alone)",
     },
     data: {
       type: "string",
       arg: "DATA",
-      help: "prepared data (its val split, train when it has none) or llm.c shards",
+      help: "prepared data (its val split; train when val cannot fill one window) or llm.c shards",
     },
     tasks: {
-      type: "string",
+      type: "list",
       multiple: true,
-      arg: "LIST",
-      help:
-        "cloze, cloze-word, JSONL files, or none; repeatable or comma-separated (default cloze with --data)",
+      arg: "TASK",
+      help: "cloze, cloze-word, JSONL files, or none; also comma-separated (default cloze with --data)",
     },
-    limit: { type: "string", arg: "N", help: "most items per task" },
+    limit: { type: "int", arg: "N", help: "most items per task", min: 1 },
     ctx: {
-      type: "string",
+      type: "int",
       arg: "T",
       help: "context of the validation windows (default the model's n_positions)",
+      min: 1,
     },
     "max-tokens": {
-      type: "string",
+      type: "int",
       arg: "N",
       help: "most validation targets scored (default all complete windows)",
+      min: 1,
     },
-    batch: { type: "string", arg: "B", help: "sequences per forward pass (default 8192 / T)" },
+    batch: { type: "int", arg: "B", help: "sequences per forward pass (default 8192 / T)", min: 1 },
     seed: {
-      type: "string",
+      type: "int",
       arg: "S",
       help: "seed of the built-in cloze items",
       default: CLOZE_DEFAULTS.seed,
+      min: 0,
     },
     "cloze-items": {
-      type: "string",
+      type: "int",
       arg: "N",
       help: "items of a built-in cloze task",
       default: CLOZE_DEFAULTS.items,
+      min: 1,
     },
     "write-cloze": {
       type: "string",
@@ -89,14 +92,13 @@ export const COMMAND = {
   ],
   examples: [
     "deno task eval --model models/stories260K/model.gguf --data runs/data/tinystories --ctx 256",
-    "deno task eval --model runs/inherited --model runs/scratch --data runs/data/tinystories --markdown",
+    "deno task eval --model runs/inherited runs/scratch --data runs/data/tinystories --markdown",
   ],
 } as const satisfies CommandSpec;
 
-/** Task arguments: repeated flags and comma-separated lists alike. */
-function taskNames(values: unknown, hasData: boolean): string[] {
-  const names = ((values as string[] | undefined) ?? (hasData ? ["cloze"] : []))
-    .flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v !== "");
+/** The tasks to score: those named (none for "none"), else cloze when there is data. */
+function taskNames(tasks: string[] | undefined, hasData: boolean): string[] {
+  const names = tasks ?? (hasData ? ["cloze"] : []);
   return names.includes("none") ? [] : names;
 }
 
@@ -104,26 +106,23 @@ function taskNames(values: unknown, hasData: boolean): string[] {
 export async function main(args: string[]): Promise<void> {
   const f = parseCommand(COMMAND, args);
   if (!f) return;
-  const models = (f.model as string[] | undefined) ?? [];
-  const writeCloze = f["write-cloze"] as string | undefined;
+  const models = f.model ?? [];
+  const writeCloze = f["write-cloze"];
   if (models.length === 0 && writeCloze === undefined) throw new UsageError("--model is required");
-  if (f.json === true && f.markdown === true) {
-    throw new UsageError("--json and --markdown exclude each other");
-  }
-  const limit = f.limit === undefined ? undefined : intFlag(f.limit, "limit", { min: 1 });
+  if (f.json && f.markdown) throw new UsageError("--json and --markdown exclude each other");
+  const { limit, ctx, batch, "max-tokens": maxTokens } = f;
   const names = taskNames(f.tasks, f.data !== undefined);
-  const cloze = {
-    seed: intFlag(f.seed, "seed", { fallback: CLOZE_DEFAULTS.seed, min: 0 }),
-    items: intFlag(f["cloze-items"], "cloze-items", { fallback: CLOZE_DEFAULTS.items, min: 1 }),
-  };
-  const ctx = f.ctx === undefined ? undefined : intFlag(f.ctx, "ctx", { min: 1 });
-  const batch = f.batch === undefined ? undefined : intFlag(f.batch, "batch", { min: 1 });
-  const maxTokens = f["max-tokens"] === undefined
-    ? undefined
-    : intFlag(f["max-tokens"], "max-tokens", { min: 1 });
+  const cloze = { seed: f.seed, items: f["cloze-items"] };
 
-  using dataset = f.data === undefined ? undefined : await openDataset(String(f.data));
-  const source = dataset && validationSource(dataset);
+  using dataset = f.data === undefined ? undefined : await openDataset(f.data);
+  // One split for every model, so that the table compares them on the same text. Each model's
+  // context is known only once it loads: without --ctx the split is chosen for the shortest
+  // window (one token and its target), and a model whose context it cannot fill says so.
+  const split = dataset && (validationSplit(dataset, ctx ?? 1) ?? "train");
+  if (dataset && split === "train") {
+    console.error(`${dataset.path}: no val split of ${(ctx ?? 1) + 1} tokens or more; evaluating on train`);
+  }
+  const source = dataset && split && dataset.split(split);
   const prepared = dataset && await dataTokenizer(dataset);
   // Tasks are built from the data's text, decoded with its tokenizer (bare shards: the first model's).
   let tasks: Task[] | undefined;
@@ -203,25 +202,17 @@ export async function main(args: string[]): Promise<void> {
     );
   }
 
-  if (f.json === true) {
+  if (f.json) {
     console.log(JSON.stringify(reports, null, 2));
     return;
   }
   const table = reportTable(reports);
-  if (f.markdown === true) {
+  if (f.markdown) {
     console.log(formatMarkdown(table));
     return;
   }
   console.log(formatText(table));
   if (reports.length === 1) console.log(JSON.stringify(summary(reports[0])));
-}
-
-/** The data's validation split, or its training split when it has no validation tokens. */
-function validationSource(
-  dataset: { splits: readonly string[]; split(name: string): TokenSource },
-): TokenSource {
-  const val = dataset.splits.includes("val") ? dataset.split("val") : undefined;
-  return val && val.length > 0 ? val : dataset.split("train");
 }
 
 /** The one-line JSON of a single model's evaluation. */

@@ -11,15 +11,16 @@ import { fileURLToPath } from "node:url";
 import { getGpu } from "@inheritune/kernels";
 import {
   checkpointTokenizer,
+  DEFAULT_SEED,
   loadModel,
   runExperiment,
   type Variant,
   type VariantResult,
 } from "@inheritune/core";
-import { type DocumentsOption, prepare } from "@inheritune/data";
+import { type DocumentsOption, prepare, validationSplit } from "@inheritune/data";
 import { analyzeModel } from "@inheritune/eval";
-import { type CommandSpec, intFlag, parseCommand, UsageError } from "./_flags.ts";
-import { openModelData, validationSplit } from "./_data.ts";
+import { type CommandSpec, parseCommand, UsageError } from "./_flags.ts";
+import { openModelData } from "./_data.ts";
 import { progressPrinter } from "./_progress.ts";
 
 const path = (relative: string): string => fileURLToPath(new URL(relative, import.meta.url));
@@ -77,7 +78,7 @@ export const EXPERIMENTS: Record<"stories" | "brown", ExperimentDefault> = {
     warmup: 20,
     evalEvery: 25,
     evalTokens: 8192,
-    seed: 1337,
+    seed: DEFAULT_SEED,
     reinit: ["norm"],
   },
   brown: {
@@ -95,7 +96,7 @@ export const EXPERIMENTS: Record<"stories" | "brown", ExperimentDefault> = {
     warmup: 20,
     evalEvery: 25,
     evalTokens: 8192,
-    seed: 1337,
+    seed: DEFAULT_SEED,
     reinit: ["ln_f", "wpe"],
   },
 };
@@ -120,20 +121,33 @@ export const COMMAND = {
   usage:
     "[NAME] [--variants inherited,scratch,attn,mlp,even,last,ranked,reinit] [--layers N] [--steps S] [--out DIR]",
   flags: {
-    experiment: { type: "string", arg: "[NAME]", help: "stories or brown", default: "stories" },
-    variants: {
+    experiment: {
       type: "string",
+      arg: "[NAME]",
+      help: Object.keys(EXPERIMENTS).join(" or "),
+      default: "stories",
+      bare: "stories",
+      choices: Object.keys(EXPERIMENTS),
+    },
+    variants: {
+      type: "list",
       arg: "LIST",
       help: `models to train: ${Object.keys(VARIANTS).join(", ")}`,
-      default: "inherited,scratch",
+      default: ["inherited", "scratch"],
+      choices: Object.keys(VARIANTS),
     },
-    layers: { type: "string", arg: "N", help: "blocks of the targets (default the experiment's)" },
+    layers: { type: "int", arg: "N", help: "blocks of the targets (default the experiment's)", min: 1 },
     reinit: {
-      type: "string",
+      type: "list",
       arg: "NAMES",
       help: "what the reinit variant initialises afresh (default the experiment's)",
     },
-    steps: { type: "string", arg: "S", help: "optimizer steps per variant (default the experiment's)" },
+    steps: {
+      type: "int",
+      arg: "S",
+      help: "optimizer steps per variant (default the experiment's)",
+      min: 1,
+    },
     out: { type: "string", arg: "DIR", help: "run folder (default runs/inheritune-<time>)" },
   },
   notes: Object.entries(EXPERIMENTS).map(([name, e]) =>
@@ -148,36 +162,22 @@ export const COMMAND = {
   ],
 } as const satisfies CommandSpec;
 
-/** `--experiment` without a name (last, or before another flag) names the default. */
-function withExperimentDefault(args: string[]): string[] {
-  return args.map((a, i) =>
-    a === "--experiment" && (i === args.length - 1 || args[i + 1].startsWith("-"))
-      ? "--experiment=stories"
-      : a
-  );
-}
-
 /** Runs the experiment (the default, or as the flags say) and prints where its report is. */
 export async function main(args: string[] = []): Promise<void> {
-  const f = parseCommand(COMMAND, withExperimentDefault(args));
+  const f = parseCommand(COMMAND, args);
   if (!f) return;
-  const name = (f.experiment ?? "stories") as string;
-  if (!Object.hasOwn(EXPERIMENTS, name)) {
+  const name = f.experiment as keyof typeof EXPERIMENTS;
+  const d = EXPERIMENTS[name];
+  const steps = f.steps ?? d.steps;
+  const names = f.variants;
+  const reference = await loadModel(d.reference);
+  const layers = f.layers ?? d.layers;
+  if (layers > reference.config.n_layer) {
     throw new UsageError(
-      `unknown experiment ${JSON.stringify(name)}: use ${Object.keys(EXPERIMENTS).join(" or ")}`,
+      `--layers must be ≤ ${reference.config.n_layer} (the reference's blocks), got ${layers}`,
     );
   }
-  const d = EXPERIMENTS[name as keyof typeof EXPERIMENTS];
-  const steps = intFlag(f.steps, "steps", { fallback: d.steps, min: 1 });
-  const names = String(f.variants ?? "inherited,scratch").split(",").map((v) => v.trim());
-  for (const v of names) {
-    if (!VARIANTS[v]) {
-      throw new UsageError(`unknown variant ${JSON.stringify(v)}: use ${Object.keys(VARIANTS).join(", ")}`);
-    }
-  }
-  const reference = await loadModel(d.reference);
-  const layers = intFlag(f.layers, "layers", { fallback: d.layers, min: 1, max: reference.config.n_layer });
-  const reinit = f.reinit === undefined ? d.reinit : String(f.reinit).split(",").map((s) => s.trim());
+  const reinit = f.reinit ?? d.reinit;
   const tokenizer = await checkpointTokenizer(reference, d.reference);
   // One prepared folder per experiment and tokenizer definition, so a stale one is never reused.
   const data = `runs/data/${name}-${tokenizer.hash.slice(0, 12)}`;
@@ -194,14 +194,14 @@ export async function main(args: string[] = []): Promise<void> {
     });
   }
   using dataset = await openModelData(data, { vocabSize: reference.config.vocab_size, tokenizer });
-  const val = validationSplit(dataset, d.T);
-  if (!val) {
+  const split = validationSplit(dataset, d.T);
+  if (!split) {
     throw new UsageError(`${data}: the validation split is shorter than one window of ${d.T + 1} tokens`);
   }
+  const val = dataset.split(split);
   const gpu = await getGpu();
-  const out = typeof f.out === "string"
-    ? f.out
-    : `runs/inheritune-${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}`;
+  const out = f.out ??
+    `runs/inheritune-${new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19)}`;
   const variants: Variant[] = [];
   for (const v of names) {
     if (v === "ranked") {

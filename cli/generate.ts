@@ -4,17 +4,9 @@
  *
  * @module
  */
-import { checkpointTokenizer, generate, loadModel, promptTokens } from "@inheritune/core";
+import { checkpointTokenizer, DEFAULT_SEED, generate, loadModel, promptTokens } from "@inheritune/core";
 import { getGpu } from "@inheritune/kernels";
-import { type CommandSpec, intFlag, MODEL_FLAG, numberFlag, parseCommand, stringFlag } from "./_flags.ts";
-
-/** Defaults of `deno task generate`. */
-export const GENERATE_DEFAULTS = {
-  maxNewTokens: 128,
-  temperature: 0.8,
-  topK: 40,
-  seed: 1337,
-} as const;
+import { type CommandSpec, MODEL_FLAG, parseCommand } from "./_flags.ts";
 
 /** The command line of `deno task generate`. */
 export const COMMAND = {
@@ -28,27 +20,30 @@ export const COMMAND = {
       type: "string",
       arg: "TEXT",
       help: "text to continue; empty starts from the model's BOS token",
-      default: '""',
+      default: "",
     },
     "max-new-tokens": {
-      type: "string",
+      type: "int",
       arg: "N",
       help: "stop after N new tokens (or at the end-of-sequence token)",
-      default: GENERATE_DEFAULTS.maxNewTokens,
+      default: 128,
+      min: 1,
     },
     temperature: {
-      type: "string",
+      type: "number",
       arg: "T",
       help: "softmax temperature; 0 is greedy",
-      default: GENERATE_DEFAULTS.temperature,
+      default: 0.8,
+      min: 0,
     },
     "top-k": {
-      type: "string",
+      type: "int",
       arg: "K",
       help: "sample among the K most likely tokens; 0 for all",
-      default: GENERATE_DEFAULTS.topK,
+      default: 40,
+      min: 0,
     },
-    seed: { type: "string", arg: "S", help: "seed of the sampling", default: GENERATE_DEFAULTS.seed },
+    seed: { type: "int", arg: "S", help: "seed of the sampling", default: DEFAULT_SEED, min: 0 },
     json: {
       type: "boolean",
       help: 'end with one line {"ids": [...], "text": "..."}: every token, prompt and BOS included',
@@ -64,15 +59,10 @@ export const COMMAND = {
 export async function main(args: string[]): Promise<void> {
   const f = parseCommand(COMMAND, args);
   if (!f) return;
-  const path = stringFlag(f.model, "model");
-  const d = GENERATE_DEFAULTS;
-  const maxNewTokens = intFlag(f["max-new-tokens"], "max-new-tokens", { fallback: d.maxNewTokens, min: 1 });
-  const temperature = numberFlag(f.temperature, "temperature", { fallback: d.temperature, min: 0 });
-  const topK = intFlag(f["top-k"], "top-k", { fallback: d.topK, min: 0 });
-  const seed = intFlag(f.seed, "seed", { fallback: d.seed, min: 0 });
+  const { model: path, "max-new-tokens": maxNewTokens, temperature, "top-k": topK, seed } = f;
   const model = await loadModel(path);
   const tokenizer = await checkpointTokenizer(model, path);
-  const prompt = promptTokens(tokenizer, typeof f.prompt === "string" ? f.prompt : "");
+  const prompt = promptTokens(tokenizer, f.prompt);
   const gpu = await getGpu();
   // Print the text as it grows, holding back a trailing partial UTF-8 character.
   const encoder = new TextEncoder();
@@ -107,5 +97,5 @@ export async function main(args: string[]): Promise<void> {
       (added.length / seconds).toFixed(1)
     } tokens/s, ${gpu.description})`,
   );
-  if (f.json === true) console.log(JSON.stringify({ ids: all, text: tokenizer.decode(all) }));
+  if (f.json) console.log(JSON.stringify({ ids: all, text: tokenizer.decode(all) }));
 }

@@ -5,7 +5,7 @@
  * @module
  */
 import { countParams, inherit, INHERIT_DEFAULTS, loadModel, saveModel } from "@inheritune/core";
-import { type CommandSpec, inheritFlags, intFlag, MODEL_FLAG, parseCommand, stringFlag } from "./_flags.ts";
+import { type CommandSpec, inheritFlags, MODEL_FLAG, parseCommand } from "./_flags.ts";
 
 /** The command line of `deno task inherit`. */
 export const COMMAND = {
@@ -16,14 +16,14 @@ export const COMMAND = {
     "--reference MODEL --layers N [--select first|even|last|list|ranked] [--blocks 0,1,7] [--only attn|mlp] [--reinit NAMES] --out DIR",
   flags: {
     reference: MODEL_FLAG,
-    layers: { type: "string", arg: "N", help: "blocks to keep" },
+    layers: { type: "int", arg: "N", help: "blocks to keep" },
     select: {
       type: "string",
       arg: "S",
-      help: "which blocks: first, even, last, list (--blocks), ranked (--blocks best first)",
-      default: INHERIT_DEFAULTS.select,
+      help:
+        `which blocks: first, even, last, list (--blocks), ranked (--blocks best first) (default ${INHERIT_DEFAULTS.select}; list for --blocks without --layers)`,
     },
-    blocks: { type: "string", arg: "LIST", help: "block indices, e.g. 0,1,7" },
+    blocks: { type: "list", arg: "LIST", help: "block indices, e.g. 0,1,7" },
     only: {
       type: "string",
       arg: "PART",
@@ -31,13 +31,19 @@ export const COMMAND = {
       default: INHERIT_DEFAULTS.only,
     },
     reinit: {
-      type: "string",
+      type: "list",
       arg: "NAMES",
       help:
         "tensors outside the blocks to initialise afresh: GPT-2 ln_f, wpe, wte; LLaMA norm, embed_tokens, lm_head",
     },
-    out: { type: "string", arg: "DIR", help: "output model folder (required)" },
-    seed: { type: "string", arg: "S", help: "seed of fresh initialisation", default: INHERIT_DEFAULTS.seed },
+    out: { type: "string", arg: "DIR", help: "output model folder", required: true },
+    seed: {
+      type: "int",
+      arg: "S",
+      help: "seed of fresh initialisation",
+      default: INHERIT_DEFAULTS.seed,
+      min: 0,
+    },
   },
   examples: [
     "deno task inherit --reference models/stories260K/model.gguf --layers 2 --out runs/stories-2",
@@ -49,11 +55,9 @@ export const COMMAND = {
 export async function main(args: string[]): Promise<void> {
   const f = parseCommand(COMMAND, args);
   if (!f) return;
-  const referencePath = stringFlag(f.reference, "reference");
-  const out = stringFlag(f.out, "out");
-  const seed = intFlag(f.seed, "seed", { fallback: INHERIT_DEFAULTS.seed, min: 0 });
+  const { reference: referencePath, out } = f;
   const reference = await loadModel(referencePath);
-  const target = inherit(reference, inheritFlags(f, seed));
+  const target = inherit(reference, inheritFlags(f, f.seed));
   await saveModel(out, target);
   console.log(
     `wrote ${out}: blocks ${target.blocks.join(",")} of ${referencePath} ` +

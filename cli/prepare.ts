@@ -15,7 +15,7 @@ import {
   TOKENIZER_SPECS,
 } from "@inheritune/data";
 import { loadModelTokenizer } from "@inheritune/core";
-import { type CommandSpec, intFlag, numberFlag, parseCommand, stringFlag, UsageError } from "./_flags.ts";
+import { type CommandSpec, parseCommand, UsageError } from "./_flags.ts";
 import { progressBar } from "./_prepare_progress.ts";
 
 /** The command line of `deno task prepare`. */
@@ -30,14 +30,15 @@ export const COMMAND = {
       short: "i",
       multiple: true,
       arg: "PATH",
-      help: "text file, folder of text files, or built-in corpus; repeatable",
-      default: "brown",
+      help: "text files, folders of text files, or built-in corpora",
+      default: ["brown"],
     },
     out: {
       type: "string",
       short: "o",
       arg: "DIR",
-      help: "output folder (required); its earlier shards, meta.json and tokenizer file are replaced",
+      help: "output folder; its earlier shards, meta.json and tokenizer file are replaced",
+      required: true,
     },
     tokenizer: {
       type: "string",
@@ -52,23 +53,27 @@ export const COMMAND = {
         `${DOCUMENTS_OPTIONS.join(" | ")}: files (and <|endoftext|> parts), blank-line paragraphs, lines; ` +
         "auto: paragraphs, else lines, when files are too few for --val-fraction",
       default: PREPARE_DEFAULTS.documents,
+      choices: DOCUMENTS_OPTIONS,
     },
     "val-fraction": {
-      type: "string",
+      type: "number",
       arg: "F",
       help: "fraction of documents for validation, in [0, 1); 0 writes no val split",
       default: PREPARE_DEFAULTS.valFraction,
+      min: 0,
     },
     "shard-tokens": {
-      type: "string",
+      type: "int",
       arg: "N",
       help: "most tokens per shard",
       default: PREPARE_DEFAULTS.shardTokens,
+      min: 1,
     },
     "max-tokens": {
-      type: "string",
+      type: "int",
       arg: "N",
       help: "stop after N tokens in all (default: all of the input)",
+      min: 1,
     },
   },
   notes: [
@@ -85,24 +90,10 @@ export const COMMAND = {
 export async function main(args: string[]): Promise<void> {
   const f = parseCommand(COMMAND, args);
   if (!f) return;
-  if (f.out === undefined) throw new UsageError("--out DIR is required (see --help)");
-  const out = stringFlag(f.out, "out");
-  const inputs = (f.input as string[] | undefined) ?? ["brown"];
-  const documents = (f.documents ?? PREPARE_DEFAULTS.documents) as DocumentsOption;
-  if (!DOCUMENTS_OPTIONS.includes(documents)) {
-    throw new UsageError(`--documents must be one of ${DOCUMENTS_OPTIONS.join(", ")}, got "${documents}"`);
-  }
-  const valFraction = numberFlag(f["val-fraction"], "val-fraction", {
-    fallback: PREPARE_DEFAULTS.valFraction,
-    min: 0,
-  });
+  const { out, input: inputs, "val-fraction": valFraction } = f;
+  const documents = f.documents as DocumentsOption;
   if (valFraction >= 1) throw new UsageError(`--val-fraction must be below 1, got ${valFraction}`);
-  const count = (name: "shard-tokens" | "max-tokens"): number | undefined =>
-    f[name] === undefined ? undefined : intFlag(String(f[name]).replaceAll("_", ""), name, { min: 1 });
-  const shardTokens = count("shard-tokens");
-  const maxTokens = count("max-tokens");
-  const spec = (f.tokenizer as string | undefined) ?? PREPARE_DEFAULTS.tokenizer;
-  const tokenizer = await loadModelTokenizer(spec).catch((e) => {
+  const tokenizer = await loadModelTokenizer(f.tokenizer).catch((e) => {
     throw e instanceof DataError ? new UsageError(`--tokenizer: ${e.message}`) : e;
   });
   const bar = progressBar();
@@ -115,8 +106,8 @@ export async function main(args: string[]): Promise<void> {
       tokenizer,
       documents,
       valFraction,
-      shardTokens,
-      maxTokens,
+      shardTokens: f["shard-tokens"],
+      maxTokens: f["max-tokens"],
       onProgress: bar.update,
     });
   } finally {

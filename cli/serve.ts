@@ -17,26 +17,27 @@ import {
   type ServeOptions,
   serveRun,
 } from "@inheritune/server";
-import { type CommandSpec, intFlag, parseCommand, stringFlag, UsageError } from "./_flags.ts";
+import { type CommandSpec, type FlagDef, parseCommand, UsageError } from "./_flags.ts";
 
 /** The port `--serve` without a value listens on. */
 export const DEFAULT_PORT = 8000;
 /** The address the servers listen on unless `--host` says otherwise. */
 export const DEFAULT_HOST = "127.0.0.1";
 
-/**
- * Gives a bare `--serve` (last, or followed by another flag) the default port, since parseArgs has
- * no optional values: `--serve`, `--serve 9000` and `--serve=9000` all work.
- */
-export function withServeDefault(args: string[]): string[] {
-  return args.map((a, i) =>
-    a === "--serve" && (i === args.length - 1 || args[i + 1].startsWith("-")) ? `--serve=${DEFAULT_PORT}` : a
-  );
-}
+/** The range of a TCP port. */
+const PORT_RANGE = { min: 0, max: 65535 } as const;
 
-function portFlag(value: unknown, name: string): number {
-  return intFlag(value, name, { fallback: DEFAULT_PORT, min: 0, max: 65535 });
-}
+/** The flags `deno task train` serves the run it trains with. */
+export const SERVE_FLAGS = {
+  serve: {
+    type: "int",
+    arg: "[PORT]",
+    help: "serve the live dashboard while training",
+    bare: DEFAULT_PORT,
+    ...PORT_RANGE,
+  },
+  host: { type: "string", arg: "H", help: "address for --serve", default: DEFAULT_HOST, needs: "serve" },
+} as const satisfies Record<string, FlagDef>;
 
 /** {@linkcode serveRun}, with a port already in use reported as the flag's fault. */
 function listen(source: RunSource, options: ServeOptions, flag: string): RunServer {
@@ -76,17 +77,17 @@ export interface TrainingRun {
   resume: boolean;
 }
 
-/** Starts the live server when `--serve` was given and prints its address and stop token. */
+/**
+ * Starts the live server when `--serve` was given (`f` as {@linkcode SERVE_FLAGS} parse) and prints
+ * its address and stop token.
+ */
 export async function serveTraining(
-  f: { serve?: unknown; host?: unknown },
+  f: { serve?: number; host: string },
   run: TrainingRun,
 ): Promise<TrainingServer> {
-  if (f.serve === undefined) {
-    if (f.host !== undefined) throw new UsageError("--host needs --serve");
-    return { onMetrics: () => {}, track: (training) => training };
-  }
-  const port = portFlag(f.serve, "serve");
-  const hostname = f.host === undefined ? DEFAULT_HOST : stringFlag(f.host, "host");
+  if (f.serve === undefined) return { onMetrics: () => {}, track: (training) => training };
+  const port = f.serve;
+  const hostname = f.host;
   const live = new LiveRun({
     name: basename(run.out),
     config: { ...run.config },
@@ -122,8 +123,8 @@ export const COMMAND = {
   summary: "serve the dashboard and API of a finished or running run folder, read-only",
   usage: "--run DIR [--port N] [--host H]",
   flags: {
-    run: { type: "string", arg: "DIR", help: "a run folder (metrics.jsonl, config.json) (required)" },
-    port: { type: "string", arg: "N", help: "port to listen on", default: DEFAULT_PORT },
+    run: { type: "string", arg: "DIR", help: "a run folder (metrics.jsonl, config.json)", required: true },
+    port: { type: "int", arg: "N", help: "port to listen on", default: DEFAULT_PORT, ...PORT_RANGE },
     host: { type: "string", arg: "H", help: "address to listen on", default: DEFAULT_HOST },
   },
   notes: ["`deno task train ... --serve [PORT]` serves the run it trains, with POST /api/stop to stop it."],
@@ -134,13 +135,9 @@ export const COMMAND = {
 export async function main(args: string[]): Promise<void> {
   const f = parseCommand(COMMAND, args);
   if (!f) return;
-  const dir = stringFlag(f.run, "run");
+  const dir = f.run;
   const run = await FileRun.open(dir);
-  const server = listen(run, {
-    port: portFlag(f.port, "port"),
-    hostname: f.host === undefined ? DEFAULT_HOST : stringFlag(f.host, "host"),
-    token: null,
-  }, "port");
+  const server = listen(run, { port: f.port, hostname: f.host, token: null }, "port");
   console.log(`serving ${dir} read-only at ${server.url} (Ctrl-C to quit)`);
   await server.finished;
 }

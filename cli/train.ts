@@ -11,6 +11,9 @@ import {
   checkpointTokenizer,
   DECODER_FAMILIES_BY_NAME,
   type DecoderFamilyName,
+  DEFAULT_ROPE_THETA,
+  DEFAULT_SEED,
+  FAMILIES,
   type FamilyName,
   grow,
   inherit,
@@ -23,35 +26,14 @@ import {
   TRAINER_DEFAULTS,
   validateConfig,
 } from "@inheritune/core";
-import { BatchSampler, type Tokenizer } from "@inheritune/data";
-import {
-  type CommandSpec,
-  inheritFlags,
-  intFlag,
-  numberFlag,
-  parseCommand,
-  stringFlag,
-  UsageError,
-} from "./_flags.ts";
-import { bareVocabulary, dataTokenizer, openModelData, validationSplit } from "./_data.ts";
+import { BatchSampler, type Tokenizer, validationSplit } from "@inheritune/data";
+import { type CommandSpec, type FlagValues, inheritFlags, parseCommand, UsageError } from "./_flags.ts";
+import { bareVocabulary, dataTokenizer, openModelData } from "./_data.ts";
 import { progressPrinter } from "./_progress.ts";
-import { DEFAULT_HOST, DEFAULT_PORT, serveTraining, withServeDefault } from "./serve.ts";
+import { SERVE_FLAGS, serveTraining } from "./serve.ts";
 
-/** Defaults of `deno task train`: the trainer's, and the command's own. */
-export const TRAIN_DEFAULTS = {
-  ...TRAINER_DEFAULTS,
-  family: "gpt2",
-  nLayer: 4,
-  nHead: 4,
-  nEmbd: 128,
-  ropeTheta: 10000,
-  steps: 100,
-  batch: 8,
-  ctx: 128,
-  seed: 1337,
-} as const;
-
-const D = TRAIN_DEFAULTS;
+/** Tokens per sequence without `--ctx`, or the model's context when that is smaller. */
+const DEFAULT_CTX = 128;
 
 /** The command line of `deno task train`. */
 export const COMMAND = {
@@ -64,106 +46,146 @@ export const COMMAND = {
     data: {
       type: "string",
       arg: "DATA",
-      help: "prepared data folder, folder of llm.c shards, or one shard (required)",
+      help: "prepared data folder, folder of llm.c shards, or one shard",
+      required: true,
     },
-    out: { type: "string", arg: "DIR", help: "run folder: model, metrics.jsonl, training state (required)" },
+    out: {
+      type: "string",
+      arg: "DIR",
+      help: "run folder: model, metrics.jsonl, training state",
+      required: true,
+    },
     reference: {
       type: "string",
       arg: "MODEL",
       help: "inherit from this model (folder, .gguf, .safetensors, .bin)",
     },
     layers: {
-      type: "string",
+      type: "int",
       arg: "N",
       help: "blocks to inherit (with --grow: the first stage, default ⌊k/2⌋)",
+      needs: "reference",
     },
     select: {
       type: "string",
       arg: "S",
-      help: "which blocks: first, even, last, list, ranked",
-      default: INHERIT_DEFAULTS.select,
+      help:
+        `which blocks: first, even, last, list, ranked (default ${INHERIT_DEFAULTS.select}; list for --blocks without --layers)`,
+      needs: "reference",
     },
-    blocks: { type: "string", arg: "LIST", help: "block indices for --select list or ranked, e.g. 0,1,7" },
+    blocks: {
+      type: "list",
+      arg: "LIST",
+      help: "block indices for --select list or ranked, e.g. 0,1,7",
+      needs: "reference",
+    },
     only: {
       type: "string",
       arg: "PART",
       help: "inherit only attn or mlp sub-blocks, the rest fresh",
       default: INHERIT_DEFAULTS.only,
+      needs: "reference",
     },
     reinit: {
-      type: "string",
+      type: "list",
       arg: "NAMES",
       help: "tensors outside the blocks to initialise afresh, e.g. ln_f,wpe or norm",
+      needs: "reference",
     },
     family: {
       type: "string",
       arg: "F",
       help: "architecture from scratch: gpt2, llama, qwen2, qwen3, mistral, phi3 or gemma3_text",
-      default: D.family,
+      default: "gpt2",
+      choices: Object.keys(FAMILIES),
     },
-    "n-layer": { type: "string", arg: "L", help: "blocks, from scratch", default: D.nLayer },
-    "n-head": { type: "string", arg: "H", help: "attention heads, from scratch", default: D.nHead },
-    "n-embd": { type: "string", arg: "C", help: "channels, from scratch", default: D.nEmbd },
-    "n-kv-head": { type: "string", arg: "K", help: "LLaMA key/value heads (default --n-head)" },
-    "n-hidden": { type: "string", arg: "H", help: "LLaMA MLP hidden size (default 8·C/3 rounded up to 8)" },
+    "n-layer": { type: "int", arg: "L", help: "blocks, from scratch", default: 4, min: 1 },
+    "n-head": { type: "int", arg: "H", help: "attention heads, from scratch", default: 4, min: 1 },
+    "n-embd": { type: "int", arg: "C", help: "channels, from scratch", default: 128, min: 1 },
+    "n-kv-head": { type: "int", arg: "K", help: "LLaMA key/value heads (default --n-head)", min: 1 },
+    "n-hidden": {
+      type: "int",
+      arg: "H",
+      help: "LLaMA MLP hidden size (default 8·C/3 rounded up to 8)",
+      min: 1,
+    },
     "vocab-size": {
-      type: "string",
+      type: "int",
       arg: "V",
       help: "vocabulary of bare shards without meta.json (default: from their tokens)",
+      min: 1,
     },
-    steps: { type: "string", arg: "S", help: "optimizer steps", default: D.steps },
+    steps: { type: "int", arg: "S", help: "optimizer steps", default: 100, min: 1 },
     epochs: {
-      type: "string",
+      type: "number",
       arg: "E",
       help: "train this many epochs of the (subset of the) data instead of --steps",
+      min: 0,
     },
-    batch: { type: "string", arg: "B", help: "sequences per micro-batch", default: D.batch },
+    batch: { type: "int", arg: "B", help: "sequences per micro-batch", default: 8, min: 1 },
     ctx: {
-      type: "string",
+      type: "int",
       arg: "T",
-      help: "tokens per sequence (at most the model's context)",
-      default: D.ctx,
+      help:
+        `tokens per sequence, at most the model's context (default ${DEFAULT_CTX}, or that context if smaller)`,
+      min: 1,
     },
-    lr: { type: "string", arg: "X", help: "peak learning rate", default: D.lr },
-    warmup: { type: "string", arg: "W", help: "linear warm-up steps", default: D.warmup },
+    lr: { type: "number", arg: "X", help: "peak learning rate", default: TRAINER_DEFAULTS.lr, min: 0 },
+    warmup: {
+      type: "int",
+      arg: "W",
+      help: "linear warm-up steps",
+      default: TRAINER_DEFAULTS.warmup,
+      min: 0,
+    },
     accumulation: {
-      type: "string",
+      type: "int",
       arg: "A",
       help: "micro-batches per optimizer step",
-      default: D.accumulation,
+      default: TRAINER_DEFAULTS.accumulation,
+      min: 1,
     },
     subset: {
-      type: "string",
+      type: "number",
       arg: "F",
       help: "train on this seeded fraction of the training windows",
       default: 1,
+      min: 1e-9,
+      max: 1,
     },
     seed: {
-      type: "string",
+      type: "int",
       arg: "S",
       help: "seed of data order, subset and initialisation",
-      default: D.seed,
+      default: DEFAULT_SEED,
+      min: 0,
     },
     "eval-every": {
-      type: "string",
+      type: "int",
       arg: "K",
       help: "validate every K steps (0: at the end only)",
-      default: D.evalEvery,
+      default: TRAINER_DEFAULTS.evalEvery,
+      min: 0,
     },
-    "eval-tokens": { type: "string", arg: "N", help: "validation targets per evaluation (default: all)" },
-    "log-every": { type: "string", arg: "K", help: "log every K steps", default: D.logEvery },
+    "eval-tokens": {
+      type: "int",
+      arg: "N",
+      help: "validation targets per evaluation (default: all)",
+      min: 1,
+    },
+    "log-every": {
+      type: "int",
+      arg: "K",
+      help: "log every K steps",
+      default: TRAINER_DEFAULTS.logEvery,
+      min: 1,
+    },
     resume: { type: "boolean", help: "continue the run in --out from its saved state exactly" },
     grow: {
       type: "boolean",
       help: "the paper's loop: add reference blocks until the val loss matches the reference's",
     },
-    serve: {
-      type: "string",
-      arg: "[PORT]",
-      help: "serve the live dashboard while training",
-      default: DEFAULT_PORT,
-    },
-    host: { type: "string", arg: "H", help: "address for --serve", default: DEFAULT_HOST },
+    ...SERVE_FLAGS,
     experiment: { type: "boolean", help: "run the Inheritune experiment instead (see --experiment --help)" },
   },
   notes: [
@@ -179,26 +201,31 @@ export const COMMAND = {
   ],
 } as const satisfies CommandSpec;
 
+/** The flags of `deno task train`, parsed. */
+type TrainFlags = FlagValues<typeof COMMAND>;
+
+/** Whether `args` run the Inheritune experiment (no flags at all, or `--experiment`). */
+export function runsExperiment(args: string[]): boolean {
+  return args.length === 0 || args.some((a) => a === "--experiment" || a.startsWith("--experiment="));
+}
+
 /** A fresh model's configuration from the flags and the data's vocabulary. */
 function scratchConfig(
-  f: Record<string, unknown>,
+  f: TrainFlags,
   vocab: { vocabSize: number; tokenizer?: string },
   ctx: number,
 ): ModelConfig {
-  for (const flag of ["layers", "select", "blocks", "only", "reinit"]) {
-    if (f[flag] !== undefined) throw new UsageError(`--${flag} needs --reference`);
-  }
-  const family = (f.family ?? D.family) as FamilyName;
+  const family = f.family as FamilyName;
   const base = {
-    n_layer: intFlag(f["n-layer"], "n-layer", { fallback: D.nLayer, min: 1 }),
-    n_head: intFlag(f["n-head"], "n-head", { fallback: D.nHead, min: 1 }),
-    n_embd: intFlag(f["n-embd"], "n-embd", { fallback: D.nEmbd, min: 1 }),
+    n_layer: f["n-layer"],
+    n_head: f["n-head"],
+    n_embd: f["n-embd"],
     vocab_size: vocab.vocabSize,
     n_positions: ctx,
     ...(vocab.tokenizer ? { tokenizer: vocab.tokenizer } : {}),
   };
   if (family === "gpt2") {
-    for (const flag of ["n-kv-head", "n-hidden"]) {
+    for (const flag of ["n-kv-head", "n-hidden"] as const) {
       if (f[flag] !== undefined) {
         throw new UsageError(
           `--${flag} is a decoder setting: add --family llama (or another decoder family)`,
@@ -207,26 +234,14 @@ function scratchConfig(
     }
     return validateConfig({ ...base, layer_norm_epsilon: 1e-5 });
   }
-  const decoder = Object.hasOwn(DECODER_FAMILIES_BY_NAME, family)
-    ? DECODER_FAMILIES_BY_NAME[family as DecoderFamilyName]
-    : undefined;
-  if (!decoder) {
-    throw new UsageError(
-      `--family must be gpt2 or one of ${Object.keys(DECODER_FAMILIES_BY_NAME).join(", ")}, got ${
-        JSON.stringify(family)
-      }`,
-    );
-  }
+  const decoder = DECODER_FAMILIES_BY_NAME[family as DecoderFamilyName];
   return validateConfig({
     ...base,
     family: decoder.name,
-    n_kv_head: intFlag(f["n-kv-head"], "n-kv-head", { fallback: base.n_head, min: 1 }),
-    n_hidden: intFlag(f["n-hidden"], "n-hidden", {
-      fallback: Math.ceil((8 * base.n_embd) / 3 / 8) * 8,
-      min: 1,
-    }),
+    n_kv_head: f["n-kv-head"] ?? base.n_head,
+    n_hidden: f["n-hidden"] ?? Math.ceil((8 * base.n_embd) / 3 / 8) * 8,
     norm_eps: 1e-5,
-    rope_theta: D.ropeTheta,
+    rope_theta: DEFAULT_ROPE_THETA,
     tie_embeddings: true,
     ...decoder.features,
   });
@@ -242,29 +257,22 @@ async function modelTokenizer(model: Checkpoint, path: string): Promise<Tokenize
 
 /** Runs the command with its flags; with none, the Inheritune experiment on the embedded default. */
 export async function main(args: string[]): Promise<void> {
-  if (args.length === 0 || args.includes("--experiment")) {
-    return await (await import("./experiment.ts")).main(args);
-  }
-  const f = parseCommand(COMMAND, withServeDefault(args));
+  if (runsExperiment(args)) return await (await import("./experiment.ts")).main(args);
+  const f = parseCommand(COMMAND, args);
   if (!f) return;
-  const dataPath = stringFlag(f.data, "data");
-  const out = stringFlag(f.out, "out");
-  const seed = intFlag(f.seed, "seed", { fallback: D.seed, min: 0 });
-  const B = intFlag(f.batch, "batch", { fallback: D.batch, min: 1 });
+  const { data: dataPath, out, seed, batch: B } = f;
 
   // The model to start from: the run's own (resume), inherited, or fresh.
   let model: Checkpoint | undefined;
   let reference: Checkpoint | undefined;
-  if (f.resume === true) model = await loadModel(out);
-  else if (f.reference !== undefined) reference = await loadModel(stringFlag(f.reference, "reference"));
+  if (f.resume) model = await loadModel(out);
+  else if (f.reference !== undefined) reference = await loadModel(f.reference);
   if (reference) {
     const options = inheritFlags(f, seed);
-    if (f.grow === true) options.layers ??= Math.max(1, Math.floor(reference.config.n_layer / 2));
+    if (f.grow) options.layers ??= Math.max(1, Math.floor(reference.config.n_layer / 2));
     model = inherit(reference, options);
   }
-  const source = model
-    ? await modelTokenizer(model, f.resume === true ? out : String(f.reference))
-    : undefined;
+  const source = model ? await modelTokenizer(model, f.resume ? out : f.reference!) : undefined;
   let dataset;
   let config: ModelConfig;
   let params;
@@ -288,7 +296,7 @@ export async function main(args: string[]): Promise<void> {
       const definition = data.definition?.();
       if (definition) tokenizerFiles = new Map([[definition.file, definition.bytes]]);
     } else if (f["vocab-size"] !== undefined) {
-      vocab = { vocabSize: intFlag(f["vocab-size"], "vocab-size", { min: 1 }) };
+      vocab = { vocabSize: f["vocab-size"] };
     } else {
       vocab = bareVocabulary(probe);
       console.log(
@@ -298,18 +306,16 @@ export async function main(args: string[]): Promise<void> {
       );
     }
     probe.close();
-    config = scratchConfig(f, vocab, intFlag(f.ctx, "ctx", { fallback: D.ctx, min: 1 }));
+    config = scratchConfig(f, vocab, f.ctx ?? DEFAULT_CTX);
     params = initParams(config, seed);
     dataset = await openModelData(dataPath, { vocabSize: config.vocab_size });
   }
   using _data = dataset;
-  const T = intFlag(f.ctx, "ctx", {
-    fallback: Math.min(config.n_positions, D.ctx),
-    min: 1,
-    max: config.n_positions,
-  });
-  const accumulation = intFlag(f.accumulation, "accumulation", { fallback: D.accumulation, min: 1 });
-  const fraction = numberFlag(f.subset, "subset", { fallback: 1, min: 1e-9, max: 1 });
+  const T = f.ctx ?? Math.min(config.n_positions, DEFAULT_CTX);
+  if (T > config.n_positions) {
+    throw new UsageError(`--ctx ${T} exceeds the model's context (n_positions ${config.n_positions})`);
+  }
+  const { accumulation, subset: fraction } = f;
   const sampler = new BatchSampler(dataset.split("train"), {
     B,
     T,
@@ -318,20 +324,17 @@ export async function main(args: string[]): Promise<void> {
     subset: fraction < 1 ? { fraction, seed } : undefined,
   });
   const steps = f.epochs !== undefined
-    ? Math.ceil((numberFlag(f.epochs, "epochs", { min: 0 }) * sampler.windowsPerEpoch) / (B * accumulation))
-    : intFlag(f.steps, "steps", { fallback: D.steps, min: 1 });
-  const val = validationSplit(dataset, T);
+    ? Math.ceil((f.epochs * sampler.windowsPerEpoch) / (B * accumulation))
+    : f.steps;
+  const split = validationSplit(dataset, T);
+  const val = split && dataset.split(split);
   if (!val) {
     console.log(`${dataPath}: no validation split of ${T + 1} tokens or more; training without validation`);
   }
-  const lr = numberFlag(f.lr, "lr", { fallback: D.lr, min: 0 });
-  const warmup = intFlag(f.warmup, "warmup", { fallback: D.warmup, min: 0 });
-  const evalTokens = f["eval-tokens"] === undefined
-    ? undefined
-    : intFlag(f["eval-tokens"], "eval-tokens", { min: 1 });
+  const { lr, warmup, "eval-tokens": evalTokens } = f;
   const gpu = await getGpu();
   console.log(`device: ${gpu.description}`);
-  if (f.grow === true) {
+  if (f.grow) {
     if (!reference || !val) throw new UsageError("--grow needs --reference and data with a validation split");
     const { stages } = await grow({
       gpu,
@@ -363,7 +366,7 @@ export async function main(args: string[]): Promise<void> {
     config,
     device: gpu.description,
     steps,
-    resume: f.resume === true,
+    resume: f.resume,
   });
   const result = await live.track(train({
     gpu,
@@ -379,10 +382,10 @@ export async function main(args: string[]): Promise<void> {
     accumulation,
     lr,
     warmup,
-    logEvery: intFlag(f["log-every"], "log-every", { fallback: D.logEvery, min: 1 }),
-    evalEvery: intFlag(f["eval-every"], "eval-every", { fallback: D.evalEvery, min: 0 }),
+    logEvery: f["log-every"],
+    evalEvery: f["eval-every"],
     evalTokens,
-    resume: f.resume === true,
+    resume: f.resume,
     onMetrics: (m) => {
       show(m);
       live.onMetrics(m);

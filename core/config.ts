@@ -119,6 +119,12 @@ export interface DecoderConfig extends BaseConfig {
   final_logit_softcapping?: number;
 }
 
+/** RoPE base θ of a LLaMA whose checkpoint names none (LLaMA 1 and 2, llama2.c's exports). */
+export const DEFAULT_ROPE_THETA = 10000;
+
+/** The seed of data order, initialisation and sampling where a run names none. */
+export const DEFAULT_SEED = 1337;
+
 /** Any model's configuration; `family` tells which. */
 export type ModelConfig = GPT2Config | DecoderConfig;
 

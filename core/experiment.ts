@@ -11,6 +11,7 @@ import { BatchSampler, type Tokenizer, type TokenSource, writeAll } from "@inher
 import { join } from "node:path";
 import type { Gpu } from "@inheritune/kernels";
 import type { Checkpoint } from "./family.ts";
+import { DEFAULT_SEED } from "./config.ts";
 import { validationLoss } from "./evaluate.ts";
 import { inherit, type InheritOptions } from "./inherit.ts";
 import { initParams } from "./init.ts";
@@ -117,7 +118,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const { gpu, reference, B } = options;
   const T = options.T ?? reference.config.n_positions;
   const layers = options.layers ?? Math.max(1, Math.floor(reference.config.n_layer / 2));
-  const seed = options.seed ?? 1337;
+  const seed = options.seed ?? DEFAULT_SEED;
   const fraction = options.subset ?? 0.1;
   const variants = options.variants ?? DEFAULT_VARIANTS;
   await Deno.mkdir(options.out, { recursive: true });

@@ -17,6 +17,7 @@ import {
   ConfigError,
   type DecoderConfig,
   type DecoderFamilyName,
+  DEFAULT_ROPE_THETA,
   headSize,
   type LayerType,
   numberReader,
@@ -412,7 +413,7 @@ const gemmaRules: HfRules = {
 
 const LLAMA_RULES: HfRules = {
   architecture: "LlamaForCausalLM",
-  defaults: { n_positions: 2048, norm_eps: 1e-6, rope_theta: 10000, tie: false },
+  defaults: { n_positions: 2048, norm_eps: 1e-6, rope_theta: DEFAULT_ROPE_THETA, tie: false },
   activation: { key: "hidden_act", value: "silu" },
   read(r) {
     r.only("attention_bias", false, "Llama's attention biases include o_proj's, not implemented");

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Checkpoint } from "./family.ts";
-import { type DecoderConfig, headSize, numberReader } from "./config.ts";
+import { type DecoderConfig, DEFAULT_ROPE_THETA, headSize, numberReader } from "./config.ts";
 import { type GgufFile, openGguf } from "./gguf.ts";
 import { type DecoderParamSpec, fromInterleavedRope, isNormRole } from "./decoder.ts";
 import { DECODER_FAMILIES_BY_NAME, type DecoderFamily, GGUF_NAMES } from "./families.ts";
@@ -52,7 +52,7 @@ function configOf(gguf: GgufFile, family: DecoderFamily, untied: boolean): Decod
     vocab_size: num("vocab_size", embed.shape[0]),
     n_positions: num("context_length"),
     norm_eps: num("attention.layer_norm_rms_epsilon"),
-    rope_theta: num("rope.freq_base", family.name === "gemma3_text" ? 1_000_000 : 10000),
+    rope_theta: num("rope.freq_base", family.name === "gemma3_text" ? 1_000_000 : DEFAULT_ROPE_THETA),
     tie_embeddings: !untied,
     ...family.features,
   };

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { DecoderConfig, GPT2Config, ModelConfig } from "./config.ts";
+import { type DecoderConfig, DEFAULT_ROPE_THETA, type GPT2Config, type ModelConfig } from "./config.ts";
 import type { Checkpoint } from "./family.ts";
 import { DECODER_NAMES, fromInterleavedRope } from "./decoder.ts";
 import { paramSpecs } from "./model.ts";
@@ -290,7 +290,7 @@ export async function loadLlama2c(path: string): Promise<Checkpoint> {
     vocab_size: h.vocab,
     n_positions: h.seqLen,
     norm_eps: 1e-5,
-    rope_theta: 10000,
+    rope_theta: DEFAULT_ROPE_THETA,
     tie_embeddings: h.shared,
   });
   if (h.version === 2 && !(h.groupSize > 0)) {

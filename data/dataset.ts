@@ -244,6 +244,15 @@ export interface Dataset extends Disposable {
   close(): void;
 }
 
+/**
+ * The split to validate on at context `T`: "val" when it holds at least one window, T tokens and
+ * the next-token target of the last (T + 1), else undefined. Training then validates on nothing;
+ * evaluation and analysis, which must measure on something, fall back to "train" and say so.
+ */
+export function validationSplit(dataset: Pick<Dataset, "splits" | "split">, T: number): "val" | undefined {
+  return dataset.splits.includes("val") && dataset.split("val").length >= T + 1 ? "val" : undefined;
+}
+
 const SHARD_NAME = /(?:^|_)(train|val)(?:_\d+)?\.bin$/;
 
 /**

@@ -1,4 +1,5 @@
-"""What the PyTorch fixture scripts share (scripts/gpt2_fixtures.py, scripts/llama_fixtures.py):
+"""What the PyTorch fixture scripts share (scripts/gpt2_fixtures.py, scripts/llama_fixtures.py,
+scripts/family_fixtures.py):
 safetensors by hand (the `safetensors` package is not installed; F32 only), two AdamW steps with
 gradient clipping as the Deno trainer takes them, writing a fixture's files, an independent float64
 rerun of those steps with AdamW written out by hand, and the summary each script prints.
@@ -56,9 +57,18 @@ def max_rel_error(actual, expected):
     return float((np.abs(actual - expected) / np.maximum(np.abs(expected), floor)).max())
 
 
-def two_steps(model, tokens, targets):
+def max_norm_rel_error(actual, expected):
+    """tests/_util.ts's maxNormRelError: the largest absolute error over the largest expected magnitude."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-30))
+
+
+def two_steps(model, tokens, targets, forward=None):
     """Logits, loss and gradients of the first batch, then two clipped AdamW steps on it: the
-    `expected` tensors of a fixture (plus the parameters after step 2)."""
+    `expected` tensors of a fixture (plus the parameters after step 2). `forward(tokens, targets)`
+    returns (logits, loss); it defaults to the model itself (a Hugging Face model needs an adapter,
+    as its second argument is the attention mask and its loss shifts the labels)."""
+    forward = forward or model
     params = dict(model.named_parameters())
     decay = [p for p in params.values() if p.dim() == 2]
     no_decay = [p for p in params.values() if p.dim() != 2]
@@ -68,13 +78,13 @@ def two_steps(model, tokens, targets):
         betas=BETAS,
         eps=EPS,
     )
-    logits, loss = model(tokens, targets)
+    logits, loss = forward(tokens, targets)
     loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in params.items()}
     gradnorm1 = torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP).item()
     opt.step()
     opt.zero_grad(set_to_none=True)
-    _, loss2 = model(tokens, targets)
+    _, loss2 = forward(tokens, targets)
     loss2.backward()
     gradnorm2 = torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP).item()
     opt.step()
@@ -94,13 +104,13 @@ def two_steps(model, tokens, targets):
     return expected
 
 
-def train_two_steps(model, V, B, T):
+def train_two_steps(model, V, B, T, forward=None):
     """A fixture's run: the initial parameters, a random batch (B, T) of tokens below V and its
-    targets, and the `expected` tensors of `two_steps` on it."""
+    targets, and the `expected` tensors of `two_steps` on it (`forward` as there)."""
     initial = {n: p.detach().clone() for n, p in model.named_parameters()}
     data = torch.randint(0, V, (B, T + 1))
     tokens, targets = data[:, :T], data[:, 1:]
-    return initial, tokens, targets, two_steps(model, tokens, targets)
+    return initial, tokens, targets, two_steps(model, tokens, targets, forward)
 
 
 def metadata(B, T):
@@ -148,14 +158,16 @@ def report(name, V, initial, expected, paths, worst):
     print(f"gradnorm1 {expected['gradnorm1'].item():.6f}  gradnorm2 {expected['gradnorm2'].item():.6f}  clip {CLIP}")
     for path in (paths.model, paths.config, paths.expected):
         print(f"wrote {os.path.relpath(path)} ({os.path.getsize(path)} bytes)")
-    print("float64 rerun (AdamW by hand) vs stored float32, max relative error:")
+    print("float64 rerun (AdamW by hand) vs stored float32, max relative error (_nw: norm-wise, as assertCloseNorm):")
     print("  " + "  ".join(f"{k} {e:.1e}" for k, e in worst.items()))
 
 
-def check(model64, paths, initial, expected, tokens, targets):
+def check(model64, paths, initial, expected, tokens, targets, forward=None):
     """Independent checks: both files read back bit-exact, and a float64 rerun (`model64`, the
-    same architecture in float64) with AdamW and the clip written out by hand agrees with the
-    stored float32 numbers. Returns the worst errors."""
+    same architecture in float64; `forward` as in `two_steps`) with AdamW and the clip written
+    out by hand agrees with the stored float32 numbers. Returns the worst errors: element-wise
+    relative (tests/_util.ts's maxRelError) and norm-wise (`_nw`, its maxNormRelError)."""
+    forward = forward or model64
     stored, _ = read_safetensors(paths.model)
     assert list(stored) == list(initial)
     for n, t in initial.items():
@@ -174,7 +186,7 @@ def check(model64, paths, initial, expected, tokens, targets):
     v = {n: np.zeros(p.shape) for n, p in params.items()}
     for step in (1, 2):
         model64.zero_grad(set_to_none=True)
-        logits, loss = model64(tokens, targets)
+        logits, loss = forward(tokens, targets)
         loss.backward()
         norm = math.sqrt(sum(float((p.grad**2).sum()) for p in params.values()))
         suffix = "" if step == 1 else "2"
@@ -182,7 +194,9 @@ def check(model64, paths, initial, expected, tokens, targets):
         worst[f"gradnorm{step}"] = max_rel_error(back[f"gradnorm{step}"], norm)
         if step == 1:
             worst["logits"] = max_rel_error(back["logits"], logits.detach().numpy())
+            worst["logits_nw"] = max_norm_rel_error(back["logits"], logits.detach().numpy())
             worst["grad"] = max(max_rel_error(back[f"grad.{n}"], p.grad.numpy()) for n, p in params.items())
+            worst["grad_nw"] = max(max_norm_rel_error(back[f"grad.{n}"], p.grad.numpy()) for n, p in params.items())
         scale = min(1.0, CLIP / (norm + 1e-6))
         with torch.no_grad():
             for n, p in params.items():
@@ -193,4 +207,5 @@ def check(model64, paths, initial, expected, tokens, targets):
                 mhat, vhat = m[n] / (1 - BETAS[0] ** step), v[n] / (1 - BETAS[1] ** step)
                 p.copy_(torch.from_numpy(p.numpy() * (1 - LR * wd) - LR * mhat / (np.sqrt(vhat) + EPS)))
     worst["step2"] = max(max_rel_error(back[f"step2.{n}"], p.detach().numpy()) for n, p in params.items())
+    worst["step2_nw"] = max(max_norm_rel_error(back[f"step2.{n}"], p.detach().numpy()) for n, p in params.items())
     return worst

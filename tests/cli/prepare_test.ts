@@ -91,7 +91,7 @@ Deno.test("user errors exit 2 with one line naming the flag or file, no stack tr
     await Deno.writeFile(corrupt, Uint8Array.from([0x0a, 0x50, 0x01]));
     const out = ["--out", join(dir, "out")];
     const cases: [string[], RegExp][] = [
-      [["--input", bad], /^inheritune prepare: --out DIR is required \(see --help\)$/],
+      [["--input", bad], /^inheritune prepare: --out is required$/],
       [["--bogus", ...out], /^inheritune prepare: Unknown option '--bogus'/],
       [
         ["--val-fraction", "-1", ...out],

@@ -1,6 +1,7 @@
 /**
  * `deno task train` and `deno task eval` on the data a user has: bare llm.c shards (their tokens
- * are the model's own), data without a validation split, data of another tokenizer; the growth
+ * are the model's own), data without a validation split or with one too short for a window, data
+ * of another tokenizer; the growth
  * loop's default start; bad input that must leave nothing written.
  */
 import assert from "node:assert/strict";
@@ -117,6 +118,34 @@ Deno.test("data without a validation split: train runs without validation, eval 
     const e = await runCli(["eval", "--model", out, "--data", data, "--ctx", "32"]);
     assert.equal(e.code, 0, e.stderr);
     assert.ok(lastJson(e.stdout).tokens > 0);
+  });
+});
+
+Deno.test("a val split shorter than one window: train validates on nothing, eval and analyze take train and say so", async () => {
+  await withTempDir(async (dir) => {
+    const data = join(dir, "shards");
+    await Deno.mkdir(data);
+    await writeShard(join(data, "train_000001.bin"), bytes(TEXT));
+    await writeShard(join(data, "val_000000.bin"), bytes("fourteen bytes")); // one window of T = 13
+    const out = join(dir, "run");
+    const common = ["--batch", "2", "--steps", "1", "--out", out, "--reference", "models/brown-ref"];
+    const r = await runCli(["train", "--data", data, "--layers", "1", "--ctx", "32", ...common]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /no validation split of 33 tokens or more; training without validation/);
+
+    const long = await runCli(["eval", "--model", out, "--data", data, "--ctx", "14", "--tasks", "none"]);
+    assert.equal(long.code, 0, long.stderr);
+    assert.match(long.stderr, /shards: no val split of 15 tokens or more; evaluating on train/);
+    const short = await runCli(["eval", "--model", out, "--data", data, "--ctx", "13", "--tasks", "none"]);
+    assert.equal(short.code, 0, short.stderr);
+    assert.doesNotMatch(short.stderr, /evaluating on train/);
+    assert.equal(lastJson(short.stdout).tokens, 13, "the val split's one window");
+
+    for (const [ctx, split] of [["13", "val"], ["14", "train"]]) {
+      const a = await runCli(["analyze", "--model", out, "--data", data, "--ctx", ctx, "--windows", "1"]);
+      assert.equal(a.code, 0, a.stderr);
+      assert.match(a.stdout, new RegExp(`on the ${split} split of`), `--ctx ${ctx}`);
+    }
   });
 });
 

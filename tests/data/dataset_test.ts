@@ -9,6 +9,7 @@ import {
   openDataset,
   prepare,
   UINT32_SHARD,
+  validationSplit,
   writeShard,
   type WrittenShard,
 } from "@inheritune/data";
@@ -163,4 +164,15 @@ Deno.test("without FFI permission shards are read with positioned reads, silentl
     assert.equal(result.code, 0, stderr);
     assert.deepEqual(JSON.parse(new TextDecoder().decode(result.stdout)), { mapped: false, sum: want });
   });
+});
+
+Deno.test("validationSplit: val when it fills one window of T tokens and its target, else none", () => {
+  const splits = (val?: number) => ({
+    splits: val === undefined ? ["train"] : ["train", "val"],
+    split: (name: string) => arraySource(new Array(name === "val" ? val! : 100).fill(0)),
+  });
+  assert.equal(validationSplit(splits(9), 8), "val");
+  assert.equal(validationSplit(splits(8), 8), undefined);
+  assert.equal(validationSplit(splits(0), 1), undefined);
+  assert.equal(validationSplit(splits(), 1), undefined);
 });

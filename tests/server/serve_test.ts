@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateToken, LiveRun, serveRun } from "@inheritune/server";
-import { DEFAULT_PORT, serveTraining, withServeDefault } from "../../cli/serve.ts";
+import { DEFAULT_HOST, DEFAULT_PORT, serveTraining } from "../../cli/serve.ts";
+import { COMMAND as TRAIN } from "../../cli/train.ts";
+import { parseCommand } from "../../cli/_flags.ts";
 import { assertRejects } from "../_assert.ts";
 import { runCli, withTempDir } from "../_util.ts";
 
@@ -67,23 +69,27 @@ Deno.test("closing the server ends open event streams with an end event", async 
   await server.finished;
 });
 
+/** `train`'s flags parsed from `args` after the required ones. */
+function trainFlags(...args: string[]) {
+  return parseCommand(TRAIN, ["--data", "d", "--out", "o", ...args])!;
+}
+
 Deno.test("--serve takes an optional port: bare, separate or with =", () => {
-  assert.deepEqual(withServeDefault(["--serve"]), [`--serve=${DEFAULT_PORT}`]);
-  assert.deepEqual(withServeDefault(["--serve", "--steps", "5"]), [
-    `--serve=${DEFAULT_PORT}`,
-    "--steps",
-    "5",
-  ]);
-  assert.deepEqual(withServeDefault(["--serve", "9000"]), ["--serve", "9000"]);
-  assert.deepEqual(withServeDefault(["--serve=0", "--out", "x"]), ["--serve=0", "--out", "x"]);
+  assert.equal(trainFlags().serve, undefined);
+  assert.equal(trainFlags("--serve").serve, DEFAULT_PORT);
+  const bare = trainFlags("--serve", "--steps", "5");
+  assert.deepEqual([bare.serve, bare.steps], [DEFAULT_PORT, 5]);
+  assert.equal(trainFlags("--serve", "9000").serve, 9000);
+  assert.equal(trainFlags("--serve=0", "--lr", "1e-3").serve, 0);
+  assert.equal(trainFlags("--serve").host, DEFAULT_HOST);
 });
 
 Deno.test("serve flags are checked: --host needs --serve, the port is a TCP port", async () => {
+  assert.throws(() => trainFlags("--host", "0.0.0.0"), /^UsageError: --host needs --serve$/);
+  assert.throws(() => trainFlags("--serve", "70000"), /--serve must be ≤ 65535/);
+  assert.throws(() => trainFlags("--serve", "http"), /--serve must be an integer/);
   const run = { out: "runs/x", config: {}, device: "cpu", steps: 1, resume: false };
-  await assertRejects(() => serveTraining({ host: "0.0.0.0" }, run), /--host needs --serve/);
-  await assertRejects(() => serveTraining({ serve: "70000" }, run), /--serve must be ≤ 65535/);
-  await assertRejects(() => serveTraining({ serve: "http" }, run), /--serve must be an integer/);
-  const none = await serveTraining({}, run);
+  const none = await serveTraining({ host: DEFAULT_HOST }, run);
   assert.equal(none.signal, undefined);
   assert.equal(await none.track(Promise.resolve(7)), 7);
 });
@@ -93,7 +99,7 @@ Deno.test("--serve on a port in use is a usage error naming it", async () => {
   const run = { out: "runs/x", config: {}, device: "cpu", steps: 1, resume: false };
   const port = String(taken.addr.port);
   await assertRejects(
-    () => serveTraining({ serve: port }, run),
+    () => serveTraining({ serve: Number(port), host: DEFAULT_HOST }, run),
     new RegExp(`--serve ${port}: .*already has a server`),
   );
 });
