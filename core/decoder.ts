@@ -534,7 +534,7 @@ export class Decoder extends TransformerModel<DecoderConfig> {
       });
       // dres is now d(loss)/d(residual2); dattn is d/d(o_proj output).
       const dattn = dsandwich(l, "attn_post_norm", "attnOut", "attnPostRstd");
-      dinput(datty, dattn, this.#p(l, "o_proj"), C, Q);
+      dinput(datty, dattn, this.#p(l, "o_proj"), Q, C);
       dweight(this.#g(l, "o_proj"), dattn, atty, Q, C);
       attentionBackward(rec, {
         dqkv,

@@ -72,15 +72,28 @@ function configOf(gguf: GgufFile, family: DecoderFamily, untied: boolean): Decod
   }
   const window = get("attention.sliding_window");
   if (family.name === "gemma3_text") {
-    // llama.cpp's Gemma 3: every 6th block global, local blocks at θ = 10000, scores by hs^-½.
-    const pattern = num("attention.sliding_window_pattern", 6);
-    config.layer_types = Array.from(
-      { length: config.n_layer },
-      (_, i) => (i + 1) % pattern === 0 ? "full_attention" : "sliding_attention",
-    );
+    // llama.cpp's Gemma 3: blocks slide where `sliding_window_pattern` (a flag per block, or older
+    // files: every n-th block global, by default 6) says, local blocks at θ = 10000.
+    const pattern = get("attention.sliding_window_pattern");
+    const flags = Array.isArray(pattern)
+      ? pattern.map((p) => p === true)
+      : Array.from({ length: config.n_layer }, (_, i) =>
+        (i + 1) % num("attention.sliding_window_pattern", 6) !== 0);
+    if (flags.length !== config.n_layer) {
+      fail(`attention.sliding_window_pattern has ${flags.length} entries, not ${config.n_layer}`);
+    }
+    config.layer_types = flags.map((f) => f ? "sliding_attention" : "full_attention");
     config.sliding_window = num("attention.sliding_window");
     config.rope_local_theta = num("rope.freq_base_swa", 10000);
-    config.query_pre_attn_scalar = hs;
+    // The attention scale is query_pre_attn_scalar^-1/2 (hs^-1/2 where the file states none).
+    const scale = num("attention.scale", 1 / Math.sqrt(hs));
+    const scalar = 1 / (scale * scale);
+    config.query_pre_attn_scalar = Math.abs(scalar - Math.round(scalar)) < 1e-3 * scalar
+      ? Math.round(scalar)
+      : scalar;
+    if (get("final_logit_softcapping") !== undefined) {
+      config.final_logit_softcapping = num("final_logit_softcapping");
+    }
   } else if (window !== undefined && family.name === "phi3") {
     config.layer_types = Array(config.n_layer).fill("sliding_attention");
     config.sliding_window = num("attention.sliding_window");
