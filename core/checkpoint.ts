@@ -45,6 +45,33 @@ export const TOKENIZER_FILES = [
   "special_tokens_map.json",
 ] as const;
 
+/**
+ * Keys transformers 5 types as floats and refuses integers for (its configs are strict
+ * dataclasses): written with a decimal point, `5.0`, as Python writes a float.
+ */
+const FLOAT_KEYS = new Set([
+  "rms_norm_eps",
+  "layer_norm_epsilon",
+  "rope_theta",
+  "rope_local_base_freq",
+  "factor",
+  "low_freq_factor",
+  "high_freq_factor",
+  "final_logit_softcapping",
+  "initializer_range",
+]);
+
+/** `config` as the text of a `config.json`, floats written as Python writes them. */
+function configJson(config: Record<string, unknown>): string {
+  const MARK = "\u0000float:";
+  const text = JSON.stringify(
+    config,
+    (key, v) => FLOAT_KEYS.has(key) && Number.isInteger(v) ? `${MARK}${v}` : v,
+    2,
+  );
+  return text.replace(/"\\u0000float:(-?\d+)"/g, "$1.0") + "\n";
+}
+
 /** Tensors Hugging Face files carry alongside the weights (causal masks, RoPE caches), not parameters. */
 const BUFFER_SUFFIXES = [".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq"];
 
@@ -81,7 +108,7 @@ export async function saveModel(
   }
   const config = family(checkpoint.config).toHfConfig(checkpoint.config);
   const files = new Map<string, Uint8Array>([
-    [CONFIG_FILE, new TextEncoder().encode(JSON.stringify(config, null, 2) + "\n")],
+    [CONFIG_FILE, new TextEncoder().encode(configJson(config))],
     ...(checkpoint.tokenizerFiles ?? []),
   ]);
   const pending: PendingFile[] = [];

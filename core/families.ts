@@ -544,8 +544,10 @@ function toHfConfig(name: DecoderFamilyName, rules: HfRules, config: DecoderConf
     ...rules.write?.(config),
     initializer_range: 0.02,
     torch_dtype: "float32",
-    ...(config.bos_token_id !== undefined ? { bos_token_id: config.bos_token_id } : {}),
-    ...(config.eos_token_id !== undefined ? { eos_token_id: config.eos_token_id } : {}),
+    // Stated even when absent: a family's class defaults them (Phi-3's pad 32000 beyond a small vocabulary).
+    bos_token_id: config.bos_token_id ?? null,
+    eos_token_id: config.eos_token_id ?? null,
+    pad_token_id: null,
     ...(config.tokenizer !== undefined ? { tokenizer: config.tokenizer } : {}),
   };
 }
