@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { ATTENTION_MAX_HEAD_SIZE } from "@inheritune/kernels";
+import {
+  ATTENTION_MAX_HEAD_SIZE,
+  type RopeScaling,
+  ropeScaling,
+  RopeScalingError,
+} from "@inheritune/kernels";
 import { UserError } from "@inheritune/data";
 
 /** What every family's configuration has. */
@@ -49,21 +54,6 @@ export type LayerType = "full_attention" | "sliding_attention";
 export type MlpKind = "swiglu" | "geglu_tanh";
 
 /**
- * RoPE frequency scaling (Hugging Face's `rope_scaling` / `rope_parameters`): `linear` divides
- * every frequency by `factor`; `llama3` divides the low frequencies by `factor`, keeps the high
- * ones and interpolates between (Llama 3.1+).
- */
-export type RopeScaling =
-  | { rope_type: "linear"; factor: number }
-  | {
-    rope_type: "llama3";
-    factor: number;
-    low_freq_factor: number;
-    high_freq_factor: number;
-    original_max_position_embeddings: number;
-  };
-
-/**
  * A LLaMA-like decoder: RoPE, RMSNorm, a gated MLP, grouped-query attention, tied or untied LM
  * head; each optional field turns on one architectural feature (absent = off), as the families of
  * `families.ts` set them. Hugging Face's names are in parentheses.
@@ -81,7 +71,7 @@ export interface DecoderConfig extends BaseConfig {
   norm_eps: number;
   /** RoPE base θ of the full-attention blocks (`rope_theta`). */
   rope_theta: number;
-  /** RoPE scaling of the full-attention blocks (`rope_scaling`); absent: none. */
+  /** RoPE scaling of the full-attention blocks (`rope_scaling`, never `default`); absent: none. */
   rope_scaling?: RopeScaling;
   /** Whether the LM head is the token embedding (`tie_word_embeddings`). */
   tie_embeddings: boolean;
@@ -271,19 +261,12 @@ function validateDecoder(config: DecoderConfig): void {
     typeof config.tie_embeddings === "boolean",
     `tie_embeddings must be true or false, got ${config.tie_embeddings}`,
   );
-  const s = config.rope_scaling;
-  if (s !== undefined) {
-    check(
-      s.rope_type === "linear" || s.rope_type === "llama3",
-      `rope_scaling rope_type ${JSON.stringify(s.rope_type)} is not linear or llama3`,
-    );
-    positive("rope_scaling factor", s.factor);
-    if (s.rope_type === "llama3") {
-      positive("rope_scaling original_max_position_embeddings", s.original_max_position_embeddings);
-      check(
-        s.high_freq_factor > s.low_freq_factor,
-        "rope_scaling high_freq_factor must exceed low_freq_factor",
-      );
+  if (config.rope_scaling !== undefined) {
+    try {
+      ropeScaling(config.rope_scaling, { what: "config rope_scaling" });
+    } catch (e) {
+      if (e instanceof RopeScalingError) throw new ConfigError(e.message);
+      throw e;
     }
   }
   if (config.mlp !== undefined) {

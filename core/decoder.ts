@@ -28,6 +28,8 @@ import {
   biasBackward,
   encoderBackward,
   encoderForward,
+  gluBackward,
+  gluForward,
   type Gpu,
   GpuError,
   linearForward,
@@ -38,9 +40,8 @@ import {
   rmsnormForward,
   ropeBackward,
   ropeForward,
-  ropeTables,
-  swigluBackward,
-  swigluForward,
+  ropeLayerTables,
+  scaleInPlace,
   upload,
   type View,
 } from "@inheritune/kernels";
@@ -242,23 +243,12 @@ export function decoderKernelProblem(config: DecoderConfig, T: number): string |
       `hs^-1/2 only`;
   }
   for (let l = 0; l < config.n_layer; l++) {
-    const { window, scaling } = layerAttention(config, l);
+    const { window } = layerAttention(config, l);
     if (window > 0 && window < T) {
       return `block ${l}'s sliding window ${window} is shorter than the context T=${T}, and the attention ` +
         `kernels have no sliding-window mask yet (use T ≤ ${window})`;
     }
-    if (scaling) {
-      return `rope_scaling ${scaling.rope_type} needs the scaled RoPE tables (not in the kernels yet)`;
-    }
   }
-  const pending: [boolean, string][] = [
-    [(config.norm_offset ?? 0) !== 0, "norm_offset (the RMSNorm of 1 + w)"],
-    [(config.mlp ?? "swiglu") !== "swiglu", `mlp ${config.mlp}`],
-    [config.embed_scale === true, "embed_scale"],
-    [config.final_logit_softcapping !== undefined, "final_logit_softcapping"],
-  ];
-  const missing = pending.filter(([on]) => on).map(([, what]) => what);
-  if (missing.length > 0) return `${missing.join(", ")} needs kernels that are not in the kernels yet`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,19 +331,15 @@ export class Decoder extends TransformerModel<DecoderConfig> {
     });
     this.#names = new Map(init.specs.map((s) => [`${s.layer}.${s.role}`, s.name]));
     // One pair of tables per distinct RoPE of the blocks (Gemma 3: local and global).
-    const tables = new Map<string, { cos: View; sin: View }>();
-    this.#rope = Array.from({ length: config.n_layer }, (_, l) => {
-      const { theta } = layerAttention(config, l);
-      const key = JSON.stringify(theta);
-      if (!tables.has(key)) {
-        const t = ropeTables({ hs: headSize(config), maxT: init.options.T, theta });
-        tables.set(key, {
-          cos: this.own(upload(gpu, t.cos, `rope cos θ=${theta}`)),
-          sin: this.own(upload(gpu, t.sin, `rope sin θ=${theta}`)),
-        });
-      }
-      return tables.get(key)!;
-    });
+    const { tables, layer } = ropeLayerTables(
+      Array.from({ length: config.n_layer }, (_, l) => layerAttention(config, l)),
+      { hs: headSize(config), maxT: init.options.T },
+    );
+    const views = tables.map((t, i) => ({
+      cos: this.own(upload(gpu, t.cos, `rope cos ${i}`)),
+      sin: this.own(upload(gpu, t.sin, `rope sin ${i}`)),
+    }));
+    this.#rope = layer.map((i) => views[i]);
   }
 
   /**
@@ -378,6 +364,16 @@ export class Decoder extends TransformerModel<DecoderConfig> {
   /** The LM head (V,C): `lm_head`, or the token embedding when tied. */
   get head(): View {
     return this.#p(-1, this.config.tie_embeddings ? "embed" : "head");
+  }
+
+  /** The soft-cap of the logits (`final_logit_softcapping`), if any. */
+  protected override get logitSoftcap(): number | undefined {
+    return this.config.final_logit_softcapping;
+  }
+
+  /** The gated MLP's activation. */
+  get #glu(): "silu" | "gelu_tanh" {
+    return this.config.mlp === "geglu_tanh" ? "gelu_tanh" : "silu";
   }
 
   /** The gradient of {@linkcode Decoder.head}. */
@@ -415,8 +411,9 @@ export class Decoder extends TransformerModel<DecoderConfig> {
     // y (BT,N) = x (BT,K) · Wᵀ [+ b] with W (N,K)
     const linear = (out: View, inp: View, weight: View, K: number, N: number, bias?: View): void =>
       linearForward(rec, { out, inp, weight, bias, layout: "out_in", M: BT, K, N });
+    const offset = config.norm_offset;
     const rmsnorm = (out: View, rstd: View, inp: View, weight: View, N = BT, width = C): void =>
-      rmsnormForward(rec, { out, rstd, inp, weight, N, C: width, eps });
+      rmsnormForward(rec, { out, rstd, inp, weight, N, C: width, eps, offset });
     const bias = (l: number, role: DecoderRole): View | undefined =>
       config.attention_bias ? this.#p(l, role) : undefined;
     encoderForward(rec, {
@@ -428,6 +425,8 @@ export class Decoder extends TransformerModel<DecoderConfig> {
       C,
       V: config.vocab_size,
     });
+    // [embed_scale] x·√C, C's root rounded to f32 as Gemma's f32 tensor of it is.
+    if (config.embed_scale) scaleInPlace(rec, { x: this.#blockInput(0), n: BT * C, scale: Math.sqrt(C) });
     for (let l = 0; l < config.n_layer; l++) {
       const residual = this.act("residual", l), ln1 = this.act("ln1", l), qkv = this.act("qkv", l);
       const atty = this.act("atty", l), residual2 = this.act("residual2", l), ln2 = this.act("ln2", l);
@@ -454,7 +453,7 @@ export class Decoder extends TransformerModel<DecoderConfig> {
       rmsnorm(ln2, this.act("ln2Rstd", l), residual2, this.#p(l, "mlp_norm"));
       linear(gate, ln2, this.#p(l, "gate_proj"), C, H);
       linear(up, ln2, this.#p(l, "up_proj"), C, H);
-      swigluForward(rec, { out: act, gate, up, n: BT * H });
+      gluForward(rec, { kind: this.#glu, out: act, gate, up, n: BT * H });
       const mlpOut = config.sandwich_norms ? this.act("mlpOut", l) : proj;
       linear(mlpOut, act, this.#p(l, "down_proj"), H, C);
       if (config.sandwich_norms) {
@@ -498,6 +497,7 @@ export class Decoder extends TransformerModel<DecoderConfig> {
         rstd: args.rstd,
         N: args.N ?? BT,
         C: args.width ?? C,
+        offset: config.norm_offset,
       });
     // [sandwich_norms] d(sub-block output) from d(what it added to the residual stream), in dproj.
     const dsandwich = (l: number, role: DecoderRole, out: string, rstd: string): View => {
@@ -522,7 +522,7 @@ export class Decoder extends TransformerModel<DecoderConfig> {
       const dmlp = dsandwich(l, "mlp_post_norm", "mlpOut", "mlpPostRstd");
       dinput(dact, dmlp, this.#p(l, "down_proj"), H, C);
       dweight(this.#g(l, "down_proj"), dmlp, this.act("act", l), H, C);
-      swigluBackward(rec, { dgate, dup, gate, up, dout: dact, n: BT * H });
+      gluBackward(rec, { kind: this.#glu, dgate, dup, gate, up, dout: dact, n: BT * H });
       dinput(dln, dgate, this.#p(l, "gate_proj"), C, H);
       dinput(dln, dup, this.#p(l, "up_proj"), C, H, true);
       dweight(this.#g(l, "gate_proj"), dgate, ln2, C, H);
@@ -578,6 +578,7 @@ export class Decoder extends TransformerModel<DecoderConfig> {
         rstd: this.act("ln1Rstd", l),
       });
     }
+    if (config.embed_scale) scaleInPlace(rec, { x: dres, n: BT * C, scale: Math.sqrt(C) });
     encoderBackward(rec, {
       dwte: this.#g(-1, "embed"),
       dout: dres,

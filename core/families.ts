@@ -21,8 +21,8 @@ import {
   headSize,
   type LayerType,
   numberReader,
-  type RopeScaling,
 } from "./config.ts";
+import { type RopeScaling, ropeScaling, RopeScalingError } from "@inheritune/kernels";
 import type { Family, HfTensorLayout } from "./family.ts";
 import {
   type BlockRole,
@@ -145,6 +145,12 @@ class HfReader {
     this.num = read;
   }
 
+  /** `key` when it is a number, without marking it read. */
+  peekNumber(key: string): number | undefined {
+    const v = this.#json[key];
+    return typeof v === "number" ? v : undefined;
+  }
+
   /** The raw value of `key` (null and absent both read as undefined). */
   get(key: string): unknown {
     this.#used.add(key);
@@ -174,53 +180,29 @@ interface RopeParams {
   scaling?: RopeScaling;
 }
 
-const ROPE_KEYS = new Set([
-  "rope_type",
-  "type",
-  "rope_theta",
-  "factor",
-  "low_freq_factor",
-  "high_freq_factor",
-  "original_max_position_embeddings",
-  "partial_rotary_factor",
-]);
-
-/** Parses one RoPE object (`where` names it in problems); refuses any type but default, linear, llama3. */
-function ropeParams(raw: unknown, where: string, fail: (problem: string) => never): RopeParams {
-  if (raw === undefined || raw === null) return {};
-  if (typeof raw !== "object" || Array.isArray(raw)) {
-    fail(`${where} must be an object, got ${JSON.stringify(raw)}`);
+/**
+ * Parses one RoPE object (`where` names it in problems): its base, when stated, and its scaling by
+ * the kernels' reader, which refuses any type but default, linear and llama3.
+ */
+function ropeParams(raw: unknown, where: string, r: HfReader): RopeParams {
+  let scaling: RopeScaling;
+  try {
+    scaling = ropeScaling(raw, {
+      what: where,
+      max_position_embeddings: r.peekNumber("max_position_embeddings"),
+    });
+  } catch (e) {
+    if (e instanceof RopeScalingError) return r.fail(e.message);
+    throw e;
   }
-  const o = raw as Record<string, unknown>;
-  for (const key of Object.keys(o)) {
-    if (!ROPE_KEYS.has(key)) fail(`${where} key ${key} is not understood`);
+  const theta = (raw as Record<string, unknown> | null | undefined)?.rope_theta;
+  if (theta !== undefined && theta !== null && typeof theta !== "number") {
+    r.fail(`${where} rope_theta must be a number, got ${JSON.stringify(theta)}`);
   }
-  const num = numberReader((key) => o[key] ?? undefined, (p) => fail(`${where} ${p}`));
-  const partial = num("partial_rotary_factor", 1);
-  if (partial !== 1) {
-    fail(`${where} partial_rotary_factor ${partial} is not supported (RoPE on whole heads only)`);
-  }
-  const type = o.rope_type ?? o.type ?? "default";
-  const theta = o.rope_theta === undefined || o.rope_theta === null ? undefined : num("rope_theta");
-  switch (type) {
-    case "default":
-      return { theta };
-    case "linear":
-      return { theta, scaling: { rope_type: "linear", factor: num("factor") } };
-    case "llama3":
-      return {
-        theta,
-        scaling: {
-          rope_type: "llama3",
-          factor: num("factor"),
-          low_freq_factor: num("low_freq_factor"),
-          high_freq_factor: num("high_freq_factor"),
-          original_max_position_embeddings: num("original_max_position_embeddings"),
-        },
-      };
-    default:
-      return fail(`${where} rope type ${JSON.stringify(type)} is not supported (default, linear or llama3)`);
-  }
+  return {
+    ...(typeof theta === "number" ? { theta } : {}),
+    ...(scaling.rope_type !== "default" ? { scaling } : {}),
+  };
 }
 
 /** The RoPE of the full-attention blocks and, where the file states one, of the sliding ones. */
@@ -231,7 +213,7 @@ function readRope(
   const v5 = r.get("rope_parameters");
   const v4 = {
     theta: r.get("rope_theta"),
-    scaling: ropeParams(r.get("rope_scaling"), "rope_scaling", r.fail),
+    scaling: ropeParams(r.get("rope_scaling"), "rope_scaling", r),
   };
   const theta4 = v4.theta === undefined ? undefined : r.num("rope_theta");
   const local4 = r.get("rope_local_base_freq");
@@ -243,9 +225,9 @@ function readRope(
   const o = v5 as Record<string, unknown>;
   // Per layer type (Gemma 3), or one RoPE for every block.
   const perType = "full_attention" in o || "sliding_attention" in o;
-  const full = ropeParams(perType ? o.full_attention : o, "rope_parameters", r.fail);
+  const full = ropeParams(perType ? o.full_attention : o, "rope_parameters", r);
   const sliding = perType && o.sliding_attention !== undefined
-    ? ropeParams(o.sliding_attention, "rope_parameters.sliding_attention", r.fail)
+    ? ropeParams(o.sliding_attention, "rope_parameters.sliding_attention", r)
     : sliding4;
   if (perType) {
     for (const key of Object.keys(o)) {

@@ -6,6 +6,10 @@
  *   layernorm   n = (x - mean)·rstd,  rstd = 1/√(Σ(x - mean)²/C + eps),  out = n·w + b
  *   rmsnorm     n = x·rstd,           rstd = 1/√(Σx²/C + eps),           out = n·w
  *   backward    dn = w·dout
+ *
+ * where the scale w is `offset + weight`: the weight itself (offset 0), or Gemma's `1 + weight`,
+ * whose weight gradient is the same Σ_rows dout·n.
+ *
  *               dinp += (dn - [mean_c(dn)] - n·mean_c(dn·n))·rstd       ([...]: LayerNorm only)
  *               dw   += Σ_rows dout·n,  db += Σ_rows dout
  *
@@ -75,7 +79,7 @@ const VEC4S = "array<vec4<f32>>";
 function forwardCode(kind: NormKind): string {
   const ln = kind === "layernorm";
   return /* wgsl */ `
-struct P { N: u32, C: u32, eps: f32 }
+struct P { N: u32, C: u32, eps: f32, offset: f32 }
 ${
     bindings([
       ["read_write", "out", F32S],
@@ -109,7 +113,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   let r = 1.0 / sqrt(row_sum(lid, v) / f32(p.C) + p.eps);
   for (var c = lid; c < p.C; c += ${WG}u) {
-    out[x0 + c] = (inp[x0 + c] - m) * r * weight[c]${ln ? " + bias[c]" : ""};
+    out[x0 + c] = (inp[x0 + c] - m) * r * (p.offset + weight[c])${ln ? " + bias[c]" : ""};
   }
   if (lid == 0u) {
     ${ln ? "mean[row] = m;" : ""}
@@ -121,7 +125,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 function forwardTextureCode(kind: NormKind): string {
   const ln = kind === "layernorm";
   return /* wgsl */ `
-struct P { N: u32, C: u32, eps: f32 }
+struct P { N: u32, C: u32, eps: f32, offset: f32 }
 ${
     bindings([
       ["read_write", "out", VEC4S],
@@ -156,7 +160,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
   let r = 1.0 / sqrt(dot(v, vec4<f32>(1.0)) / f32(p.C) + p.eps);
   for (var c4 = 0u; c4 < n4; c4++) {
-    out[row * n4 + c4] = (texel(tinp, c4, row) - m) * r * texel(tweight, c4, 0u)${
+    out[row * n4 + c4] = (texel(tinp, c4, row) - m) * r * (p.offset + texel(tweight, c4, 0u))${
     ln ? " + texel(tbias, c4, 0u)" : ""
   };
   }
@@ -185,6 +189,8 @@ export interface NormForwardArgs {
   C: number;
   /** Added to the variance (or mean square) before the square root. */
   eps: number;
+  /** Added to the weight to give the scale (default 0; Gemma's RMSNorm: 1). */
+  offset?: number;
   /** Where the rows and parameters are read from; defaults as `useTextures` says. */
   operands?: Operands;
 }
@@ -206,7 +212,7 @@ export function normForward(rec: Recorder, kind: NormKind, args: NormForwardArgs
     requireLength(args.mean!, N, `${kind} mean (N=${N})`);
     requireLength(args.bias!, C, `${kind} bias (C=${C})`);
   }
-  const uniforms = new Uniforms().u32(N).u32(C).f32(args.eps);
+  const uniforms = new Uniforms().u32(N).u32(C).f32(args.eps).f32(args.offset ?? 0);
   const params = [args.weight, ...extra(kind, args.bias)];
   if (useTextures(rec.gpu, kind, args, { rows: [args.inp], params, out: args.out })) {
     rec.dispatch({
@@ -240,7 +246,7 @@ function rowStats(kind: NormKind): string {
 function backwardInputCode(kind: NormKind): string {
   const ln = kind === "layernorm";
   return /* wgsl */ `
-struct P { N: u32, C: u32 }
+struct P { N: u32, C: u32, offset: f32 }
 ${
     bindings([
       ["read_write", "dinp", F32S],
@@ -263,7 +269,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var s1 = 0.0;
   var s2 = 0.0;
   for (var c = lid; c < p.C; c += ${WG}u) {
-    let dn = weight[c] * dout[x0 + c];
+    let dn = (p.offset + weight[c]) * dout[x0 + c];
     s1 += dn;
     s2 += dn * (inp[x0 + c] - m) * r;
   }
@@ -271,7 +277,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let dn_n_mean = row_sum(lid, s2) / f32(p.C);
   for (var c = lid; c < p.C; c += ${WG}u) {
     let n = (inp[x0 + c] - m) * r;
-    dinp[x0 + c] += (weight[c] * dout[x0 + c] - dn_mean - n * dn_n_mean) * r;
+    dinp[x0 + c] += ((p.offset + weight[c]) * dout[x0 + c] - dn_mean - n * dn_n_mean) * r;
   }
 }`;
 }
@@ -279,7 +285,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 function backwardInputTextureCode(kind: NormKind): string {
   const ln = kind === "layernorm";
   return /* wgsl */ `
-struct P { N: u32, C: u32 }
+struct P { N: u32, C: u32, offset: f32 }
 ${
     bindings([
       ["read_write", "dinp", VEC4S],
@@ -301,7 +307,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   var s1 = vec4<f32>();
   var s2 = vec4<f32>();
   for (var c4 = 0u; c4 < n4; c4++) {
-    let dn = texel(tweight, c4, 0u) * texel(tdout, c4, row);
+    let dn = (p.offset + texel(tweight, c4, 0u)) * texel(tdout, c4, row);
     s1 += dn;
     s2 += dn * (texel(tinp, c4, row) - m) * r;
   }
@@ -309,7 +315,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let dn_n_mean = dot(s2, vec4<f32>(1.0)) / f32(p.C);
   for (var c4 = 0u; c4 < n4; c4++) {
     let n = (texel(tinp, c4, row) - m) * r;
-    let dn = texel(tweight, c4, 0u) * texel(tdout, c4, row);
+    let dn = (p.offset + texel(tweight, c4, 0u)) * texel(tdout, c4, row);
     dinp[row * n4 + c4] += (dn - dn_mean - n * dn_n_mean) * r;
   }
 }`;
@@ -386,6 +392,8 @@ export interface NormBackwardArgs {
   N: number;
   /** Channels. */
   C: number;
+  /** Added to the weight to give the scale, as in the forward pass (default 0). */
+  offset?: number;
   /** Work split of the parameter-gradient sums; defaults to `columnSplit` of the GPU. */
   split?: ColumnSplit;
   /** Where the kernels read the rows and the weight from; defaults as `useTextures` says. */
@@ -406,7 +414,8 @@ export function normBackward(rec: Recorder, kind: NormKind, args: NormBackwardAr
     requireLength(args.dbias!, C, `${kind} backward dbias (C=${C})`);
     requireLength(args.mean!, N, `${kind} backward mean (N=${N})`);
   }
-  const uniforms = new Uniforms().u32(N).u32(C);
+  // The parameter-gradient kernels read the first two fields (rows, cols) of the same uniforms.
+  const uniforms = new Uniforms().u32(N).u32(C).f32(args.offset ?? 0);
   const grads = [args.dweight, ...extra(kind, args.dbias)];
   const stats = [...extra(kind, args.mean), args.rstd];
   const tables = { rows: [args.dout, args.inp], params: [args.weight, ...grads], out: args.dinp };

@@ -3,8 +3,9 @@
  * references.
  *
  *   forward    logits (BT,V) = inp (BT,C) · wteᵀ        (the head is tied to the token embedding)
+ *              [logits = c·tanh(logits/c)]              (optional soft-capping, softcap.ts)
  *              lse = log Σ_v exp(logits),  loss = lse - logits[target]
- *   backward   dlogits = (softmax(logits) - onehot(target))·dlossScale
+ *   backward   dlogits = (softmax(logits) - onehot(target))·dlossScale  [·(1 - (logits/c)²)]
  *              dinp += dlogits · wte,  dwte += dlogitsᵀ · inp
  *
  * For GPT-2 124M with B·T = 4096 the logits take 823 MB and wte 154 MB, both above the 128 MiB
@@ -29,6 +30,7 @@ import {
 } from "./device.ts";
 import { elementType, ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
+import { checkSoftcap, softcapBackwardCpu, softcapForward, softcapForwardCpu } from "./softcap.ts";
 
 /** A target equal to this id contributes loss 0 and no gradient (PyTorch's `ignore_index`, as u32). */
 export const IGNORE_INDEX = 0xffffffff;
@@ -128,10 +130,13 @@ function vocabChunks(scratch: ClassifierScratch): { v0: number; n: number }[] {
   return out;
 }
 
-/** Records `logits (BT,n) = inp (BT,C) · wte[v0 : v0+n]ᵀ` into the scratch; returns that chunk's view. */
+/**
+ * Records `logits (BT,n) = inp (BT,C) · wte[v0 : v0+n]ᵀ` into the scratch, soft-capped if
+ * `softcap`; returns that chunk's view.
+ */
 function chunkLogits(
   rec: Recorder,
-  args: { inp: View; wte: View; scratch: ClassifierScratch; v0: number; n: number },
+  args: { inp: View; wte: View; scratch: ClassifierScratch; v0: number; n: number; softcap?: number },
 ): View {
   const { BT, C } = args.scratch;
   const logits = {
@@ -141,6 +146,7 @@ function chunkLogits(
   };
   const wteChunk = { buffer: args.wte.buffer, offset: args.wte.offset + args.v0 * C, length: args.n * C };
   matmul(rec, { out: logits, a: args.inp, b: wteChunk, M: BT, N: args.n, K: C, transB: true });
+  if (args.softcap !== undefined) softcapForward(rec, { logits, n: BT * args.n, cap: args.softcap });
   return logits;
 }
 
@@ -264,6 +270,8 @@ export interface ClassifierForwardArgs {
   C: number;
   /** Vocabulary size. */
   V: number;
+  /** Soft-cap `c` of the logits (`final_logit_softcapping`); none when absent. */
+  softcap?: number;
 }
 
 /**
@@ -274,11 +282,12 @@ export interface ClassifierForwardArgs {
 export function classifierForward(rec: Recorder, args: ClassifierForwardArgs): void {
   const { BT, V, scratch } = args;
   checkCommon("classifier forward", args);
+  if (args.softcap !== undefined) checkSoftcap(args.softcap, "classifier forward");
   requireLength(args.losses, BT, `classifier forward losses (BT=${BT})`);
   requireLength(args.lse, BT, `classifier forward lse (BT=${BT})`);
   const chunks = vocabChunks(scratch);
   chunks.forEach(({ v0, n }, j) => {
-    const logits = chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n });
+    const logits = chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n, softcap: args.softcap });
     rec.dispatch({
       code: softmaxUpdateCode(reductionWorkgroup(rec.gpu)),
       views: [scratch.state, args.losses, args.lse, logits, args.targets],
@@ -293,11 +302,12 @@ export function classifierForward(rec: Recorder, args: ClassifierForwardArgs): v
 // Backward
 
 // With `vec4` (rows of a multiple of 4), each invocation turns 4 logits of one row into dlogits:
-// a quarter of the per-element loads, which on a CPU adapter cost more than the arithmetic.
-const dlogitsCode = (vec4: boolean): string => /* wgsl */ `
+// a quarter of the per-element loads, which on a CPU adapter cost more than the arithmetic. With
+// `softcap` the logits read are the capped ones, and d also takes the cap's derivative.
+const dlogitsCode = (vec4: boolean, softcap: boolean): string => /* wgsl */ `
 const IGNORE: u32 = ${IGNORE_INDEX}u;
 const W = ${vec4 ? 4 : 1}u;
-struct P { count: u32, n: u32, v0: u32, scale: f32 }
+struct P { count: u32, n: u32, v0: u32, scale: f32, cap: f32 }
 @group(0) @binding(0) var<storage, read_write> logits: array<${elementType(vec4)}>;
 @group(0) @binding(1) var<storage, read> targets: array<u32>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
@@ -318,7 +328,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     ? "d -= select(vec4<f32>(), vec4<f32>(1.0), vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(t));"
     : "if (t == col) { d -= 1.0; }"
 }
-    d *= p.scale;
+    d *= p.scale;${softcap ? "\n    let y = logits[i] / p.cap;\n    d *= 1.0 - y * y;" : ""}
   }
   logits[i] = d;
 }`;
@@ -347,12 +357,15 @@ export interface ClassifierBackwardArgs {
   V: number;
   /** Gradient of the total loss with respect to each position's loss, e.g. 1/(B·T). */
   dlossScale: number;
+  /** Soft-cap `c` of the logits, as in the forward pass; none when absent. */
+  softcap?: number;
 }
 
 /** Records `dinp += dlogits · wte` and `dwte += dlogitsᵀ · inp`, recomputing each logits chunk. */
 export function classifierBackward(rec: Recorder, args: ClassifierBackwardArgs): void {
-  const { BT, C, scratch } = args;
+  const { BT, C, scratch, softcap } = args;
   checkCommon("classifier backward", args);
+  if (softcap !== undefined) checkSoftcap(softcap, "classifier backward");
   requireLength(args.dinp, BT * C, `classifier backward dinp (BT=${BT}, C=${C})`);
   requireLength(args.dwte, args.V * C, `classifier backward dwte (V=${args.V}, C=${C})`);
   requireLength(args.lse, BT, `classifier backward lse (BT=${BT})`);
@@ -360,13 +373,13 @@ export function classifierBackward(rec: Recorder, args: ClassifierBackwardArgs):
     throw new GpuError(`classifier backward: dlossScale ${args.dlossScale} is not finite`);
   }
   for (const { v0, n } of vocabChunks(scratch)) {
-    const dlogits = chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n });
+    const dlogits = chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n, softcap });
     const vec4 = n % 4 === 0 && vec4Elements([dlogits], BT * n).vec4; // 4 logits of one row
     const count = vec4 ? (BT * n) / 4 : BT * n;
     rec.dispatch({
-      code: dlogitsCode(vec4),
+      code: dlogitsCode(vec4, softcap !== undefined),
       views: [dlogits, args.targets, args.lse],
-      uniforms: new Uniforms().u32(count).u32(n).u32(v0).f32(args.dlossScale),
+      uniforms: new Uniforms().u32(count).u32(n).u32(v0).f32(args.dlossScale).f32(softcap ?? 1),
       groups: grid(rec.gpu, count),
     });
     const wteChunk = { buffer: args.wte.buffer, offset: args.wte.offset + v0 * C, length: n * C };
@@ -463,12 +476,15 @@ export interface ClassifierForwardCpuResult {
   logits: Float64Array;
 }
 
-/** CPU reference of {@linkcode classifierForward}, in f64; throws on a target outside the vocabulary. */
+/**
+ * CPU reference of {@linkcode classifierForward}, in f64 (`logits` soft-capped with `softcap`);
+ * throws on a target outside the vocabulary.
+ */
 export function classifierForwardCpu(
   inp: ArrayLike<number>,
   wte: ArrayLike<number>,
   targets: ArrayLike<number>,
-  shape: { BT: number; C: number; V: number },
+  shape: { BT: number; C: number; V: number; softcap?: number },
 ): ClassifierForwardCpuResult {
   const { BT, C, V } = shape;
   checkTargets(targets, V);
@@ -480,6 +496,7 @@ export function classifierForwardCpu(
     for (let v = 0; v < V; v++) {
       let s = 0;
       for (let c = 0; c < C; c++) s += inp[r * C + c] * wte[v * C + c];
+      if (shape.softcap !== undefined) s = softcapForwardCpu([s], shape.softcap)[0];
       logits[r * V + v] = s;
       max = Math.max(max, s);
     }
@@ -504,16 +521,18 @@ export function classifierBackwardCpu(
   inp: ArrayLike<number>,
   wte: ArrayLike<number>,
   targets: ArrayLike<number>,
-  shape: { BT: number; C: number; V: number; dlossScale: number },
+  shape: { BT: number; C: number; V: number; dlossScale: number; softcap?: number },
 ): ClassifierBackwardCpuResult {
-  const { BT, C, V, dlossScale } = shape;
+  const { BT, C, V, dlossScale, softcap } = shape;
   const { logits, lse } = classifierForwardCpu(inp, wte, targets, shape);
   const dinp = new Float64Array(BT * C);
   const dwte = new Float64Array(V * C);
   for (let r = 0; r < BT; r++) {
     if (targets[r] === IGNORE_INDEX) continue;
     for (let v = 0; v < V; v++) {
-      const d = (Math.exp(logits[r * V + v] - lse[r]) - (v === targets[r] ? 1 : 0)) * dlossScale;
+      const y = logits[r * V + v];
+      const dy = (Math.exp(y - lse[r]) - (v === targets[r] ? 1 : 0)) * dlossScale;
+      const d = softcap === undefined ? dy : softcapBackwardCpu([y], { dout: [dy], cap: softcap })[0];
       for (let c = 0; c < C; c++) {
         dinp[r * C + c] += d * wte[v * C + c];
         dwte[v * C + c] += d * inp[r * C + c];

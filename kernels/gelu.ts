@@ -16,9 +16,23 @@ import { dispatchElementwise, SIGMOID_WGSL } from "./elementwise.ts";
 
 const GELU_SCALE = Math.sqrt(2 / Math.PI);
 
-const GELU_WGSL = /* wgsl */ `
+/**
+ * WGSL `gelu(x)` and its derivative `gelu_grad(x)` on elements of type `T` (f32 or vec4), for the
+ * element-wise kernels: GELU itself and the GeGLU gate (`glu.ts`).
+ */
+export const GELU_WGSL: string = /* wgsl */ `
 const GELU_SCALE = ${GELU_SCALE};
-${SIGMOID_WGSL}`;
+${SIGMOID_WGSL}
+fn gelu(x: T) -> T {
+  return x * sigmoid(2.0 * GELU_SCALE * (x + 0.044715 * x * x * x));
+}
+// d/dx [x·σ(2u)] = σ(2u) + 2·x·σ(2u)·σ(-2u)·du/dx
+fn gelu_grad(x: T) -> T {
+  let x2 = x * x;
+  let z = 2.0 * GELU_SCALE * (x + 0.044715 * x2 * x);
+  let s = sigmoid(z);
+  return s + 2.0 * x * s * sigmoid(-z) * GELU_SCALE * (1.0 + 3.0 * 0.044715 * x2);
+}`;
 
 /** Arguments of {@linkcode geluForward}. */
 export interface GeluForwardArgs {
@@ -38,9 +52,7 @@ export function geluForward(rec: Recorder, args: GeluForwardArgs): void {
     reads: { inp: args.inp },
     n: args.n,
     helpers: GELU_WGSL,
-    body: /* wgsl */ `
-  let x = inp[i];
-  out[i] = x * sigmoid(2.0 * GELU_SCALE * (x + 0.044715 * x * x * x));`,
+    body: "  out[i] = gelu(inp[i]);",
   });
 }
 
@@ -64,14 +76,7 @@ export function geluBackward(rec: Recorder, args: GeluBackwardArgs): void {
     reads: { inp: args.inp, dout: args.dout },
     n: args.n,
     helpers: GELU_WGSL,
-    body: /* wgsl */ `
-  let x = inp[i];
-  let x2 = x * x;
-  let z = 2.0 * GELU_SCALE * (x + 0.044715 * x2 * x);
-  let s = sigmoid(z);
-  let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * x2);
-  // d/dx [x·σ(2u)] = σ(2u) + 2·x·σ(2u)·σ(-2u)·du/dx
-  dinp[i] = (s + 2.0 * x * s * sigmoid(-z) * du) * dout[i];`,
+    body: "  dinp[i] = gelu_grad(inp[i]) * dout[i];",
   });
 }
 

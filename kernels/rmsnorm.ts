@@ -1,10 +1,17 @@
 /**
  * RMS normalisation over the last dimension (LLaMA), forward and backward, with CPU references.
  *
- *   forward    rstd = 1 / √(Σ_c x² / C + eps),  n = x·rstd,  out = n·w     (no mean, no bias)
- *   backward   dn = w·dout
+ *   forward    rstd = 1 / √(Σ_c x² / C + eps),  n = x·rstd,  out = n·s     (no mean, no bias)
+ *   backward   dn = s·dout
  *              dinp += (dn - n·mean_c(dn·n))·rstd
- *              dw   += Σ_rows dout·n
+ *              dweight += Σ_rows dout·n
+ *
+ * with the scale s = offset + weight: the weight itself (offset 0), or Gemma's `x̂·(1 + w)`
+ * (offset 1), whose weight gradient is unchanged.
+ *
+ * Per-head q/k norms (Qwen3, Gemma 3 `q_norm`, `k_norm`) are this same norm: queries `(BT, NH·hs)`
+ * are `(BT·NH, hs)` rows of one head each, so `N = BT·NH, C = hs` normalises every head's slice
+ * with the one `(hs)` weight shared by all heads, and `dweight` sums over rows and heads alike.
  *
  * The kernels are shared with LayerNorm (`_norm.ts`).
  *
@@ -31,11 +38,13 @@ export interface RmsnormForwardArgs {
   C: number;
   /** Added to the mean square before the square root (`rms_norm_eps`). */
   eps: number;
+  /** Added to the weight to give the scale: 0 (the default) or 1 for Gemma's `1 + w`. */
+  offset?: number;
   /** Where the rows and the weight are read from; textures by default on a CPU adapter when C is a multiple of 64. */
   operands?: Operands;
 }
 
-/** Records `out = inp·rstd·weight` per row, saving `rstd`. */
+/** Records `out = inp·rstd·(offset + weight)` per row, saving `rstd`. */
 export function rmsnormForward(rec: Recorder, args: RmsnormForwardArgs): void {
   normForward(rec, "rmsnorm", args);
 }
@@ -58,6 +67,8 @@ export interface RmsnormBackwardArgs {
   N: number;
   /** Channels. */
   C: number;
+  /** Added to the weight to give the scale, as in the forward pass (default 0). */
+  offset?: number;
   /** Work split of the weight-gradient sums; defaults to `columnSplit` of the GPU. */
   split?: ColumnSplit;
   /** Where the kernels read the rows and the weight from (see {@linkcode RmsnormForwardArgs.operands}). */
@@ -83,16 +94,17 @@ export interface RmsnormForwardCpuResult {
 /** CPU reference of {@linkcode rmsnormForward} for `inp (N,C)`, in f64. */
 export function rmsnormForwardCpu(
   inp: ArrayLike<number>,
-  args: { weight: ArrayLike<number>; N: number; C: number; eps: number },
+  args: { weight: ArrayLike<number>; N: number; C: number; eps: number; offset?: number },
 ): RmsnormForwardCpuResult {
   const { N, C } = args;
+  const offset = args.offset ?? 0;
   const out = new Float64Array(N * C);
   const rstd = new Float64Array(N);
   for (let i = 0; i < N; i++) {
     let ss = 0;
     for (let c = 0; c < C; c++) ss += inp[i * C + c] ** 2;
     const r = 1 / Math.sqrt(ss / C + args.eps);
-    for (let c = 0; c < C; c++) out[i * C + c] = inp[i * C + c] * r * args.weight[c];
+    for (let c = 0; c < C; c++) out[i * C + c] = inp[i * C + c] * r * (offset + args.weight[c]);
     rstd[i] = r;
   }
   return { out, rstd };
@@ -109,9 +121,17 @@ export interface RmsnormBackwardCpuResult {
 /** CPU reference of {@linkcode rmsnormBackward} for the output gradient `dout (N,C)`, in f64. */
 export function rmsnormBackwardCpu(
   dout: ArrayLike<number>,
-  args: { inp: ArrayLike<number>; weight: ArrayLike<number>; rstd: ArrayLike<number>; N: number; C: number },
+  args: {
+    inp: ArrayLike<number>;
+    weight: ArrayLike<number>;
+    rstd: ArrayLike<number>;
+    N: number;
+    C: number;
+    offset?: number;
+  },
 ): RmsnormBackwardCpuResult {
   const { inp, weight, N, C } = args;
+  const offset = args.offset ?? 0;
   const dinp = new Float64Array(N * C);
   const dweight = new Float64Array(C);
   for (let i = 0; i < N; i++) {
@@ -119,13 +139,13 @@ export function rmsnormBackwardCpu(
     let dnN = 0;
     for (let c = 0; c < C; c++) {
       const n = inp[i * C + c] * r;
-      dnN += weight[c] * dout[i * C + c] * n;
+      dnN += (offset + weight[c]) * dout[i * C + c] * n;
       dweight[c] += dout[i * C + c] * n;
     }
     dnN /= C;
     for (let c = 0; c < C; c++) {
       const n = inp[i * C + c] * r;
-      dinp[i * C + c] = (weight[c] * dout[i * C + c] - n * dnN) * r;
+      dinp[i * C + c] = ((offset + weight[c]) * dout[i * C + c] - n * dnN) * r;
     }
   }
   return { dinp, dweight };

@@ -14,8 +14,15 @@
  * {@linkcode ropeTables}, computed on the CPU as PyTorch computes them in f32: WGSL's `cos` is
  * only accurate near zero, and angles reach hundreds of radians.
  *
+ * The frequencies θ_d may be scaled for contexts longer than pretraining, as Hugging Face's
+ * `rope_type` says ({@linkcode RopeScaling}): `linear` divides every θ_d by `factor` (positions
+ * t/factor); `llama3` (Llama 3.1+) keeps the high frequencies, divides the low ones by `factor`
+ * and interpolates between. Each layer may have its own base and scaling (Gemma 3: sliding layers
+ * 10000, global layers 1e6 scaled): {@linkcode ropeLayerTables} gives each its tables.
+ *
  * @module
  */
+import { UserError } from "@inheritune/data/errors";
 import { GpuError, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
 import { ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid } from "./elementwise.ts";
 
@@ -42,27 +49,195 @@ export interface RopeTables {
 }
 
 /**
- * The angle tables for positions `0 .. maxT-1` of a head of `hs` dimensions and base `theta`,
- * rounded as Hugging Face computes them in f32: `inv_freq = 1 / theta^(2d/hs)`, `angle = t·inv_freq`,
- * then cos and sin of the f32 angle.
+ * RoPE frequency scaling, in Hugging Face's terms (`rope_scaling` in v4 configs, `rope_parameters`
+ * in v5), with its field names; see {@linkcode ropeScaling} for reading it from a config.
  */
-export function ropeTables(shape: { hs: number; maxT: number; theta: number }): RopeTables {
-  const { hs, maxT, theta } = shape;
+export type RopeScaling =
+  | { rope_type: "default" }
+  | { rope_type: "linear"; factor: number }
+  | {
+    rope_type: "llama3";
+    factor: number;
+    low_freq_factor: number;
+    high_freq_factor: number;
+    original_max_position_embeddings: number;
+  };
+
+/** The RoPE types {@linkcode RopeScaling} knows. */
+export const ROPE_TYPES: readonly RopeScaling["rope_type"][] = ["default", "linear", "llama3"];
+
+/** A RoPE configuration this engine does not implement or that makes no sense; one line naming it. */
+export class RopeScalingError extends UserError {
+  /** Creates the error with its one-line message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "RopeScalingError";
+  }
+}
+
+function unsupported(what: string, type: unknown): RopeScalingError {
+  return new RopeScalingError(
+    `${what}: rope_type ${JSON.stringify(type)} is not supported (${ROPE_TYPES.join(", ")})`,
+  );
+}
+
+// The fields each type requires besides `rope_type`, and the keys any type may carry: the v4
+// alias `type`, and `rope_theta`, which v5 keeps in the same object (the caller reads it).
+const FIELDS: Record<RopeScaling["rope_type"], string[]> = {
+  default: [],
+  linear: ["factor"],
+  llama3: ["factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"],
+};
+const SHARED_KEYS = ["rope_type", "type", "rope_theta"];
+
+/**
+ * Reads a Hugging Face `rope_scaling` (v4) or `rope_parameters` (v5, one layer type's) object:
+ * `null`, absent or `{}` is plain RoPE; `rope_type` (or v4's `type`) must be one of
+ * {@linkcode ROPE_TYPES} with its fields, positive numbers. As transformers does, a `llama3`
+ * object without `original_max_position_embeddings` takes `max_position_embeddings`.
+ *
+ * @throws {RopeScalingError} `"<what>: ..."` naming an unknown `rope_type`, a key it does not
+ * understand, or a missing or bad field.
+ */
+export function ropeScaling(
+  value: unknown,
+  context: { what: string; max_position_embeddings?: number },
+): RopeScaling {
+  const { what } = context;
+  if (value === null || value === undefined) return { rope_type: "default" };
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new RopeScalingError(`${what}: expected an object, got ${JSON.stringify(value)}`);
+  }
+  const obj = value as Record<string, unknown>;
+  const type = obj.rope_type ?? obj.type ?? "default";
+  if (!ROPE_TYPES.includes(type as RopeScaling["rope_type"])) throw unsupported(what, type);
+  const rope_type = type as RopeScaling["rope_type"];
+  const fields = FIELDS[rope_type];
+  for (const key of Object.keys(obj)) {
+    if (key === "partial_rotary_factor" && obj[key] === 1) continue; // all dimensions rotate, as here
+    if (!SHARED_KEYS.includes(key) && !fields.includes(key)) {
+      throw new RopeScalingError(`${what}: key ${key} is not understood for rope_type ${rope_type}`);
+    }
+  }
+  const out: Record<string, unknown> = { rope_type };
+  for (const key of fields) {
+    const v = key === "original_max_position_embeddings"
+      ? obj[key] ?? context.max_position_embeddings
+      : obj[key];
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
+      throw new RopeScalingError(
+        `${what}: ${rope_type} needs ${key} a positive number, got ${JSON.stringify(v)}`,
+      );
+    }
+    out[key] = v;
+  }
+  if (rope_type === "llama3" && !((out.high_freq_factor as number) > (out.low_freq_factor as number))) {
+    throw new RopeScalingError(
+      `${what}: llama3 needs high_freq_factor > low_freq_factor, got ${out.high_freq_factor} and ${out.low_freq_factor}`,
+    );
+  }
+  return out as RopeScaling;
+}
+
+/** Base and scaling of one layer's RoPE. */
+export interface RopeSpec {
+  /** The base θ (`rope_theta`; Gemma 3's sliding layers: `rope_local_base_freq`). */
+  theta: number;
+  /** Frequency scaling; plain RoPE when absent. */
+  scaling?: RopeScaling;
+}
+
+/**
+ * The `hs/2` inverse frequencies θ_d of a head of `hs` dimensions, rounded step by step as
+ * transformers computes them in f32: `1 / theta^(2d/hs)`, then the scaling of `spec.scaling`
+ * (`_compute_linear_scaling_rope_parameters`, `_compute_llama3_parameters`).
+ *
+ * @throws {GpuError} when `hs` is not even; {@linkcode RopeScalingError} on an unknown `rope_type`.
+ */
+export function ropeInvFreq(hs: number, spec: RopeSpec): Float32Array {
   if (!Number.isInteger(hs) || hs < 2 || hs % 2 !== 0) {
     throw new GpuError(`rope: head size ${hs} is not even`);
   }
+  const f = Math.fround;
+  const inv = Float32Array.from({ length: hs / 2 }, (_, d) => f(1 / f(spec.theta ** f((2 * d) / hs))));
+  const s = spec.scaling ?? { rope_type: "default" };
+  switch (s.rope_type) {
+    case "default":
+      return inv;
+    case "linear":
+      return inv.map((v) => f(v / f(s.factor)));
+    case "llama3":
+      return inv.map((v) => llama3InvFreq(v, s));
+    default:
+      throw unsupported("rope", (s as { rope_type: unknown }).rope_type);
+  }
+}
+
+/**
+ * Llama 3.1's rule for one inverse frequency: wavelengths 2π/θ below `original / high_freq_factor`
+ * stay, those above `original / low_freq_factor` are divided by `factor`, those between are
+ * interpolated with the weight `(original / wavelength − low) / (high − low)`. f32 steps as
+ * PyTorch takes them (`a / tensor` is `tensor.reciprocal() · a`).
+ */
+function llama3InvFreq(inv: number, s: Extract<RopeScaling, { rope_type: "llama3" }>): number {
+  const f = Math.fround;
+  const old = s.original_max_position_embeddings;
+  const lowWavelen = f(old / s.low_freq_factor), highWavelen = f(old / s.high_freq_factor);
+  const wavelen = f(f(1 / inv) * f(2 * Math.PI));
+  const scaled = wavelen > lowWavelen ? f(inv / f(s.factor)) : inv;
+  if (wavelen < highWavelen || wavelen > lowWavelen) return scaled;
+  const smooth = f(
+    f(f(f(1 / wavelen) * f(old)) - f(s.low_freq_factor)) / f(s.high_freq_factor - s.low_freq_factor),
+  );
+  return f(f(f(f(1 - smooth) * scaled) / f(s.factor)) + f(smooth * scaled));
+}
+
+/**
+ * The angle tables for positions `0 .. maxT-1` of a head of `hs` dimensions and base `theta`,
+ * optionally scaled, rounded as Hugging Face computes them in f32: the inverse frequencies of
+ * {@linkcode ropeInvFreq}, `angle = t·inv_freq`, then cos and sin of the f32 angle.
+ */
+export function ropeTables(shape: { hs: number; maxT: number } & RopeSpec): RopeTables {
+  const { hs, maxT } = shape;
+  const inv = ropeInvFreq(hs, shape);
   const half = hs / 2;
   const cos = new Float32Array(maxT * half);
   const sin = new Float32Array(maxT * half);
   for (let d = 0; d < half; d++) {
-    const inv = Math.fround(1 / Math.fround(theta ** Math.fround((2 * d) / hs)));
     for (let t = 0; t < maxT; t++) {
-      const angle = Math.fround(t * inv);
+      const angle = Math.fround(t * inv[d]);
       cos[t * half + d] = Math.cos(angle);
       sin[t * half + d] = Math.sin(angle);
     }
   }
   return { cos, sin };
+}
+
+/** Result of {@linkcode ropeLayerTables}. */
+export interface RopeLayerTables {
+  /** One table pair per distinct {@linkcode RopeSpec}, in order of first use. */
+  tables: RopeTables[];
+  /** For each layer, the index of its tables in `tables`. */
+  layer: number[];
+}
+
+/**
+ * The tables of every layer from its own base and scaling (`layers[l]`), computed once per
+ * distinct spec: Gemma 3's sliding and global layers share two pairs between them.
+ */
+export function ropeLayerTables(layers: RopeSpec[], shape: { hs: number; maxT: number }): RopeLayerTables {
+  const seen = new Map<string, number>();
+  const tables: RopeTables[] = [];
+  const layer = layers.map((spec) => {
+    const key = JSON.stringify([spec.theta, spec.scaling ?? { rope_type: "default" }]);
+    let i = seen.get(key);
+    if (i === undefined) {
+      seen.set(key, i = tables.length);
+      tables.push(ropeTables({ ...shape, ...spec }));
+    }
+    return i;
+  });
+  return { tables, layer };
 }
 
 function check(shape: RopeShape, what: string): number {

@@ -169,12 +169,12 @@ Deno.test("a Llama config.json contradicting its tensors or asking for what is u
     [
       "rope type",
       { rope_scaling: { rope_type: "yarn", factor: 2 } },
-      /config\.json: rope_scaling rope type "yarn" is not supported \(default, linear or llama3\)/,
+      /config\.json: rope_scaling: rope_type "yarn" is not supported \(default, linear, llama3\)/,
     ],
     [
       "v5 rope type",
       { rope_parameters: { rope_type: "dynamic", rope_theta: 10000, factor: 2 } },
-      /config\.json: rope_parameters rope type "dynamic" is not supported/,
+      /config\.json: rope_parameters: rope_type "dynamic" is not supported/,
     ],
     [
       "unknown flag",

@@ -9,11 +9,16 @@ import {
   ropeBackwardCpu,
   ropeForward,
   ropeForwardCpu,
+  ropeInvFreq,
+  ropeLayerTables,
+  ropeScaling,
+  RopeScalingError,
   type RopeShape,
+  type RopeSpec,
   ropeTables,
   upload,
 } from "@inheritune/kernels";
-import { assertClose, numericGrad, rand } from "../_util.ts";
+import { assertClose, maxRelError, numericGrad, rand } from "../_util.ts";
 
 // [B, T, NH, NKV, hs]: multi-head, grouped and multi-query, head sizes 2 to 64.
 const SHAPES: [number, number, number, number, number][] = [
@@ -146,4 +151,136 @@ Deno.test("rope rejects odd head sizes, ungrouped heads and short buffers", asyn
   );
   assertThrows(() => ropeTables({ hs: 5, maxT: 2, theta: 1e4 }), /head size 5 is not even/);
   assert.equal(rec.length, 0, "a rejected call recorded a dispatch");
+});
+
+// ---------------------------------------------------------------------------------------------
+// Frequency scaling and per-layer bases, against transformers (scripts/rope_fixtures.py)
+
+interface RopeCase {
+  model_type: string;
+  hs: number;
+  T: number;
+  rope_theta: number;
+  rope_scaling: unknown;
+  rope_parameters: Record<string, unknown>;
+  inv_freq: number[];
+  cos: number[];
+  sin: number[];
+}
+
+const FIXTURE: { cases: Record<string, RopeCase>; gemma3_layer_types: string[] } = JSON.parse(
+  await Deno.readTextFile(new URL("../fixtures/rope_tables.json", import.meta.url)),
+);
+
+/** A case's RoPE as the decoder reads it from the v4 keys (`rope_theta`, `rope_scaling`). */
+function specOf(c: RopeCase, name: string): RopeSpec {
+  return { theta: c.rope_theta, scaling: ropeScaling(c.rope_scaling, { what: `${name} rope_scaling` }) };
+}
+
+/** Largest |a - b| over two tables. */
+function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+for (const [name, c] of Object.entries(FIXTURE.cases)) {
+  Deno.test(`rope tables equal transformers' (${name}: ${JSON.stringify(c.rope_parameters)})`, () => {
+    const spec = specOf(c, name);
+    const v5 = ropeScaling(c.rope_parameters, { what: `${name} rope_parameters` });
+    assert.deepEqual(v5, spec.scaling ?? { rope_type: "default" }, "v4 and v5 keys give one scaling");
+    // f32 step by step as PyTorch (bit-equal here; 2 ulp allowed for powf rounding differently from Math.pow),
+    // cos and sin within 2 ulp of 1 (PyTorch takes them in f32).
+    assertClose(ropeInvFreq(c.hs, spec), c.inv_freq, 2.5e-7, `${name} inv_freq`);
+    const t = ropeTables({ hs: c.hs, maxT: c.T, ...spec });
+    assert.ok(maxAbs(t.cos, c.cos) <= 2.5e-7, `${name} cos: max |error| ${maxAbs(t.cos, c.cos)}`);
+    assert.ok(maxAbs(t.sin, c.sin) <= 2.5e-7, `${name} sin: max |error| ${maxAbs(t.sin, c.sin)}`);
+    if (spec.scaling?.rope_type !== "default") {
+      // The fixture is not plain RoPE in disguise: the scaling moves some frequency.
+      const plain = ropeInvFreq(c.hs, { theta: c.rope_theta });
+      assert.ok(maxRelError(plain, c.inv_freq) > 0.1, `${name}: the scaling changes no frequency`);
+    }
+  });
+}
+
+Deno.test("rope llama3 scaling keeps high frequencies, divides low ones by the factor and smooths between", () => {
+  const c = FIXTURE.cases.llama3_small;
+  const plain = ropeInvFreq(c.hs, { theta: c.rope_theta });
+  const scaled = ropeInvFreq(c.hs, specOf(c, "llama3_small"));
+  const bands = Array.from(plain, (p) => {
+    const wavelen = (2 * Math.PI) / p;
+    return wavelen < 64 / 4 ? "kept" : wavelen > 64 / 1 ? "divided" : "smoothed";
+  });
+  assert.deepEqual(new Set(bands), new Set(["kept", "divided", "smoothed"]), "the fixture covers every band");
+  bands.forEach((band, d) => {
+    const ratio = scaled[d] / plain[d];
+    if (band === "kept") assert.equal(ratio, 1, `d=${d}`);
+    else if (band === "divided") assertClose([ratio], [1 / 8], 1e-6, `d=${d}`);
+    else assert.ok(ratio < 1 && ratio > 1 / 8, `d=${d}: ratio ${ratio}`);
+  });
+});
+
+Deno.test("rope layer tables: each Gemma 3 layer gets its own base's tables, one pair per distinct base", () => {
+  const types = FIXTURE.gemma3_layer_types;
+  const specs = types.map((t) => specOf(FIXTURE.cases[`gemma3_${t}`], t));
+  const { tables, layer } = ropeLayerTables(specs, { hs: 16, maxT: 16 });
+  assert.equal(tables.length, 2);
+  assert.ok(types.includes("full_attention") && types.includes("sliding_attention"));
+  types.forEach((t, l) => {
+    const want = FIXTURE.cases[`gemma3_${t}`];
+    assert.ok(maxAbs(tables[layer[l]].cos, want.cos) <= 2.5e-7, `layer ${l} (${t}) cos`);
+    assert.ok(maxAbs(tables[layer[l]].sin, want.sin) <= 2.5e-7, `layer ${l} (${t}) sin`);
+    assert.equal(layer[l], layer[types.indexOf(t)], `layer ${l} shares the first ${t} layer's tables`);
+  });
+});
+
+Deno.test("rope scaling reads v4 and v5 objects and refuses unknown types, keys and bad fields in one line", () => {
+  const what = "config.json rope_scaling";
+  assert.deepEqual(ropeScaling(null, { what }), { rope_type: "default" });
+  assert.deepEqual(ropeScaling({}, { what }), { rope_type: "default" });
+  assert.deepEqual(ropeScaling({ type: "linear", factor: 2 }, { what }), { rope_type: "linear", factor: 2 });
+  assert.deepEqual(
+    ropeScaling({ rope_type: "default", rope_theta: 1e6, partial_rotary_factor: 1 }, { what }),
+    { rope_type: "default" },
+  );
+  const llama3 = { rope_type: "llama3", factor: 8, low_freq_factor: 1, high_freq_factor: 4 };
+  assert.deepEqual(ropeScaling(llama3, { what, max_position_embeddings: 8192 }), {
+    ...llama3,
+    original_max_position_embeddings: 8192,
+  });
+  const refused: [unknown, RegExp][] = [
+    [
+      { rope_type: "yarn", factor: 4 },
+      /^config\.json rope_scaling: rope_type "yarn" is not supported \(default, linear, llama3\)$/,
+    ],
+    [{ type: "dynamic", factor: 2 }, /rope_type "dynamic" is not supported/],
+    [
+      { rope_type: "linear", factor: 2, beta_fast: 32 },
+      /key beta_fast is not understood for rope_type linear/,
+    ],
+    [{ rope_type: "default", partial_rotary_factor: 0.5 }, /key partial_rotary_factor is not understood/],
+    [{ rope_type: "linear" }, /linear needs factor a positive number, got undefined/],
+    [{ rope_type: "linear", factor: -1 }, /linear needs factor a positive number, got -1/],
+    [llama3, /llama3 needs original_max_position_embeddings a positive number/],
+    [
+      { ...llama3, original_max_position_embeddings: 64, high_freq_factor: 1 },
+      /high_freq_factor > low_freq_factor/,
+    ],
+    ["linear", /expected an object, got "linear"/],
+  ];
+  for (const [value, message] of refused) {
+    assertThrows(() => ropeScaling(value, { what }), message);
+    try {
+      ropeScaling(value, { what });
+    } catch (e) {
+      assert.ok(e instanceof RopeScalingError && !e.message.includes("\n"), `${JSON.stringify(value)}: ${e}`);
+    }
+  }
+  // The kernels' own entry point refuses a type that bypassed the reader.
+  const yarn = { rope_type: "yarn" } as unknown as RopeSpec["scaling"];
+  assertThrows(
+    () => ropeTables({ hs: 4, maxT: 2, theta: 1e4, scaling: yarn }),
+    /rope_type "yarn" is not supported/,
+  );
 });
