@@ -1,5 +1,5 @@
 /**
- * `deno task train`: train a model (GPT-2 or LLaMA) from scratch, or from blocks of a reference
+ * `deno task train`: train a model (GPT-2 or a LLaMA-like family) from scratch, or from blocks of a reference
  * model, on a prepared data folder or bare llm.c shards; with no flags (or `--experiment`), the
  * Inheritune experiment on the embedded default (`experiment.ts`).
  *
@@ -9,6 +9,8 @@ import { getGpu } from "@inheritune/kernels";
 import {
   type Checkpoint,
   checkpointTokenizer,
+  DECODER_FAMILIES_BY_NAME,
+  type DecoderFamilyName,
   DEFAULT_ROPE_THETA,
   DEFAULT_SEED,
   FAMILIES,
@@ -17,6 +19,7 @@ import {
   inherit,
   INHERIT_DEFAULTS,
   initParams,
+  isDecoder,
   loadModel,
   type ModelConfig,
   train,
@@ -92,7 +95,7 @@ export const COMMAND = {
     family: {
       type: "string",
       arg: "F",
-      help: "architecture from scratch: gpt2 or llama",
+      help: "architecture from scratch: gpt2, llama, qwen2, qwen3, mistral, phi3 or gemma3_text",
       default: "gpt2",
       choices: Object.keys(FAMILIES),
     },
@@ -223,24 +226,30 @@ function scratchConfig(
   };
   if (family === "gpt2") {
     for (const flag of ["n-kv-head", "n-hidden"] as const) {
-      if (f[flag] !== undefined) throw new UsageError(`--${flag} is a LLaMA setting: add --family llama`);
+      if (f[flag] !== undefined) {
+        throw new UsageError(
+          `--${flag} is a decoder setting: add --family llama (or another decoder family)`,
+        );
+      }
     }
     return validateConfig({ ...base, layer_norm_epsilon: 1e-5 });
   }
+  const decoder = DECODER_FAMILIES_BY_NAME[family as DecoderFamilyName];
   return validateConfig({
     ...base,
-    family: "llama",
+    family: decoder.name,
     n_kv_head: f["n-kv-head"] ?? base.n_head,
     n_hidden: f["n-hidden"] ?? Math.ceil((8 * base.n_embd) / 3 / 8) * 8,
     norm_eps: 1e-5,
     rope_theta: DEFAULT_ROPE_THETA,
     tie_embeddings: true,
+    ...decoder.features,
   });
 }
 
 /** The model's tokenizer, or undefined when it carries none (then the data's is adopted). */
 async function modelTokenizer(model: Checkpoint, path: string): Promise<Tokenizer | undefined> {
-  if (!model.tokenizerFiles && model.config.tokenizer === undefined && model.config.family === "llama") {
+  if (!model.tokenizerFiles && model.config.tokenizer === undefined && isDecoder(model.config)) {
     return undefined;
   }
   return await checkpointTokenizer(model, path);

@@ -19,6 +19,7 @@ import {
   matmul,
   readAll,
   type Recorder,
+  softcapForward,
   type View,
   write,
 } from "@inheritune/kernels";
@@ -145,6 +146,11 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
   /** Records the forward pass up to the final norm: `tokens` → `hidden`. */
   abstract recordHidden(rec: Recorder): void;
 
+  /** The soft-cap `c` of the logits, `c·tanh(logit/c)`, where the family has one. */
+  protected get logitSoftcap(): number | undefined {
+    return undefined;
+  }
+
   /** Records the forward pass: `tokens` → `losses` (per position) and `loss` (mean). */
   recordForward(rec: Recorder): void {
     this.recordHidden(rec);
@@ -194,6 +200,7 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
       BT,
       C: config.n_embd,
       V: config.vocab_size,
+      softcap: this.logitSoftcap,
     });
     lossMean(rec, { out: this.loss, losses: this.losses, n: BT });
   }
@@ -212,6 +219,7 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
       C: this.config.n_embd,
       V: this.config.vocab_size,
       dlossScale,
+      softcap: this.logitSoftcap,
     });
   }
 
@@ -231,6 +239,10 @@ export abstract class TransformerModel<C extends ModelConfig> implements Languag
       K: this.config.n_embd,
       transB: true,
     });
+    const cap = this.logitSoftcap;
+    if (cap !== undefined) {
+      softcapForward(rec, { logits: out, n: this.B * this.T * this.config.vocab_size, cap });
+    }
   }
 
   /** Copies every parameter back to the CPU, by table name. */

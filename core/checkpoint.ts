@@ -1,17 +1,17 @@
 /**
  * Model checkpoints. Written as a Hugging Face folder of the model's family (`config.json` +
  * `model.safetensors`, the tensor names of its parameter table, plus the tokenizer files that
- * travel with the model), atomically. Read from such folders (GPT-2 or Llama; single or sharded
- * safetensors), GGUF files (`gguf.ts`), and llm.c / llama2.c `.bin` files (`llm_binaries.ts`).
+ * travel with the model), atomically. Read from such folders (any family; single or sharded
+ * safetensors; fused tensors such as Phi-3's split at load and fused again at save), GGUF files
+ * (`gguf_model.ts`), and llm.c / llama2.c `.bin` files (`llm_binaries.ts`).
  *
  * @module
  */
 import { basename, dirname, join } from "node:path";
 import { writeAll } from "@inheritune/data";
-import { familyName, type ModelConfig, validateConfig } from "./config.ts";
+import { type ModelConfig, validateConfig } from "./config.ts";
 import type { Checkpoint } from "./family.ts";
-import { familyByName, paramSpecs } from "./model.ts";
-import { LLAMA_EMBED, LLAMA_HEAD } from "./llama.ts";
+import { FAMILIES, family, familyByName, paramSpecs } from "./model.ts";
 import { type ParamMap, paramMapProblem } from "./params.ts";
 import {
   CheckpointError,
@@ -45,6 +45,33 @@ export const TOKENIZER_FILES = [
   "special_tokens_map.json",
 ] as const;
 
+/**
+ * Keys transformers 5 types as floats and refuses integers for (its configs are strict
+ * dataclasses): written with a decimal point, `5.0`, as Python writes a float.
+ */
+const FLOAT_KEYS = new Set([
+  "rms_norm_eps",
+  "layer_norm_epsilon",
+  "rope_theta",
+  "rope_local_base_freq",
+  "factor",
+  "low_freq_factor",
+  "high_freq_factor",
+  "final_logit_softcapping",
+  "initializer_range",
+]);
+
+/** `config` as the text of a `config.json`, floats written as Python writes them. */
+function configJson(config: Record<string, unknown>): string {
+  const MARK = "\u0000float:";
+  const text = JSON.stringify(
+    config,
+    (key, v) => FLOAT_KEYS.has(key) && Number.isInteger(v) ? `${MARK}${v}` : v,
+    2,
+  );
+  return text.replace(/"\\u0000float:(-?\d+)"/g, "$1.0") + "\n";
+}
+
 /** Tensors Hugging Face files carry alongside the weights (causal masks, RoPE caches), not parameters. */
 const BUFFER_SUFFIXES = [".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq"];
 
@@ -72,12 +99,16 @@ export async function saveModel(
     throw new CheckpointError(`${dir}: cannot create the model folder (${(e as Error).message})`);
   }
   const tensors = new Map<string, TensorData>();
+  const { fused } = family(checkpoint.config).hfTensors(checkpoint.config);
+  const inFused = new Map(fused.flatMap((f) => f.parts.map((part) => [part, f])));
   for (const spec of paramSpecs(checkpoint.config)) {
-    tensors.set(spec.name, { shape: spec.shape, data: checkpoint.params.get(spec.name)! });
+    const f = inFused.get(spec.name);
+    if (!f) tensors.set(spec.name, { shape: spec.shape, data: checkpoint.params.get(spec.name)! });
+    else if (f.parts[0] === spec.name) tensors.set(f.stored, fuse(checkpoint, f.parts));
   }
-  const config = familyByName(familyName(checkpoint.config))!.toHfConfig(checkpoint.config);
+  const config = family(checkpoint.config).toHfConfig(checkpoint.config);
   const files = new Map<string, Uint8Array>([
-    [CONFIG_FILE, new TextEncoder().encode(JSON.stringify(config, null, 2) + "\n")],
+    [CONFIG_FILE, new TextEncoder().encode(configJson(config))],
     ...(checkpoint.tokenizerFiles ?? []),
   ]);
   const pending: PendingFile[] = [];
@@ -97,10 +128,10 @@ export async function saveModel(
 }
 
 /**
- * Loads a model from a Hugging Face folder (GPT-2 or Llama; `model.safetensors` or shards listed
- * in `model.safetensors.index.json`), a `.safetensors` file with `config.json` beside it, a GGUF
- * file (`llama` architecture), an llm.c model file (version 3, f32, or 5, bf16) or a llama2.c
- * export (legacy, version 1 f32 or version 2 Q8_0).
+ * Loads a model from a Hugging Face folder (any family of `model.ts`; `model.safetensors` or
+ * shards listed in `model.safetensors.index.json`), a `.safetensors` file with `config.json` beside
+ * it, a GGUF file (the architectures of `families.ts`), an llm.c model file (version 3, f32, or
+ * 5, bf16) or a llama2.c export (legacy, version 1 f32 or version 2 Q8_0).
  *
  * @throws {CheckpointError} naming the file and tensor: missing or unreadable files, invalid JSON
  * or configuration, a missing, unknown or misshapen tensor, a truncated file, a wrong magic number
@@ -149,8 +180,24 @@ async function readConfig(path: string): Promise<ModelConfig> {
   };
   const type = json.model_type ?? "gpt2";
   const family = typeof type === "string" ? familyByName(type) : undefined;
-  if (!family) fail(`model_type ${type} is not supported (gpt2 or llama)`);
+  if (!family) {
+    fail(`model_type ${JSON.stringify(type)} is not supported (${Object.keys(FAMILIES).join(", ")})`);
+  }
   return checkedConfig(path, family!.fromHfConfig(json, fail));
+}
+
+/** The tensors `parts` of a checkpoint stacked along their first dimension, as one stored tensor. */
+function fuse(checkpoint: Checkpoint, parts: string[]): TensorData {
+  const specs = new Map(paramSpecs(checkpoint.config).map((s) => [s.name, s]));
+  const datas = parts.map((p) => checkpoint.params.get(p)!);
+  const data = new Float32Array(datas.reduce((n, d) => n + d.length, 0));
+  let at = 0;
+  for (const d of datas) {
+    data.set(d, at);
+    at += d.length;
+  }
+  const shapes = parts.map((p) => specs.get(p)!.shape);
+  return { shape: [shapes.reduce((n, s) => n + s[0], 0), ...shapes[0].slice(1)], data };
 }
 
 /** The safetensors files of a folder and the tensors each holds (all of it: undefined). */
@@ -183,11 +230,6 @@ async function weightFiles(dir: string): Promise<{ path: string; names?: Set<str
   return files;
 }
 
-/** Our name of a stored tensor: GPT-2's optional `transformer.` prefix dropped. */
-function tableName(config: ModelConfig, stored: string): string {
-  return config.family !== "llama" && stored.startsWith("transformer.") ? stored.slice(12) : stored;
-}
-
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
@@ -196,19 +238,40 @@ function isBuffer(name: string): boolean {
   return BUFFER_SUFFIXES.some((s) => name.endsWith(s));
 }
 
-/** The name a tied model's head is stored under besides the table's, or undefined. */
-function tiedAlias(config: ModelConfig): { alias: string; table: string } | undefined {
-  if (config.family === "llama") {
-    return config.tie_embeddings ? { alias: LLAMA_HEAD, table: LLAMA_EMBED } : undefined;
+/**
+ * The rows of `tensor`, a fused stored tensor, as the table tensors `parts` (views, no copy).
+ *
+ * @throws {CheckpointError} when its shape is not theirs stacked.
+ */
+function unfuse(
+  file: string,
+  stored: { name: string; tensor: StoredTensor },
+  parts: { name: string; shape: number[] }[],
+): [string, Float32Array][] {
+  const rows = parts.reduce((n, p) => n + p.shape[0], 0);
+  const { shape, data } = stored.tensor;
+  if (!sameShape(shape, [rows, ...parts[0].shape.slice(1)])) {
+    throw new CheckpointError(
+      `${file}: tensor ${stored.name} has shape [${shape}], the configuration needs [${rows},${
+        parts[0].shape.slice(1)
+      }]`,
+    );
   }
-  return { alias: "lm_head.weight", table: "wte.weight" };
+  let at = 0;
+  return parts.map((p) => {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    at += n;
+    return [p.name, data.subarray(at - n, at)];
+  });
 }
 
 async function loadHfFolder(dir: string, weights?: string): Promise<Checkpoint> {
   const config = await readConfig(join(dir, CONFIG_FILE));
   const specs = paramSpecs(config);
   const byName = new Map(specs.map((s) => [s.name, s]));
-  const tied = tiedAlias(config);
+  const layout = family(config).hfTensors(config);
+  const fused = new Map(layout.fused.map((f) => [f.stored, f.parts.map((p) => byName.get(p)!)]));
+  const tied = layout.tied;
   const params: ParamMap = new Map();
   let alias: { data: StoredTensor; file: string } | undefined;
   const files = weights ? [{ path: weights }] : await weightFiles(dir);
@@ -217,31 +280,39 @@ async function loadHfFolder(dir: string, weights?: string): Promise<Checkpoint> 
       filter: (name) => !isBuffer(name) && (file.names === undefined || file.names.has(name)),
     });
     for (const [stored, tensor] of tensors) {
-      const name = tableName(config, stored);
+      const name = layout.tableName(stored);
       if (name === tied?.alias) {
         alias = { data: tensor, file: file.path };
         continue;
       }
+      const parts = fused.get(name);
       const spec = byName.get(name);
-      if (!spec) {
+      if (!spec && !parts) {
         throw new CheckpointError(
           `${file.path}: tensor ${stored} is not part of a ${
-            familyName(config) === "gpt2" ? "GPT-2" : "Llama"
-          } ` +
-            `model of this configuration`,
+            family(config).title
+          } model of this configuration`,
         );
       }
-      if (params.has(name)) throw new CheckpointError(`${file.path}: tensor ${name} is stored twice`);
-      if (!sameShape(tensor.shape, spec.shape)) {
+      if (params.has(name) || (parts && params.has(parts[0].name))) {
+        throw new CheckpointError(`${file.path}: tensor ${name} is stored twice`);
+      }
+      if (parts) {
+        for (const [part, data] of unfuse(file.path, { name: stored, tensor }, parts)) params.set(part, data);
+        continue;
+      }
+      if (!sameShape(tensor.shape, spec!.shape)) {
         throw new CheckpointError(
-          `${file.path}: tensor ${stored} has shape [${tensor.shape}], the configuration needs [${spec.shape}]`,
+          `${file.path}: tensor ${stored} has shape [${tensor.shape}], the configuration needs [${
+            spec!.shape
+          }]`,
         );
       }
       params.set(name, tensor.data);
     }
   }
-  // A tied Llama may store the shared matrix under the head's name only.
-  if (tied && alias && !params.has(tied.table) && config.family === "llama") {
+  // A tied decoder may store the shared matrix under the head's name only.
+  if (tied && alias && !params.has(tied.table) && tied.aliasAlone) {
     if (sameShape(alias.data.shape, byName.get(tied.table)!.shape)) params.set(tied.table, alias.data.data);
   }
   const where = files.length === 1 ? files[0].path : join(dir, WEIGHTS_INDEX_FILE);
@@ -252,12 +323,7 @@ async function loadHfFolder(dir: string, weights?: string): Promise<Checkpoint> 
   if (tied && alias && table !== alias.data.data) {
     const head = alias.data.data;
     if (!table || head.length !== table.length || head.some((v, i) => v !== table[i])) {
-      throw new CheckpointError(
-        `${alias.file}: ${tied.alias} differs from ${tied.table}; ` +
-          (config.family === "llama"
-            ? "the configuration ties them (tie_word_embeddings)"
-            : "only a tied LM head is supported"),
-      );
+      throw new CheckpointError(`${alias.file}: ${tied.alias} differs from ${tied.table}; ${tied.differs}`);
     }
   }
   const ordered: ParamMap = new Map(specs.map((s) => [s.name, params.get(s.name)!]));

@@ -1,7 +1,7 @@
 /**
  * The types every family and its users share: a model on the GPU ({@linkcode LanguageModel}), a
  * model on the CPU ({@linkcode Checkpoint}) and what defines a family ({@linkcode Family}). A leaf:
- * the families (`gpt2.ts`, `llama.ts`) implement these, and the registry of families (`model.ts`)
+ * the families (`gpt2.ts`, `families.ts`) implement these, and the registry of families (`model.ts`)
  * and the checkpoint readers import them, so nothing here imports a family or a reader.
  *
  * @module
@@ -30,7 +30,7 @@ export interface CreateOptions extends BatchShape {
 export interface BlockActivations {
   /** The block's input, the residual stream (BT,C). */
   input: View;
-  /** The attention's input (BT, (NH + 2·NKV)·hs): query, key and value heads, after RoPE for LLaMA. */
+  /** The attention's input (BT, (NH + 2·NKV)·hs): query, key and value heads (after RoPE in a decoder). */
   qkv: View;
   /** The block's output (BT,C). */
   output: View;
@@ -102,8 +102,26 @@ export interface LanguageModel {
   destroy(): void;
 }
 
+/**
+ * How a family's Hugging Face files store its parameter table where they differ from the table's
+ * names: tensors fused into one, names that also refer to a table tensor.
+ */
+export interface HfTensorLayout {
+  /** Tensors stored as one, the table tensors `parts` stacked along the first dimension in order. */
+  fused: { stored: string; parts: string[] }[];
+  /** The table's name of a stored tensor (GPT-2's optional `transformer.` prefix dropped). */
+  tableName(stored: string): string;
+  /**
+   * The LM head when it is tied: the stored name that may repeat the table tensor, whether a file may
+   * hold the matrix under that name alone, and the problem when the two differ.
+   */
+  tied?: { alias: string; table: string; aliasAlone: boolean; differs: string };
+}
+
 /** What defines a family. */
 export interface Family<C extends ModelConfig = ModelConfig> {
+  /** The family's name in messages ("GPT-2", "Qwen3"). */
+  title: string;
   /** The parameter table of `config`, in a fixed order. */
   paramSpecs(config: C): ParamSpec[];
   /** The checkpoint name of tensor `key` of block `layer`. */
@@ -117,6 +135,8 @@ export interface Family<C extends ModelConfig = ModelConfig> {
    * file and the problem.
    */
   fromHfConfig(json: Record<string, unknown>, fail: (problem: string) => never): C;
+  /** How the family's Hugging Face files store the table of `config`. */
+  hfTensors(config: C): HfTensorLayout;
 }
 
 /** A model's configuration and parameters, and the tokenizer files that travel with it. */

@@ -19,9 +19,11 @@ import {
   Recorder,
   rowChunks,
   rowView,
+  softcapForward,
   write,
 } from "@inheritune/kernels";
 import { DataError, Rng, type Tokenizer } from "@inheritune/data";
+import { isDecoder } from "./config.ts";
 import type { Checkpoint } from "./family.ts";
 import { createModel } from "./model.ts";
 
@@ -121,6 +123,9 @@ export async function generate(gpu: Gpu, model: Checkpoint, options: GenerateOpt
       });
       head.copy(chunkOut, logits, { from: 0, to: chunk.row0, length: chunk.rows });
     }
+    // Soft-capping keeps the argmax but changes what temperature samples from.
+    const cap = isDecoder(config) ? config.final_logit_softcapping : undefined;
+    if (cap !== undefined) softcapForward(head, { logits, n: V, cap });
     while (added.length < options.maxNewTokens) {
       const context = seq.slice(-T);
       tokens.fill(0).set(context);

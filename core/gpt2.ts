@@ -111,6 +111,7 @@ export function gpt2ParamSpecs(config: GPT2Config): ParamSpec[] {
 
 /** GPT-2 in `model.ts`'s registry. */
 export const GPT2_FAMILY: Family<GPT2Config> = {
+  title: "GPT-2",
   paramSpecs: gpt2ParamSpecs,
   blockParamName: (layer, key) => `h.${layer}.${key}`,
   create: (gpu, config, params, options) => GPT2.create(gpu, config, params, options),
@@ -148,6 +149,16 @@ export const GPT2_FAMILY: Family<GPT2Config> = {
     }
     return config;
   },
+  hfTensors: () => ({
+    fused: [],
+    tableName: (stored) => stored.startsWith("transformer.") ? stored.slice(12) : stored,
+    tied: {
+      alias: "lm_head.weight",
+      table: "wte.weight",
+      aliasAlone: false,
+      differs: "only a tied LM head is supported",
+    },
+  }),
 };
 
 // ---------------------------------------------------------------------------------------------

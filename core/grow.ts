@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Gpu } from "@inheritune/kernels";
 import { writeAll } from "@inheritune/data";
 import { saveModel } from "./checkpoint.ts";
+import { appendLayers } from "./config.ts";
 import type { Checkpoint } from "./family.ts";
 import { type TokenReader, validationLoss } from "./evaluate.ts";
 import { inherit } from "./inherit.ts";
@@ -107,7 +108,8 @@ export async function grow(options: GrowOptions): Promise<{ stages: GrowStage[];
 /** `model` (the first n blocks of a stack) extended with reference blocks n..layers-1. */
 export function appendBlocks(model: Checkpoint, reference: Checkpoint, layers: number): Checkpoint {
   const params = new Map(model.params);
-  const config = { ...model.config, n_layer: layers };
+  const added = Array.from({ length: layers - model.config.n_layer }, (_, i) => model.config.n_layer + i);
+  const config = appendLayers(model.config, reference.config, added);
   for (const spec of paramSpecs(config)) {
     if (spec.layer < model.config.n_layer) continue;
     params.set(spec.name, reference.params.get(family(config).blockParamName(spec.layer, spec.key))!.slice());

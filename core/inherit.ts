@@ -14,7 +14,7 @@
  */
 import { Rng, UserError } from "@inheritune/data";
 import type { Checkpoint } from "./family.ts";
-import type { ModelConfig } from "./config.ts";
+import { type ModelConfig, selectLayers } from "./config.ts";
 import { initTensor } from "./init.ts";
 import { family, paramSpecs } from "./model.ts";
 import type { ParamMap, ParamSpec } from "./params.ts";
@@ -117,7 +117,7 @@ export function inherit(reference: Checkpoint, options: InheritOptions): Checkpo
   if (!["attn", "mlp", "both"].includes(only)) {
     throw new InheritError(`unknown --only ${JSON.stringify(only)}: use attn, mlp or both`);
   }
-  const config: ModelConfig = { ...reference.config, n_layer: blocks.length };
+  const config: ModelConfig = selectLayers(reference.config, blocks);
   const specs = paramSpecs(config);
   const reinit = new Set(options.reinit ?? []);
   const outside = specs.filter((s) => s.layer < 0).map(shortName);

@@ -12,9 +12,9 @@
  *
  * @module
  */
-import { DEFAULT_ROPE_THETA, type GPT2Config, type LlamaConfig, type ModelConfig } from "./config.ts";
+import { type DecoderConfig, DEFAULT_ROPE_THETA, type GPT2Config, type ModelConfig } from "./config.ts";
 import type { Checkpoint } from "./family.ts";
-import { fromInterleavedRope, LLAMA_EMBED, LLAMA_HEAD, LLAMA_NORM } from "./llama.ts";
+import { DECODER_NAMES, fromInterleavedRope } from "./decoder.ts";
 import { paramSpecs } from "./model.ts";
 import type { ParamMap } from "./params.ts";
 import { CheckpointError, decodeFloats, type FloatDtype } from "./safetensors.ts";
@@ -188,7 +188,7 @@ function llama2cLayout(h: Llama2cHeader): Llama2cTensor[] {
     t("input_layernorm.weight", h.dim, true, false),
     t("post_attention_layernorm.weight", h.dim, true, false),
   ];
-  const embed = t(LLAMA_EMBED, h.vocab * h.dim, false);
+  const embed = t(DECODER_NAMES.outer.embed, h.vocab * h.dim, false);
   const matrices = [
     t("self_attn.q_proj.weight", h.dim * h.dim),
     t("self_attn.k_proj.weight", kv * h.dim),
@@ -198,8 +198,8 @@ function llama2cLayout(h: Llama2cHeader): Llama2cTensor[] {
     t("mlp.down_proj.weight", h.dim * h.hidden),
     t("mlp.up_proj.weight", h.hidden * h.dim),
   ];
-  const head = h.shared ? [] : [t(LLAMA_HEAD, h.vocab * h.dim, false)];
-  const final = t(LLAMA_NORM, h.dim, false, false);
+  const head = h.shared ? [] : [t(DECODER_NAMES.outer.head, h.vocab * h.dim, false)];
+  const final = t(DECODER_NAMES.outer.final_norm, h.dim, false, false);
   if (h.version === 0) {
     const rope = t("", (h.seqLen * hs) / 2, false, false);
     return [
@@ -280,7 +280,7 @@ export async function loadLlama2c(path: string): Promise<Checkpoint> {
   using file = await Deno.open(path, { read: true });
   const size = (await file.stat()).size;
   const h = await readLlama2cHeader(path, file, size);
-  const config: LlamaConfig = checkedConfig(path, {
+  const config: DecoderConfig = checkedConfig(path, {
     family: "llama",
     n_layer: h.layers,
     n_head: h.heads,

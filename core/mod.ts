@@ -1,7 +1,8 @@
 /**
- * Language models on WebGPU: one model interface with two families (GPT-2, LLaMA), their
- * parameter tables and forward and backward passes, AdamW, inheritance, checkpoints (Hugging Face
- * folders, GGUF, llm.c and llama2.c files), the trainer and generation.
+ * Language models on WebGPU: one model interface over GPT-2 and the LLaMA-like families (Llama,
+ * Qwen2, Qwen3, Mistral, Phi-3, Gemma 3) on one configurable decoder; their parameter tables and
+ * forward and backward passes, AdamW, inheritance, checkpoints (Hugging Face folders, GGUF, llm.c
+ * and llama2.c files), the trainer and generation.
  *
  * @module
  */
@@ -11,7 +12,8 @@ export * from "./family.ts";
 export * from "./model.ts";
 export * from "./init.ts";
 export * from "./gpt2.ts";
-export * from "./llama.ts";
+export * from "./decoder.ts";
+export * from "./families.ts";
 export * from "./optimizer.ts";
 export * from "./schedule.ts";
 export * from "./evaluate.ts";

@@ -1,39 +1,33 @@
 /**
  * The registry of families and what dispatches on a configuration's family: its parameter table,
- * its parameter count, its model on the GPU. A family (`gpt2.ts`, `llama.ts`) is one file with its
- * parameter table, its Hugging Face `config.json` mapping and its GPU model, implementing the
- * interfaces of `family.ts`; adding a third means one such file and one line in
- * {@linkcode FAMILIES}. No family imports this module.
+ * its parameter count, its model on the GPU. GPT-2 (`gpt2.ts`) is one family file; the LLaMA-like
+ * families are data (`families.ts`) over one decoder (`decoder.ts`). Each implements the
+ * interfaces of `family.ts`; adding a decoder family means one entry in `families.ts`. No family
+ * imports this module.
  *
  * @module
  */
 import type { Gpu } from "@inheritune/kernels";
-import {
-  type FamilyName,
-  familyName,
-  type GPT2Config,
-  type LlamaConfig,
-  type ModelConfig,
-} from "./config.ts";
+import { type FamilyName, familyName, headSize, kvHeads, type ModelConfig } from "./config.ts";
 import type { CreateOptions, Family, LanguageModel } from "./family.ts";
 import { GPT2_FAMILY } from "./gpt2.ts";
-import { LLAMA_FAMILY } from "./llama.ts";
+import { DECODER_FAMILIES_BY_NAME } from "./families.ts";
 import { numel, type ParamMap, type ParamSpec } from "./params.ts";
 
-/** Every family, by name. */
-export const FAMILIES: { readonly gpt2: Family<GPT2Config>; readonly llama: Family<LlamaConfig> } = {
-  gpt2: GPT2_FAMILY,
-  llama: LLAMA_FAMILY,
-};
+/** Every family, by name (a `config.json`'s `model_type`). */
+export const FAMILIES: Readonly<Record<FamilyName, Family>> = {
+  gpt2: GPT2_FAMILY as Family,
+  ...(DECODER_FAMILIES_BY_NAME as Record<string, Family>),
+} as Record<FamilyName, Family>;
 
 /** The family of `config`. */
 export function family(config: ModelConfig): Family {
-  return FAMILIES[familyName(config)] as Family;
+  return FAMILIES[familyName(config)];
 }
 
 /** The family called `name` (a `config.json`'s `model_type`), or undefined. */
 export function familyByName(name: string): Family | undefined {
-  return Object.hasOwn(FAMILIES, name) ? FAMILIES[name as FamilyName] as Family : undefined;
+  return Object.hasOwn(FAMILIES, name) ? FAMILIES[name as FamilyName] : undefined;
 }
 
 /** The parameter table of `config`. */
@@ -58,6 +52,5 @@ export function createModel(
 
 /** Attention heads of `config`: query heads, key/value heads and the head size. */
 export function attentionHeads(config: ModelConfig): { NH: number; NKV: number; hs: number } {
-  const NH = config.n_head;
-  return { NH, NKV: config.family === "llama" ? config.n_kv_head : NH, hs: config.n_embd / NH };
+  return { NH: config.n_head, NKV: kvHeads(config), hs: headSize(config) };
 }

@@ -15,6 +15,7 @@ import {
   type Tokenizer,
   tokenizerFromFiles,
 } from "@inheritune/data";
+import { isDecoder } from "./config.ts";
 import type { Checkpoint } from "./family.ts";
 import { type GgufFile, type GgufValue, openGguf } from "./gguf.ts";
 
@@ -103,7 +104,7 @@ export function ggufTokenizerFiles(gguf: GgufFile): Map<string, Uint8Array> {
 export async function checkpointTokenizer(checkpoint: Checkpoint, where: string): Promise<Tokenizer> {
   const own = checkpoint.tokenizerFiles && tokenizerFromFiles(checkpoint.tokenizerFiles, where);
   if (own) return own;
-  const name = checkpoint.config.tokenizer ?? (checkpoint.config.family === "llama" ? undefined : "gpt2");
+  const name = checkpoint.config.tokenizer ?? (isDecoder(checkpoint.config) ? undefined : "gpt2");
   if (name === undefined) {
     throw new DataError(`${where}: the model carries no tokenizer (no tokenizer.json or tokenizer.model)`);
   }

@@ -18,6 +18,7 @@ export * from "./rope.ts";
 export * from "./glu.ts";
 export * from "./gelu.ts";
 export * from "./residual.ts";
+export * from "./scale.ts";
 export * from "./embedding.ts";
 export * from "./softcap.ts";
 export * from "./classifier.ts";

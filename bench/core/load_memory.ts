@@ -13,8 +13,8 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import {
   countParams,
+  type DecoderConfig,
   familyByName,
-  type LlamaConfig,
   loadModel,
   numel,
   paramSpecs,
@@ -26,9 +26,9 @@ import { runCommand } from "../../cli/_run.ts";
 import { peakMemory } from "../_memory.ts";
 
 /** A LLaMA of at least `params` parameters: blocks of C=768 (Llama-2-like proportions) and a 32000-token vocabulary. */
-export function llamaOfSize(params: number): LlamaConfig {
+export function llamaOfSize(params: number): DecoderConfig {
   for (let L = 1;; L++) {
-    const config: LlamaConfig = {
+    const config: DecoderConfig = {
       family: "llama",
       n_layer: L,
       n_head: 12,
@@ -46,7 +46,7 @@ export function llamaOfSize(params: number): LlamaConfig {
 }
 
 /** Writes `config` with values that are cheap to make (one random block of floats repeated). */
-async function writeModel(dir: string, config: LlamaConfig, shards: number): Promise<void> {
+async function writeModel(dir: string, config: DecoderConfig, shards: number): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   const specs = paramSpecs(config);
   const noise = Float32Array.from({ length: 1 << 16 }, (_, i) => Math.sin(i * 12.9898) * 0.02);

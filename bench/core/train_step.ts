@@ -17,10 +17,10 @@ import {
   AdamW,
   countParams,
   createModel,
+  type DecoderConfig,
   GPT2_124M,
   initParams,
   type LanguageModel,
-  type LlamaConfig,
   type ModelConfig,
   type ParamMap,
   paramSpecs,
@@ -36,7 +36,7 @@ import { peakMemory } from "../_memory.ts";
  * 2048. `seed-small` narrows the widths about 8x, to multiples of 64 floats (dim 384, 4 heads of
  * 96, SwiGLU 1088), the rows a CPU adapter's texture kernels take.
  */
-function seedConfig(dims: { C: number; NH: number; H: number; T: number }): LlamaConfig {
+function seedConfig(dims: { C: number; NH: number; H: number; T: number }): DecoderConfig {
   return {
     family: "llama",
     n_layer: 13,

@@ -1,4 +1,7 @@
-/** The PyTorch fixtures of the model tests (`scripts/gpt2_fixtures.py`, `scripts/llama_fixtures.py`). */
+/**
+ * The PyTorch fixtures of the model tests (`scripts/gpt2_fixtures.py`, `scripts/llama_fixtures.py`,
+ * `scripts/family_fixtures.py`) and the checks every family's tests make against them.
+ */
 import assert from "node:assert/strict";
 import { createView, getGpu, read, Recorder, write } from "@inheritune/kernels";
 import {
@@ -9,7 +12,7 @@ import {
   type ParamMap,
   readSafetensors,
 } from "@inheritune/core";
-import { assertCloseNorm } from "../_util.ts";
+import { assertClose, assertCloseNorm } from "../_util.ts";
 
 /** The fixtures folder. */
 export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
@@ -126,5 +129,38 @@ export async function twoSteps(fx: Fixture): Promise<FixtureSteps> {
     return { norms, losses, params: await model.downloadParams() };
   } finally {
     model.destroy();
+  }
+}
+
+/**
+ * Asserts a pass's logits (1e-5), loss (1e-5) and every gradient (1e-4) against the fixture's; the
+ * tensors norm-wise, since logits near zero carry the f32 rounding of the largest.
+ */
+export function assertPassMatches(fx: Fixture, pass: FixturePass): void {
+  assertCloseNorm(pass.logits, fx.get("logits"), 1e-5, "logits");
+  assertClose([pass.loss], fx.get("loss"), 1e-5, "loss");
+  assertEveryGradient(fx, pass.grads);
+}
+
+/**
+ * Asserts two AdamW steps' gradient norms, losses and parameters (1e-4) against the fixture's. An
+ * element whose first gradient is below 1e-5 of its tensor's largest is f32 rounding noise (Qwen2's
+ * key bias on RoPE's slowest pair, which the softmax ignores), which Adam scales up to a whole step
+ * of either size: such an element is only checked to have moved at most the two steps' 2·lr.
+ */
+export function assertStepsMatch(fx: Fixture, { norms, losses, params }: FixtureSteps): void {
+  assertClose(norms, [fx.get("gradnorm1")[0], fx.get("gradnorm2")[0]], 1e-4, "grad norms");
+  assertClose(losses, [fx.get("loss")[0], fx.get("loss2")[0]], 1e-5, "losses");
+  assert.ok(norms.some((n) => n > Number(fx.metadata.clip)), "the fixture exercises clipping");
+  const lr = Number(fx.metadata.lr);
+  for (const [name, p] of params) {
+    const grad = fx.get(`grad.${name}`), start = fx.params.get(name)!, expected = fx.get(`step2.${name}`);
+    const largest = grad.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
+    const noise = (i: number): boolean => Math.abs(grad[i]) < 1e-5 * largest;
+    for (let i = 0; i < p.length; i++) {
+      if (noise(i)) assert.ok(Math.abs(p[i] - start[i]) <= 2 * lr * (1 + 1e-3), `step 2 ${name}[${i}]`);
+    }
+    const kept = (a: Float32Array): Float32Array => a.map((v, i) => noise(i) ? expected[i] : v);
+    assertCloseNorm(kept(p), expected, 1e-4, `step 2 ${name}`);
   }
 }

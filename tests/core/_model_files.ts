@@ -4,18 +4,18 @@
  */
 import {
   type Checkpoint,
+  type DecoderConfig,
+  type DecoderParamSpec,
   encodeFloats,
   ggufTensorName,
   LLAMA2C_MAGIC,
-  LLAMA_BLOCK_TENSORS,
-  type LlamaConfig,
   paramSpecs,
 } from "@inheritune/core";
 import { rand } from "../_util.ts";
 
 /** A tiny LLaMA checkpoint, every tensor distinct, so a swapped or transposed tensor shows. */
-export function tinyLlama(overrides: Partial<LlamaConfig> = {}): Checkpoint & { config: LlamaConfig } {
-  const config: LlamaConfig = {
+export function tinyLlama(overrides: Partial<DecoderConfig> = {}): Checkpoint & { config: DecoderConfig } {
+  const config: DecoderConfig = {
     family: "llama",
     n_layer: 2,
     n_head: 4,
@@ -132,7 +132,7 @@ export function ggufBytes(
  * (30); `replace` stores one tensor as the given raw bytes of another ggml type instead.
  */
 export function llamaGguf(
-  { config, params }: Checkpoint & { config: LlamaConfig },
+  { config, params }: Checkpoint & { config: DecoderConfig },
   options: {
     type?: 0 | 1 | 30;
     architecture?: string;
@@ -154,7 +154,7 @@ export function llamaGguf(
     let data = params.get(spec.name)!;
     if (spec.key === "self_attn.q_proj.weight") data = toInterleaved(data, config.n_head, hs);
     if (spec.key === "self_attn.k_proj.weight") data = toInterleaved(data, config.n_kv_head, hs);
-    add(ggufTensorName(spec), spec.shape, data);
+    add(ggufTensorName(spec as DecoderParamSpec), spec.shape, data);
   }
   const r = options.replace;
   if (r) tensors[r.name] = { ...tensors[r.name], type: r.type, bytes: r.bytes };
@@ -173,13 +173,13 @@ export function llamaGguf(
 
 /** A llama2.c export of `model`: legacy (version 0), version 1 (f32) or version 2 (Q8_0 in groups of `groupSize`). */
 export function llama2cFile(
-  { config, params }: Checkpoint & { config: LlamaConfig },
+  { config, params }: Checkpoint & { config: DecoderConfig },
   options: { version: 0 | 1 | 2; groupSize?: number },
 ): Uint8Array {
   const { n_layer: L, n_embd: dim, n_head: heads, n_kv_head: kvHeads, n_hidden: hidden, vocab_size: V } =
     config;
   const hs = dim / heads;
-  const layer = (key: (typeof LLAMA_BLOCK_TENSORS)[number]) =>
+  const layer = (key: string) =>
     Array.from({ length: L }, (_, l) => {
       const w = params.get(`model.layers.${l}.${key}`)!;
       if (key === "self_attn.q_proj.weight") return toInterleaved(w, heads, hs);

@@ -168,7 +168,7 @@ Deno.test("loadModel rejects bad folders with one line naming the file and tenso
     [
       "other model",
       (d) => patchConfig(d, { model_type: "bert" }),
-      /config\.json: model_type bert is not supported \(gpt2 or llama\)/,
+      /config\.json: model_type "bert" is not supported \(gpt2, llama, qwen2, qwen3, mistral, phi3, gemma3_text\)/,
     ],
     [
       "another family's config",

@@ -4,10 +4,10 @@ import { createView, getGpu, read, Recorder, write } from "@inheritune/kernels";
 import {
   type Checkpoint,
   createModel,
+  type DecoderConfig,
   type GPT2Config,
   inherit,
   initParams,
-  type LlamaConfig,
   loadModel,
   type ModelConfig,
   paramSpecs,
@@ -125,7 +125,7 @@ Deno.test("inheriting every block gives the reference's logits exactly", async (
   assert.deepEqual(logits[1], logits[0]);
 });
 
-const LLAMA: LlamaConfig = {
+const LLAMA: DecoderConfig = {
   family: "llama",
   n_layer: 3,
   n_head: 2,

@@ -165,13 +165,27 @@ Deno.test("a Llama config.json contradicting its tensors or asking for what is u
       /model\.safetensors: tensor model\.embed_tokens\.weight has shape \[13,16\], the configuration needs \[13,24\]/,
     ],
     ["kv heads", { num_key_value_heads: 3 }, /config\.json: config n_kv_head 3 does not divide n_head 4/],
-    ["activation", { hidden_act: "gelu" }, /config\.json: hidden_act gelu is not silu/],
+    ["activation", { hidden_act: "gelu" }, /config\.json: hidden_act "gelu" is not supported \(silu only\)/],
     [
-      "rope scaling",
-      { rope_scaling: { type: "linear", factor: 2 } },
-      /config\.json: rope_scaling .* is not supported/,
+      "rope type",
+      { rope_scaling: { rope_type: "yarn", factor: 2 } },
+      /config\.json: rope_scaling: rope_type "yarn" is not supported \(default, linear, llama3\)/,
     ],
-    ["head_dim", { head_dim: 8 }, /config\.json: head_dim 8 is not hidden_size \/ num_attention_heads = 4/],
+    [
+      "v5 rope type",
+      { rope_parameters: { rope_type: "dynamic", rope_theta: 10000, factor: 2 } },
+      /config\.json: rope_parameters: rope_type "dynamic" is not supported/,
+    ],
+    [
+      "unknown flag",
+      { use_sliding_window: true },
+      /config\.json: use_sliding_window true is not understood for Llama \(it may change the model\)/,
+    ],
+    [
+      "head_dim",
+      { head_dim: 8 },
+      /model\.safetensors: tensor model\.layers\.0\.self_attn\.q_proj\.weight has shape \[16,16\], the configuration needs \[32,16\]/,
+    ],
     [
       "untied without a head",
       { tie_word_embeddings: false },
@@ -243,8 +257,8 @@ Deno.test("bad GGUF files are one line naming the file and the problem", async (
     const cases: [string, Uint8Array, RegExp][] = [
       [
         "architecture",
-        llamaGguf(model, { architecture: "qwen2" }),
-        /general\.architecture "qwen2" is not supported \(llama only\)/,
+        llamaGguf(model, { architecture: "mamba" }),
+        /general\.architecture "mamba" is not supported \(llama, qwen2, qwen3, phi3, gemma3\)/,
       ],
       [
         "tensor type",

@@ -1,0 +1,181 @@
+/**
+ * The LLaMA-like families on the one decoder, against transformers 5.18 (`scripts/family_fixtures.py`,
+ * `tests/fixtures/FAMILIES.md`): each tiny model with every feature of its family on. Its
+ * `config.json` in v4 and v5 form, its GGUF file and the folder we write all give the same model;
+ * where the kernels run every feature, the logits, loss, every gradient, two AdamW steps and the
+ * greedy ids equal transformers'; where they do not yet, the model is refused with one line.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  ConfigError,
+  createModel,
+  type DecoderConfig,
+  generate,
+  inherit,
+  loadModel,
+  paramSpecs,
+  readSafetensors,
+  saveModel,
+} from "@inheritune/core";
+import { getGpu } from "@inheritune/kernels";
+import { assertCloseNorm, runCli, withTempDir } from "../_util.ts";
+import {
+  assertPassMatches,
+  assertStepsMatch,
+  fixture,
+  FIXTURES,
+  forwardBackward,
+  twoSteps,
+} from "./_fixtures.ts";
+
+/** Each fixture's family, and whether the kernels run all of its features at the fixture's T. */
+const CASES = [
+  { name: "llama3_tiny", family: "llama", runs: true, gguf: false },
+  { name: "qwen2_tiny", family: "qwen2", runs: true, gguf: true },
+  { name: "qwen3_tiny", family: "qwen3", runs: true, gguf: true },
+  { name: "mistral_tiny", family: "mistral", runs: false, gguf: false },
+  { name: "phi3_tiny", family: "phi3", runs: false, gguf: true },
+  { name: "gemma3_text_tiny", family: "gemma3_text", runs: false, gguf: true },
+] as const;
+
+/** A copy of fixture `name`'s folder with `config_v5.json` as its `config.json`. */
+async function v5Folder(dir: string, name: string): Promise<string> {
+  const src = join(FIXTURES, name);
+  await Deno.copyFile(join(src, "config_v5.json"), join(dir, "config.json"));
+  await Deno.copyFile(join(src, "model.safetensors"), join(dir, "model.safetensors"));
+  return dir;
+}
+
+for (const c of CASES) {
+  Deno.test(`${c.name}: config.json in v4 and in v5 form give the same ${c.family} configuration`, async () => {
+    await withTempDir(async (dir) => {
+      const v4 = await loadModel(join(FIXTURES, c.name));
+      const v5 = await loadModel(await v5Folder(dir, c.name));
+      assert.equal(v4.config.family, c.family);
+      assert.deepEqual(v5.config, v4.config);
+    });
+  });
+
+  Deno.test(`${c.name}: the folder we write loads back as the same model, in the family's layout`, async () => {
+    await withTempDir(async (dir) => {
+      const model = await loadModel(join(FIXTURES, c.name));
+      await saveModel(dir, model);
+      const back = await loadModel(dir);
+      assert.deepEqual(back.config, model.config);
+      assert.deepEqual([...back.params.keys()], [...model.params.keys()]);
+      for (const [name, p] of model.params) assert.deepEqual(back.params.get(name), p, name);
+      const json = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
+      assert.equal(json.model_type, c.family);
+      // The stored tensors are the ones transformers' own files hold, by name and shape.
+      const ours = (await readSafetensors(join(dir, "model.safetensors"))).tensors;
+      const theirs = (await readSafetensors(join(FIXTURES, c.name, "model.safetensors"))).tensors;
+      assert.deepEqual(
+        new Map([...ours].map(([k, t]) => [k, t.shape])),
+        new Map([...theirs].map(([k, t]) => [k, t.shape])),
+      );
+    });
+  });
+
+  if (c.runs) {
+    Deno.test(`${c.name}: logits, loss and every gradient equal transformers'`, async () => {
+      const fx = await fixture(c.name);
+      assertPassMatches(fx, await forwardBackward(fx));
+    });
+
+    Deno.test(`${c.name}: two AdamW steps with clipping equal transformers'`, async () => {
+      const fx = await fixture(c.name);
+      assertStepsMatch(fx, await twoSteps(fx));
+    });
+
+    Deno.test(`${c.name}: greedy decoding gives transformers' ids`, async () => {
+      const fx = await fixture(c.name);
+      const ids = await generate(await getGpu(), fx, {
+        prompt: [...fx.get("greedy_prompt")],
+        maxNewTokens: fx.get("greedy").length,
+      });
+      assert.deepEqual(ids, [...fx.get("greedy")]);
+    });
+  } else {
+    Deno.test(`${c.name}: a model the kernels cannot run yet is refused with one line`, async () => {
+      const fx = await fixture(c.name);
+      const gpu = await getGpu();
+      assert.throws(
+        () => createModel(gpu, fx.config, fx.params, { B: fx.B, T: fx.T }),
+        (e) => e instanceof ConfigError && e.message.startsWith(`${c.family}: `) && !e.message.includes("\n"),
+      );
+    });
+  }
+
+  if (c.gguf) {
+    Deno.test(`${c.name}: its GGUF file loads as the same model`, async () => {
+      const hf = await loadModel(join(FIXTURES, c.name));
+      const gguf = await loadModel(join(FIXTURES, c.name, "model.gguf"));
+      assert.deepEqual({ ...gguf.config }, { ...hf.config });
+      assert.deepEqual([...gguf.params.keys()], [...hf.params.keys()]);
+      // Exact, but for Gemma's norms stored as 1 + w: one f32 rounding of 1 + w.
+      for (const [name, p] of hf.params) assertCloseNorm(gguf.params.get(name)!, p, 1e-6, name);
+    });
+  }
+}
+
+Deno.test("a llama GGUF with Llama 3's per-frequency RoPE factors is refused with one line", async () => {
+  const path = join(FIXTURES, "llama3_tiny", "model.gguf");
+  await assert.rejects(() => loadModel(path), (e: Error) => {
+    assert.match(
+      e.message,
+      /model\.gguf: tensor rope_freqs\.weight \(per-frequency RoPE factors\) is not supported/,
+    );
+    return true;
+  });
+});
+
+Deno.test("inheriting blocks of Gemma 3 keeps each block's window and RoPE base; its norms belong to their sub-blocks", async () => {
+  const ref = await loadModel(join(FIXTURES, "gemma3_text_tiny"));
+  const config = ref.config as DecoderConfig;
+  assert.deepEqual(config.layer_types, ["sliding_attention", "full_attention", "sliding_attention"]);
+  const even = inherit(ref, { layers: 2, select: "even" }); // blocks 0 and 2
+  assert.deepEqual(even.blocks, [0, 2]);
+  assert.deepEqual((even.config as DecoderConfig).layer_types, ["sliding_attention", "sliding_attention"]);
+  const last = inherit(ref, { layers: 2, select: "last" }); // blocks 1 and 2
+  assert.deepEqual((last.config as DecoderConfig).layer_types, ["full_attention", "sliding_attention"]);
+  const part = new Map(paramSpecs(config).filter((s) => s.layer === 0).map((s) => [s.key, s.part]));
+  assert.deepEqual(Object.fromEntries(part), {
+    "input_layernorm.weight": "attn",
+    "self_attn.q_proj.weight": "attn",
+    "self_attn.k_proj.weight": "attn",
+    "self_attn.v_proj.weight": "attn",
+    "self_attn.q_norm.weight": "attn",
+    "self_attn.k_norm.weight": "attn",
+    "self_attn.o_proj.weight": "attn",
+    "post_attention_layernorm.weight": "attn",
+    "pre_feedforward_layernorm.weight": "mlp",
+    "mlp.gate_proj.weight": "mlp",
+    "mlp.up_proj.weight": "mlp",
+    "mlp.down_proj.weight": "mlp",
+    "post_feedforward_layernorm.weight": "mlp",
+  });
+  // --only mlp keeps the MLP's norms, not the attention's.
+  const mlp = inherit(ref, { layers: 1, only: "mlp" });
+  const same = (name: string): boolean =>
+    mlp.params.get(name)!.every((v, i) => v === ref.params.get(name)![i]);
+  assert.ok(same("model.layers.0.post_feedforward_layernorm.weight"));
+  assert.ok(!same("model.layers.0.self_attn.q_norm.weight"));
+});
+
+Deno.test("deno task inherit on a folder with an unknown RoPE type: one line, exit 2", async () => {
+  await withTempDir(async (dir) => {
+    const src = join(FIXTURES, "qwen3_tiny");
+    const json = JSON.parse(await Deno.readTextFile(join(src, "config.json")));
+    json.rope_scaling = { rope_type: "yarn", factor: 4 };
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(json));
+    await Deno.copyFile(join(src, "model.safetensors"), join(dir, "model.safetensors"));
+    const r = await runCli(["inherit", "--reference", dir, "--layers", "1", "--out", join(dir, "t")]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr.trim(),
+      /config\.json: rope_scaling: rope_type "yarn" is not supported \(default, linear, llama3\)$/,
+    );
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  });
+});
