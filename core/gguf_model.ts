@@ -81,7 +81,8 @@ function configOf(gguf: GgufFile, untied: boolean): LlamaConfig {
       } (partial RoPE is not supported)`,
     );
   }
-  return checkedConfig(path, config);
+  const elements = [...gguf.tensors.values()].reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  return checkedConfig(path, config, { maxParams: elements });
 }
 
 function equal(a: Float32Array, b: Float32Array): boolean {
