@@ -90,7 +90,7 @@ function equal(a: Float32Array, b: Float32Array): boolean {
 }
 
 /**
- * Loads a GGUF llama model (F32, F16, BF16 or Q8_0 tensors).
+ * Loads a GGUF llama model, its tensors of any type `DEQUANTIZE_TYPES` names converted to f32.
  *
  * @throws {CheckpointError} naming the file: not GGUF, another architecture, a missing or
  * misshapen tensor, an unsupported element type, a truncated file.

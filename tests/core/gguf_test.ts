@@ -5,10 +5,21 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CheckpointError, openGguf } from "@inheritune/core";
+import {
+  CheckpointError,
+  dequantize,
+  fromInterleavedRope,
+  ggmlTypeName,
+  ggmlTypeNamed,
+  ggufTensorName,
+  loadModel,
+  openGguf,
+  paramSpecs,
+  quantize,
+} from "@inheritune/core";
 import { assertRejects, assertRejectsNaming } from "../_assert.ts";
-import { withTempDir } from "../_util.ts";
-import { ggufBytes, type GgufTensorData } from "./_model_files.ts";
+import { assertCloseNorm, withTempDir } from "../_util.ts";
+import { ggufBytes, type GgufTensorData, llamaGguf, tinyLlama, toInterleaved } from "./_model_files.ts";
 
 const f32 = (n: number): GgufTensorData => ({ shape: [n], type: 0, bytes: new Uint8Array(4 * n) });
 
@@ -82,5 +93,53 @@ Deno.test("GGUF headers whose sizes or layout cannot be trusted are one line nam
     twice[indexOf(twice, "x.z") + 2] = "y".charCodeAt(0);
     await Deno.writeFile(join(dir, "twice.gguf"), twice);
     await assertRejects(() => openGguf(join(dir, "twice.gguf")), /metadata x\.y: the key appears twice/);
+  });
+});
+
+/** llama.cpp's Q4_K_M choice, roughly: Q6_K for the head, attn_v and ffn_down, Q4_K for the other matrices. */
+function q4KM(name: string): string | undefined {
+  if (name.endsWith("norm.weight")) return undefined;
+  return /^output\.|attn_v|ffn_down/.test(name) ? "Q6_K" : "Q4_K";
+}
+
+Deno.test("a Q4_K_M-style GGUF loads: every tensor exactly as its type dequantizes, near the f32 weights", async () => {
+  const model = tinyLlama({
+    n_embd: 256,
+    n_head: 4,
+    n_kv_head: 2,
+    n_hidden: 512,
+    vocab_size: 24,
+    tie_embeddings: false,
+  });
+  const { config } = model;
+  await withTempDir(async (dir) => {
+    const path = join(dir, "q4_k_m.gguf");
+    await Deno.writeFile(path, llamaGguf(model, { mix: q4KM }));
+    const gguf = await openGguf(path);
+    const types = [...gguf.tensors.values()].map((t) => ggmlTypeName(t.type));
+    gguf.close();
+    assert.deepEqual([...new Set(types)].sort(), ["F32", "Q4_K", "Q6_K"]);
+    const loaded = await loadModel(path);
+    const hs = config.n_embd / config.n_head;
+    for (const spec of paramSpecs(config)) {
+      const name = ggufTensorName(spec), type = q4KM(name);
+      const want = model.params.get(spec.name)!;
+      const got = loaded.params.get(spec.name)!;
+      if (!type) {
+        assert.deepEqual(got, want, name);
+        continue;
+      }
+      // What llama.cpp stores and reads back, in its interleaved RoPE rows for Q and K.
+      const heads = spec.key === "self_attn.q_proj.weight"
+        ? config.n_head
+        : spec.key === "self_attn.k_proj.weight"
+        ? config.n_kv_head
+        : 0;
+      const stored = heads ? toInterleaved(want, heads, hs) : want;
+      let expected = dequantize(ggmlTypeNamed(type)!, quantize(type, stored), stored.length);
+      if (heads) expected = fromInterleavedRope(expected, { heads, hs });
+      assert.deepEqual(got, expected, name);
+      assertCloseNorm(got, want, type === "Q6_K" ? 0.03 : 0.15, name);
+    }
   });
 });
