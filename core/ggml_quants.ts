@@ -20,9 +20,9 @@
 import { decodeFloats, encodeFloats } from "./safetensors.ts";
 
 /** Converts `count` elements stored as `bytes` to f32. */
-type Dequantizer = (bytes: Uint8Array, count: number) => Float32Array;
+export type Dequantizer = (bytes: Uint8Array, count: number) => Float32Array;
 /** Converts f32 values (whole blocks) to their stored bytes. */
-type Quantizer = (values: Float32Array) => Uint8Array;
+export type Quantizer = (values: Float32Array) => Uint8Array;
 
 /** One ggml element type. */
 export interface GgmlType {
