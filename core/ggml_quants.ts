@@ -243,8 +243,20 @@ const nearestBits = new Int32Array(nearestScratch.buffer);
 
 /** ggml's `nearest_int`: round half to even through the bits of `v + 1.5·2²³` in f32. */
 function nearestInt(v: number): number {
+  // Within ggml's asserted range the bits are the f32 sum's integer part, without the scratch.
+  if (Math.abs(v) <= 4194303) return f32(v + 12582912) - 12582912;
   nearestScratch[0] = v + 12582912;
   return (nearestBits[0] & 0x007fffff) - 0x00400000;
+}
+
+/**
+ * C's `(int8_t)` of a float as x86-64 compilers emit it: truncation to int32 (0x80000000 when out
+ * of range or NaN), then the low byte. Only a block whose largest value is below 2.4e-38, where
+ * 1/d overflows and every value dequantizes to 0 anyway, reaches the undefined cases.
+ */
+function cInt8(v: number): number {
+  const t = Math.trunc(v);
+  return t >= -(2 ** 31) && t < 2 ** 31 ? (t << 24) >> 24 : 0;
 }
 
 /** C's `roundf`: halves away from zero. */
@@ -279,7 +291,7 @@ function quantizeQ4_0(x: Float32Array): Uint8Array {
     }
     const d = f32(max / -8), id = d ? f32(1 / d) : 0;
     v.setFloat16(o, d, true);
-    const code = (value: number): number => Math.min(15, Math.trunc(f32(f32(value * id) + 8.5)));
+    const code = (value: number): number => Math.min(15, cInt8(f32(f32(value * id) + 8.5))) & 255;
     for (let j = 0; j < 16; j++) out[o + 2 + j] = code(x[i + j]) | (code(x[i + j + 16]) << 4);
   }
   return out;

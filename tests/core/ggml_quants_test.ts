@@ -5,12 +5,14 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { assertCloseNorm, rand } from "../_util.ts";
 import {
   dequantize,
   DEQUANTIZE_TYPES,
   GGML_TYPES,
   ggmlType,
   ggmlTypeName,
+  ggmlTypeNamed,
   quantize,
   QUANTIZE_TYPES,
 } from "@inheritune/core";
@@ -116,4 +118,23 @@ Deno.test("the type table: ggml's numbers, names and block sizes", () => {
   assert.equal(ggmlTypeName(4), "type 4");
   assert.equal(ggmlType(99), undefined);
   assert.equal(new Set(GGML_TYPES.map((t) => t.id)).size, GGML_TYPES.length);
+});
+
+Deno.test("quantize then dequantize stays within each type's step, zero blocks stay zero", () => {
+  const n = 4096;
+  const types = [["Q8_0", 0.01], ["Q6_K", 0.03], ["Q4_K", 0.1], ["Q4_0", 0.15]] as const;
+  for (const scale of [0.02, 1, 1e3]) {
+    const x = rand(n, 23, scale);
+    x.fill(0, 0, 256); // an all-zero super-block
+    for (const [name, tol] of types) {
+      const y = dequantize(ggmlTypeNamed(name)!, quantize(name, x), n);
+      assert.ok(y.subarray(0, 256).every((v) => v === 0), `${name} ${scale}: zeros`);
+      assertCloseNorm(y, x, tol, `${name} at scale ${scale}`);
+    }
+  }
+  // Scales below f16's smallest subnormal round to 0, as in llama.cpp: every value reads back 0.
+  for (const [name] of types) {
+    const y = dequantize(ggmlTypeNamed(name)!, quantize(name, rand(n, 5, 1e-30)), n);
+    assert.ok(y.every((v) => v === 0), name);
+  }
 });
