@@ -231,7 +231,7 @@ export async function openGguf(path: string): Promise<GgufFile> {
     const alignment = metadata.get("general.alignment") ?? DEFAULT_ALIGNMENT;
     if (typeof alignment !== "number" || !Number.isInteger(Math.log2(alignment))) {
       c.field = "metadata general.alignment";
-      c.fail(`${alignment} is not a power of two`);
+      c.fail(`${alignment} is not a power of two (a u32)`);
     }
     const infos: { name: string; shape: number[]; type: GgmlType; offset: number; bytes: number }[] = [];
     const names = new Set<string>();

@@ -63,7 +63,7 @@ Deno.test("GGUF headers whose sizes or layout cannot be trusted are one line nam
     [
       "alignment",
       ggufBytes({ "general.alignment": [4, 48] }, { "a.weight": f32(8) }),
-      /metadata general\.alignment: 48 is not a power of two/,
+      /metadata general\.alignment: 48 is not a power of two \(a u32\)/,
     ],
     [
       "ggml type",
