@@ -8,6 +8,8 @@
 import { basename, dirname, join } from "node:path";
 import { UserError } from "@inheritune/data";
 import { ConfigError, type ModelConfig, validateConfig } from "./config.ts";
+import { paramSpecs } from "./model.ts";
+import { numel } from "./params.ts";
 
 /** A checkpoint file that cannot be read or written; the one-line message names the file and the problem. */
 export class CheckpointError extends UserError {
@@ -18,18 +20,54 @@ export class CheckpointError extends UserError {
   }
 }
 
+/** Options of {@linkcode checkedConfig}. */
+export interface CheckedConfigOptions {
+  /**
+   * The most parameters the weight files can hold (their elements, or their bytes over the
+   * fewest bytes an element takes): a configuration of more is refused before anything is
+   * allocated for it, as a corrupt `n_layer` of 10⁹ would otherwise exhaust memory.
+   */
+  maxParams?: number;
+}
+
 /**
- * `validateConfig` for a configuration read from the checkpoint file `path`.
+ * `validateConfig` for a configuration read from the checkpoint file `path`, and, given
+ * `options.maxParams`, a check that the weights can hold that many parameters.
  *
- * @throws {CheckpointError} `"<path>: <what is wrong>"` when the configuration is invalid.
+ * @throws {CheckpointError} `"<path>: <what is wrong>"` when the configuration is invalid or
+ * implausible for the weights.
  */
-export function checkedConfig<C extends ModelConfig>(path: string, config: C): C {
+export function checkedConfig<C extends ModelConfig>(
+  path: string,
+  config: C,
+  options: CheckedConfigOptions = {},
+): C {
   try {
-    return validateConfig(config);
+    validateConfig(config);
   } catch (e) {
     if (e instanceof ConfigError) throw new CheckpointError(`${path}: ${e.message}`);
     throw e;
   }
+  const { maxParams } = options;
+  if (maxParams === undefined) return config;
+  // Counted from a one-block table, so that a huge n_layer costs nothing.
+  let perBlock = 0, outside = 0;
+  for (const spec of paramSpecs({ ...config, n_layer: 1 })) {
+    if (spec.layer >= 0) perBlock += numel(spec.shape);
+    else outside += numel(spec.shape);
+  }
+  const total = outside + config.n_layer * perBlock;
+  if (total > maxParams) {
+    // One block too many already: the widths are wrong, else the depth.
+    const fields = outside + perBlock > maxParams
+      ? `n_embd ${config.n_embd} and vocab_size ${config.vocab_size} are`
+      : `n_layer ${config.n_layer} is`;
+    throw new CheckpointError(
+      `${path}: config ${fields} implausible: the model would have ${total} parameters, ` +
+        `the weights hold at most ${maxParams}`,
+    );
+  }
+  return config;
 }
 
 /**

@@ -173,7 +173,7 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
   return raw as Record<string, unknown>;
 }
 
-async function readConfig(path: string): Promise<ModelConfig> {
+async function readConfig(path: string, maxParams?: number): Promise<ModelConfig> {
   const json = await readJson(path, "configuration");
   const fail = (problem: string): never => {
     throw new CheckpointError(`${path}: ${problem}`);
@@ -183,7 +183,7 @@ async function readConfig(path: string): Promise<ModelConfig> {
   if (!family) {
     fail(`model_type ${JSON.stringify(type)} is not supported (${Object.keys(FAMILIES).join(", ")})`);
   }
-  return checkedConfig(path, family!.fromHfConfig(json, fail));
+  return checkedConfig(path, family!.fromHfConfig(json, fail), { maxParams });
 }
 
 /** The tensors `parts` of a checkpoint stacked along their first dimension, as one stored tensor. */
@@ -265,8 +265,20 @@ function unfuse(
   });
 }
 
+/** The most F16 parameters the weight files can hold; undefined when one is missing (reported when read). */
+async function maxParamsOf(files: { path: string }[]): Promise<number | undefined> {
+  let bytes = 0;
+  for (const { path } of files) {
+    const info = await Deno.stat(path).catch(() => undefined);
+    if (!info) return undefined;
+    bytes += info.size;
+  }
+  return bytes / 2;
+}
+
 async function loadHfFolder(dir: string, weights?: string): Promise<Checkpoint> {
-  const config = await readConfig(join(dir, CONFIG_FILE));
+  const files = weights ? [{ path: weights }] : await weightFiles(dir);
+  const config = await readConfig(join(dir, CONFIG_FILE), await maxParamsOf(files));
   const specs = paramSpecs(config);
   const byName = new Map(specs.map((s) => [s.name, s]));
   const layout = family(config).hfTensors(config);
@@ -274,7 +286,6 @@ async function loadHfFolder(dir: string, weights?: string): Promise<Checkpoint> 
   const tied = layout.tied;
   const params: ParamMap = new Map();
   let alias: { data: StoredTensor; file: string } | undefined;
-  const files = weights ? [{ path: weights }] : await weightFiles(dir);
   for (const file of files) {
     const { tensors } = await readSafetensors(file.path, {
       filter: (name) => !isBuffer(name) && (file.names === undefined || file.names.has(name)),

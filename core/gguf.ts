@@ -12,7 +12,8 @@
  * @module
  */
 import { openCheckpointFile, readAt } from "./_file_io.ts";
-import { CheckpointError, decodeFloats, type FloatDtype } from "./safetensors.ts";
+import { CheckpointError } from "./safetensors.ts";
+import { dequantize, DEQUANTIZE_TYPES, type GgmlType, ggmlType } from "./ggml_quants.ts";
 
 /** A metadata value: numbers (64-bit integers as bigint), booleans, strings, or arrays of them. */
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -42,7 +43,7 @@ export interface GgufFile {
   /** The tensor directory, by name. */
   readonly tensors: ReadonlyMap<string, GgufTensor>;
   /**
-   * Reads one tensor as f32 (F32, F16 and BF16 converted, Q8_0 dequantised).
+   * Reads one tensor as f32 (see `DEQUANTIZE_TYPES` for the element types it converts).
    *
    * @throws {CheckpointError} for another element type or a truncated file.
    */
@@ -52,68 +53,62 @@ export interface GgufFile {
 }
 
 const MAGIC = 0x46554747; // "GGUF", little-endian
+const DEFAULT_ALIGNMENT = 32;
 
-/** ggml element types this reader converts: name, bytes per block, elements per block. */
-const TYPES: Record<number, { name: string; blockBytes: number; blockSize: number }> = {
-  0: { name: "F32", blockBytes: 4, blockSize: 1 },
-  1: { name: "F16", blockBytes: 2, blockSize: 1 },
-  8: { name: "Q8_0", blockBytes: 34, blockSize: 32 },
-  30: { name: "BF16", blockBytes: 2, blockSize: 1 },
+/** Fewest bytes each metadata value type takes (an array: its item type and count). */
+const VALUE_BYTES: Record<number, number> = {
+  0: 1,
+  1: 1,
+  2: 2,
+  3: 2,
+  4: 4,
+  5: 4,
+  6: 4,
+  7: 1,
+  8: 8,
+  9: 12,
+  10: 8,
+  11: 8,
+  12: 8,
 };
+/** Fewest bytes of one metadata entry (key length, a one-byte key, value type, a one-byte value). */
+const MIN_KV_BYTES = 8 + 1 + 4 + 1;
+/** Fewest bytes of one directory entry (name length, dimension count, type, offset). */
+const MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8;
 
-/** Names of the other ggml types, for error messages. */
-const OTHER_TYPES: Record<number, string> = {
-  2: "Q4_0",
-  3: "Q4_1",
-  6: "Q5_0",
-  7: "Q5_1",
-  9: "Q8_1",
-  10: "Q2_K",
-  11: "Q3_K",
-  12: "Q4_K",
-  13: "Q5_K",
-  14: "Q6_K",
-  15: "Q8_K",
-  16: "IQ2_XXS",
-  17: "IQ2_XS",
-  18: "IQ3_XXS",
-  19: "IQ1_S",
-  20: "IQ4_NL",
-  21: "IQ3_S",
-  22: "IQ2_S",
-  23: "IQ4_XS",
-  24: "I8",
-  25: "I16",
-  26: "I32",
-  27: "I64",
-  28: "F64",
-  29: "IQ1_M",
-};
-
-/** The name of ggml type `type`. */
-export function ggmlTypeName(type: number): string {
-  return TYPES[type]?.name ?? OTHER_TYPES[type] ?? `type ${type}`;
-}
-
-/** Sequential little-endian reads over a file, fetched in chunks as the cursor advances. */
+/**
+ * Sequential little-endian reads over a file, fetched in chunks as the cursor advances. `field`
+ * names what is being read, for the one-line error when the bytes cannot be what they claim.
+ */
 class Cursor {
   #file: Deno.FsFile;
-  #size: number;
   #buf = new Uint8Array(0);
   #start = 0; // file offset of #buf[0]
   pos = 0;
+  field = "header";
 
-  constructor(file: Deno.FsFile, size: number, readonly path: string) {
+  constructor(file: Deno.FsFile, readonly size: number, readonly path: string) {
     this.#file = file;
-    this.#size = size;
+  }
+
+  /** The one-line error naming the file and the field being read. */
+  fail(problem: string): never {
+    throw new CheckpointError(`${this.path}: ${this.field}: ${problem}`);
+  }
+
+  /** Refuses `count` items of at least `bytes` bytes each when the rest of the file cannot hold them. */
+  fits(count: number, bytes: number, what: string): void {
+    if (count * bytes > this.size - this.pos) {
+      this.fail(
+        `${count} ${what} cannot fit in the ${this.size - this.pos} bytes left of the file (corrupt?)`,
+      );
+    }
   }
 
   async #need(n: number): Promise<DataView> {
-    if (this.pos + n > this.#size) {
-      throw new CheckpointError(`${this.path}: file ends inside the GGUF header (truncated?)`);
-    }
+    if (this.pos + n > this.size) this.fail(`the file ends inside it (truncated?)`);
     if (this.pos < this.#start || this.pos + n > this.#start + this.#buf.length) {
-      const length = Math.min(this.#size - this.pos, Math.max(n, 1 << 20));
+      const length = Math.min(this.size - this.pos, Math.max(n, 1 << 20));
       this.#buf = new Uint8Array(length);
       await readAt(this.#file, this.pos, this.#buf);
       this.#start = this.pos;
@@ -127,12 +122,17 @@ class Cursor {
     return (await this.#need(4)).getUint32(0, true);
   }
 
+  /** A u64 that counts or locates bytes of this file, so at most its size. */
   async u64(): Promise<number> {
-    const v = (await this.#need(8)).getBigUint64(0, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw new CheckpointError(`${this.path}: a count or offset of ${v} is not plausible (corrupt header?)`);
+    const v = await this.u64Big();
+    if (v > BigInt(this.size)) {
+      this.fail(`a count or offset of ${v} is larger than the ${this.size}-byte file`);
     }
     return Number(v);
+  }
+
+  async u64Big(): Promise<bigint> {
+    return (await this.#need(8)).getBigUint64(0, true);
   }
 
   async string(): Promise<string> {
@@ -164,6 +164,8 @@ class Cursor {
       case 9: {
         const itemType = await this.u32();
         const n = await this.u64();
+        if (!(itemType in VALUE_BYTES)) this.fail(`unknown GGUF array item type ${itemType} (corrupt file?)`);
+        this.fits(n, VALUE_BYTES[itemType], "array items");
         const items: GgufValue[] = new Array(n);
         for (let i = 0; i < n; i++) items[i] = await this.value(itemType);
         return items;
@@ -175,7 +177,7 @@ class Cursor {
       case 12:
         return (await this.#need(8)).getFloat64(0, true);
       default:
-        throw new CheckpointError(`${this.path}: unknown GGUF metadata value type ${type} (corrupt file?)`);
+        this.fail(`unknown GGUF metadata value type ${type} (corrupt file?)`);
     }
   }
 }
@@ -189,27 +191,21 @@ function shortestF32(v: number): number {
   return v;
 }
 
-/** Dequantises Q8_0 blocks (an f16 scale, then 32 int8 values) to f32. */
-function dequantizeQ8_0(bytes: Uint8Array, n: number): Float32Array {
-  const out = new Float32Array(n);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let b = 0; b < n / 32; b++) {
-    const d = view.getFloat16(b * 34, true);
-    for (let i = 0; i < 32; i++) out[b * 32 + i] = d * view.getInt8(b * 34 + 2 + i);
-  }
-  return out;
-}
-
 /**
- * Opens a GGUF file and reads its metadata and tensor directory.
+ * Opens a GGUF file and reads its metadata and tensor directory, refusing, before allocating
+ * anything their sizes claim, what llama.cpp's reader refuses: counts and lengths the file's bytes
+ * cannot hold, duplicate keys or tensor names, more than 4 dimensions, element counts that
+ * overflow, ggml types that do not exist, rows that are not whole blocks, an alignment that is not
+ * a power of two, and tensor data that is not aligned, not in directory order one tensor after
+ * another, or past the end of the file.
  *
- * @throws {CheckpointError} naming the file: not GGUF, an unsupported version, a truncated or
- * corrupt header, or tensor data running past the end of the file.
+ * @throws {CheckpointError} one line naming the file and the field: not GGUF, an unsupported
+ * version, a truncated or corrupt header, tensor data running past the end of the file.
  */
 export async function openGguf(path: string): Promise<GgufFile> {
   const { file, size } = await openCheckpointFile(path);
   try {
-    const c = new Cursor(file, size, path);
+    const c: Cursor = new Cursor(file, size, path);
     if (size < 24 || await c.u32() !== MAGIC) {
       throw new CheckpointError(`${path}: not a GGUF file (no "GGUF" magic)`);
     }
@@ -217,35 +213,70 @@ export async function openGguf(path: string): Promise<GgufFile> {
     if (version !== 2 && version !== 3) {
       throw new CheckpointError(`${path}: GGUF version ${version} is not supported (2 or 3)`);
     }
+    c.field = "tensor count";
     const tensorCount = await c.u64();
+    c.field = "metadata count";
     const kvCount = await c.u64();
+    c.fits(kvCount, MIN_KV_BYTES, "metadata entries");
+    c.field = "tensor count";
+    c.fits(tensorCount, MIN_TENSOR_INFO_BYTES, "tensors");
     const metadata = new Map<string, GgufValue>();
     for (let i = 0; i < kvCount; i++) {
+      c.field = `metadata key ${i}`;
       const key = await c.string();
+      c.field = `metadata ${key}`;
+      if (metadata.has(key)) c.fail("the key appears twice");
       metadata.set(key, await c.value(await c.u32()));
     }
-    const infos: { name: string; dims: number[]; type: number; offset: number }[] = [];
-    for (let i = 0; i < tensorCount; i++) {
-      const name = await c.string();
-      const nd = await c.u32();
-      if (nd > 4) throw new CheckpointError(`${path}: tensor ${name} has ${nd} dimensions (corrupt header?)`);
-      const dims: number[] = [];
-      for (let d = 0; d < nd; d++) dims.push(await c.u64());
-      infos.push({ name, dims, type: await c.u32(), offset: await c.u64() });
+    const alignment = metadata.get("general.alignment") ?? DEFAULT_ALIGNMENT;
+    if (typeof alignment !== "number" || !Number.isInteger(Math.log2(alignment))) {
+      c.field = "metadata general.alignment";
+      c.fail(`${alignment} is not a power of two (a u32)`);
     }
-    const alignment = Number(metadata.get("general.alignment") ?? 32);
+    const infos: { name: string; shape: number[]; type: GgmlType; offset: number; bytes: number }[] = [];
+    const names = new Set<string>();
+    for (let i = 0; i < tensorCount; i++) {
+      c.field = `tensor ${i}`;
+      const name = await c.string();
+      c.field = `tensor ${name}`;
+      if (names.has(name)) c.fail("the name appears twice");
+      names.add(name);
+      const nd = await c.u32();
+      if (nd > 4) c.fail(`${nd} dimensions (at most 4)`);
+      const dims: bigint[] = [];
+      for (let d = 0; d < nd; d++) dims.push(await c.u64Big());
+      const count = dims.reduce((a, b) => a * b, 1n);
+      const id = await c.u32();
+      const type = ggmlType(id);
+      if (!type) c.fail(`ggml type ${id} does not exist (corrupt file?)`);
+      if ((dims[0] ?? 1n) % BigInt(type.blockSize) !== 0n) {
+        c.fail(`rows of ${dims[0]} ${type.name} elements are not whole blocks of ${type.blockSize}`);
+      }
+      const bytes = (count / BigInt(type.blockSize)) * BigInt(type.blockBytes);
+      if (bytes > BigInt(size)) {
+        c.fail(`shape [${dims.toReversed()}] of ${type.name} needs ${bytes} bytes, more than the file`);
+      }
+      const offset = await c.u64();
+      infos.push({ name, shape: dims.toReversed().map(Number), type, offset, bytes: Number(bytes) });
+    }
     const dataStart = Math.ceil(c.pos / alignment) * alignment;
     const tensors = new Map<string, GgufTensor>();
-    for (const { name, dims, type, offset } of infos) {
-      const count = dims.reduce((a, b) => a * b, 1);
-      const t = TYPES[type];
-      const bytes = t ? (count / t.blockSize) * t.blockBytes : 0;
-      const tensor = { name, shape: dims.toReversed(), type, offset: dataStart + offset, bytes };
-      if (t && tensor.offset + bytes > size) {
-        throw new CheckpointError(
-          `${path}: tensor ${name} data [${tensor.offset}, ${
-            tensor.offset + bytes
-          }) runs past the ${size}-byte file: truncated?`,
+    let next = 0; // llama.cpp's layout: each tensor's data right after the previous one's, padded
+    for (const { name, shape, type, offset, bytes } of infos) {
+      c.field = `tensor ${name}`;
+      if (offset % alignment !== 0) {
+        c.fail(`data offset ${offset} is not a multiple of general.alignment ${alignment}`);
+      }
+      if (offset !== next) {
+        c.fail(
+          `data offset ${offset} is not ${next}, where the previous tensor's data ends (overlapping or out of order)`,
+        );
+      }
+      next += Math.ceil(bytes / alignment) * alignment;
+      const tensor = { name, shape, type: type.id, offset: dataStart + offset, bytes };
+      if (tensor.offset + bytes > size) {
+        c.fail(
+          `data [${tensor.offset}, ${tensor.offset + bytes}) runs past the ${size}-byte file: truncated?`,
         );
       }
       tensors.set(name, tensor);
@@ -256,24 +287,18 @@ export async function openGguf(path: string): Promise<GgufFile> {
       metadata,
       tensors,
       async read(tensor: GgufTensor): Promise<Float32Array> {
-        const t = TYPES[tensor.type];
-        if (!t) {
+        const type = ggmlType(tensor.type)!;
+        if (!type.dequantize) {
           throw new CheckpointError(
-            `${path}: tensor ${tensor.name} has type ${ggmlTypeName(tensor.type)}; ` +
-              `only F32, F16, BF16 and Q8_0 can be read`,
-          );
-        }
-        const count = tensor.shape.reduce((a, b) => a * b, 1);
-        if (count % t.blockSize !== 0) {
-          throw new CheckpointError(
-            `${path}: tensor ${tensor.name} of ${count} elements is not whole ${t.name} blocks`,
+            `${path}: tensor ${tensor.name} has type ${type.name}; the types that can be read are ` +
+              DEQUANTIZE_TYPES.join(", "),
           );
         }
         const bytes = new Uint8Array(tensor.bytes);
         if (!await readAt(file, tensor.offset, bytes)) {
           throw new CheckpointError(`${path}: file ended inside tensor ${tensor.name}`);
         }
-        return t.name === "Q8_0" ? dequantizeQ8_0(bytes, count) : decodeFloats(t.name as FloatDtype, bytes);
+        return dequantize(type, bytes, tensor.shape.reduce((a, b) => a * b, 1));
       },
       close: () => file.close(),
     };

@@ -102,7 +102,8 @@ function configOf(gguf: GgufFile, family: DecoderFamily, untied: boolean): Decod
     const id = metadata.get(`tokenizer.ggml.${key}_token_id`);
     if (typeof id === "number") config[field] = id;
   }
-  return checkedConfig(path, config);
+  const elements = [...gguf.tensors.values()].reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  return checkedConfig(path, config, { maxParams: elements });
 }
 
 function equal(a: Float32Array, b: Float32Array): boolean {
@@ -110,7 +111,8 @@ function equal(a: Float32Array, b: Float32Array): boolean {
 }
 
 /**
- * Loads a GGUF model of a decoder family (F32, F16, BF16 or Q8_0 tensors).
+ * Loads a GGUF model of a decoder family, its tensors of any type `DEQUANTIZE_TYPES` names converted
+ * to f32.
  *
  * @throws {CheckpointError} naming the file: not GGUF, another architecture, a missing or
  * misshapen tensor, an unsupported element type or RoPE, a truncated file.

@@ -21,6 +21,7 @@ export * from "./inherit.ts";
 export * from "./trainer.ts";
 export * from "./safetensors.ts";
 export * from "./checkpoint.ts";
+export * from "./ggml_quants.ts";
 export * from "./gguf.ts";
 export * from "./gguf_model.ts";
 export * from "./llm_binaries.ts";

@@ -104,6 +104,7 @@ function parseHeader(
   const fail = (problem: string): never => {
     throw new CheckpointError(`${path}: ${problem}`);
   };
+  if (bytes[0] !== 0x7b) fail("header does not start with {");
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -146,11 +147,21 @@ function parseHeader(
     }
     entries.push({ name, dtype: dtype as string, shape: shape as number[], begin, end });
   }
+  // As the reference library requires: the tensors tile the data section exactly, in offset
+  // order, so a header length off by a byte or a stray offset cannot shift what is read.
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < entries.length; i++) {
-    if (entries[i].begin < entries[i - 1].end) {
-      fail(`tensors ${entries[i - 1].name} and ${entries[i].name} overlap`);
+  let end = 0;
+  for (const [i, e] of entries.entries()) {
+    if (e.begin < end) fail(`tensors ${entries[i - 1].name} and ${e.name} overlap`);
+    if (e.begin > end) {
+      fail(`tensor ${e.name} data begins at ${e.begin}, not at ${end} where the data before it ends`);
     }
+    end = e.end;
+  }
+  if (end !== dataBytes) {
+    fail(
+      `the tensors' data ends at byte ${end} of the ${dataBytes}-byte data section (wrong header length?)`,
+    );
   }
   return { entries, metadata };
 }
@@ -195,8 +206,9 @@ export function encodeFloats(dtype: FloatDtype, data: Float32Array): Uint8Array 
  * Reads a safetensors file, converting F32, F16 and BF16 tensors to f32.
  *
  * @throws {CheckpointError} when the file is short or truncated, its header is not valid JSON, an
- * offset lies outside the data or disagrees with its dtype and shape, tensors overlap, or a loaded
- * tensor has a dtype other than F32, F16 or BF16.
+ * offset lies outside the data or disagrees with its dtype and shape, the tensors do not tile the
+ * data section exactly (overlaps, gaps, bytes after the last), or a loaded tensor has a dtype other
+ * than F32, F16 or BF16.
  */
 export async function readSafetensors(
   path: string,

@@ -53,6 +53,27 @@ interface AddedToken {
   special?: boolean;
 }
 
+/**
+ * Why the ids of `model.vocab` (an object of token → id; a Unigram list has none) and
+ * `added_tokens` cannot index one vocabulary of their entries' number, or undefined. Checked
+ * before Tokenizers.js sees them: it fills arrays up to the largest id, so an id of 10⁹ from a
+ * corrupt file would spin for a minute before failing.
+ */
+function idProblem(model: Json, added: readonly AddedToken[]): string | undefined {
+  const entries = isObject(model.vocab) ? Object.entries(model.vocab) : [];
+  const size = (Array.isArray(model.vocab) ? model.vocab.length : entries.length) + added.length;
+  const outside = (id: unknown): boolean =>
+    !Number.isInteger(id) || (id as number) < 0 || (id as number) >= size;
+  for (const [token, id] of entries) {
+    if (outside(id)) {
+      return `model.vocab id ${id} of ${JSON.stringify(token)} is outside the vocabulary of ${size} tokens`;
+    }
+  }
+  for (const t of added) {
+    if (outside(t?.id)) return `added_tokens id ${t?.id} is outside the vocabulary of ${size} tokens`;
+  }
+}
+
 /** Text at the start of a continuation's encoding, whose ids are dropped again. */
 const ANCHOR = "a";
 /** Characters encoded per call at most, about, so that BPE over a text without pre-tokenizer stays fast. */
@@ -70,6 +91,8 @@ export function jsonTokenizer(json: unknown): Tokenizer {
   if (!isObject(json) || !isObject(json.model)) throw new DataError("not a tokenizer.json: no model object");
   const model = json.model;
   const added: AddedToken[] = Array.isArray(json.added_tokens) ? json.added_tokens as AddedToken[] : [];
+  const problem = idProblem(model, added);
+  if (problem) throw new DataError(problem);
   let full: HfTokenizer;
   let plain: HfTokenizer;
   try {

@@ -26,3 +26,18 @@ export async function assertRejects(fn: () => Promise<unknown>, pattern: RegExp)
   assert.match(caught.message, pattern);
   return caught;
 }
+
+/**
+ * Asserts that `fn` rejects with a one-line error that starts with `path` and matches `pattern`,
+ * as errors users can cause with a file must read.
+ */
+export async function assertRejectsNaming(
+  fn: () => Promise<unknown>,
+  path: string,
+  pattern: RegExp,
+): Promise<Error> {
+  const e = await assertRejects(fn, pattern);
+  assert.ok(e.message.startsWith(path), `${e.message} names ${path}`);
+  assert.ok(!e.message.includes("\n"), `${e.message} is one line`);
+  return e;
+}

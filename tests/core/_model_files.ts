@@ -7,9 +7,11 @@ import {
   type DecoderConfig,
   type DecoderParamSpec,
   encodeFloats,
+  ggmlTypeNamed,
   ggufTensorName,
   LLAMA2C_MAGIC,
   paramSpecs,
+  quantize,
 } from "@inheritune/core";
 import { rand } from "../_util.ts";
 
@@ -84,6 +86,7 @@ export function ggufBytes(
   };
   const value = (type: number, v: unknown, itemType?: number): void => {
     if (type === 4) u32(v as number);
+    else if (type === 5) parts.push(new Uint8Array(new Int32Array([v as number]).buffer));
     else if (type === 6) parts.push(new Uint8Array(new Float32Array([v as number]).buffer));
     else if (type === 7) parts.push(Uint8Array.of(v ? 1 : 0));
     else if (type === 8) str(v as string);
@@ -129,12 +132,16 @@ export function ggufBytes(
 
 /**
  * A llama GGUF file of `model` with llama.cpp's names: matrices F32, or F16 (`type` 1) or BF16
- * (30); `replace` stores one tensor as the given raw bytes of another ggml type instead.
+ * (30), or the ggml type `mix` names for a tensor (quantized as llama.cpp does); `replace` stores
+ * one tensor as the given raw bytes of another ggml type instead; `metadata` adds keys (a
+ * tokenizer's).
  */
 export function llamaGguf(
   { config, params }: Checkpoint & { config: DecoderConfig },
   options: {
     type?: 0 | 1 | 30;
+    mix?: (name: string) => string | undefined;
+    metadata?: Record<string, GgufEntry>;
     architecture?: string;
     replace?: { name: string; type: number; bytes: Uint8Array };
   } = {},
@@ -144,11 +151,14 @@ export function llamaGguf(
   const hs = config.n_embd / config.n_head;
   const tensors: Record<string, GgufTensorData> = {};
   const add = (name: string, shape: number[], data: Float32Array) => {
-    tensors[name] = {
-      shape,
-      type: shape.length > 1 ? type : 0,
-      bytes: encodeFloats(shape.length > 1 ? dtype : "F32", data).slice(),
-    };
+    const mixed = options.mix?.(name);
+    tensors[name] = mixed
+      ? { shape, type: ggmlTypeNamed(mixed)!.id, bytes: quantize(mixed, data, { rowLength: shape.at(-1) }) }
+      : {
+        shape,
+        type: shape.length > 1 ? type : 0,
+        bytes: encodeFloats(shape.length > 1 ? dtype : "F32", data).slice(),
+      };
   };
   for (const spec of paramSpecs(config)) {
     let data = params.get(spec.name)!;
@@ -168,6 +178,7 @@ export function llamaGguf(
     "llama.attention.head_count_kv": [4, config.n_kv_head],
     "llama.attention.layer_norm_rms_epsilon": [6, config.norm_eps],
     "llama.rope.freq_base": [6, config.rope_theta],
+    ...options.metadata,
   }, tensors);
 }
 

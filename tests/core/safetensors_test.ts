@@ -117,7 +117,25 @@ Deno.test("safetensors rejects damaged files with one line naming the file and t
         /header length 1000 does not fit in the \d+-byte file/,
       ],
       ["bad_json", rawFile("{not json", new Uint8Array(0)), /header is not valid JSON/],
-      ["array", rawFile("[1, 2]", new Uint8Array(0)), /header is not a JSON object/],
+      ["array", rawFile("[1, 2]", new Uint8Array(0)), /header does not start with \{/],
+      [
+        "gap",
+        rawFile({
+          a: { dtype: "F32", shape: [1], data_offsets: [0, 4] },
+          b: { dtype: "F32", shape: [1], data_offsets: [8, 12] },
+        }, new Uint8Array(12)),
+        /tensor b data begins at 8, not at 4 where the data before it ends/,
+      ],
+      [
+        "trailing",
+        rawFile(ok, new Uint8Array(9)),
+        /the tensors' data ends at byte 8 of the 9-byte data section \(wrong header length\?\)/,
+      ],
+      [
+        "header_short",
+        rawFile(JSON.stringify(ok) + " ", new Uint8Array(8), JSON.stringify(ok).length),
+        /the tensors' data ends at byte 8 of the 9-byte data section \(wrong header length\?\)/,
+      ],
       [
         "truncated",
         rawFile(ok, new Uint8Array(6)),
