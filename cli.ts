@@ -15,11 +15,11 @@ import { runCommand } from "./cli/_run.ts";
 export interface CommandModule {
   /** Its flags, defaults and help. */
   COMMAND: CommandSpec;
-  /** Runs it with the command line after its name. */
+  /** Runs the command with the arguments after its name. */
   main(args: string[]): Promise<void>;
 }
 
-/** The commands by name, each loaded when run. */
+/** Every command, by name, in the order the overview lists them: the tests walk this table. */
 export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   prepare: () => import("./cli/prepare.ts"),
   train: () => import("./cli/train.ts"),

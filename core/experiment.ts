@@ -93,7 +93,7 @@ export interface VariantResult {
   blocks?: number[];
   /** Where its weights came from, in words. */
   source: string;
-  /** Validation curve (step, loss). */
+  /** Validation curve (step, loss), from step 0: the loss before training. */
   curve?: [number, number][];
   /** Wall-clock seconds of training. */
   train_seconds?: number;
@@ -180,6 +180,9 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       subset: { fraction, seed },
     });
     summary.settings.train_windows = sampler.windowsPerEpoch;
+    // Where each target starts is the method's point (an inherited target starts far below one
+    // from scratch); the evaluation runs on a model of its own, so training is unchanged by it.
+    const initial = await evaluate(config, params);
     const started = performance.now();
     const result = await train({
       gpu,
@@ -200,7 +203,8 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       onMetrics: (m) => options.onProgress?.(variant.name, m),
       meta: { variant },
     });
-    const points = result.history.filter((m) => m.val_loss !== undefined).map((m) => [m.step, m.val_loss!]);
+    const points: [number, number][] = [[0, initial.loss]];
+    for (const m of result.history) if (m.val_loss !== undefined) points.push([m.step, m.val_loss]);
     const trainSeconds = (performance.now() - started) / 1000;
     const final = await evaluate(config, result.params);
     summary[variant.name] = {
@@ -210,12 +214,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       params: countParams(config),
       blocks: target.blocks,
       source: describe(variant, target.blocks),
-      curve: points as [number, number][],
+      curve: points,
       train_seconds: trainSeconds,
       tokens_trained: result.step * B * T,
       sample: await sample({ config, params: result.params }),
     };
-    curves.push({ name: variant.name, points: points as [number, number][] });
+    curves.push({ name: variant.name, points });
   }
   const svg = lossCurvesSvg(curves, { reference: refEval.loss, title: "validation loss (held-out split)" });
   await writeText(join(options.out, "curves.svg"), svg);

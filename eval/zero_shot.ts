@@ -162,13 +162,3 @@ export async function scoreTask(model: LanguageModel, prepared: PreparedTask): P
     acc_norm_stderr: accNorm.stderr,
   };
 }
-
-/** {@linkcode prepareTask} then {@linkcode scoreTask} with `model`'s T. */
-export async function evaluateTask(
-  model: LanguageModel,
-  task: Task,
-  options: { tokenizer: Tokenizer; limit?: number },
-): Promise<TaskResult> {
-  const shape = { T: model.T, vocabSize: model.config.vocab_size, limit: options.limit };
-  return await scoreTask(model, prepareTask(task, options.tokenizer, shape));
-}

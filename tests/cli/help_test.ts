@@ -1,20 +1,27 @@
 /** Every command's --help, the bare command line's list, the README's command table, a quiet stderr. */
 import assert from "node:assert/strict";
+import { COMMANDS } from "../../cli.ts";
 import { runCli } from "../_util.ts";
 
-const COMMANDS = ["prepare", "train", "inherit", "eval", "analyze", "generate", "serve"];
+/** The command table's names: a command added there is tested here without an edit. */
+const NAMES = Object.keys(COMMANDS);
 
 /** Each command module's spec, as its --help prints it. */
-async function specs() {
-  return await Promise.all(
-    COMMANDS.map(async (name) =>
-      (await import(`../../cli/${name}.ts`)).COMMAND as { name: string; usage: string }
-    ),
-  );
+async function specs(): Promise<{ name: string; usage: string }[]> {
+  return await Promise.all(Object.values(COMMANDS).map(async (load) => (await load()).COMMAND));
 }
 
+Deno.test("each command's spec carries its table name and a `deno task` of that name runs it", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url))).tasks;
+  assert.ok(NAMES.length > 0);
+  for (const [i, spec] of (await specs()).entries()) {
+    assert.equal(spec.name, NAMES[i]);
+    assert.match(tasks[spec.name] ?? "", new RegExp(`^deno run .* cli\\.ts ${spec.name}$`), spec.name);
+  }
+});
+
 Deno.test("every command answers --help and -h with its usage, flags with defaults, and an example", async () => {
-  for (const name of COMMANDS) {
+  for (const name of NAMES) {
     for (const flag of ["--help", "-h"]) {
       const r = await runCli([name, flag]);
       assert.equal(r.code, 0, `${name} ${flag}: ${r.stderr}`);
@@ -36,13 +43,13 @@ Deno.test("the bare command line, `help` and `--help` list every command with on
   for (const args of [[], ["help"], ["--help"]]) {
     const r = await runCli(args);
     assert.equal(r.code, 0, r.stderr);
-    for (const name of COMMANDS) {
+    for (const name of NAMES) {
       assert.match(r.stdout, new RegExp(`^  ${name} +\\S`, "m"), `${name} in ${args}`);
     }
   }
   const unknown = await runCli(["trian"]);
   assert.equal(unknown.code, 2);
-  assert.match(unknown.stderr, /^inheritune: unknown command "trian"; commands: prepare, train/);
+  assert.equal(unknown.stderr, `inheritune: unknown command "trian"; commands: ${NAMES.join(", ")}\n`);
 });
 
 Deno.test("the README's command table shows each command's usage as its --help does", async () => {

@@ -2,14 +2,18 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createView, getGpu, read, Recorder, write } from "@inheritune/kernels";
 import {
+  type Checkpoint,
   createModel,
+  type DecoderConfig,
   type GPT2Config,
   inherit,
   initParams,
   loadModel,
+  type ModelConfig,
   paramSpecs,
   saveModel,
   selectBlocks,
+  shortName,
 } from "@inheritune/core";
 import { assertThrows } from "../_assert.ts";
 import { withTempDir } from "../_util.ts";
@@ -119,4 +123,70 @@ Deno.test("inheriting every block gives the reference's logits exactly", async (
     model.destroy();
   }
   assert.deepEqual(logits[1], logits[0]);
+});
+
+const LLAMA: DecoderConfig = {
+  family: "llama",
+  n_layer: 3,
+  n_head: 2,
+  n_kv_head: 1,
+  n_embd: 8,
+  n_hidden: 12,
+  vocab_size: 11,
+  n_positions: 4,
+  norm_eps: 1e-5,
+  rope_theta: 10000,
+  tie_embeddings: false,
+};
+
+/** The short names of the tensors outside the blocks of `config`, as `--reinit` takes them. */
+function outsideNames(config: ModelConfig): string[] {
+  return [...new Set(paramSpecs(config).filter((s) => s.layer < 0).map(shortName))].sort();
+}
+
+Deno.test("shortName drops the model prefix and the weight/bias suffix of each family's tensors", () => {
+  assert.deepEqual(outsideNames(REF), ["ln_f", "wpe", "wte"]);
+  assert.deepEqual(outsideNames(LLAMA), ["embed_tokens", "lm_head", "norm"]);
+  assert.deepEqual(outsideNames({ ...LLAMA, tie_embeddings: true }), ["embed_tokens", "norm"]);
+  const spec = paramSpecs(REF).find((s) => s.name === "h.1.attn.c_attn.bias")!;
+  assert.equal(shortName(spec), "h.1.attn.c_attn");
+});
+
+/** A reference whose every value moved by 0.5 from its initialisation, as training would move it. */
+function trained(config: ModelConfig): Checkpoint {
+  const params = initParams(config, 5);
+  for (const p of params.values()) for (let i = 0; i < p.length; i++) p[i] += 0.5;
+  return { config, params };
+}
+
+Deno.test("inherit --reinit initialises the named tensors afresh and copies every other", () => {
+  for (const [config, reinit] of [[REF, ["ln_f", "wpe"]], [LLAMA, ["norm", "lm_head"]]] as const) {
+    const reference = trained(config);
+    const target = inherit(reference, { layers: 2, reinit: [...reinit], seed: 3 });
+    const again = inherit(reference, { layers: 2, reinit: [...reinit], seed: 3 });
+    for (const spec of paramSpecs(target.config)) {
+      const got = target.params.get(spec.name)!;
+      if (!(reinit as readonly string[]).includes(shortName(spec))) {
+        assert.deepEqual(got, reference.params.get(spec.name), `${spec.name} is inherited`);
+        continue;
+      }
+      assert.deepEqual(got, again.params.get(spec.name), `${spec.name}: the seed decides it`);
+      const fresh = spec.init === "ones" ? 1 : spec.init === "zeros" ? 0 : undefined;
+      if (fresh !== undefined) {
+        assert.ok(got.every((v) => v === fresh), `${spec.name} is ${spec.init}`);
+      } else {
+        const std = Math.sqrt(got.reduce((s, v) => s + v * v, 0) / got.length);
+        assert.ok(std > 0.01 && std < 0.03, `${spec.name} is drawn from N(0, 0.02): std ${std}`);
+      }
+    }
+  }
+});
+
+Deno.test("inherit --reinit rejects a name that is not a tensor outside the blocks, listing those", () => {
+  const reference = trained({ ...LLAMA, tie_embeddings: true });
+  assertThrows(
+    () => inherit(reference, { layers: 2, reinit: ["lm_head"] }),
+    /^--reinit lm_head: not a tensor outside the blocks of this model \(it has embed_tokens, norm\)$/,
+  );
+  assertThrows(() => inherit(trained(REF), { layers: 2, reinit: ["h.0.ln_1"] }), /it has wte, wpe, ln_f\)$/);
 });
