@@ -23,21 +23,12 @@ import { assertCloseNorm, runCli, withTempDir } from "../_util.ts";
 import {
   assertPassMatches,
   assertStepsMatch,
+  FAMILY_FIXTURES,
   fixture,
   FIXTURES,
   forwardBackward,
   twoSteps,
 } from "./_fixtures.ts";
-
-/** Each fixture's family, and whether the kernels run all of its features at the fixture's T. */
-const CASES = [
-  { name: "llama3_tiny", family: "llama", runs: true, gguf: false },
-  { name: "qwen2_tiny", family: "qwen2", runs: true, gguf: true },
-  { name: "qwen3_tiny", family: "qwen3", runs: true, gguf: true },
-  { name: "mistral_tiny", family: "mistral", runs: false, gguf: false },
-  { name: "phi3_tiny", family: "phi3", runs: false, gguf: true },
-  { name: "gemma3_text_tiny", family: "gemma3_text", runs: false, gguf: true },
-] as const;
 
 /** A copy of fixture `name`'s folder with `config_v5.json` as its `config.json`. */
 async function v5Folder(dir: string, name: string): Promise<string> {
@@ -47,7 +38,7 @@ async function v5Folder(dir: string, name: string): Promise<string> {
   return dir;
 }
 
-for (const c of CASES) {
+for (const c of FAMILY_FIXTURES) {
   Deno.test(`${c.name}: config.json in v4 and in v5 form give the same ${c.family} configuration`, async () => {
     await withTempDir(async (dir) => {
       const v4 = await loadModel(join(FIXTURES, c.name));
