@@ -19,7 +19,8 @@ import {
   saveModel,
 } from "@inheritune/core";
 import { getGpu } from "@inheritune/kernels";
-import { assertCloseNorm, runCli, withTempDir } from "../_util.ts";
+import { assertClose, assertCloseNorm, runCli, withTempDir } from "../_util.ts";
+import { llamaGguf, tinyLlama } from "./_model_files.ts";
 import {
   assertPassMatches,
   assertStepsMatch,
@@ -110,14 +111,82 @@ for (const c of FAMILY_FIXTURES) {
   }
 }
 
-Deno.test("a llama GGUF with Llama 3's per-frequency RoPE factors is refused with one line", async () => {
-  const path = join(FIXTURES, "llama3_tiny", "model.gguf");
-  await assert.rejects(() => loadModel(path), (e: Error) => {
-    assert.match(
-      e.message,
-      /model\.gguf: tensor rope_freqs\.weight \(per-frequency RoPE factors\) is not supported/,
-    );
-    return true;
+Deno.test("llama3_tiny's GGUF states Llama 3's scaling as rope_freqs: the HF folder's weights and logits", async () => {
+  const hf = await loadModel(join(FIXTURES, "llama3_tiny"));
+  const fx = await fixture("llama3_tiny");
+  for (const file of ["model.gguf", "model_f16.gguf"]) {
+    const gguf = await loadModel(join(FIXTURES, "llama3_tiny", file));
+    const config = gguf.config as DecoderConfig;
+    // llama.cpp's divisors [1, 3.5685, 8, 8] stand for rope_scaling llama3 (FAMILIES.md).
+    assertClose(config.rope_freq_factors!, [1, 3.5685329633, 8, 8], 1e-7, `${file} rope_freq_factors`);
+    const { rope_freq_factors: _, ...rest } = config;
+    const { rope_scaling: __, ...hfRest } = hf.config as DecoderConfig;
+    assert.deepEqual(rest, hfRest, file);
+    const exact = file === "model.gguf";
+    for (const [name, p] of hf.params) {
+      if (exact) assert.deepEqual(gguf.params.get(name), p, name);
+    }
+    // The same model: the folder's logits (the F16 file's rounded weights: their own, near them).
+    const ours = await forwardBackward({ ...fx, config, params: exact ? fx.params : gguf.params });
+    if (exact) assertPassMatches(fx, ours);
+    else assertCloseNorm(ours.logits, fx.get("logits"), 1e-3, `${file} logits`);
+  }
+});
+
+Deno.test("per-frequency RoPE divisors are written as transformers' longrope with one list and read back", async () => {
+  await withTempDir(async (dir) => {
+    const gguf = await loadModel(join(FIXTURES, "llama3_tiny", "model.gguf"));
+    await saveModel(dir, gguf);
+    const json = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
+    const factors = (gguf.config as DecoderConfig).rope_freq_factors;
+    assert.deepEqual(json.rope_scaling, {
+      rope_type: "longrope",
+      short_factor: factors,
+      long_factor: factors,
+      attention_factor: 1,
+      factor: 1,
+      original_max_position_embeddings: 1024,
+    });
+    assert.deepEqual((await loadModel(dir)).config, gguf.config);
+    // Any other longrope (Phi-3's two lists) is refused with one line.
+    json.rope_scaling.long_factor = [1, 1, 1, 1];
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(json));
+    await assert.rejects(() => loadModel(dir), (e: Error) => {
+      assert.match(
+        e.message,
+        /config\.json: rope_scaling: rope_type "longrope" is supported only as per-frequency divisors \(short_factor equal to long_factor, attention_factor 1\)$/,
+      );
+      return true;
+    });
+  });
+});
+
+Deno.test("a GGUF's rope_freqs of the wrong size, or Phi-3's long-context factors, are refused with one line", async () => {
+  await withTempDir(async (dir) => {
+    const model = tinyLlama(); // head size 4: 2 frequencies
+    const cases: [Record<string, Float32Array>, RegExp][] = [
+      [
+        { "rope_freqs.weight": new Float32Array([1, 2, 3]) },
+        /tensor rope_freqs\.weight has shape \[3\], the head size 4 needs \[2\]$/,
+      ],
+      [
+        { "rope_freqs.weight": new Float32Array([1, 0]) },
+        /rope_freq_factors must be 2 positive numbers/,
+      ],
+      [
+        { "rope_factors_long.weight": new Float32Array(2) },
+        /tensor rope_factors_long\.weight \(per-frequency RoPE factors\) is not supported$/,
+      ],
+    ];
+    for (const [extra, pattern] of cases) {
+      const path = join(dir, "m.gguf");
+      await Deno.writeFile(path, llamaGguf(model, { extra }));
+      await assert.rejects(() => loadModel(path), (e: Error) => {
+        assert.match(e.message, pattern);
+        assert.ok(!e.message.includes("\n"));
+        return true;
+      });
+    }
   });
 });
 
