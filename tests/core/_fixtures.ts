@@ -20,7 +20,8 @@ export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 /**
  * The family fixtures of `scripts/family_fixtures.py`: each one's family, whether the GPU kernels
  * run all of its features at the fixture's T (the tests that run a model take those whose `runs`
- * is true), and whether it has a GGUF file that loads as the same model.
+ * is true: flipping it adds a family to them), and whether it has a GGUF file that loads as the same
+ * configuration (llama3_tiny's states its RoPE scaling as llama.cpp's divisors, tested apart).
  */
 export const FAMILY_FIXTURES = [
   { name: "llama3_tiny", family: "llama", runs: true, gguf: false },

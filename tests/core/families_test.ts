@@ -17,7 +17,9 @@ import {
   paramSpecs,
   readSafetensors,
   saveModel,
+  train,
 } from "@inheritune/core";
+import { arraySource, BatchSampler } from "@inheritune/data";
 import { getGpu } from "@inheritune/kernels";
 import { assertClose, assertCloseNorm, runCli, withTempDir } from "../_util.ts";
 import { llamaGguf, tinyLlama } from "./_model_files.ts";
@@ -78,6 +80,33 @@ for (const c of FAMILY_FIXTURES) {
     Deno.test(`${c.name}: two AdamW steps with clipping equal transformers'`, async () => {
       const fx = await fixture(c.name);
       assertStepsMatch(fx, await twoSteps(fx));
+    });
+
+    Deno.test(`${c.name}: 2 inherited blocks trained 20 steps lower the loss`, async () => {
+      const reference = await loadModel(join(FIXTURES, c.name));
+      const target = inherit(reference, { layers: 2 });
+      // A cycle of 37 ids, learnable in 20 steps of 4 windows of 16.
+      const V = reference.config.vocab_size;
+      const ids = Uint32Array.from({ length: 2000 }, (_, i) => ((i % 37) * 17 + 3) % V);
+      await withTempDir(async (dir) => {
+        const { history } = await train({
+          gpu: await getGpu(),
+          config: target.config,
+          params: target.params,
+          batches: new BatchSampler(arraySource(ids), { B: 4, T: 16, shuffle: true, seed: 1 }),
+          out: dir,
+          steps: 20,
+          B: 4,
+          T: 16,
+          lr: 3e-3,
+          warmup: 2,
+          logEvery: 1,
+        });
+        const losses = history.map((m) => m.loss);
+        const last = losses.slice(-5).reduce((a, b) => a + b) / 5;
+        assert.equal(losses.length, 20);
+        assert.ok(last < losses[0] - 0.5, `losses ${losses.map((l) => l.toFixed(3)).join(" ")}`);
+      });
     });
 
     Deno.test(`${c.name}: greedy decoding gives transformers' ids`, async () => {
