@@ -15,6 +15,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getGpu } from "@inheritune/kernels";
 import {
+  type Checkpoint,
   checkpointTokenizer,
   createModel,
   inherit,
@@ -23,7 +24,7 @@ import {
   train,
   validationLoss,
 } from "@inheritune/core";
-import { BatchSampler, openDataset, prepare, writeShard } from "@inheritune/data";
+import { BatchSampler, openDataset, prepare, type TokenSource, writeShard } from "@inheritune/data";
 import { rand, withTempDir } from "../_util.ts";
 import { FAMILY_FIXTURES, FIXTURES } from "../core/_fixtures.ts";
 
@@ -144,6 +145,32 @@ function assertLossesClose(actual: number[], expected: number[], tol: number, wh
   console.log(`  ${what}: largest loss difference ${worst.toExponential(2)} over ${actual.length} steps`);
 }
 
+/**
+ * The per-step losses of `deno task train`'s trainer on `model` with the script runs' recipe
+ * (`COMMON`: seed 5, lr 1e-3, one warm-up step) and a global batch of 4 windows of T.
+ */
+async function denoLosses(
+  model: Checkpoint,
+  source: TokenSource,
+  options: { T: number; steps: number; out: string },
+): Promise<number[]> {
+  const { T, steps, out } = options;
+  const result = await train({
+    gpu: await getGpu(),
+    config: model.config,
+    params: model.params,
+    batches: new BatchSampler(source, { B: 4, T, shuffle: true, seed: 5 }),
+    out,
+    steps,
+    B: 4,
+    T,
+    lr: 1e-3,
+    warmup: 1,
+    logEvery: 1,
+  });
+  return result.history.map((m) => m.loss);
+}
+
 /** Seeded English-like documents separated for `prepare`, about 20 kB of bytes. */
 function corpus(): string {
   const words = (
@@ -241,21 +268,12 @@ Deno.test("fsdp_train.py continues an inherited model across processes, and Deno
 
     await t.step("the losses are the Deno trainer's on the same model, data, batch and seed", async () => {
       using dataset = await openDataset(data);
-      const reference = await loadModel(model);
-      const result = await train({
-        gpu: await getGpu(),
-        config: reference.config,
-        params: reference.params,
-        batches: new BatchSampler(dataset.split("train"), { B: 4, T: 32, shuffle: true, seed: 5 }),
-        out: join(dir, "deno"),
-        steps: 5,
-        B: 4,
+      const deno = await denoLosses(await loadModel(model), dataset.split("train"), {
         T: 32,
-        lr: 1e-3,
-        warmup: 1,
-        logEvery: 1,
+        steps: 5,
+        out: join(dir, "deno"),
       });
-      assertLossesClose(twoLosses, result.history.map((m) => m.loss), 1e-4, "script vs Deno trainer");
+      assertLossesClose(twoLosses, deno, 1e-4, "script vs Deno trainer");
     });
   });
 });
@@ -349,26 +367,12 @@ Deno.test("fsdp_train.py continues stories260K's first 2 blocks; Deno evaluates 
     } finally {
       net.destroy();
     }
-    const inherited = await loadModel(model);
-    const result = await train({
-      gpu: await getGpu(),
-      config: inherited.config,
-      params: inherited.params,
-      batches: new BatchSampler(dataset.split("train"), { B: 4, T: 32, shuffle: true, seed: 5 }),
-      out: join(dir, "deno"),
-      steps: 4,
-      B: 4,
+    const deno = await denoLosses(await loadModel(model), dataset.split("train"), {
       T: 32,
-      lr: 1e-3,
-      warmup: 1,
-      logEvery: 1,
+      steps: 4,
+      out: join(dir, "deno"),
     });
-    assertLossesClose(
-      (await metrics(out)).map((m) => m.loss),
-      result.history.map((m) => m.loss),
-      1e-4,
-      "LLaMA script vs Deno trainer",
-    );
+    assertLossesClose((await metrics(out)).map((m) => m.loss), deno, 1e-4, "LLaMA script vs Deno trainer");
   });
 });
 
@@ -447,25 +451,11 @@ Deno.test({
       await writeShard(join(data, "train_000000.bin"), ids);
       await writeShard(join(data, "val_000000.bin"), ids.slice(0, 200));
       const python = TRANSFORMERS_PYTHON;
+      // COMMON's recipe at context 16 (the last --ctx counts).
       const args = (model: string, out: string): string[] => [
-        "--model",
-        model,
-        "--data",
-        data,
-        "--out",
-        out,
-        "--steps",
-        "4",
-        "--ctx",
-        "16",
-        "--lr",
-        "1e-3",
-        "--warmup",
-        "1",
-        "--log-every",
-        "1",
-        "--seed",
-        "5",
+        ...["--model", model, "--data", data, "--out", out, "--steps", "4"],
+        ...COMMON,
+        ...["--ctx", "16"],
       ];
       for (const c of FAMILY_FIXTURES) {
         const model = join(FIXTURES, c.name);
@@ -496,22 +486,14 @@ Deno.test({
         } finally {
           net.destroy();
         }
-        const result = await train({
-          gpu: await getGpu(),
-          config: reference.config,
-          params: reference.params,
-          batches: new BatchSampler(dataset.split("train"), { B: 4, T: 16, shuffle: true, seed: 5 }),
-          out: join(dir, `${c.name}-deno`),
-          steps: 4,
-          B: 4,
+        const deno = await denoLosses(reference, dataset.split("train"), {
           T: 16,
-          lr: 1e-3,
-          warmup: 1,
-          logEvery: 1,
+          steps: 4,
+          out: join(dir, `${c.name}-deno`),
         });
         assertLossesClose(
           (await metrics(out)).map((m) => m.loss),
-          result.history.map((m) => m.loss),
+          deno,
           1e-4,
           `${c.name} through transformers vs Deno trainer`,
         );
