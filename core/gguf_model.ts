@@ -136,8 +136,8 @@ export async function loadGgufModel(path: string): Promise<Checkpoint> {
     const form = family.gguf!;
     // llama.cpp divides each RoPE frequency of a llama by rope_freqs (Llama 3's scaling); Phi-3's
     // long-context pair of factor lists is another scaling, and other architectures read none.
-    const freqs = gguf.tensors.get(ROPE_FREQS);
-    for (const name of [...(freqs && arch !== "llama" ? [ROPE_FREQS] : []), ...LONGROPE_TENSORS]) {
+    const freqs = arch === "llama" ? gguf.tensors.get(ROPE_FREQS) : undefined;
+    for (const name of arch === "llama" ? LONGROPE_TENSORS : [ROPE_FREQS, ...LONGROPE_TENSORS]) {
       if (gguf.tensors.has(name)) {
         throw new CheckpointError(`${path}: tensor ${name} (per-frequency RoPE factors) is not supported`);
       }
