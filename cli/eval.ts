@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { checkpointTokenizer, loadModel } from "@inheritune/core";
+import { loadModel, ownTokenizer } from "@inheritune/core";
 import { getGpu } from "@inheritune/kernels";
 import { DataError, maxToken, openDataset, type Tokenizer, validationSplit } from "@inheritune/data";
 import {
@@ -88,7 +88,9 @@ export const COMMAND = {
     "{context, choices, gold} form, and llm-foundry ICL JSONL ({query, choices, gold}; {context_options,",
     "continuation, gold}; {context, continuation}). For one model without --json/--markdown, the last line",
     'is JSON {"loss", "perplexity", "tokens", "bytes", "bpb", "tasks"}. Data prepared with another tokenizer',
-    "is re-tokenised for the model (said on stderr); bare shards are read as the model's own tokens.",
+    "is re-tokenised for the model (said on stderr); bare shards are read as the model's own tokens. A model",
+    "without a tokenizer reads the data's ids as its own: loss and perplexity, and bits per byte only when",
+    "the data has a tokenizer (else null, shown as -); tasks need a tokenizer.",
   ],
   examples: [
     "deno task eval --model models/stories260K/model.gguf --data runs/data/tinystories --ctx 256",
@@ -130,8 +132,14 @@ export async function main(args: string[]): Promise<void> {
     const out: Task[] = [];
     for (const name of names) {
       if (Object.hasOwn(CLOZE_TASKS, name)) {
-        if (!source || !tokenizer) {
-          throw new UsageError(`task ${name} is built from --data, which is missing`);
+        if (!source) throw new UsageError(`task ${name} is built from --data, which is missing`);
+        if (!tokenizer) {
+          const problem = `task ${name} is built from text, and neither ${
+            dataset!.path
+          } nor the model has a tokenizer`;
+          if (f.tasks !== undefined) throw new UsageError(problem);
+          console.error(`${problem}: skipped`);
+          continue;
         }
         out.push(buildClozeFromSplit(source, tokenizer, { ...cloze, kind: CLOZE_TASKS[name] }));
         continue;
@@ -160,9 +168,9 @@ export async function main(args: string[]): Promise<void> {
     if (ctx !== undefined && ctx > config.n_positions) {
       throw new UsageError(`--ctx ${ctx} exceeds ${path}'s n_positions ${config.n_positions}`);
     }
-    const own = await checkpointTokenizer(checkpoint, path);
-    if (source && !prepared) {
-      // Bare shards: the model's own tokens, which must fit its vocabulary.
+    const own = await ownTokenizer(checkpoint, path);
+    if (source && (!prepared || !own)) {
+      // Bare shards, or a model without a tokenizer: the model's own tokens, which must fit its vocabulary.
       const max = maxToken(source);
       if (max >= config.vocab_size) {
         throw new DataError(
@@ -170,7 +178,7 @@ export async function main(args: string[]): Promise<void> {
         );
       }
     }
-    if (prepared && prepared.hash !== own.hash) {
+    if (prepared && own && prepared.hash !== own.hash) {
       console.error(
         `${path}: re-tokenising ${
           dataset!.path
@@ -178,7 +186,12 @@ export async function main(args: string[]): Promise<void> {
       );
     }
     tasks ??= await buildTasks(prepared ?? own);
-    console.error(`evaluating ${path} (${config.n_layer} blocks, C=${config.n_embd}, ${own.name} tokens)`);
+    const tokens = own?.name ?? prepared?.name;
+    console.error(
+      `evaluating ${path} (${config.n_layer} blocks, C=${config.n_embd}, ${
+        tokens ?? "ids without a tokenizer"
+      }${tokens ? " tokens" : ": bits per byte unavailable"})`,
+    );
     reports.push(
       await evaluateModel({ name: path, ...checkpoint }, {
         text: source ? { source, tokenizer: prepared ?? own } : undefined,
@@ -226,8 +239,9 @@ function summary(r: ModelReport): Record<string, unknown> {
     loss: r.text?.loss,
     perplexity: r.text?.perplexity,
     tokens: r.text?.tokens,
-    bytes: r.text?.bytes,
-    bpb: r.text?.bitsPerByte,
+    // null where the text was scored but no tokenizer gave its bytes.
+    bytes: r.text && (r.text.bytes ?? null),
+    bpb: r.text && (r.text.bitsPerByte ?? null),
     params: r.params,
     tasks,
   };

@@ -8,7 +8,6 @@
 import { getGpu } from "@inheritune/kernels";
 import {
   type Checkpoint,
-  checkpointTokenizer,
   DECODER_FAMILIES_BY_NAME,
   type DecoderFamilyName,
   DEFAULT_ROPE_THETA,
@@ -19,14 +18,14 @@ import {
   inherit,
   INHERIT_DEFAULTS,
   initParams,
-  isDecoder,
   loadModel,
   type ModelConfig,
+  ownTokenizer,
   train,
   TRAINER_DEFAULTS,
   validateConfig,
 } from "@inheritune/core";
-import { BatchSampler, type Tokenizer, validationSplit } from "@inheritune/data";
+import { BatchSampler, validationSplit } from "@inheritune/data";
 import { type CommandSpec, type FlagValues, inheritFlags, parseCommand, UsageError } from "./_flags.ts";
 import { bareVocabulary, dataTokenizer, openModelData } from "./_data.ts";
 import { progressPrinter } from "./_progress.ts";
@@ -247,14 +246,6 @@ function scratchConfig(
   });
 }
 
-/** The model's tokenizer, or undefined when it carries none (then the data's is adopted). */
-async function modelTokenizer(model: Checkpoint, path: string): Promise<Tokenizer | undefined> {
-  if (!model.tokenizerFiles && model.config.tokenizer === undefined && isDecoder(model.config)) {
-    return undefined;
-  }
-  return await checkpointTokenizer(model, path);
-}
-
 /** Runs the command with its flags; with none, the Inheritune experiment on the embedded default. */
 export async function main(args: string[]): Promise<void> {
   if (runsExperiment(args)) return await (await import("./experiment.ts")).main(args);
@@ -272,7 +263,7 @@ export async function main(args: string[]): Promise<void> {
     if (f.grow) options.layers ??= Math.max(1, Math.floor(reference.config.n_layer / 2));
     model = inherit(reference, options);
   }
-  const source = model ? await modelTokenizer(model, f.resume ? out : f.reference!) : undefined;
+  const source = model ? await ownTokenizer(model, f.resume ? out : f.reference!) : undefined;
   let dataset;
   let config: ModelConfig;
   let params;

@@ -11,6 +11,7 @@ import {
   type RopeScaling,
   ropeScaling,
   RopeScalingError,
+  type RopeSpec,
 } from "@inheritune/kernels";
 import { UserError } from "@inheritune/data";
 
@@ -73,6 +74,13 @@ export interface DecoderConfig extends BaseConfig {
   rope_theta: number;
   /** RoPE scaling of the full-attention blocks (`rope_scaling`, never `default`); absent: none. */
   rope_scaling?: RopeScaling;
+  /**
+   * Divisors of the full-attention blocks' `head_dim/2` RoPE frequencies, after `rope_scaling`:
+   * llama.cpp's `rope_freqs` tensor, which is how a GGUF file states Llama 3's scaling (in a
+   * `config.json`, a `longrope` scaling with `short_factor` = `long_factor` and `attention_factor`
+   * 1); absent: none.
+   */
+  rope_freq_factors?: number[];
   /** Whether the LM head is the token embedding (`tie_word_embeddings`). */
   tie_embeddings: boolean;
   /** Beginning-of-sequence token (`bos_token_id`). */
@@ -142,14 +150,16 @@ export function kvHeads(config: ModelConfig): number {
 }
 
 /** The attention of block `l`: its window in positions (0: the whole context) and its RoPE. */
-export function layerAttention(
-  config: DecoderConfig,
-  l: number,
-): { window: number; theta: number; scaling?: RopeScaling } {
+export function layerAttention(config: DecoderConfig, l: number): RopeSpec & { window: number } {
   const sliding = config.layer_types?.[l] === "sliding_attention";
   const window = sliding ? config.sliding_window ?? 0 : 0;
   if (sliding && config.rope_local_theta !== undefined) return { window, theta: config.rope_local_theta };
-  return { window, theta: config.rope_theta, scaling: config.rope_scaling };
+  return {
+    window,
+    theta: config.rope_theta,
+    scaling: config.rope_scaling,
+    ...(config.rope_freq_factors ? { freqFactors: config.rope_freq_factors } : {}),
+  };
 }
 
 /**
@@ -268,6 +278,16 @@ function validateDecoder(config: DecoderConfig): void {
       if (e instanceof RopeScalingError) throw new ConfigError(e.message);
       throw e;
     }
+  }
+  const factors = config.rope_freq_factors;
+  if (factors !== undefined) {
+    check(
+      Array.isArray(factors) && factors.length === hs / 2 &&
+        factors.every((x) => typeof x === "number" && x > 0 && Number.isFinite(x)),
+      `rope_freq_factors must be ${hs / 2} positive numbers (one per RoPE pair), got ${
+        JSON.stringify(factors)
+      }`,
+    );
   }
   if (config.mlp !== undefined) {
     check(

@@ -174,17 +174,70 @@ class HfReader {
   }
 }
 
-/** One RoPE of a `rope_scaling` / `rope_parameters` object: its base (when stated) and scaling. */
+/**
+ * One RoPE of a `rope_scaling` / `rope_parameters` object: its base (when stated), its scaling and
+ * its per-frequency divisors.
+ */
 interface RopeParams {
   theta?: number;
   scaling?: RopeScaling;
+  freqFactors?: number[];
+}
+
+/** The keys of the one `longrope` form read (see {@linkcode longropeParams}). */
+const LONGROPE_KEYS = new Set([
+  "rope_type",
+  "type",
+  "rope_theta",
+  "short_factor",
+  "long_factor",
+  "attention_factor",
+  "factor",
+  "original_max_position_embeddings",
+]);
+
+/**
+ * A `longrope` object read as per-frequency divisors (`rope_freq_factors`): the form
+ * {@linkcode toHfConfig} writes them in, which transformers computes as the same frequencies
+ * (`short_factor` = `long_factor`, so the context length picks nothing; `attention_factor` 1, so
+ * cos and sin are not scaled). Phi-3's long-context scaling (two lists, an attention factor) is
+ * refused.
+ */
+function longropeParams(o: Record<string, unknown>, where: string, r: HfReader): RopeParams {
+  const short = o.short_factor;
+  const divisors = Array.isArray(short) && short.length > 0 &&
+    short.every((x) => typeof x === "number" && x > 0 && Number.isFinite(x));
+  if (!divisors || JSON.stringify(short) !== JSON.stringify(o.long_factor) || o.attention_factor !== 1) {
+    r.fail(
+      `${where}: rope_type "longrope" is supported only as per-frequency divisors (short_factor equal to ` +
+        `long_factor, attention_factor 1)`,
+    );
+  }
+  for (const key of Object.keys(o)) {
+    if (!LONGROPE_KEYS.has(key)) r.fail(`${where}: key ${key} is not understood for rope_type longrope`);
+  }
+  return { ...ropeTheta(o, where, r), freqFactors: short as number[] };
+}
+
+/** The base `rope_theta` a RoPE object states, if any. */
+function ropeTheta(o: Record<string, unknown> | null | undefined, where: string, r: HfReader): RopeParams {
+  const theta = o?.rope_theta;
+  if (theta !== undefined && theta !== null && typeof theta !== "number") {
+    r.fail(`${where} rope_theta must be a number, got ${JSON.stringify(theta)}`);
+  }
+  return typeof theta === "number" ? { theta } : {};
 }
 
 /**
  * Parses one RoPE object (`where` names it in problems): its base, when stated, and its scaling by
- * the kernels' reader, which refuses any type but default, linear and llama3.
+ * the kernels' reader, which refuses any type but default, linear and llama3, or the per-frequency
+ * divisors of {@linkcode longropeParams}.
  */
 function ropeParams(raw: unknown, where: string, r: HfReader): RopeParams {
+  const o = raw as Record<string, unknown> | null | undefined;
+  if (typeof o === "object" && o !== null && (o.rope_type ?? o.type) === "longrope") {
+    return longropeParams(o, where, r);
+  }
   let scaling: RopeScaling;
   try {
     scaling = ropeScaling(raw, {
@@ -195,14 +248,7 @@ function ropeParams(raw: unknown, where: string, r: HfReader): RopeParams {
     if (e instanceof RopeScalingError) return r.fail(e.message);
     throw e;
   }
-  const theta = (raw as Record<string, unknown> | null | undefined)?.rope_theta;
-  if (theta !== undefined && theta !== null && typeof theta !== "number") {
-    r.fail(`${where} rope_theta must be a number, got ${JSON.stringify(theta)}`);
-  }
-  return {
-    ...(typeof theta === "number" ? { theta } : {}),
-    ...(scaling.rope_type !== "default" ? { scaling } : {}),
-  };
+  return { ...ropeTheta(o, where, r), ...(scaling.rope_type !== "default" ? { scaling } : {}) };
 }
 
 /** The RoPE of the full-attention blocks and, where the file states one, of the sliding ones. */
@@ -219,7 +265,7 @@ function readRope(
   const local4 = r.get("rope_local_base_freq");
   const sliding4 = local4 === undefined ? undefined : { theta: r.num("rope_local_base_freq") };
   if (v5 === undefined) {
-    return { full: { theta: theta4 ?? defaultTheta, scaling: v4.scaling.scaling }, sliding: sliding4 };
+    return { full: { ...v4.scaling, theta: theta4 ?? defaultTheta }, sliding: sliding4 };
   }
   if (typeof v5 !== "object" || Array.isArray(v5)) r.fail(`rope_parameters must be an object`);
   const o = v5 as Record<string, unknown>;
@@ -240,7 +286,7 @@ function readRope(
   if (theta4 !== undefined && theta4 !== fullTheta) {
     r.fail(`rope_theta ${theta4} disagrees with rope_parameters' ${fullTheta}`);
   }
-  return { full: { theta: fullTheta, scaling: full.scaling }, sliding };
+  return { full: { ...full, theta: fullTheta }, sliding };
 }
 
 /** What distinguishes one family's `config.json` from LLaMA's. */
@@ -285,6 +331,7 @@ function readCommon(
   const headDim = r.num("head_dim", defaults.head_dim ?? C / heads);
   if (headDim !== C / heads) config.head_dim = headDim;
   if (rope.full.scaling) config.rope_scaling = rope.full.scaling;
+  if (rope.full.freqFactors) config.rope_freq_factors = rope.full.freqFactors;
   for (const key of ["bos_token_id", "eos_token_id"] as const) {
     const id = r.get(key);
     if (typeof id === "number") config[key] = id;
@@ -374,7 +421,9 @@ const gemmaRules: HfRules = {
       );
     setWindows(config, types, r.num("sliding_window", 4096));
     if (config.layer_types) {
-      if (rope.sliding?.scaling) r.fail("a scaled RoPE of the sliding_attention blocks is not supported");
+      if (rope.sliding?.scaling || rope.sliding?.freqFactors) {
+        r.fail("a scaled RoPE of the sliding_attention blocks is not supported");
+      }
       config.rope_local_theta = rope.sliding?.theta ?? 10000;
     }
   },
@@ -505,6 +554,30 @@ function fromHfConfig(
   return config;
 }
 
+/**
+ * The `rope_scaling` of `config`: its scaling, or its per-frequency divisors in the `longrope`
+ * form that transformers computes as the same frequencies (read back by {@linkcode longropeParams}).
+ *
+ * @throws {ConfigError} when it has both, which no `config.json` states.
+ */
+function hfRopeScaling(config: DecoderConfig): Record<string, unknown> | null {
+  const factors = config.rope_freq_factors;
+  if (!factors) return config.rope_scaling ?? null;
+  if (config.rope_scaling) {
+    throw new ConfigError(
+      `${config.family}: rope_scaling and rope_freq_factors together have no config.json form`,
+    );
+  }
+  return {
+    rope_type: "longrope",
+    short_factor: factors,
+    long_factor: factors,
+    attention_factor: 1,
+    factor: 1,
+    original_max_position_embeddings: config.n_positions,
+  };
+}
+
 /** `config` as the family's `config.json` (v4 keys, plus our `tokenizer`). */
 function toHfConfig(name: DecoderFamilyName, rules: HfRules, config: DecoderConfig): Record<string, unknown> {
   return {
@@ -520,7 +593,7 @@ function toHfConfig(name: DecoderFamilyName, rules: HfRules, config: DecoderConf
     vocab_size: config.vocab_size,
     rms_norm_eps: config.norm_eps,
     rope_theta: config.rope_theta,
-    rope_scaling: config.rope_scaling ?? null,
+    rope_scaling: hfRopeScaling(config),
     tie_word_embeddings: config.tie_embeddings,
     [rules.activation.key]: rules.activation.value,
     ...rules.write?.(config),

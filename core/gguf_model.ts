@@ -3,8 +3,9 @@
  * `gemma3`: the `gguf` forms of `families.ts`) as a checkpoint: the configuration from the
  * `<arch>.*` keys (the prefix is `general.architecture`), llama.cpp's tensor names mapped to the
  * family's, fused tensors split, query and key rows permuted from llama.cpp's interleaved-pair RoPE
- * layout where the architecture uses it (`llama`), the norm shift of Gemma's converter undone, and
- * the `tokenizer.ggml.*` vocabulary as the tokenizer file a Hugging Face folder would carry.
+ * layout where the architecture uses it (`llama`), the norm shift of Gemma's converter undone, Llama
+ * 3's RoPE scaling read from the per-frequency divisors of `rope_freqs.weight` (`rope_freq_factors`),
+ * and the `tokenizer.ggml.*` vocabulary as the tokenizer file a Hugging Face folder would carry.
  * Tensors are read one at a time, so loading holds one f32 copy of the weights.
  *
  * @module
@@ -28,6 +29,11 @@ export function ggufTensorName(spec: DecoderParamSpec): string {
 const BY_ARCH = new Map(
   Object.values(DECODER_FAMILIES_BY_NAME).filter((f) => f.gguf).map((f) => [f.gguf!.arch, f]),
 );
+
+/** llama.cpp's per-frequency RoPE divisors of a llama (Llama 3's scaling). */
+const ROPE_FREQS = "rope_freqs.weight";
+/** Phi-3's long-context RoPE factors (`longrope`), not supported. */
+const LONGROPE_TENSORS = ["rope_factors_long.weight", "rope_factors_short.weight"];
 
 function configOf(gguf: GgufFile, family: DecoderFamily, untied: boolean): DecoderConfig {
   const { path, metadata } = gguf;
@@ -130,7 +136,10 @@ export async function loadGgufModel(path: string): Promise<Checkpoint> {
       );
     }
     const form = family.gguf!;
-    for (const name of ["rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"]) {
+    // llama.cpp divides each RoPE frequency of a llama by rope_freqs (Llama 3's scaling); Phi-3's
+    // long-context pair of factor lists is another scaling, and other architectures read none.
+    const freqs = arch === "llama" ? gguf.tensors.get(ROPE_FREQS) : undefined;
+    for (const name of arch === "llama" ? LONGROPE_TENSORS : [ROPE_FREQS, ...LONGROPE_TENSORS]) {
       if (gguf.tensors.has(name)) {
         throw new CheckpointError(`${path}: tensor ${name} (per-frequency RoPE factors) is not supported`);
       }
@@ -145,6 +154,15 @@ export async function loadGgufModel(path: string): Promise<Checkpoint> {
     if (embed && head && equal(embed, head)) early.delete(GGUF_NAMES.head);
     const config = configOf(gguf, family, early.has(GGUF_NAMES.head));
     const hs = headSize(config);
+    if (freqs) {
+      if (freqs.shape.join(",") !== String(hs / 2)) {
+        throw new CheckpointError(
+          `${path}: tensor ${ROPE_FREQS} has shape [${freqs.shape}], the head size ${hs} needs [${hs / 2}]`,
+        );
+      }
+      config.rope_freq_factors = [...await gguf.read(freqs)];
+      checkedConfig(path, config);
+    }
     const specs = family.paramSpecs(config) as DecoderParamSpec[];
     // Fused tensors: the stored name of each role that lives in one, and where its rows start.
     const fusedOf = new Map(form.fused.flatMap((f) => f.roles.map((role) => [role, f])));

@@ -96,19 +96,31 @@ export function ggufTokenizerFiles(gguf: GgufFile): Map<string, Uint8Array> {
 }
 
 /**
- * The tokenizer a checkpoint was trained with: from its tokenizer files, else the built-in one its
- * configuration names ("gpt2" when it names none, as Hugging Face GPT-2 folders do).
+ * The tokenizer a checkpoint was trained with, or undefined for a model of bare ids (a decoder
+ * without tokenizer files or a named tokenizer: a llama2.c export, a random test model): from its
+ * tokenizer files, else the built-in one its configuration names ("gpt2" when it names none, as
+ * Hugging Face GPT-2 folders do).
  *
- * @throws {DataError} when the model names no tokenizer it has, or its files are corrupt.
+ * @throws {DataError} when its tokenizer files are corrupt or it names an unknown tokenizer.
  */
-export async function checkpointTokenizer(checkpoint: Checkpoint, where: string): Promise<Tokenizer> {
+export async function ownTokenizer(checkpoint: Checkpoint, where: string): Promise<Tokenizer | undefined> {
   const own = checkpoint.tokenizerFiles && tokenizerFromFiles(checkpoint.tokenizerFiles, where);
   if (own) return own;
   const name = checkpoint.config.tokenizer ?? (isDecoder(checkpoint.config) ? undefined : "gpt2");
-  if (name === undefined) {
+  return name === undefined ? undefined : await loadTokenizer(name);
+}
+
+/**
+ * The tokenizer a checkpoint was trained with ({@linkcode ownTokenizer}), which it must have.
+ *
+ * @throws {DataError} when the model carries no tokenizer, or its files are corrupt.
+ */
+export async function checkpointTokenizer(checkpoint: Checkpoint, where: string): Promise<Tokenizer> {
+  const own = await ownTokenizer(checkpoint, where);
+  if (!own) {
     throw new DataError(`${where}: the model carries no tokenizer (no tokenizer.json or tokenizer.model)`);
   }
-  return await loadTokenizer(name);
+  return own;
 }
 
 /**

@@ -5,13 +5,7 @@
  *
  * @module
  */
-import {
-  type Checkpoint,
-  checkpointTokenizer,
-  countParams,
-  createModel,
-  type ModelConfig,
-} from "@inheritune/core";
+import { type Checkpoint, countParams, createModel, type ModelConfig, ownTokenizer } from "@inheritune/core";
 import { getGpu, type Gpu } from "@inheritune/kernels";
 import { DataError, type Tokenizer, type TokenSource } from "@inheritune/data";
 import type { LineProblem, Task } from "./tasks.ts";
@@ -37,8 +31,11 @@ const TOKENS_PER_BATCH = 8192;
 
 /** Options of {@linkcode evaluateModel}. */
 export interface EvaluateOptions {
-  /** Validation tokens and the tokenizer they were made with (re-encoded when the model's differs). */
-  text?: { source: TokenSource; tokenizer: Tokenizer };
+  /**
+   * Validation tokens and the tokenizer they were made with, re-encoded when the model's differs;
+   * without one (bare llm.c shards), or for a model without a tokenizer, the ids are the model's own.
+   */
+  text?: { source: TokenSource; tokenizer?: Tokenizer };
   /** Zero-shot tasks. */
   tasks?: readonly Task[];
   /** Context of the validation windows and most tokens per task request (default n_positions). */
@@ -61,10 +58,12 @@ export interface EvaluateOptions {
 }
 
 /**
- * Evaluates the model `checkpoint` on validation text and zero-shot tasks.
+ * Evaluates the model `checkpoint` on validation text and zero-shot tasks. A model without a
+ * tokenizer reads the text's ids as its own; bits per byte then take the text's tokenizer, and are
+ * left out when neither has one.
  *
- * @throws {DataError} when the validation text is shorter than one window or a task has no item
- * this model can score.
+ * @throws {DataError} when the validation text is shorter than one window, a task has no item
+ * this model can score, or tasks are given for a model without a tokenizer.
  */
 export async function evaluateModel(
   checkpoint: Checkpoint & { name: string },
@@ -72,16 +71,16 @@ export async function evaluateModel(
 ): Promise<ModelReport> {
   const { config, params } = checkpoint;
   const gpu = options.gpu ?? await getGpu();
-  const tokenizer = await checkpointTokenizer(checkpoint, checkpoint.name);
+  const own = await ownTokenizer(checkpoint, checkpoint.name);
   const ctx = options.ctx ?? config.n_positions;
   const batchFor = (T: number): number => options.batch ?? Math.max(1, Math.floor(TOKENS_PER_BATCH / T));
   const report: ModelReport = { model: checkpoint.name, params: countParams(config), config, tasks: [] };
 
   if (options.text) {
     const { source, tokenizer: dataTokenizer } = options.text;
-    const tokens = dataTokenizer.hash === tokenizer.hash
+    const tokens = !own || !dataTokenizer || dataTokenizer.hash === own.hash
       ? source
-      : retokenize(source, { from: dataTokenizer, to: tokenizer, maxTokens: options.maxTokens });
+      : retokenize(source, { from: dataTokenizer, to: own, maxTokens: options.maxTokens });
     if (options.maxTokens !== undefined && options.maxTokens < ctx) {
       throw new DataError(
         `at most ${options.maxTokens} validation tokens is less than one window of context ${ctx}`,
@@ -94,14 +93,26 @@ export async function evaluateModel(
     }
     const model = createModel(gpu, config, params, { B: batchFor(ctx), T: ctx });
     try {
-      report.text = await evaluateText(model, tokens, { tokenizer, maxTokens: options.maxTokens });
+      report.text = await evaluateText(model, tokens, {
+        tokenizer: own ?? dataTokenizer,
+        maxTokens: options.maxTokens,
+      });
     } finally {
       model.destroy();
     }
   }
 
-  const prepared = (options.tasks ?? []).map((t) =>
-    prepareTask(t, tokenizer, { T: ctx, vocabSize: config.vocab_size, limit: options.limit })
+  const tasks = options.tasks ?? [];
+  const tokenizer = own ?? options.text?.tokenizer;
+  if (tasks.length > 0 && !tokenizer) {
+    throw new DataError(
+      `${checkpoint.name}: the model carries no tokenizer, which task ${
+        tasks[0].name
+      } needs to encode its text`,
+    );
+  }
+  const prepared = tasks.map((t) =>
+    prepareTask(t, tokenizer!, { T: ctx, vocabSize: config.vocab_size, limit: options.limit })
   ).filter((p) => {
     if (p.skipped.length > 0 || p.items.length === 0) options.onSkip?.(p.task.name, p.skipped);
     return p.items.length > 0 || !options.optionalTasks?.has(p.task.name);

@@ -1,7 +1,7 @@
 /**
  * Validation text metrics: loss and perplexity as `validationLoss` defines them, plus bits per
  * byte (the summed loss over the UTF-8 bytes the scored tokens cover, over ln 2), which compares
- * models with different tokenizers on the same text.
+ * models with different tokenizers on the same text, and which ids without a tokenizer lack.
  *
  * @module
  */
@@ -16,10 +16,10 @@ export interface TextResult {
   perplexity: number;
   /** Target tokens scored. */
   tokens: number;
-  /** UTF-8 bytes those tokens cover. */
-  bytes: number;
-  /** Σ loss / (bytes · ln 2). */
-  bitsPerByte: number;
+  /** UTF-8 bytes those tokens cover; absent when no tokenizer maps the ids to text. */
+  bytes?: number;
+  /** Σ loss / (bytes · ln 2); absent with `bytes`. */
+  bitsPerByte?: number;
 }
 
 /** Most tokens decoded at once when counting bytes. */
@@ -66,25 +66,22 @@ export function coveredBytes(
 
 /**
  * Loss, perplexity and bits per byte of `model` on `source` (tokens of `model`'s tokenizer),
- * scoring at most `maxTokens` targets (all complete windows of `model.T` when omitted).
+ * scoring at most `maxTokens` targets (all complete windows of `model.T` when omitted); without a
+ * tokenizer (ids of a model that has none), loss and perplexity only.
  *
  * @throws {RangeError} when `source` holds fewer than T + 1 tokens.
  */
 export async function evaluateText(
   model: LanguageModel,
   source: TokenSource,
-  options: { tokenizer: Tokenizer; maxTokens?: number },
+  options: { tokenizer?: Tokenizer; maxTokens?: number },
 ): Promise<TextResult> {
   const r = await validationLoss(model, source, { maxTokens: options.maxTokens });
+  const result = { loss: r.loss, perplexity: r.perplexity, tokens: r.tokens };
+  if (!options.tokenizer) return result;
   // validationLoss's targets are tokens 1 .. r.tokens: window w predicts tokens wT+1 .. wT+T.
   const bytes = coveredBytes(source, options.tokenizer, { start: 1, count: r.tokens });
-  return {
-    loss: r.loss,
-    perplexity: r.perplexity,
-    tokens: r.tokens,
-    bytes,
-    bitsPerByte: r.sum / (bytes * Math.LN2),
-  };
+  return { ...result, bytes, bitsPerByte: r.sum / (bytes * Math.LN2) };
 }
 
 /**

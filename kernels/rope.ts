@@ -18,7 +18,9 @@
  * `rope_type` says ({@linkcode RopeScaling}): `linear` divides every θ_d by `factor` (positions
  * t/factor); `llama3` (Llama 3.1+) keeps the high frequencies, divides the low ones by `factor`
  * and interpolates between. Each layer may have its own base and scaling (Gemma 3: sliding layers
- * 10000, global layers 1e6 scaled): {@linkcode ropeLayerTables} gives each its tables.
+ * 10000, global layers 1e6 scaled): {@linkcode ropeLayerTables} gives each its tables. Explicit
+ * per-frequency divisors (`RopeSpec.freqFactors`) state any such scaling as numbers: llama.cpp's
+ * `rope_freqs` tensor, which is how its GGUF files carry Llama 3's.
  *
  * @module
  */
@@ -145,14 +147,21 @@ export interface RopeSpec {
   theta: number;
   /** Frequency scaling; plain RoPE when absent. */
   scaling?: RopeScaling;
+  /**
+   * Divisors of the `hs/2` frequencies, pair by pair, after `scaling`: llama.cpp's `rope_freqs`
+   * (Llama 3's scaling in GGUF files); none when absent.
+   */
+  freqFactors?: readonly number[];
 }
 
 /**
  * The `hs/2` inverse frequencies θ_d of a head of `hs` dimensions, rounded step by step as
  * transformers computes them in f32: `1 / theta^(2d/hs)`, then the scaling of `spec.scaling`
- * (`_compute_linear_scaling_rope_parameters`, `_compute_llama3_parameters`).
+ * (`_compute_linear_scaling_rope_parameters`, `_compute_llama3_parameters`), then the division
+ * by `spec.freqFactors`.
  *
- * @throws {GpuError} when `hs` is not even; {@linkcode RopeScalingError} on an unknown `rope_type`.
+ * @throws {GpuError} when `hs` is not even or `freqFactors` are not `hs/2` positive numbers;
+ * {@linkcode RopeScalingError} on an unknown `rope_type`.
  */
 export function ropeInvFreq(hs: number, spec: RopeSpec): Float32Array {
   if (!Number.isInteger(hs) || hs < 2 || hs % 2 !== 0) {
@@ -160,7 +169,17 @@ export function ropeInvFreq(hs: number, spec: RopeSpec): Float32Array {
   }
   const f = Math.fround;
   const inv = Float32Array.from({ length: hs / 2 }, (_, d) => f(1 / f(spec.theta ** f((2 * d) / hs))));
-  const s = spec.scaling ?? { rope_type: "default" };
+  const scaled = scaleInvFreq(inv, spec.scaling ?? { rope_type: "default" });
+  const factors = spec.freqFactors;
+  if (factors === undefined) return scaled;
+  if (factors.length !== hs / 2 || !factors.every((x) => x > 0 && Number.isFinite(x))) {
+    throw new GpuError(`rope: freqFactors must be ${hs / 2} positive numbers, got [${factors}]`);
+  }
+  return scaled.map((v, d) => f(v / f(factors[d])));
+}
+
+function scaleInvFreq(inv: Float32Array, s: RopeScaling): Float32Array {
+  const f = Math.fround;
   switch (s.rope_type) {
     case "default":
       return inv;
@@ -229,7 +248,7 @@ export function ropeLayerTables(layers: RopeSpec[], shape: { hs: number; maxT: n
   const seen = new Map<string, number>();
   const tables: RopeTables[] = [];
   const layer = layers.map((spec) => {
-    const key = JSON.stringify([spec.theta, spec.scaling ?? { rope_type: "default" }]);
+    const key = JSON.stringify([spec.theta, spec.scaling ?? { rope_type: "default" }, spec.freqFactors]);
     let i = seen.get(key);
     if (i === undefined) {
       seen.set(key, i = tables.length);

@@ -2,7 +2,9 @@
 fixture (tests/fixtures/<family>_tiny, written by transformers), `deno task inherit` keeps every
 block, which saves the model through the project's own writer (config.json in the family's form,
 the family's tensor names, Phi-3's fused tensors); transformers' AutoModelForCausalLM then loads
-that folder and the fixture's, and the two give the same logits on the fixture's batch.
+that folder and the fixture's, and the two give the same logits on the fixture's batch. A name
+`FIXTURE/model.gguf` inherits from the fixture's GGUF file instead (llama3_tiny's states Llama 3's
+RoPE scaling as llama.cpp's per-frequency divisors, which we write as a one-list `longrope`).
 
     python3 -m venv /tmp/venvd && /tmp/venvd/bin/pip install torch transformers safetensors
     /tmp/venvd/bin/python scripts/family_roundtrip_check.py [NAME ...]
@@ -23,7 +25,10 @@ from transformers import AutoModelForCausalLM
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
-NAMES = ["llama3_tiny", "qwen2_tiny", "qwen3_tiny", "mistral_tiny", "phi3_tiny", "gemma3_text_tiny"]
+NAMES = [
+    "llama3_tiny", "qwen2_tiny", "qwen3_tiny", "mistral_tiny", "phi3_tiny", "gemma3_text_tiny",
+    "llama3_tiny/model.gguf",
+]  # fmt: skip
 TOLERANCE = 1e-5
 
 
@@ -36,14 +41,16 @@ def load(folder):
 
 
 def check(name, out):
-    fixture = os.path.join(FIXTURES, name)
+    base = name.split("/")[0]
+    fixture = os.path.join(FIXTURES, base)
     layers = json.load(open(os.path.join(fixture, "config.json")))["num_hidden_layers"]
-    ours = os.path.join(out, name)
+    ours = os.path.join(out, name.replace("/", "_"))
+    source = os.path.join(FIXTURES, name)
     subprocess.run(
-        ["deno", "run", "-A", "cli.ts", "inherit", "--reference", fixture, "--layers", str(layers), "--out", ours],
+        ["deno", "run", "-A", "cli.ts", "inherit", "--reference", source, "--layers", str(layers), "--out", ours],
         cwd=ROOT, check=True, capture_output=True,
     )
-    tokens = load_file(os.path.join(FIXTURES, f"{name}_expected.safetensors"))["tokens"].long()
+    tokens = load_file(os.path.join(FIXTURES, f"{base}_expected.safetensors"))["tokens"].long()
     reference, _ = load(fixture)
     written, bad = load(ours)
     with torch.no_grad():

@@ -1,6 +1,7 @@
-"""Continue training a model folder of this project (GPT-2 or Llama) on many GPUs or nodes with
-PyTorch FSDP, reading the same token shards in the same order as `deno task train`, and write the
-result back as a model folder that `deno task eval` reads.
+"""Continue training a model folder of this project (any family it writes: GPT-2, Llama, Qwen2,
+Qwen3, Mistral, Phi-3, Gemma 3) on many GPUs or nodes with PyTorch FSDP, reading the same token
+shards in the same order as `deno task train`, and write the result back as a model folder that
+`deno task eval` reads.
 
     python3 scripts/fsdp_train.py --model DIR --data DATA --out DIR [--steps S] ...        (1 process)
     python3 -m torch.distributed.run --nproc_per_node 8 scripts/fsdp_train.py --model ... (8 GPUs)
@@ -13,6 +14,11 @@ validation loss of core/evaluate.ts. One optimizer step takes the next B·P·A w
 (B per micro-step per process, P processes, A accumulation micro-steps): the step is the same for
 any P and A with the same product, up to float summation order.
 
+The model is Hugging Face transformers' own class of the folder (AutoModelForCausalLM) when
+transformers is installed, as it is where people train at that scale; without it, the script's own
+GPT-2 and Llama (gpt2_torch.py, llama_torch.py), and for another family one line saying what to
+install (`--modeling` picks one). Either way the recipe has no dropout, as `deno task train`.
+
 FSDP shards the model on CUDA (NCCL). On CPU (gloo) FSDP is tried and, where this PyTorch cannot
 run it, the script says so and uses DistributedDataParallel, which replicates the model instead.
 User errors (flags, folders, data of another tokenizer) are one line on stderr and exit code 2.
@@ -20,6 +26,7 @@ User errors (flags, folders, data of another tokenizer) are one line on stderr a
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -120,7 +127,7 @@ def write_safetensors(path, tensors, metadata):
 # ---------------------------------------------------------------------------------------------
 # Model folders: config.json + model.safetensors (or an index and its shards), Hugging Face names.
 
-FAMILIES = ("gpt2", "llama")
+FAMILIES = ("gpt2", "llama")  # the families of the script's own models, used without transformers
 # Files a model folder may carry beside the weights; copied unchanged into every checkpoint.
 COMPANION_FILES = (
     "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
@@ -242,16 +249,89 @@ def llama_model(cfg, path):
     return llama_torch.Llama(c), llama_torch.Block, c.max_position_embeddings
 
 
-def load_model(folder):
-    """(family, config.json dict, model with the folder's weights, block class, longest context)."""
+class Loaded:
+    """A model folder loaded for training: `model(tokens, targets)` gives (logits, mean loss or None);
+    `block` the class(es) FSDP shards one by one; `prefix` what the model's parameter names add to the
+    folder's tensor names."""
+
+    def __init__(self, family, cfg, model, block, max_t, tied, how, prefix=""):
+        self.family, self.cfg, self.model, self.block = family, cfg, model, block
+        self.max_t, self.tied, self.how, self.prefix = max_t, tied, how, prefix
+
+
+class TransformersLM(torch.nn.Module):
+    """A transformers causal LM behind the interface of the script's own models: next-token targets
+    given (-1 ignored), as the data order already shifts them, rather than transformers' labels."""
+
+    def __init__(self, hf):
+        super().__init__()
+        self.hf = hf
+        self.vocab_size = hf.config.vocab_size
+
+    def forward(self, tokens, targets=None):
+        logits = self.hf(input_ids=tokens, use_cache=False).logits
+        if targets is None:
+            return logits, None
+        flat = logits.float().reshape(-1, self.vocab_size)
+        return logits, F.cross_entropy(flat, targets.reshape(-1), ignore_index=-1)
+
+
+def transformers_model(folder, family, cfg):
+    """The folder as transformers' own model class (AutoModelForCausalLM), in f32, without dropout."""
+    import transformers
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    version = transformers.__version__
+    try:
+        config = AutoConfig.from_pretrained(folder)
+        for key, value in config.to_dict().items():
+            # The recipe has no dropout (attention_dropout, resid_pdrop, ...), as deno task train.
+            if (key.endswith("dropout") or key.endswith("pdrop")) and isinstance(value, float):
+                setattr(config, key, 0.0)
+        hf, info = AutoModelForCausalLM.from_pretrained(folder, config=config, output_loading_info=True)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"{folder}: transformers {version} cannot load it as a causal language model ({first})")
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        if info.get(kind):
+            names = sorted(str(k) for k in info[kind])
+            raise UserError(f"{folder}: transformers {version} reports {kind.replace('_', ' ')}: {', '.join(names[:3])}")
+    hf = hf.float()
+    text = hf.config.get_text_config() if hasattr(hf.config, "get_text_config") else hf.config
+    max_t = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
+    if not max_t:
+        raise UserError(f"{folder}: transformers' configuration states no longest context")
+    split = set(getattr(hf, "_no_split_modules", None) or [])
+    block = tuple({type(m) for m in hf.modules() if type(m).__name__ in split})
+    tied = bool(getattr(text, "tie_word_embeddings", False))
+    how = f"transformers {version} {type(hf).__name__}"
+    return Loaded(family, cfg, TransformersLM(hf), block, max_t, tied, how, prefix="hf.")
+
+
+def transformers_installed():
+    return importlib.util.find_spec("transformers") is not None
+
+
+def load_model(folder, modeling="auto"):
+    """The folder's model (`Loaded`) by transformers when installed (or asked), else the script's own."""
     if not os.path.isdir(folder):
         raise UserError(f"{folder}: no such model folder")
     path = os.path.join(folder, "config.json")
     cfg = read_json(path, "model configuration (config.json)")
     family = cfg.get("model_type")
+    if modeling == "transformers" and not transformers_installed():
+        raise UserError("--modeling transformers: transformers is not installed (pip install transformers)")
+    if modeling == "transformers" or (modeling == "auto" and transformers_installed()):
+        return transformers_model(folder, family, cfg)
     if family not in FAMILIES:
+        if modeling == "builtin":
+            raise UserError(
+                f"--modeling builtin: {folder}'s model_type {json.dumps(family)} is not one of this script's "
+                f"own ({' and '.join(FAMILIES)})"
+            )
         raise UserError(
-            f"{folder}: model_type {json.dumps(family)} is not a family this script trains ({', '.join(FAMILIES)})"
+            f"{folder}: model_type {json.dumps(family)} needs transformers (pip install transformers); "
+            f"without it this script trains {' and '.join(FAMILIES)}"
         )
     model, block, max_t = (gpt2_model if family == "gpt2" else llama_model)(cfg, path)
     stored = read_weights(folder)
@@ -283,16 +363,18 @@ def load_model(folder):
     if missing:
         raise UserError(f"{folder}: tensor {missing[0]} is missing")
     model.load_state_dict(tensors)
-    return family, cfg, model, block, max_t
+    tied = family == "gpt2" or model.cfg.tie_word_embeddings
+    how = f"this script's {'gpt2_torch' if family == 'gpt2' else 'llama_torch'}"
+    return Loaded(family, cfg, model, block, max_t, tied, how)
 
 
-def save_model(out, source, family, cfg, state, tied):
+def save_model(out, source, cfg, state, tied):
     """Writes `out/config.json` and `out/model.safetensors` (F32) under temporary names, then renames
     them into place (weights first), and copies the source folder's tokenizer files beside them."""
     os.makedirs(out, exist_ok=True)
     tensors = {}
     for name, t in state.items():
-        if family == "llama" and tied and name == "lm_head.weight":
+        if tied and name == "lm_head.weight":
             continue  # tied: Hugging Face and this project read the embedding as the head
         tensors[name] = t
     cfg = dict(cfg)
@@ -644,14 +726,15 @@ def wrap(model, block, env, strategy):
     return wrapped, how, "ddp"
 
 
-def full_state_dict(model, kind):
-    """The whole model's tensors on the CPU, by Hugging Face name (a collective under FSDP)."""
+def full_state_dict(model, kind, prefix):
+    """The whole model's tensors on the CPU, by Hugging Face name (`prefix` of the parameter names
+    dropped; a collective under FSDP)."""
     inner = model.module if kind == "ddp" else model
     state = {}
     for name, t in inner.state_dict().items():
         if hasattr(t, "full_tensor"):  # an FSDP shard (DTensor): gather it
             t = t.full_tensor()
-        state[name] = t.detach().cpu()
+        state[name.removeprefix(prefix)] = t.detach().cpu()
     return state
 
 
@@ -733,7 +816,7 @@ def parse_args(argv):
     p = Parser(
         prog="fsdp_train.py",
         allow_abbrev=False,
-        description="Continue training a GPT-2 or Llama model folder with PyTorch (FSDP under torch.distributed.run), "
+        description="Continue training a model folder with PyTorch (FSDP under torch.distributed.run), "
         "on the same token shards and in the same data order as `deno task train`.",
         epilog="Launch on N GPUs with: python3 -m torch.distributed.run --nproc_per_node N scripts/fsdp_train.py ...",
     )
@@ -760,6 +843,13 @@ def parse_args(argv):
         help="auto: FSDP, or DDP where FSDP cannot run on CPU",
     )
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available")
+    p.add_argument(
+        "--modeling",
+        choices=("auto", "transformers", "builtin"),
+        default="auto",
+        help="the model's code: transformers' class of the folder, or this script's GPT-2/Llama; "
+        "auto: transformers when installed",
+    )
     args = p.parse_args(argv)
     if args.steps is not None and args.epochs is not None:
         raise UserError("--steps and --epochs exclude each other")
@@ -768,7 +858,8 @@ def parse_args(argv):
 
 def main(argv):
     args = parse_args(argv)
-    family, cfg, model, block, max_t = load_model(args.model)
+    loaded = load_model(args.model, args.modeling)
+    family, cfg, model, max_t = loaded.family, loaded.cfg, loaded.model, loaded.max_t
     T = args.ctx if args.ctx is not None else min(max_t, 128)
     if T > max_t:
         raise UserError(f"--ctx must be ≤ {max_t}, the model's longest context, got {T}")
@@ -799,14 +890,14 @@ def main(argv):
     model.to(env.device)
     n_params = sum(p.numel() for p in model.parameters())
     decay = {n for n, p in model.named_parameters() if p.dim() >= 2}
-    train_model, how, kind = wrap(model, block, env, args.strategy)
+    train_model, how, kind = wrap(model, loaded.block, env, args.strategy)
     named = list(model.named_parameters())  # after wrapping: FSDP swaps in shards, same names
     groups = [
         {"params": [p for n, p in named if n in decay], "weight_decay": 0.1},
         {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
-    say(f"model: {family} {args.model}, {n_params:,} parameters")
+    say(f"model: {family} {args.model}, {n_params:,} parameters, {loaded.how}")
     say(f"training: {how}")
     say(
         f"data: {args.data}, {order.per_epoch} windows of {T} tokens per epoch; step = {W} × {B} rows × {A} "
@@ -817,12 +908,11 @@ def main(argv):
     metrics_path = os.path.join(args.out, "metrics.jsonl")
     if main_rank:
         open(metrics_path, "w").close()
-    tied = family == "gpt2" or model.cfg.tie_word_embeddings
 
     def checkpoint(step):
-        state = full_state_dict(train_model, kind)
+        state = full_state_dict(train_model, kind, loaded.prefix)
         if main_rank:
-            save_model(args.out, args.model, family, cfg, state, tied)
+            save_model(args.out, args.model, cfg, state, loaded.tied)
             record = {
                 "step": step,
                 "batches": order.state(step * G),

@@ -1,6 +1,12 @@
-/** `deno task generate` on the real stories260K model: greedy text, sampling, bad input. */
+/**
+ * `deno task generate` on the real stories260K model: greedy text, sampling, bad input; from ids on
+ * the family fixtures, which carry no tokenizer: transformers' greedy ids.
+ */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { readSafetensors } from "@inheritune/core";
 import { runCli } from "../_util.ts";
+import { FAMILY_FIXTURES, FIXTURES } from "../core/_fixtures.ts";
 
 const MODEL = "models/stories260K/model.gguf";
 
@@ -52,6 +58,19 @@ Deno.test("generate rejects bad input with one line and exit code 2", async () =
     [["--model", MODEL, "--temperature=-1"], /^inheritune generate: --temperature must be ≥ 0, got -1$/],
     [["--model", MODEL, "--top-k", "x"], /^inheritune generate: --top-k must be an integer, got "x"$/],
     [[], /^inheritune generate: --model is required$/],
+    [
+      ["--model", MODEL, "--prompt-ids", "1,x"],
+      /^inheritune generate: --prompt-ids: "x" is not a token id below the model's vocabulary of 512$/,
+    ],
+    [["--model", MODEL, "--prompt-ids", "512"], /--prompt-ids: "512" is not a token id below/],
+    [
+      ["--model", MODEL, "--prompt-ids", "1", "--prompt", "a"],
+      /--prompt and --prompt-ids exclude each other$/,
+    ],
+    [
+      ["--model", join(FIXTURES, "qwen3_tiny")],
+      /qwen3_tiny: the model carries no tokenizer .*: give the prompt as ids with --prompt-ids$/,
+    ],
   ];
   for (const [args, pattern] of cases) {
     const r = await runCli(["generate", ...args]);
@@ -60,3 +79,27 @@ Deno.test("generate rejects bad input with one line and exit code 2", async () =
     assert.match(r.stderr.trim(), pattern);
   }
 });
+
+for (const c of FAMILY_FIXTURES.filter((c) => c.runs)) {
+  Deno.test(`--prompt-ids on ${c.name}, which has no tokenizer, gives transformers' greedy ids`, async () => {
+    const { tensors } = await readSafetensors(join(FIXTURES, `${c.name}_expected.safetensors`));
+    const prompt = [...tensors.get("greedy_prompt")!.data];
+    const greedy = [...tensors.get("greedy")!.data];
+    const r = await runCli([
+      "generate",
+      "--model",
+      join(FIXTURES, c.name),
+      "--prompt-ids",
+      prompt.join(","),
+      "--max-new-tokens",
+      String(greedy.length),
+      "--temperature",
+      "0",
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split("\n");
+    assert.deepEqual(JSON.parse(lines.at(-1)!), { ids: [...prompt, ...greedy], text: null });
+    assert.equal(lines[0], [...prompt, ...greedy].join(" "), "the ids stream as they come");
+  });
+}

@@ -238,3 +238,51 @@ Deno.test("a damaged reference is one line, exit 2, and leaves --out unwritten",
     }
   });
 });
+
+Deno.test("a model without a tokenizer trains on bare shards of ids, and its folder evaluates on them", async () => {
+  await withTempDir(async (dir) => {
+    // qwen3_tiny: a Qwen3 of vocabulary 72 without tokenizer files, as a SmolLM2-shaped model of ids.
+    const ids = Array.from({ length: 700 }, (_, i) => (i * 7 + (i % 5)) % 72);
+    const data = join(dir, "shards");
+    await Deno.mkdir(data);
+    await writeShard(join(data, "train_000000.bin"), ids);
+    await writeShard(join(data, "val_000000.bin"), ids.slice(0, 100));
+    const out = join(dir, "run");
+    const common = ["--ctx", "16", "--batch", "2"];
+    const r = await runCli([
+      "train",
+      "--reference",
+      "tests/fixtures/qwen3_tiny",
+      "--layers",
+      "1",
+      "--data",
+      data,
+      "--out",
+      out,
+      "--steps",
+      "2",
+      ...common,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^done: step 2, loss \S+, val_loss \S+; wrote/m);
+    const written = await loadModel(out);
+    assert.deepEqual([written.config.family, written.tokenizerFiles], ["qwen3", undefined]);
+    const e = await runCli(["eval", "--model", out, "--data", data, "--ctx", "16"]);
+    assert.equal(e.code, 0, e.stderr);
+    const last = lastJson(e.stdout);
+    assert.ok(last.loss > 0 && last.bpb === null, e.stdout);
+    const resumed = await runCli([
+      "train",
+      "--resume",
+      "--data",
+      data,
+      "--out",
+      out,
+      "--steps",
+      "3",
+      ...common,
+    ]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stdout, /^done: step 3,/m);
+  });
+});

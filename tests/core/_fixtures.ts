@@ -17,6 +17,21 @@ import { assertClose, assertCloseNorm } from "../_util.ts";
 /** The fixtures folder. */
 export const FIXTURES = new URL("../fixtures/", import.meta.url).pathname;
 
+/**
+ * The family fixtures of `scripts/family_fixtures.py`: each one's family, whether the GPU kernels
+ * run all of its features at the fixture's T (the tests that run a model take those whose `runs`
+ * is true: flipping it adds a family to them), and whether it has a GGUF file that loads as the same
+ * configuration (llama3_tiny's states its RoPE scaling as llama.cpp's divisors, tested apart).
+ */
+export const FAMILY_FIXTURES = [
+  { name: "llama3_tiny", family: "llama", runs: true, gguf: false },
+  { name: "qwen2_tiny", family: "qwen2", runs: true, gguf: true },
+  { name: "qwen3_tiny", family: "qwen3", runs: true, gguf: true },
+  { name: "mistral_tiny", family: "mistral", runs: false, gguf: false },
+  { name: "phi3_tiny", family: "phi3", runs: false, gguf: true },
+  { name: "gemma3_text_tiny", family: "gemma3_text", runs: false, gguf: true },
+] as const;
+
 /** A fixture: the initial model, the expected tensors by name, the AdamW metadata and the batch shape. */
 export interface Fixture extends Checkpoint {
   /** An expected tensor; throws when the fixture lacks it. */

@@ -134,7 +134,7 @@ export function ggufBytes(
  * A llama GGUF file of `model` with llama.cpp's names: matrices F32, or F16 (`type` 1) or BF16
  * (30), or the ggml type `mix` names for a tensor (quantized as llama.cpp does); `replace` stores
  * one tensor as the given raw bytes of another ggml type instead; `metadata` adds keys (a
- * tokenizer's).
+ * tokenizer's); `extra` adds F32 tensors.
  */
 export function llamaGguf(
   { config, params }: Checkpoint & { config: DecoderConfig },
@@ -144,6 +144,7 @@ export function llamaGguf(
     metadata?: Record<string, GgufEntry>;
     architecture?: string;
     replace?: { name: string; type: number; bytes: Uint8Array };
+    extra?: Record<string, Float32Array>;
   } = {},
 ): Uint8Array {
   const type = options.type ?? 0;
@@ -166,6 +167,7 @@ export function llamaGguf(
     if (spec.key === "self_attn.k_proj.weight") data = toInterleaved(data, config.n_kv_head, hs);
     add(ggufTensorName(spec as DecoderParamSpec), spec.shape, data);
   }
+  for (const [name, data] of Object.entries(options.extra ?? {})) add(name, [data.length], data);
   const r = options.replace;
   if (r) tensors[r.name] = { ...tensors[r.name], type: r.type, bytes: r.bytes };
   return ggufBytes({

@@ -17,27 +17,21 @@ import {
   paramSpecs,
   readSafetensors,
   saveModel,
+  train,
 } from "@inheritune/core";
+import { arraySource, BatchSampler } from "@inheritune/data";
 import { getGpu } from "@inheritune/kernels";
-import { assertCloseNorm, runCli, withTempDir } from "../_util.ts";
+import { assertClose, assertCloseNorm, runCli, withTempDir } from "../_util.ts";
+import { llamaGguf, tinyLlama } from "./_model_files.ts";
 import {
   assertPassMatches,
   assertStepsMatch,
+  FAMILY_FIXTURES,
   fixture,
   FIXTURES,
   forwardBackward,
   twoSteps,
 } from "./_fixtures.ts";
-
-/** Each fixture's family, and whether the kernels run all of its features at the fixture's T. */
-const CASES = [
-  { name: "llama3_tiny", family: "llama", runs: true, gguf: false },
-  { name: "qwen2_tiny", family: "qwen2", runs: true, gguf: true },
-  { name: "qwen3_tiny", family: "qwen3", runs: true, gguf: true },
-  { name: "mistral_tiny", family: "mistral", runs: false, gguf: false },
-  { name: "phi3_tiny", family: "phi3", runs: false, gguf: true },
-  { name: "gemma3_text_tiny", family: "gemma3_text", runs: false, gguf: true },
-] as const;
 
 /** A copy of fixture `name`'s folder with `config_v5.json` as its `config.json`. */
 async function v5Folder(dir: string, name: string): Promise<string> {
@@ -47,7 +41,7 @@ async function v5Folder(dir: string, name: string): Promise<string> {
   return dir;
 }
 
-for (const c of CASES) {
+for (const c of FAMILY_FIXTURES) {
   Deno.test(`${c.name}: config.json in v4 and in v5 form give the same ${c.family} configuration`, async () => {
     await withTempDir(async (dir) => {
       const v4 = await loadModel(join(FIXTURES, c.name));
@@ -88,6 +82,33 @@ for (const c of CASES) {
       assertStepsMatch(fx, await twoSteps(fx));
     });
 
+    Deno.test(`${c.name}: 2 inherited blocks trained 20 steps lower the loss`, async () => {
+      const reference = await loadModel(join(FIXTURES, c.name));
+      const target = inherit(reference, { layers: 2 });
+      // A cycle of 37 ids, learnable in 20 steps of 4 windows of 16.
+      const V = reference.config.vocab_size;
+      const ids = Uint32Array.from({ length: 2000 }, (_, i) => ((i % 37) * 17 + 3) % V);
+      await withTempDir(async (dir) => {
+        const { history } = await train({
+          gpu: await getGpu(),
+          config: target.config,
+          params: target.params,
+          batches: new BatchSampler(arraySource(ids), { B: 4, T: 16, shuffle: true, seed: 1 }),
+          out: dir,
+          steps: 20,
+          B: 4,
+          T: 16,
+          lr: 3e-3,
+          warmup: 2,
+          logEvery: 1,
+        });
+        const losses = history.map((m) => m.loss);
+        const last = losses.slice(-5).reduce((a, b) => a + b) / 5;
+        assert.equal(losses.length, 20);
+        assert.ok(last < losses[0] - 0.5, `losses ${losses.map((l) => l.toFixed(3)).join(" ")}`);
+      });
+    });
+
     Deno.test(`${c.name}: greedy decoding gives transformers' ids`, async () => {
       const fx = await fixture(c.name);
       const ids = await generate(await getGpu(), fx, {
@@ -119,14 +140,82 @@ for (const c of CASES) {
   }
 }
 
-Deno.test("a llama GGUF with Llama 3's per-frequency RoPE factors is refused with one line", async () => {
-  const path = join(FIXTURES, "llama3_tiny", "model.gguf");
-  await assert.rejects(() => loadModel(path), (e: Error) => {
-    assert.match(
-      e.message,
-      /model\.gguf: tensor rope_freqs\.weight \(per-frequency RoPE factors\) is not supported/,
-    );
-    return true;
+Deno.test("llama3_tiny's GGUF states Llama 3's scaling as rope_freqs: the HF folder's weights and logits", async () => {
+  const hf = await loadModel(join(FIXTURES, "llama3_tiny"));
+  const fx = await fixture("llama3_tiny");
+  for (const file of ["model.gguf", "model_f16.gguf"]) {
+    const gguf = await loadModel(join(FIXTURES, "llama3_tiny", file));
+    const config = gguf.config as DecoderConfig;
+    // llama.cpp's divisors [1, 3.5685, 8, 8] stand for rope_scaling llama3 (FAMILIES.md).
+    assertClose(config.rope_freq_factors!, [1, 3.5685329633, 8, 8], 1e-7, `${file} rope_freq_factors`);
+    const { rope_freq_factors: _, ...rest } = config;
+    const { rope_scaling: __, ...hfRest } = hf.config as DecoderConfig;
+    assert.deepEqual(rest, hfRest, file);
+    const exact = file === "model.gguf";
+    for (const [name, p] of hf.params) {
+      if (exact) assert.deepEqual(gguf.params.get(name), p, name);
+    }
+    // The same model: the folder's logits (the F16 file's rounded weights: their own, near them).
+    const ours = await forwardBackward({ ...fx, config, params: exact ? fx.params : gguf.params });
+    if (exact) assertPassMatches(fx, ours);
+    else assertCloseNorm(ours.logits, fx.get("logits"), 1e-3, `${file} logits`);
+  }
+});
+
+Deno.test("per-frequency RoPE divisors are written as transformers' longrope with one list and read back", async () => {
+  await withTempDir(async (dir) => {
+    const gguf = await loadModel(join(FIXTURES, "llama3_tiny", "model.gguf"));
+    await saveModel(dir, gguf);
+    const json = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
+    const factors = (gguf.config as DecoderConfig).rope_freq_factors;
+    assert.deepEqual(json.rope_scaling, {
+      rope_type: "longrope",
+      short_factor: factors,
+      long_factor: factors,
+      attention_factor: 1,
+      factor: 1,
+      original_max_position_embeddings: 1024,
+    });
+    assert.deepEqual((await loadModel(dir)).config, gguf.config);
+    // Any other longrope (Phi-3's two lists) is refused with one line.
+    json.rope_scaling.long_factor = [1, 1, 1, 1];
+    await Deno.writeTextFile(join(dir, "config.json"), JSON.stringify(json));
+    await assert.rejects(() => loadModel(dir), (e: Error) => {
+      assert.match(
+        e.message,
+        /config\.json: rope_scaling: rope_type "longrope" is supported only as per-frequency divisors \(short_factor equal to long_factor, attention_factor 1\)$/,
+      );
+      return true;
+    });
+  });
+});
+
+Deno.test("a GGUF's rope_freqs of the wrong size, or Phi-3's long-context factors, are refused with one line", async () => {
+  await withTempDir(async (dir) => {
+    const model = tinyLlama(); // head size 4: 2 frequencies
+    const cases: [Record<string, Float32Array>, RegExp][] = [
+      [
+        { "rope_freqs.weight": new Float32Array([1, 2, 3]) },
+        /tensor rope_freqs\.weight has shape \[3\], the head size 4 needs \[2\]$/,
+      ],
+      [
+        { "rope_freqs.weight": new Float32Array([1, 0]) },
+        /rope_freq_factors must be 2 positive numbers/,
+      ],
+      [
+        { "rope_factors_long.weight": new Float32Array(2) },
+        /tensor rope_factors_long\.weight \(per-frequency RoPE factors\) is not supported$/,
+      ],
+    ];
+    for (const [extra, pattern] of cases) {
+      const path = join(dir, "m.gguf");
+      await Deno.writeFile(path, llamaGguf(model, { extra }));
+      await assert.rejects(() => loadModel(path), (e: Error) => {
+        assert.match(e.message, pattern);
+        assert.ok(!e.message.includes("\n"));
+        return true;
+      });
+    }
   });
 });
 

@@ -1,11 +1,23 @@
-/** `deno task eval` end to end: two tiny models on a prepared bytes dataset and the built-in cloze task. */
+/**
+ * `deno task eval` end to end: two tiny models on a prepared bytes dataset and the built-in cloze
+ * task; a model without a tokenizer on a bare shard of ids.
+ */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { initParams, saveModel, validateConfig } from "@inheritune/core";
-import { prepare } from "@inheritune/data";
+import {
+  createModel,
+  initParams,
+  loadModel,
+  saveModel,
+  validateConfig,
+  validationLoss,
+} from "@inheritune/core";
+import { getGpu } from "@inheritune/kernels";
+import { arraySource, prepare, writeShard } from "@inheritune/data";
 import { parseTaskJsonl } from "@inheritune/eval";
 import { main } from "../../cli/eval.ts";
-import { withTempDir } from "../_util.ts";
+import { rand, withTempDir } from "../_util.ts";
+import { FIXTURES } from "../core/_fixtures.ts";
 
 const TEXT = Array.from(
   { length: 12 },
@@ -125,6 +137,61 @@ Deno.test("a default task the model cannot score is skipped with a note; an aske
     await assert.rejects(
       run(["--model", model, "--data", data, "--cloze-items", "4", "--tasks", "cloze"]),
       /cloze: no item can be scored by .*short/,
+    );
+  });
+});
+
+Deno.test("a model without a tokenizer on a bare shard of ids: loss and perplexity, bits per byte unavailable", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(FIXTURES, "qwen2_tiny"); // a Qwen2 of vocabulary 80 without tokenizer files
+    const ids = Array.from(rand(4 * 16 + 1, 3), (x) => Math.floor((x + 1) * 40));
+    const shard = join(dir, "val_000000.bin");
+    await writeShard(shard, ids);
+    const notes: string[] = [];
+    const out = await run(["--model", path, "--data", shard, "--ctx", "16"], notes);
+    const last = JSON.parse(out.at(-1)!);
+    assert.deepEqual({ tokens: last.tokens, bytes: last.bytes, bpb: last.bpb }, {
+      tokens: 64,
+      bytes: null,
+      bpb: null,
+    });
+    assert.ok(Math.abs(last.perplexity - Math.exp(last.loss)) < 1e-9 * last.perplexity);
+    assert.match(out[2], /qwen2_tiny +21\.3K +\d\.\d{4} +\d+\.\d\d +-$/, "bpb shown as -");
+    assert.ok(
+      notes.some((n) => /ids without a tokenizer: bits per byte unavailable/.test(n)),
+      notes.join("\n"),
+    );
+    assert.ok(
+      notes.some((n) => /task cloze is built from text, .* no.* tokenizer: skipped/.test(n)),
+      notes.join("\n"),
+    );
+    // The loss is the model's on those ids, as the library computes it.
+    const { config, params } = await loadModel(path);
+    const model = createModel(await getGpu(), config, params, { B: 4, T: 16 });
+    try {
+      assert.equal(last.loss, (await validationLoss(model, arraySource(Uint32Array.from(ids)))).loss);
+    } finally {
+      model.destroy();
+    }
+
+    const task = join(dir, "task.jsonl");
+    await Deno.writeTextFile(task, JSON.stringify({ context: "a", choices: ["b", "c"], gold: 0 }) + "\n");
+    await assert.rejects(
+      run(["--model", path, "--data", shard, "--ctx", "16", "--tasks", task]),
+      /qwen2_tiny: the model carries no tokenizer, which task task needs to encode its text/,
+    );
+    await assert.rejects(
+      run(["--model", path, "--data", shard, "--ctx", "16", "--tasks", "cloze"]),
+      /task cloze is built from text, and neither .* nor the model has a tokenizer$/,
+    );
+    // Prepared data of another vocabulary: its ids must still fit the model's.
+    const input = join(dir, "text.txt");
+    await Deno.writeTextFile(input, TEXT);
+    const bytes = join(dir, "bytes");
+    await prepare({ inputs: [input], out: bytes, tokenizer: "bytes", valFraction: 0.5 });
+    await assert.rejects(
+      run(["--model", path, "--data", bytes, "--ctx", "16"]),
+      /token \d+ is not below .*qwen2_tiny's vocabulary of 80/,
     );
   });
 });

@@ -35,10 +35,13 @@ Deno.test("bits per byte is the summed loss over the covered bytes over ln 2 (on
   const tokens = Array.from({ length: 200 }, (_, i) => 32 + ((i * 7) % 35)); // printable ASCII below V=67
   const model = createModel(gpu, config, params, { B: 3, T: 16 });
   const r = await evaluateText(model, arraySource(tokens), { tokenizer: await loadTokenizer("bytes") });
+  const ids = await evaluateText(model, arraySource(tokens), {});
   model.destroy();
   assert.equal(r.tokens, 12 * 16);
   assert.equal(r.bytes, r.tokens);
-  assert.ok(Math.abs(r.bitsPerByte - r.loss / Math.LN2) < 1e-9);
+  assert.ok(Math.abs(r.bitsPerByte! - r.loss / Math.LN2) < 1e-9);
+  // Without a tokenizer the ids have no bytes: the same loss, no bits per byte.
+  assert.deepEqual(ids, { loss: r.loss, perplexity: r.perplexity, tokens: r.tokens });
 });
 
 Deno.test("validation text in another tokenizer is re-encoded with the model's, documents kept apart", async () => {

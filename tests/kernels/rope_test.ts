@@ -11,6 +11,7 @@ import {
   ropeForwardCpu,
   ropeInvFreq,
   ropeLayerTables,
+  type RopeScaling,
   ropeScaling,
   RopeScalingError,
   type RopeShape,
@@ -219,6 +220,36 @@ Deno.test("rope llama3 scaling keeps high frequencies, divides low ones by the f
     else if (band === "divided") assertClose([ratio], [1 / 8], 1e-6, `d=${d}`);
     else assert.ok(ratio < 1 && ratio > 1 / 8, `d=${d}: ratio ${ratio}`);
   });
+});
+
+Deno.test("rope freqFactors divide each frequency: llama.cpp's rope_freqs of Llama 3 give its scaled frequencies", () => {
+  const c = FIXTURE.cases.llama3_small;
+  const s = specOf(c, "llama3_small").scaling as Extract<RopeScaling, { rope_type: "llama3" }>;
+  const plain = ropeInvFreq(c.hs, { theta: c.rope_theta });
+  // llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.generate_extra_tensors), in float64.
+  const factors = Array.from(plain, (p) => {
+    const wavelen = (2 * Math.PI) / p;
+    const old = s.original_max_position_embeddings;
+    if (wavelen < old / s.high_freq_factor) return 1;
+    if (wavelen > old / s.low_freq_factor) return s.factor;
+    const smooth = (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    return 1 / ((1 - smooth) / s.factor + smooth);
+  });
+  const divided = ropeInvFreq(c.hs, { theta: c.rope_theta, freqFactors: factors });
+  assertClose(divided, c.inv_freq, 5e-7, "freqFactors vs transformers' llama3 inv_freq");
+  assert.deepEqual(divided, plain.map((p, d) => Math.fround(p / Math.fround(factors[d]))));
+  const { tables } = ropeLayerTables(
+    [{ theta: c.rope_theta }, { theta: c.rope_theta, freqFactors: factors }],
+    {
+      hs: c.hs,
+      maxT: c.T,
+    },
+  );
+  assert.equal(tables.length, 2, "factors make tables of their own");
+  assertThrows(
+    () => ropeInvFreq(c.hs, { theta: 1e4, freqFactors: [1, 2] }),
+    new RegExp(`rope: freqFactors must be ${c.hs / 2} positive numbers, got \\[1,2\\]`),
+  );
 });
 
 Deno.test("rope layer tables: each Gemma 3 layer gets its own base's tables, one pair per distinct base", () => {

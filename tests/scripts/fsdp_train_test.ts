@@ -2,7 +2,10 @@
  * scripts/fsdp_train.py, the PyTorch trainer for many GPUs, against this project: it trains a model
  * that `deno task inherit` derived on shards that `prepare` wrote, in two processes on the CPU
  * (gloo), and what it writes evaluates here to the loss it printed. The one suite that needs Python:
- * Debian's `python3-torch` at /usr/bin/python3.
+ * Debian's `python3-torch` at /usr/bin/python3 (without transformers: the script's own GPT-2 and
+ * Llama). One test also needs a Python with transformers, from `FSDP_TRANSFORMERS_PYTHON` or the
+ * venv `/tmp/venvf` (`python3 -m venv /tmp/venvf && /tmp/venvf/bin/pip install torch transformers
+ * safetensors numpy`), and is skipped without one.
  *
  * Processes are started the way `torch.distributed.run` starts them (RANK, WORLD_SIZE, LOCAL_RANK,
  * MASTER_ADDR, MASTER_PORT): Debian's torch 1.13 launcher fails under Python 3.11 unless given
@@ -12,6 +15,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getGpu } from "@inheritune/kernels";
 import {
+  type Checkpoint,
   checkpointTokenizer,
   createModel,
   inherit,
@@ -20,10 +24,13 @@ import {
   train,
   validationLoss,
 } from "@inheritune/core";
-import { BatchSampler, openDataset, prepare, writeShard } from "@inheritune/data";
+import { BatchSampler, openDataset, prepare, type TokenSource, writeShard } from "@inheritune/data";
 import { rand, withTempDir } from "../_util.ts";
+import { FAMILY_FIXTURES, FIXTURES } from "../core/_fixtures.ts";
 
 const PYTHON = "/usr/bin/python3";
+/** A Python with transformers, for the one test that needs it. */
+const TRANSFORMERS_PYTHON = Deno.env.get("FSDP_TRANSFORMERS_PYTHON") ?? "/tmp/venvf/bin/python";
 const ROOT = new URL("../../", import.meta.url).pathname;
 const SCRIPT = join(ROOT, "scripts", "fsdp_train.py");
 /** Longest a run may take before it is killed (a process group waiting on a dead peer never ends). */
@@ -35,16 +42,19 @@ interface Run {
   stderr: string;
 }
 
-async function requireTorch(): Promise<void> {
-  let ok = false;
+/** Whether `python` imports `modules` (a comma-separated list). */
+async function imports(python: string, modules: string): Promise<boolean> {
   try {
-    const out = await new Deno.Command(PYTHON, { args: ["-c", "import torch, numpy"], stderr: "null" })
+    const out = await new Deno.Command(python, { args: ["-c", `import ${modules}`], stderr: "null" })
       .output();
-    ok = out.success;
+    return out.success;
   } catch {
-    // no python3 at all
+    return false; // no such Python
   }
-  if (!ok) {
+}
+
+async function requireTorch(): Promise<void> {
+  if (!await imports(PYTHON, "torch, numpy")) {
     throw new Error(
       `${PYTHON} cannot import torch and numpy: this suite needs Debian's python3-torch ` +
         `(apt-get install -y python3-torch)`,
@@ -57,8 +67,16 @@ function freePort(): number {
   return (listener.addr as Deno.NetAddr).port;
 }
 
-/** Runs `python3 SCRIPT ...args` in `processes` processes (one plain process when 1) and waits for all. */
-async function runScript(args: string[], processes = 1, script = SCRIPT): Promise<Run[]> {
+/** How {@linkcode runScript} runs: processes (one plain process when 1), the script and the Python. */
+interface RunOptions {
+  processes?: number;
+  script?: string;
+  python?: string;
+}
+
+/** Runs `python3 SCRIPT ...args` in `processes` processes and waits for all. */
+async function runScript(args: string[], options: RunOptions = {}): Promise<Run[]> {
+  const { processes = 1, script = SCRIPT, python = PYTHON } = options;
   const port = processes > 1 ? freePort() : 0;
   const children = Array.from({ length: processes }, (_, rank) => {
     const env: Record<string, string> = { OMP_NUM_THREADS: "1", PYTHONUNBUFFERED: "1" };
@@ -72,7 +90,7 @@ async function runScript(args: string[], processes = 1, script = SCRIPT): Promis
         MASTER_PORT: String(port),
       });
     }
-    return new Deno.Command(PYTHON, { args: [script, ...args], env, stdout: "piped", stderr: "piped" })
+    return new Deno.Command(python, { args: [script, ...args], env, stdout: "piped", stderr: "piped" })
       .spawn();
   });
   const timer = setTimeout(() => {
@@ -97,8 +115,9 @@ async function runScript(args: string[], processes = 1, script = SCRIPT): Promis
 }
 
 /** Runs and requires every process to succeed; returns rank 0's output. */
-async function trainScript(args: string[], processes = 1): Promise<Run> {
-  const runs = await runScript(args, processes);
+async function trainScript(args: string[], options: RunOptions = {}): Promise<Run> {
+  const processes = options.processes ?? 1;
+  const runs = await runScript(args, options);
   runs.forEach((r, rank) =>
     assert.equal(r.code, 0, `rank ${rank} of ${processes} failed:\n${r.stdout}\n${r.stderr}`)
   );
@@ -124,6 +143,32 @@ function assertLossesClose(actual: number[], expected: number[], tol: number, wh
   });
   const worst = Math.max(...actual.map((v, i) => Math.abs(v - expected[i])));
   console.log(`  ${what}: largest loss difference ${worst.toExponential(2)} over ${actual.length} steps`);
+}
+
+/**
+ * The per-step losses of `deno task train`'s trainer on `model` with the script runs' recipe
+ * (`COMMON`: seed 5, lr 1e-3, one warm-up step) and a global batch of 4 windows of T.
+ */
+async function denoLosses(
+  model: Checkpoint,
+  source: TokenSource,
+  options: { T: number; steps: number; out: string },
+): Promise<number[]> {
+  const { T, steps, out } = options;
+  const result = await train({
+    gpu: await getGpu(),
+    config: model.config,
+    params: model.params,
+    batches: new BatchSampler(source, { B: 4, T, shuffle: true, seed: 5 }),
+    out,
+    steps,
+    B: 4,
+    T,
+    lr: 1e-3,
+    warmup: 1,
+    logEvery: 1,
+  });
+  return result.history.map((m) => m.loss);
 }
 
 /** Seeded English-like documents separated for `prepare`, about 20 kB of bytes. */
@@ -155,7 +200,7 @@ Deno.test("fsdp_train.py continues an inherited model across processes, and Deno
     const two = join(dir, "two");
     const run = await trainScript(
       ["--model", model, "--data", data, "--out", two, "--steps", "5", "--batch", "2", ...COMMON],
-      2,
+      { processes: 2 },
     );
     const twoLosses = (await metrics(two)).map((m) => m.loss);
 
@@ -223,21 +268,12 @@ Deno.test("fsdp_train.py continues an inherited model across processes, and Deno
 
     await t.step("the losses are the Deno trainer's on the same model, data, batch and seed", async () => {
       using dataset = await openDataset(data);
-      const reference = await loadModel(model);
-      const result = await train({
-        gpu: await getGpu(),
-        config: reference.config,
-        params: reference.params,
-        batches: new BatchSampler(dataset.split("train"), { B: 4, T: 32, shuffle: true, seed: 5 }),
-        out: join(dir, "deno"),
-        steps: 5,
-        B: 4,
+      const deno = await denoLosses(await loadModel(model), dataset.split("train"), {
         T: 32,
-        lr: 1e-3,
-        warmup: 1,
-        logEvery: 1,
+        steps: 5,
+        out: join(dir, "deno"),
       });
-      assertLossesClose(twoLosses, result.history.map((m) => m.loss), 1e-4, "script vs Deno trainer");
+      assertLossesClose(twoLosses, deno, 1e-4, "script vs Deno trainer");
     });
   });
 });
@@ -245,13 +281,12 @@ Deno.test("fsdp_train.py continues an inherited model across processes, and Deno
 Deno.test("fsdp_train.py trains a tied, sharded Llama folder alike in 1 and 2 processes", async () => {
   await requireTorch();
   await withTempDir(async (dir) => {
-    const check = await runScript([], 1, join(ROOT, "scripts", "llama_torch_check.py"));
+    const check = await runScript([], { script: join(ROOT, "scripts", "llama_torch_check.py") });
     assert.equal(check[0].code, 0, `llama_torch_check.py:\n${check[0].stdout}${check[0].stderr}`);
     const model = join(dir, "llama");
     const made = await runScript(
       ["--write", model, "--tied", "--sharded"],
-      1,
-      join(ROOT, "scripts", "llama_torch_check.py"),
+      { script: join(ROOT, "scripts", "llama_torch_check.py") },
     );
     assert.equal(made[0].code, 0, made[0].stderr);
     const tokens = Array.from(rand(3000, 9), (x) => Math.floor((x + 1) * 128));
@@ -271,7 +306,7 @@ Deno.test("fsdp_train.py trains a tied, sharded Llama folder alike in 1 and 2 pr
       "1",
     ];
     await trainScript([...args(join(dir, "one")), "--batch", "4"]);
-    await trainScript([...args(join(dir, "two")), "--batch", "2"], 2);
+    await trainScript([...args(join(dir, "two")), "--batch", "2"], { processes: 2 });
     const one = (await metrics(join(dir, "one"))).map((m) => m.loss);
     assertLossesClose(
       (await metrics(join(dir, "two"))).map((m) => m.loss),
@@ -310,7 +345,7 @@ Deno.test("fsdp_train.py continues stories260K's first 2 blocks; Deno evaluates 
     const out = join(dir, "two");
     const run = await trainScript(
       ["--model", model, "--data", data, "--out", out, "--steps", "4", "--batch", "2", ...COMMON],
-      2,
+      { processes: 2 },
     );
     const printed = run.stdout.match(/^val_loss (\S+) over (\d+) tokens at ctx 32$/m);
     assert.ok(printed, `no val_loss line in:\n${run.stdout}`);
@@ -332,26 +367,12 @@ Deno.test("fsdp_train.py continues stories260K's first 2 blocks; Deno evaluates 
     } finally {
       net.destroy();
     }
-    const inherited = await loadModel(model);
-    const result = await train({
-      gpu: await getGpu(),
-      config: inherited.config,
-      params: inherited.params,
-      batches: new BatchSampler(dataset.split("train"), { B: 4, T: 32, shuffle: true, seed: 5 }),
-      out: join(dir, "deno"),
-      steps: 4,
-      B: 4,
+    const deno = await denoLosses(await loadModel(model), dataset.split("train"), {
       T: 32,
-      lr: 1e-3,
-      warmup: 1,
-      logEvery: 1,
+      steps: 4,
+      out: join(dir, "deno"),
     });
-    assertLossesClose(
-      (await metrics(out)).map((m) => m.loss),
-      result.history.map((m) => m.loss),
-      1e-4,
-      "LLaMA script vs Deno trainer",
-    );
+    assertLossesClose((await metrics(out)).map((m) => m.loss), deno, 1e-4, "LLaMA script vs Deno trainer");
   });
 });
 
@@ -387,7 +408,15 @@ Deno.test("fsdp_train.py refuses bad input with one line on stderr and exit code
     const cases: [string[], RegExp][] = [
       [
         ["--model", bert, "--data", shard, "--out", out],
-        /model_type "bert" is not a family this script trains/,
+        /bert: model_type "bert" needs transformers \(pip install transformers\); without it this script trains gpt2 and llama$/m,
+      ],
+      [
+        ["--model", join(ROOT, "tests", "fixtures", "qwen3_tiny"), "--data", shard, "--out", out],
+        /model_type "qwen3" needs transformers \(pip install transformers\)/,
+      ],
+      [
+        ["--model", model, "--data", shard, "--out", out, "--modeling", "transformers"],
+        /^fsdp_train\.py: --modeling transformers: transformers is not installed \(pip install transformers\)$/m,
       ],
       [["--model", join(dir, "nope"), "--data", shard, "--out", out], /no such model folder/],
       [
@@ -407,4 +436,81 @@ Deno.test("fsdp_train.py refuses bad input with one line on stderr and exit code
       assert.match(r.stderr, pattern);
     }
   });
+});
+
+Deno.test({
+  name:
+    "with transformers, fsdp_train.py continues every family's folder through its own class; Deno reads it and trains alike",
+  ignore: !await imports(TRANSFORMERS_PYTHON, "torch, transformers, numpy"),
+  fn: async () => {
+    await withTempDir(async (dir) => {
+      // Ids below every fixture's vocabulary (64 and up), a cycle the models can learn.
+      const ids = Array.from({ length: 1500 }, (_, i) => ((i % 37) * 17 + 3) % 64);
+      const data = join(dir, "data");
+      await Deno.mkdir(data);
+      await writeShard(join(data, "train_000000.bin"), ids);
+      await writeShard(join(data, "val_000000.bin"), ids.slice(0, 200));
+      const python = TRANSFORMERS_PYTHON;
+      // COMMON's recipe at context 16 (the last --ctx counts).
+      const args = (model: string, out: string): string[] => [
+        ...["--model", model, "--data", data, "--out", out, "--steps", "4"],
+        ...COMMON,
+        ...["--ctx", "16"],
+      ];
+      for (const c of FAMILY_FIXTURES) {
+        const model = join(FIXTURES, c.name);
+        const out = join(dir, c.name);
+        const run = await trainScript([...args(model, out), "--batch", "4"], { python });
+        assert.match(run.stdout, /transformers \d+\.\d+\S* \w+ForCausalLM/, `${c.name}: ${run.stdout}`);
+        // What it wrote is the family's folder: the same configuration and tensors, trained.
+        const [reference, written] = [await loadModel(model), await loadModel(out)];
+        assert.deepEqual(written.config, reference.config, c.name);
+        assert.deepEqual(
+          [...written.params].map(([k, p]) => [k, p.length]),
+          [...reference.params].map(([k, p]) => [k, p.length]),
+        );
+        assert.ok([...written.params].some(([k, p]) => p.some((v, i) => v !== reference.params.get(k)![i])));
+        if (!c.runs) continue;
+        const printed = run.stdout.match(/^val_loss (\S+) over (\d+) tokens at ctx 16$/m);
+        assert.ok(printed, `no val_loss line in:\n${run.stdout}`);
+        using dataset = await openDataset(data);
+        const net = createModel(await getGpu(), written.config, written.params, { B: 4, T: 16 });
+        try {
+          const ours = await validationLoss(net, dataset.split("val"));
+          const rel = Math.abs(ours.loss - Number(printed[1])) / ours.loss;
+          assert.ok(
+            rel <= 1e-5,
+            `${c.name}: Deno ${ours.loss} vs script ${printed[1]}: relative error ${rel}`,
+          );
+          console.log(`  ${c.name} validation loss: script vs Deno relative error ${rel.toExponential(2)}`);
+        } finally {
+          net.destroy();
+        }
+        const deno = await denoLosses(reference, dataset.split("train"), {
+          T: 16,
+          steps: 4,
+          out: join(dir, `${c.name}-deno`),
+        });
+        assertLossesClose(
+          (await metrics(out)).map((m) => m.loss),
+          deno,
+          1e-4,
+          `${c.name} through transformers vs Deno trainer`,
+        );
+      }
+      // FSDP over two processes takes the same steps as one process.
+      const two = join(dir, "qwen3-two");
+      const run = await trainScript([...args(join(FIXTURES, "qwen3_tiny"), two), "--batch", "2"], {
+        python,
+        processes: 2,
+      });
+      assert.match(run.stdout, /FSDP \(fully_shard/);
+      assertLossesClose(
+        (await metrics(two)).map((m) => m.loss),
+        (await metrics(join(dir, "qwen3_tiny"))).map((m) => m.loss),
+        1e-4,
+        "qwen3 through transformers, 1 vs 2 processes",
+      );
+    });
+  },
 });
