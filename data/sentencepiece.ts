@@ -506,5 +506,11 @@ export function sentencePieceTokenizer(model: SentencePieceModel): Tokenizer {
     definition: () => ({ file: "tokenizer.model", bytes: encodeSentencePieceModel(model) }),
     encode,
     decode,
+    token: (id: number): string => {
+      if (!(Number.isInteger(id) && id >= 0 && id < n)) {
+        throw new RangeError(`id ${id} is not below the ${n} pieces`);
+      }
+      return model.pieces[id];
+    },
   };
 }

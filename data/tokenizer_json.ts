@@ -15,6 +15,7 @@ import { DataError } from "./errors.ts";
 import { PieceType, type SentencePieceModel } from "./sentencepiece.ts";
 import type { EncodeOptions, Tokenizer } from "./tokenizer_types.ts";
 import { letterOrDigitBefore } from "./_words.ts";
+import { CHAR_BYTES } from "./_byte_level.ts";
 
 type Json = Record<string, unknown>;
 
@@ -36,15 +37,6 @@ function* objects(v: unknown): Generator<Json> {
     yield v;
     for (const x of Object.values(v)) yield* objects(x);
   }
-}
-
-/** GPT-2's byte-to-character table of byte-level BPE, and its inverse. */
-function byteLevelTable(): { chars: string[]; bytes: Map<string, number> } {
-  const printable = (b: number): boolean => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
-  const chars: string[] = [];
-  let shifted = 0;
-  for (let b = 0; b < 256; b++) chars[b] = String.fromCodePoint(printable(b) ? b : 256 + shifted++);
-  return { chars, bytes: new Map(chars.map((c, b) => [c, b])) };
 }
 
 interface AddedToken {
@@ -104,11 +96,11 @@ export function jsonTokenizer(json: unknown): Tokenizer {
   const byteLevel = [...objects(json.decoder), ...objects(json.pre_tokenizer)].some((o) =>
     o.type === "ByteLevel"
   );
-  const table = byteLevelTable();
+  const utf8 = new TextDecoder();
   const surface = (token: string): string => {
     if (!byteLevel) return token.replaceAll("\u2581", " ");
-    const bytes = Array.from(token, (c) => table.bytes.get(c) ?? 0x3f);
-    return new TextDecoder().decode(Uint8Array.from(bytes));
+    const bytes = Uint8Array.from(token, (c) => CHAR_BYTES.get(c) ?? 0x3f);
+    return utf8.decode(bytes);
   };
   const joins = /[\p{L}\p{N}] /u;
   const splitsAtSpaces = ![...vocab.keys()].some((t) => joins.test(surface(t)));
@@ -162,50 +154,141 @@ export function jsonTokenizer(json: unknown): Tokenizer {
         ? ""
         : full.decode(list, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
     },
+    token: (id: number): string => {
+      const token = Number.isInteger(id) && id >= 0 ? full.id_to_token(id) : undefined;
+      if (token === undefined) throw new RangeError(`id ${id} names no token of the ${vocabSize}`);
+      return token;
+    },
   };
 }
 
-/** Pre-tokenizer regexes of GGUF's `tokenizer.ggml.pre` names (llama.cpp's), as Split patterns. */
-const PRE_TOKENIZER_REGEX: Record<string, string | null> = {
-  default: null,
-  gpt2: null,
-  "llama-bpe":
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
-  qwen2:
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+/** GPT-2's pre-tokenizer regex (also the second step of several of llama.cpp's lists). */
+const GPT2_SPLIT = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+/** Llama 3's, with its case-insensitive group spelled out as llama.cpp does (portable to every engine). */
+const LLAMA3_SPLIT =
+  "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+" +
+  "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+/** Qwen2's: Llama 3's with single digits. */
+const QWEN2_SPLIT = LLAMA3_SPLIT.replace("\\p{N}{1,3}", "\\p{N}");
+
+/** A llama.cpp pre-tokenizer: regexes each splitting the pieces of the one before, and its vocabulary flags. */
+interface PreTokenizer {
+  /** Patterns applied in turn; a piece is cut into the matches and the text between them. */
+  readonly splits: readonly string[];
+  /** A word that is itself a token is not merged from its characters (llama.cpp's `ignore_merges`). */
+  readonly ignoreMerges?: boolean;
+  /** Whether a BOS starts every sequence when the file does not say (`tokenizer.ggml.add_bos_token`). */
+  readonly addBos?: boolean;
+}
+
+const GPT2_PRE: PreTokenizer = { splits: [GPT2_SPLIT] };
+const LLAMA3_PRE: PreTokenizer = { splits: [LLAMA3_SPLIT], ignoreMerges: true, addBos: true };
+const STARCODER_PRE: PreTokenizer = { splits: ["\\p{N}", GPT2_SPLIT] };
+
+/**
+ * The byte-level BPE pre-tokenizers of GGUF's `tokenizer.ggml.pre` names, as llama.cpp's
+ * `llama-vocab.cpp` defines them (names it maps to the same regexes and flags share an entry).
+ * "default" is what llama.cpp uses for a file without a name.
+ */
+const PRE_TOKENIZERS: Record<string, PreTokenizer> = {
+  default: {
+    splits: ["[\\p{P}\\$\\+<=>\\^~\\|]+", GPT2_SPLIT, "\\p{N}+", "[0-9][0-9][0-9]"],
+  },
+  "gpt-2": GPT2_PRE,
+  mpt: GPT2_PRE,
+  "llama-bpe": LLAMA3_PRE,
+  llama3: LLAMA3_PRE,
+  "llama-v3": LLAMA3_PRE,
+  qwen2: { splits: [QWEN2_SPLIT] },
+  smollm: STARCODER_PRE,
+  starcoder: STARCODER_PRE,
+  refact: STARCODER_PRE,
+  falcon: { splits: ["[\\p{P}\\$\\+<=>\\^~\\|`]+", GPT2_SPLIT, "[0-9][0-9][0-9]"] },
+  "deepseek-llm": {
+    splits: [
+      "[\\r\\n]",
+      "\\s?[" +
+      "A-Za-z\u00B5\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u01BA\u01BC-\u01BF\u01C4-\u0293\u0295-\u02AF" +
+      "\u0370-\u0373\u0376\u0377\u037B-\u037D\u037F\u0386\u0388-\u038A\u038C\u038E-\u03A1" +
+      "\u03A3-\u03F5\u03F7-\u0481\u048A-\u052F\u0531-\u0556\u10A0-\u10C5\u13A0-\u13F5\u13F8-\u13FD" +
+      "\u1C90-\u1CBA\u1CBD-\u1CBF\u1D00-\u1D2B\u1D6B-\u1D77\u1D79-\u1D9A\u1E00-\u1F15\u1F18-\u1F1D" +
+      "\u1F20-\u1F45\u1F48-\u1F4D\u1F50-\u1F57\u1F59\u1F5B\u1F5D\u1F5F-\u1F7D\u1F80-\u1FB4" +
+      "\u1FB6-\u1FBC\u1FBE\u1FC2-\u1FC4\u1FC6-\u1FCC\u1FD0-\u1FD3\u1FD6-\u1FDB\u1FE0-\u1FEC" +
+      "\u1FF2-\u1FF4\u1FF6-\u1FFC\u2102\u2107\u210A-\u2113\u2115\u2119-\u211D\u2124\u2126" +
+      "\u2128\u212A-\u212D\u212F-\u2134\u2139\u213C-\u213F\u2145-\u2149\u214E\u2183\u2184" +
+      "\u2C00-\u2C7B\u2C7E-\u2CE4\u2CEB-\u2CEE\u2CF2\u2CF3\uA640-\uA66D\uA680-\uA69B\uA722-\uA76F" +
+      "\uA771-\uA787\uA78B-\uA78E\uAB70-\uABBF\uFB00-\uFB06\uFB13-\uFB17\uFF21-\uFF3A\uFF41-\uFF5A" +
+      "\u{10400}-\u{1044F}\u{104B0}-\u{104D3}\u{104D8}-\u{104FB}\u{10C80}-\u{10CB2}\u{10CC0}-\u{10CF2}" +
+      "\u{118A0}-\u{118DF}\u{1E900}-\u{1E943}" +
+      "]+",
+      "\\s?[!-/:-~\uFF01-\uFF0F\uFF1A-\uFF5E\u2018-\u201F\u3000-\u3002]+",
+      "\\s+$",
+      "[\u4E00-\u9FA5\u0800-\u4E00\uAC00-\uD7FF]+",
+      "\\p{N}+",
+    ],
+  },
+  "deepseek-coder": {
+    splits: [
+      "[\\r\\n]",
+      "\\s?\\p{L}+",
+      "\\s?\\p{P}+",
+      "[\u4E00-\u9FA5\u0800-\u4E00\uAC00-\uD7FF]+",
+      "\\p{N}",
+    ],
+  },
 };
+
+/**
+ * A `tokenizer.json` vocabulary: each token's first id. Without a prototype, so that tokens such as
+ * "valueOf" or "__proto__" are plain keys.
+ */
+function tokenIds(tokens: readonly string[]): Record<string, number> {
+  const vocab: Record<string, number> = Object.create(null);
+  tokens.forEach((t, id) => vocab[t] ??= id);
+  return vocab;
+}
 
 /** A byte-level BPE vocabulary as GGUF stores it (`tokenizer.ggml.model` = "gpt2"). */
 export interface ByteLevelBpeModel {
-  /** Tokens by id, in byte-level characters ("Ġ" for a space). */
+  /** Tokens by id, in byte-level characters ("Ġ" for a space); added tokens as their text. */
   readonly tokens: readonly string[];
   /** Merge rules in priority order, each "left right". */
   readonly merges: readonly string[];
-  /** {@linkcode PieceType} of each token; control tokens become special added tokens. */
+  /** {@linkcode PieceType} of each token; control tokens become special added tokens, user-defined ones plain added tokens. */
   readonly types?: readonly number[];
   /** Beginning-of-sequence id. */
   readonly bosId?: number;
   /** End-of-sequence id. */
   readonly eosId?: number;
-  /** Whether a BOS starts every sequence (GGUF `tokenizer.ggml.add_bos_token`, default false). */
+  /** Whether a BOS starts every sequence (`tokenizer.ggml.add_bos_token`; default: the pre-tokenizer's, else false). */
   readonly addBos?: boolean;
-  /** Pre-tokenizer name, GGUF `tokenizer.ggml.pre`: "gpt2" (default), "llama-bpe" or "qwen2". */
+  /** Whether an EOS ends every sequence (`tokenizer.ggml.add_eos_token`, default false). */
+  readonly addEos?: boolean;
+  /** Pre-tokenizer name, `tokenizer.ggml.pre` (default "default", as llama.cpp reads a file without one). */
   readonly pre?: string;
 }
 
-/** The `tokenizer.json` definition of a byte-level BPE vocabulary with merges. */
+/** The pre-tokenizer names {@linkcode byteLevelBpeJson} accepts. */
+export const BYTE_LEVEL_PRE_TOKENIZERS: readonly string[] = Object.keys(PRE_TOKENIZERS);
+
+/**
+ * The `tokenizer.json` definition of a byte-level BPE vocabulary with merges, tokenizing as
+ * llama.cpp does: its pre-tokenizer regexes as a sequence of isolating splits, then the byte-level
+ * mapping and the merges by rank.
+ *
+ * @throws {DataError} for a pre-tokenizer name llama.cpp's list has but this one does not.
+ */
 export function byteLevelBpeJson(model: ByteLevelBpeModel): Json {
-  const pre = model.pre ?? "gpt2";
-  if (!Object.hasOwn(PRE_TOKENIZER_REGEX, pre)) {
+  const name = model.pre ?? "default";
+  if (!Object.hasOwn(PRE_TOKENIZERS, name)) {
     throw new DataError(
-      `byte-level BPE pre-tokenizer ${JSON.stringify(pre)} is not supported (known: ${
-        Object.keys(PRE_TOKENIZER_REGEX).join(", ")
+      `byte-level BPE pre-tokenizer ${JSON.stringify(name)} is not supported (supported: ${
+        BYTE_LEVEL_PRE_TOKENIZERS.join(", ")
       })`,
     );
   }
-  const regex = PRE_TOKENIZER_REGEX[pre];
-  const vocab: Record<string, number> = {};
-  model.tokens.forEach((t, id) => vocab[t] ??= id);
+  const pre = PRE_TOKENIZERS[name];
+  const vocab = tokenIds(model.tokens);
   const added: AddedToken[] = [];
   model.tokens.forEach((content, id) => {
     const type = model.types?.[id];
@@ -219,7 +302,10 @@ export function byteLevelBpeJson(model: ByteLevelBpeModel): Json {
     trim_offsets: true,
     use_regex: useRegex,
   });
-  const bos = model.addBos && model.bosId !== undefined ? model.tokens[model.bosId] : undefined;
+  const special = (on: boolean | undefined, id: number | undefined): number | undefined =>
+    on && id !== undefined && id >= 0 ? id : undefined;
+  const bos = special(model.addBos ?? pre.addBos, model.bosId);
+  const eos = special(model.addEos, model.eosId);
   return {
     version: "1.0",
     added_tokens: added.map((t) => ({
@@ -230,14 +316,19 @@ export function byteLevelBpeJson(model: ByteLevelBpeModel): Json {
       normalized: false,
     })),
     normalizer: null,
-    pre_tokenizer: regex === null ? byteLevel(true) : {
+    pre_tokenizer: {
       type: "Sequence",
       pretokenizers: [
-        { type: "Split", pattern: { Regex: regex }, behavior: "Isolated", invert: false },
+        ...pre.splits.map((regex) => ({
+          type: "Split",
+          pattern: { Regex: regex },
+          behavior: "Isolated",
+          invert: false,
+        })),
         byteLevel(false),
       ],
     },
-    post_processor: bos === undefined ? null : template(bos, model.bosId!),
+    post_processor: bos === undefined && eos === undefined ? null : template(model.tokens, bos, eos),
     decoder: byteLevel(true),
     model: {
       type: "BPE",
@@ -247,6 +338,7 @@ export function byteLevelBpeJson(model: ByteLevelBpeModel): Json {
       end_of_word_suffix: null,
       fuse_unk: false,
       byte_fallback: false,
+      ignore_merges: pre.ignoreMerges === true,
       vocab,
       merges: model.merges.map((m) => {
         const i = m.indexOf(" ", 1);
@@ -256,17 +348,26 @@ export function byteLevelBpeJson(model: ByteLevelBpeModel): Json {
   };
 }
 
-function template(bos: string, id: number): Json {
+/** A post-processor putting the tokens `bos` before and `eos` after each sequence (either may be absent). */
+function template(tokens: readonly string[], bos: number | undefined, eos: number | undefined): Json {
+  const mark = (id: number | undefined, typeId: number): Json[] =>
+    id === undefined ? [] : [{ SpecialToken: { id: tokens[id], type_id: typeId } }];
+  const specials: Json = {};
+  for (const id of [bos, eos]) {
+    if (id !== undefined) specials[tokens[id]] = { id: tokens[id], ids: [id], tokens: [tokens[id]] };
+  }
   return {
     type: "TemplateProcessing",
-    single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
+    single: [...mark(bos, 0), { Sequence: { id: "A", type_id: 0 } }, ...mark(eos, 0)],
     pair: [
-      { SpecialToken: { id: bos, type_id: 0 } },
+      ...mark(bos, 0),
       { Sequence: { id: "A", type_id: 0 } },
-      { SpecialToken: { id: bos, type_id: 1 } },
+      ...mark(eos, 0),
+      ...mark(bos, 1),
       { Sequence: { id: "B", type_id: 1 } },
+      ...mark(eos, 1),
     ],
-    special_tokens: { [bos]: { id: bos, ids: [id], tokens: [bos] } },
+    special_tokens: specials,
   };
 }
 
@@ -287,8 +388,7 @@ export function byteLevelBpeTokenizer(model: ByteLevelBpeModel): Tokenizer {
  * removal of extra spaces.
  */
 export function sentencePieceToJson(model: SentencePieceModel): Json {
-  const vocab: Record<string, number> = {};
-  model.pieces.forEach((p, id) => vocab[p] ??= id);
+  const vocab = tokenIds(model.pieces);
   const mergeable = (id: number | undefined): boolean =>
     id !== undefined &&
     [PieceType.normal, PieceType.userDefined, PieceType.unused].includes(model.types[id] as 1 | 4 | 5);
@@ -337,7 +437,7 @@ export function sentencePieceToJson(model: SentencePieceModel): Json {
     ),
     normalizer: normalizers.length > 0 ? { type: "Sequence", normalizers } : null,
     pre_tokenizer: null,
-    post_processor: bos === undefined ? null : template(bos, model.bosId),
+    post_processor: bos === undefined ? null : template(model.pieces, model.bosId, undefined),
     decoder: {
       type: "Sequence",
       decoders: [

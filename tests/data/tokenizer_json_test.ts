@@ -40,7 +40,7 @@ Deno.test("byte-fallback BPE tokenizer.json (tok512 converted Llama-2 style) giv
 
 Deno.test("byte-level BPE from GPT-2's vocabulary and merges gives gpt-tokenizer's ids", async () => {
   const gpt2 = await loadTokenizer("gpt2");
-  const t = byteLevelBpeTokenizer(gpt2Vocabulary());
+  const t = byteLevelBpeTokenizer({ ...gpt2Vocabulary(), pre: "gpt-2" });
   assert.deepEqual([t.vocabSize, t.eotToken, t.eosToken, t.bosToken], [50257, 50256, 50256, undefined]);
   const { paragraphs } = await tinyStoriesIds();
   const brown = CORPORA.brown;
@@ -108,7 +108,7 @@ Deno.test("corrupt or unusable tokenizer.json files are one-line DataErrors nami
 Deno.test("byte-level BPE pre-tokenizers: Llama 3's regex splits digits in threes; unknown names are refused", () => {
   const vocab = gpt2Vocabulary();
   const llama3 = byteLevelBpeTokenizer({ ...vocab, pre: "llama-bpe" });
-  const gpt2 = byteLevelBpeTokenizer(vocab);
+  const gpt2 = byteLevelBpeTokenizer({ ...vocab, pre: "gpt-2" });
   const digits = (t: typeof gpt2): string[] => t.encode("1234567").map((id) => t.decode([id]));
   assert.deepEqual(digits(llama3), ["123", "456", "7"]);
   assert.notDeepEqual(digits(gpt2), digits(llama3));
@@ -116,6 +116,10 @@ Deno.test("byte-level BPE pre-tokenizers: Llama 3's regex splits digits in three
     () => byteLevelBpeJson({ ...vocab, pre: "mystery" }),
     /pre-tokenizer "mystery" is not supported/,
   );
-  const bos = byteLevelBpeTokenizer({ ...vocab, bosId: 50256, addBos: true });
+  const bos = byteLevelBpeTokenizer({ ...vocab, pre: "gpt-2", bosId: 50256, addBos: true });
   assert.equal(bos.bosToken, 50256);
+  // llama.cpp's "default", for a file that names none, cuts punctuation runs off first.
+  const fallback = byteLevelBpeTokenizer(vocab);
+  assert.deepEqual(fallback.encode("don't").map((id) => fallback.token(id)), ["don", "'", "t"]);
+  assert.deepEqual(gpt2.encode("don't").map((id) => gpt2.token(id)), ["don", "'t"]);
 });
