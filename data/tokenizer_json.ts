@@ -45,6 +45,31 @@ interface AddedToken {
   special?: boolean;
 }
 
+/**
+ * Pre-tokenizer `pre` with the steps Tokenizers.js reads differently from the Rust library written
+ * as equivalents it reads alike: `Digits` (JavaScript's `\d` is ASCII; Rust splits every
+ * `char::is_numeric`, Unicode's N) as a split on `\p{N}`, and `ByteLevel`'s own regex (JavaScript's
+ * `\s`, unlike Rust's, has U+FEFF and lacks U+0085) as GPT-2's regex in a `Split`, whose `\s`
+ * Tokenizers.js rewrites to Unicode's White_Space.
+ */
+function asTokenizersJsReads(pre: unknown): unknown {
+  if (!isObject(pre)) return pre;
+  if (pre.type === "Sequence" && Array.isArray(pre.pretokenizers)) {
+    return { ...pre, pretokenizers: pre.pretokenizers.map(asTokenizersJsReads) };
+  }
+  const split = (regex: string): Json => ({
+    type: "Split",
+    pattern: { Regex: regex },
+    behavior: "Isolated",
+    invert: false,
+  });
+  if (pre.type === "Digits") return split(pre.individual_digits === true ? "\\p{N}" : "\\p{N}+");
+  if (pre.type === "ByteLevel" && pre.use_regex !== false && pre.add_prefix_space !== true) {
+    return { type: "Sequence", pretokenizers: [split(GPT2_SPLIT), { ...pre, use_regex: false }] };
+  }
+  return pre;
+}
+
 /** Text at the start of a continuation's encoding, whose ids are dropped again. */
 const ANCHOR = "a";
 /** Characters encoded per call at most, about, so that BPE over a text without pre-tokenizer stays fast. */
@@ -65,8 +90,9 @@ export function jsonTokenizer(json: unknown): Tokenizer {
   let full: HfTokenizer;
   let plain: HfTokenizer;
   try {
-    full = new HfTokenizer(json, {});
-    plain = new HfTokenizer({ ...json, added_tokens: added.filter((t) => !t.special) }, {});
+    const runnable = { ...json, pre_tokenizer: asTokenizersJsReads(json.pre_tokenizer) };
+    full = new HfTokenizer(runnable, {});
+    plain = new HfTokenizer({ ...runnable, added_tokens: added.filter((t) => !t.special) }, {});
   } catch (e) {
     throw new DataError(
       `not a usable tokenizer.json (${model.type}): ${(e as Error).message.split("\n")[0]}`,
