@@ -2,10 +2,12 @@
  * Hugging Face `tokenizer.json` tokenizers (byte-level BPE as in GPT-2, Llama 3 and Qwen; BPE with
  * byte fallback as in Llama 2), run by `@huggingface/tokenizers` (Tokenizers.js, pure TypeScript,
  * the tokenizer of Transformers.js): its normalizers, pre-tokenizers, models and decoders are the
- * Rust library's, so this module only adapts it to {@linkcode Tokenizer}. Also builds a
+ * Rust library's, so this module only adapts it to {@linkcode Tokenizer} (and hands it the two
+ * pre-tokenizer steps it reads differently as equivalents it reads alike). Also builds a
  * `tokenizer.json` in memory for a GGUF byte-level BPE vocabulary (`tokenizer.ggml.model` =
- * "gpt2": tokens and merges) and for a SentencePiece vocabulary (as transformers' Llama converter
- * does, plus the whitespace rules it leaves out).
+ * "gpt2": tokens, merges and llama.cpp's pre-tokenizer of its `tokenizer.ggml.pre` name) and for
+ * a SentencePiece vocabulary (as transformers' Llama converter does, plus the whitespace rules it
+ * leaves out).
  *
  * @module
  */
@@ -231,6 +233,8 @@ const PRE_TOKENIZERS: Record<string, PreTokenizer> = {
   refact: STARCODER_PRE,
   falcon: { splits: ["[\\p{P}\\$\\+<=>\\^~\\|`]+", GPT2_SPLIT, "[0-9][0-9][0-9]"] },
   "deepseek-llm": {
+    // The letter class is DeepSeek's list of cased letters, escaped: written out, some of its range
+    // ends (U+1F7D, U+1FD3, U+1FDB, U+212A...) are characters that Unicode normalization replaces.
     splits: [
       "[\\r\\n]",
       "\\s?[" +
@@ -294,9 +298,6 @@ export interface ByteLevelBpeModel {
   readonly pre?: string;
 }
 
-/** The pre-tokenizer names {@linkcode byteLevelBpeJson} accepts. */
-export const BYTE_LEVEL_PRE_TOKENIZERS: readonly string[] = Object.keys(PRE_TOKENIZERS);
-
 /**
  * The `tokenizer.json` definition of a byte-level BPE vocabulary with merges, tokenizing as
  * llama.cpp does: its pre-tokenizer regexes as a sequence of isolating splits, then the byte-level
@@ -309,7 +310,7 @@ export function byteLevelBpeJson(model: ByteLevelBpeModel): Json {
   if (!Object.hasOwn(PRE_TOKENIZERS, name)) {
     throw new DataError(
       `byte-level BPE pre-tokenizer ${JSON.stringify(name)} is not supported (supported: ${
-        BYTE_LEVEL_PRE_TOKENIZERS.join(", ")
+        Object.keys(PRE_TOKENIZERS).join(", ")
       })`,
     );
   }
