@@ -18,6 +18,7 @@ import { PieceType, type SentencePieceModel } from "./sentencepiece.ts";
 import type { EncodeOptions, Tokenizer } from "./tokenizer_types.ts";
 import { letterOrDigitBefore } from "./_words.ts";
 import { CHAR_BYTES } from "./_byte_level.ts";
+import { byteLevelBpeEncoder, type ByteLevelBpeSpec } from "./_byte_level_bpe.ts";
 
 type Json = Record<string, unknown>;
 
@@ -72,6 +73,88 @@ function asTokenizersJsReads(pre: unknown): unknown {
   return pre;
 }
 
+/** Pre-tokenizer `pre` as a list of steps, nested sequences flattened. */
+function preSteps(pre: unknown): unknown[] {
+  if (isObject(pre) && pre.type === "Sequence" && Array.isArray(pre.pretokenizers)) {
+    return pre.pretokenizers.flatMap(preSteps);
+  }
+  return pre === null || pre === undefined ? [] : [pre];
+}
+
+/**
+ * The JavaScript regex of Oniguruma `pattern` (as the Rust library reads it): `\s` and `\S` as
+ * Unicode's White_Space; undefined for an escape beyond the few these tokenizers use.
+ */
+function jsRegex(pattern: string): RegExp | undefined {
+  let out = "";
+  for (let i = 0; i < pattern.length; i++) {
+    if (pattern[i] !== "\\") {
+      out += pattern[i];
+      continue;
+    }
+    const next = pattern[++i] ?? "";
+    if (next === "s" || next === "S") out += next === "s" ? "\\p{White_Space}" : "\\P{White_Space}";
+    else if ("pPrntfv\\$^.|?*+()[]{}-/".includes(next) && next !== "") out += "\\" + next;
+    else return undefined;
+  }
+  try {
+    return new RegExp(out, "gu");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The byte-level BPE definition of `json` for the fast encoder (`_byte_level_bpe.ts`), or
+ * undefined when `json` has another shape: a normalizer other than NFC, pre-tokenizer steps other
+ * than regex splits then `ByteLevel`, BPE options that change merging, or added tokens matched in
+ * text (non-special ones), all of which Tokenizers.js runs instead.
+ */
+function byteLevelBpeSpec(json: Json, pre: unknown): ByteLevelBpeSpec | undefined {
+  const model = json.model;
+  if (!isObject(model) || model.type !== "BPE" || !isObject(model.vocab) || !Array.isArray(model.merges)) {
+    return undefined;
+  }
+  const plainMerging = (model.dropout ?? null) === null && (model.continuing_subword_prefix ?? "") === "" &&
+    (model.end_of_word_suffix ?? "") === "" && model.byte_fallback !== true;
+  const added = Array.isArray(json.added_tokens) ? json.added_tokens as AddedToken[] : [];
+  const normalizer = json.normalizer ?? null;
+  const nfc = isObject(normalizer) && normalizer.type === "NFC";
+  if (!plainMerging || added.some((t) => !t.special) || (normalizer !== null && !nfc)) return undefined;
+  const steps = preSteps(pre);
+  const last = steps.pop();
+  if (
+    !isObject(last) || last.type !== "ByteLevel" || last.add_prefix_space === true || last.use_regex !== false
+  ) {
+    return undefined;
+  }
+  const splits: RegExp[] = [];
+  for (const step of steps) {
+    const ok = isObject(step) && step.type === "Split" && step.behavior === "Isolated" &&
+      step.invert !== true &&
+      isObject(step.pattern) && typeof step.pattern.Regex === "string";
+    const regex = ok ? jsRegex((step.pattern as Json).Regex as string) : undefined;
+    if (!regex) return undefined;
+    splits.push(regex);
+  }
+  const vocab = new Map<string, number>();
+  for (const [token, id] of Object.entries(model.vocab)) {
+    if (typeof id !== "number") return undefined;
+    vocab.set(token, id);
+  }
+  const merges: [string, string][] = [];
+  for (const m of model.merges) {
+    if (typeof m === "string") {
+      const i = m.indexOf(" ", 1);
+      if (i < 0) return undefined;
+      merges.push([m.slice(0, i), m.slice(i + 1)]);
+    } else if (Array.isArray(m) && m.length === 2 && m.every((t) => typeof t === "string")) {
+      merges.push(m as [string, string]);
+    } else return undefined;
+  }
+  return { vocab, merges, splits, nfc, ignoreMerges: model.ignore_merges === true };
+}
+
 /** Text at the start of a continuation's encoding, whose ids are dropped again. */
 const ANCHOR = "a";
 /** Characters encoded per call at most, about, so that BPE over a text without pre-tokenizer stays fast. */
@@ -91,8 +174,8 @@ export function jsonTokenizer(json: unknown): Tokenizer {
   const added: AddedToken[] = Array.isArray(json.added_tokens) ? json.added_tokens as AddedToken[] : [];
   let full: HfTokenizer;
   let plain: HfTokenizer;
+  const runnable = { ...json, pre_tokenizer: asTokenizersJsReads(json.pre_tokenizer) };
   try {
-    const runnable = { ...json, pre_tokenizer: asTokenizersJsReads(json.pre_tokenizer) };
     full = new HfTokenizer(runnable, {});
     plain = new HfTokenizer({ ...runnable, added_tokens: added.filter((t) => !t.special) }, {});
   } catch (e) {
@@ -137,7 +220,9 @@ export function jsonTokenizer(json: unknown): Tokenizer {
   const hash = createHash("sha256").update(canonical({ kind: "tokenizer.json", ...definition })).digest(
     "hex",
   );
-  const raw = (text: string): number[] => plain.encode(text, { add_special_tokens: false }).ids;
+  const spec = byteLevelBpeSpec(json, runnable.pre_tokenizer);
+  const raw = (spec && byteLevelBpeEncoder(spec)) ??
+    ((text: string): number[] => plain.encode(text, { add_special_tokens: false }).ids);
   const anchorIds = raw(ANCHOR);
 
   /** Ids of `text` after a letter: the anchor's ids, checked and dropped. */

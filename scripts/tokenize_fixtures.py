@@ -53,6 +53,7 @@ EXTRA = [
     "digits 1234567890, contractions I'm you're they'll we've, CAPS and    spaces\r\n",
     "next\u0085line, bom\ufeffhere, nbsp\u00a0and ideographic\u3000space, thin\u2009space",
     "½ ² ٣٤٥ ０１２ Ⅻ numbers of other kinds",
+    "controls \x04\x06\x13\x14\x16\x1d and \U00040000 plane 4, bytes some vocabularies lack",
     "<s> </s> <unk> <|im_start|> <|begin_of_text|> [INST] stay text",
     "x" * 300,
     "word " * 50,

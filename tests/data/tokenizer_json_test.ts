@@ -15,7 +15,8 @@ import { assertRejects } from "../_assert.ts";
 import { withTempDir } from "../_util.ts";
 import { readSplit } from "./_fixtures.ts";
 import { gpt2Vocabulary } from "./_gpt2_json.ts";
-import { mismatches, tinyStoriesIds, TOK512, tok512Cases } from "./_tok512.ts";
+import { mismatches, tinyStoriesIds, tinyStoriesParagraphs, TOK512, tok512Cases } from "./_tok512.ts";
+import { byteLevelBpeEncoder } from "../../data/_byte_level_bpe.ts";
 
 const EDGE = [
   "Héllo, wörld! 你好 🙂\n\n  tabs\tand <|endoftext|> stays text.  x   \n",
@@ -122,4 +123,36 @@ Deno.test("byte-level BPE pre-tokenizers: Llama 3's regex splits digits in three
   const fallback = byteLevelBpeTokenizer(vocab);
   assert.deepEqual(fallback.encode("don't").map((id) => fallback.token(id)), ["don", "'", "t"]);
   assert.deepEqual(gpt2.encode("don't").map((id) => gpt2.token(id)), ["don", "'t"]);
+});
+
+Deno.test("the fast byte-level BPE encoder merges the lowest rank first, leftmost on ties, and drops bytes without a token", () => {
+  const vocab = new Map(["a", "b", "c", "ab", "bc", "abc", "aa", "aaa"].map((t, i) => [t, i]));
+  const spec = {
+    vocab,
+    merges: [["b", "c"], ["a", "b"], ["a", "a"], ["a", "bc"], ["aa", "a"]] as [string, string][],
+    splits: [/ ?[a-z]+|\s+/gu],
+    nfc: false,
+    ignoreMerges: false,
+  };
+  const encode = byteLevelBpeEncoder(spec)!;
+  const tokens = (text: string): string[] => encode(text).map((id) => [...vocab.keys()][id]);
+  assert.deepEqual(tokens("abc"), ["abc"], "b c (rank 0) before a b (rank 1)");
+  assert.deepEqual(tokens("aaaa"), ["aa", "aa"], "a a leftmost first, then a a again");
+  assert.deepEqual(tokens("aaa"), ["aaa"]);
+  assert.deepEqual(
+    tokens("axb"),
+    ["ab"],
+    "x has no token: dropped before merging, as the Rust library does",
+  );
+  assert.equal(byteLevelBpeEncoder({ ...spec, merges: [["a", "x"]] }), undefined, "a merge of a non-token");
+});
+
+Deno.test("GPT-2's vocabulary gives the same ids on the fast encoder and on Tokenizers.js", async () => {
+  const json = byteLevelBpeJson({ ...gpt2Vocabulary(), pre: "gpt-2" });
+  const fast = jsonTokenizer(json);
+  // Tokenizers.js runs every definition with a normalizer other than NFC.
+  const slow = jsonTokenizer({ ...json, normalizer: { type: "Sequence", normalizers: [] } });
+  const texts = [...await tinyStoriesParagraphs(), ...EDGE, "controls \u0004\u0006 and \u{40000}"];
+  const bad = mismatches(texts.map((t) => fast.encode(t)), texts.map((t) => slow.encode(t)));
+  assert.deepEqual(bad, [], `${bad.length} of ${texts.length} texts differ`);
 });
