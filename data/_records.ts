@@ -107,7 +107,7 @@ export class JsonRecords {
     for (;;) {
       let end = s.indexOf("\n", from);
       if (end < 0) {
-        if (!last || from === s.length) break;
+        if (!last || from >= s.length) break;
         end = s.length;
       }
       this.#line++;
