@@ -582,7 +582,10 @@ class Reader {
   #submit(): void {
     if (this.#job.pieces.length === 0) return;
     const job = this.#job;
-    this.#pending.push({ job, encoded: this.#pool.encode(job) });
+    const encoded = this.#pool.encode(job);
+    // Awaited in order later; a worker failure rejects every waiting job at once.
+    encoded.catch(() => {});
+    this.#pending.push({ job, encoded });
     this.#job = newJob();
   }
 
