@@ -96,7 +96,8 @@ export const COMMAND = {
     workers: {
       type: "int",
       arg: "N",
-      help: "tokenizer threads (default: the number of cores); every N gives the same bytes",
+      help:
+        "tokenizer threads (default: the number of cores, 1 for inputs under 1 MiB); every N gives the same bytes",
       min: 1,
     },
   },

@@ -94,7 +94,7 @@ export interface PrepareOptions {
   shardTokens?: number;
   /** Stop after this many tokens, both splits together (default: all of the input). */
   maxTokens?: number;
-  /** Tokenizer threads (default: the cores); every count gives the same bytes. */
+  /** Tokenizer threads (default: the cores; 1 for inputs under 1 MiB); every count gives the same bytes. */
   workers?: number;
   /** Bytes read per chunk (default 4 MiB). */
   chunkBytes?: number;
@@ -126,6 +126,8 @@ export function isValDocument(index: number, valFraction: number): boolean {
   return Math.floor((index + 1) * valFraction) > Math.floor(index * valFraction);
 }
 
+/** Inputs smaller than this (bytes on disk) are tokenized in the calling thread unless `workers` says otherwise. */
+const SMALL_INPUT = 1 << 20;
 const SHARD_FILE = /^(train|val)_\d{6}\.bin$/;
 const TOKENIZER_FILES = ["tokenizer.model", "tokenizer.json"];
 /** Between paragraphs: a blank line (only whitespace on it), and the whitespace around it. */
@@ -162,9 +164,8 @@ export async function prepare(options: PrepareOptions): Promise<DatasetMeta> {
   if (maxTokens !== null && (!Number.isSafeInteger(maxTokens) || maxTokens < 1)) {
     throw new DataError(`maxTokens must be a positive integer, got ${maxTokens}`);
   }
-  const workers = options.workers ?? navigator.hardwareConcurrency;
-  if (!Number.isInteger(workers) || workers < 1) {
-    throw new DataError(`workers must be a positive integer, got ${workers}`);
+  if (options.workers !== undefined && (!Number.isInteger(options.workers) || options.workers < 1)) {
+    throw new DataError(`workers must be a positive integer, got ${options.workers}`);
   }
   const textField = options.textField ?? PREPARE_DEFAULTS.textField;
   if (textField.split(".").some((k) => k === "")) {
@@ -186,6 +187,8 @@ export async function prepare(options: PrepareOptions): Promise<DatasetMeta> {
     val: valFraction > 0 ? new ShardWriter(staging, "val", { format, shardTokens }) : null,
   };
   const totalBytes = sources.reduce((n, s) => n + s.size, 0);
+  // Starting threads and loading the tokenizer in each costs more than a small input takes.
+  const workers = options.workers ?? (totalBytes < SMALL_INPUT ? 1 : navigator.hardwareConcurrency);
   const started = performance.now();
   let bytesRead = 0;
   const merger = new Merger(tokenizer, writers, { valFraction, maxTokens, framing, sources: sources.length });
