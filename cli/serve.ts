@@ -73,8 +73,8 @@ export interface TrainingRun {
   device: string;
   /** Steps the run trains to. */
   steps: number;
-  /** Whether the run continues `out` (its earlier metrics are shown too). */
-  resume: boolean;
+  /** The checkpoint folder the run continues from: its metrics are shown first. */
+  resumed?: string;
 }
 
 /**
@@ -93,7 +93,7 @@ export async function serveTraining(
     config: { ...run.config },
     device: run.device,
     totalSteps: run.steps,
-    history: run.resume ? await readMetricsFile(join(run.out, METRICS_FILE)) : [],
+    history: run.resumed !== undefined ? await readMetricsFile(join(run.resumed, METRICS_FILE)) : [],
   });
   const server = listen(live, { port, hostname }, "serve");
   console.log(
