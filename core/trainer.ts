@@ -6,8 +6,8 @@
  * Each micro-step is one submission (forward + backward, plus the optimizer on the last one); the
  * loss is copied to a staging buffer and read back only at log steps, asynchronously, so the GPU is
  * never stalled waiting for the CPU to print. Between steps the loop gives the event loop a turn
- * every few milliseconds, so that a server in the same process (the dashboard) answers and a stop
- * request or signal is seen at the next step boundary, however rarely steps are logged.
+ * (at least every 50 ms), so that a stop request or a signal is seen at the next step boundary,
+ * however rarely steps are logged.
  *
  * @module
  */
@@ -81,9 +81,9 @@ export const TRAINER_DEFAULTS = {
 } as const;
 
 /**
- * Milliseconds of training between turns of the event loop. A turn costs about a millisecond of
- * timer wait, so steps shorter than this share one; the dashboard then waits at most this long,
- * or one step where steps are longer.
+ * Milliseconds of training between turns of the event loop, in which a stop request or a signal is
+ * seen: at every step boundary where steps are longer. A turn costs a timer wait of a millisecond
+ * or two, so shorter steps share one.
  */
 const YIELD_MS = 50;
 
