@@ -15,8 +15,9 @@
  * time of each step is taken from that.
  *
  * `--root` runs another checkout's trainer (e.g. the commit before a change, exported with
- * `git archive`), for before/after figures on the same machine. Every loop is bounded: a request
- * unanswered after `--limit-s` seconds is counted as such, and the run is killed after the limit.
+ * `git archive`), for before/after figures on the same machine. Every wait is bounded: the load
+ * phase lasts at most `--limit-s` seconds (a request unanswered by then is counted as such), and so
+ * does each wait for the trainer, which is killed after the run.
  * Loopback only.
  *
  * @module
@@ -138,25 +139,31 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
         if (step) logged.push({ step: Number(step[1]), at });
       }
     })();
-    const deadline = performance.now() + 3 * limitMs;
+    let exited = false;
+    child.status.then(() => exited = true);
+    /** `promise`, or an error naming `what` once the limit has passed. */
     const within = <T>(promise: Promise<T>, what: string): Promise<T> =>
       Promise.race([
         promise,
         new Promise<never>((_, reject) =>
-          setTimeout(
-            () => reject(new Error(`no ${what} within ${options.limitS} s`)),
-            deadline - performance.now(),
-          )
+          setTimeout(() => reject(new Error(`no ${what} within ${options.limitS} s`)), limitMs)
         ),
       ]);
+    /** Waits until `done()`, checking every 20 ms; throws when the trainer ends first or the limit passes. */
+    const until = async (done: () => boolean, what: string): Promise<void> => {
+      const end = performance.now() + limitMs;
+      while (!done()) {
+        if (exited) throw new Error(`the trainer ended before ${what}`);
+        if (performance.now() > end) throw new Error(`no ${what} within ${options.limitS} s`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
     const { url, token } = await within(serving.promise, "serve line");
     // The line of step s arrives as step s + K is reached.
-    while ((logged.at(-1)?.step ?? 0) + options.logEvery < options.loadAfter) {
-      if (performance.now() > deadline) {
-        throw new Error(`step ${options.loadAfter} not reached within ${options.limitS} s`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(
+      () => (logged.at(-1)?.step ?? 0) + options.logEvery >= options.loadAfter,
+      `step ${options.loadAfter}`,
+    );
     const loadStart = performance.now();
     const abort = new AbortController();
     const firstBytes: number[] = [];
@@ -200,9 +207,7 @@ export async function measure(options: LoadOptions): Promise<LoadResult> {
     await Promise.all(streams);
     // Two more lines: the interval the load ended in gets its figure, and one after it.
     const lines = logged.length;
-    while (logged.length < lines + 2 && performance.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(() => logged.length >= lines + 2, "two more logged steps");
 
     const t0 = performance.now();
     const stop = await within(
@@ -266,7 +271,7 @@ async function main(): Promise<void> {
     intFlag(values[name], name, { fallback, min });
   const r = await measure({
     root: resolve(values.root ?? new URL("../../", import.meta.url).pathname),
-    steps: int("steps", 2000, 1),
+    steps: int("steps", 100_000, 1),
     clients: int("clients", 200),
     requests: int("requests", 2000),
     concurrency: int("concurrency", 50, 1),
