@@ -4,7 +4,8 @@
  * (flags, defaults and help) and `main(args)`.
  *
  * Exit codes: 0 ok; 2 for usage or input errors, printed as one line on stderr naming the problem;
- * 1 for other failures (also one line; set INHERITUNE_DEBUG=1 for the stack).
+ * 1 for other failures (also one line; set INHERITUNE_DEBUG=1 for the stack); 130 and 143 for a
+ * training run that saved its checkpoint and stopped on SIGINT or SIGTERM.
  *
  * @module
  */
@@ -65,4 +66,8 @@ async function run(argv: string[]): Promise<number> {
   return await runCommand(`inheritune ${name}`, async () => (await load()).main(rest));
 }
 
-if (import.meta.main) Deno.exit(await run(Deno.args));
+if (import.meta.main) {
+  const code = await run(Deno.args);
+  // A command that ended as asked but for a reason worth an exit code (train's SIGINT) sets Deno.exitCode.
+  Deno.exit(code === 0 ? Deno.exitCode : code);
+}

@@ -8,12 +8,10 @@
 import { basename, join } from "node:path";
 import {
   FileRun,
-  LiveRun,
   type Metrics,
   METRICS_FILE,
   readMetricsFile,
-  type RunServer,
-  type RunSource,
+  serveLiveRun,
   type ServeOptions,
   serveRun,
 } from "@inheritune/server";
@@ -39,10 +37,10 @@ export const SERVE_FLAGS = {
   host: { type: "string", arg: "H", help: "address for --serve", default: DEFAULT_HOST, needs: "serve" },
 } as const satisfies Record<string, FlagDef>;
 
-/** {@linkcode serveRun}, with a port already in use reported as the flag's fault. */
-function listen(source: RunSource, options: ServeOptions, flag: string): RunServer {
+/** `start()` (which serves on `options`' port), with a port already in use reported as the flag's fault. */
+async function listen<S>(start: () => S | Promise<S>, options: ServeOptions, flag: string): Promise<S> {
   try {
-    return serveRun(source, options);
+    return await start();
   } catch (e) {
     if (e instanceof Deno.errors.AddrInUse) {
       throw new UsageError(
@@ -73,8 +71,8 @@ export interface TrainingRun {
   device: string;
   /** Steps the run trains to. */
   steps: number;
-  /** Whether the run continues `out` (its earlier metrics are shown too). */
-  resume: boolean;
+  /** The checkpoint folder the run continues from: its metrics are shown first. */
+  resumed?: string;
 }
 
 /**
@@ -88,27 +86,28 @@ export async function serveTraining(
   if (f.serve === undefined) return { onMetrics: () => {}, track: (training) => training };
   const port = f.serve;
   const hostname = f.host;
-  const live = new LiveRun({
+  const live = {
     name: basename(run.out),
     config: { ...run.config },
     device: run.device,
     totalSteps: run.steps,
-    history: run.resume ? await readMetricsFile(join(run.out, METRICS_FILE)) : [],
-  });
-  const server = listen(live, { port, hostname }, "serve");
+    history: run.resumed !== undefined ? await readMetricsFile(join(run.resumed, METRICS_FILE)) : [],
+  };
+  // On a thread of its own: a training step holds this one for as long as it runs.
+  const server = await listen(() => serveLiveRun(live, { port, hostname }), { port, hostname }, "serve");
   console.log(
     `serving ${server.url} (stop: curl -X POST -H "Authorization: Bearer ${server.token}" ${server.url}api/stop)`,
   );
   return {
-    onMetrics: live.record,
-    signal: live.signal,
+    onMetrics: server.record,
+    signal: server.signal,
     async track(training) {
       try {
         const result = await training;
-        live.finish();
+        server.finish();
         return result;
       } catch (e) {
-        live.fail(e);
+        server.fail(e);
         throw e;
       } finally {
         await server.close();
@@ -137,7 +136,8 @@ export async function main(args: string[]): Promise<void> {
   if (!f) return;
   const dir = f.run;
   const run = await FileRun.open(dir);
-  const server = listen(run, { port: f.port, hostname: f.host, token: null }, "port");
+  const options = { port: f.port, hostname: f.host, token: null };
+  const server = await listen(() => serveRun(run, options), options, "port");
   console.log(`serving ${dir} read-only at ${server.url} (Ctrl-C to quit)`);
   await server.finished;
 }

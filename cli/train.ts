@@ -8,6 +8,7 @@
 import { getGpu } from "@inheritune/kernels";
 import {
   type Checkpoint,
+  CheckpointError,
   DECODER_FAMILIES_BY_NAME,
   type DecoderFamilyName,
   DEFAULT_ROPE_THETA,
@@ -18,8 +19,10 @@ import {
   inherit,
   INHERIT_DEFAULTS,
   initParams,
+  latestRunCheckpoint,
   loadModel,
   type ModelConfig,
+  newestCheckpointStep,
   ownTokenizer,
   train,
   TRAINER_DEFAULTS,
@@ -179,7 +182,25 @@ export const COMMAND = {
       default: TRAINER_DEFAULTS.logEvery,
       min: 1,
     },
-    resume: { type: "boolean", help: "continue the run in --out from its saved state exactly" },
+    "save-every": {
+      type: "int",
+      arg: "N",
+      help: `save a checkpoint every N steps; 0: only at the end (default: every ${
+        TRAINER_DEFAULTS.saveSeconds / 60
+      } minutes)`,
+      min: 0,
+    },
+    keep: {
+      type: "int",
+      arg: "K",
+      help: "checkpoints to keep in --out/checkpoints",
+      default: TRAINER_DEFAULTS.keep,
+      min: 1,
+    },
+    resume: {
+      type: "boolean",
+      help: "continue the run in --out exactly, from its newest complete checkpoint",
+    },
     grow: {
       type: "boolean",
       help: "the paper's loop: add reference blocks until the val loss matches the reference's",
@@ -192,6 +213,10 @@ export const COMMAND = {
     "(stories260K on TinyStories); `deno task train --experiment --help` lists its flags.",
     "Data and model must share a tokenizer: a prepared folder's meta.json names it; bare shards are",
     "taken as the model's tokens (a fresh model: bytes or GPT-2 by their largest token, or --vocab-size).",
+    "A run can be killed at any moment: checkpoints appear whole in --out/checkpoints, and Ctrl-C or",
+    "SIGTERM saves one at the next step boundary, then exits 130 or 143 (a second signal exits at once).",
+    "--resume with the same flags continues exactly, bit for bit. A failed save (a full disk) is one",
+    "line naming the file, exit 2, and leaves the previous checkpoint resumable.",
   ],
   examples: [
     "deno task train --data runs/data/tinystories --reference models/stories260K/model.gguf --layers 2 --out runs/inherited --steps 300",
@@ -256,14 +281,30 @@ export async function main(args: string[]): Promise<void> {
   // The model to start from: the run's own (resume), inherited, or fresh.
   let model: Checkpoint | undefined;
   let reference: Checkpoint | undefined;
-  if (f.resume) model = await loadModel(out);
-  else if (f.reference !== undefined) reference = await loadModel(f.reference);
+  let resumed: string | undefined;
+  if (f.resume) {
+    const { checkpoint, notes } = await latestRunCheckpoint(out);
+    for (const note of notes) console.log(note);
+    if (!checkpoint) throw new CheckpointError(`${out}: no checkpoint to resume from`);
+    console.log(`resuming from step ${checkpoint.step} (${checkpoint.dir})`);
+    resumed = checkpoint.dir;
+    model = await loadModel(resumed);
+  } else if (!f.grow) {
+    const step = await newestCheckpointStep(out);
+    if (step !== undefined) {
+      throw new UsageError(
+        `--out ${out} holds a run's checkpoints (up to step ${step}): add --resume to continue it, ` +
+          `or choose another folder`,
+      );
+    }
+  }
+  if (f.reference !== undefined && !f.resume) reference = await loadModel(f.reference);
   if (reference) {
     const options = inheritFlags(f, seed);
     if (f.grow) options.layers ??= Math.max(1, Math.floor(reference.config.n_layer / 2));
     model = inherit(reference, options);
   }
-  const source = model ? await ownTokenizer(model, f.resume ? out : f.reference!) : undefined;
+  const source = model ? await ownTokenizer(model, resumed ?? f.reference!) : undefined;
   let dataset;
   let config: ModelConfig;
   let params;
@@ -282,8 +323,8 @@ export async function main(args: string[]): Promise<void> {
     const data = await dataTokenizer(probe);
     let vocab: { vocabSize: number; tokenizer?: string };
     if (data) {
-      const builtin = data.definition === undefined;
-      vocab = { vocabSize: data.vocabSize, tokenizer: builtin ? data.name : undefined };
+      // config.json names the tokenizer the folder holds: "sentencepiece" beside tokenizer.model.
+      vocab = { vocabSize: data.vocabSize, tokenizer: data.name };
       const definition = data.definition?.();
       if (definition) tokenizerFiles = new Map([[definition.file, definition.bytes]]);
     } else if (f["vocab-size"] !== undefined) {
@@ -353,40 +394,81 @@ export async function main(args: string[]): Promise<void> {
     return;
   }
   const show = progressPrinter(steps);
-  const live = await serveTraining(f, {
-    out,
-    config,
-    device: gpu.description,
-    steps,
-    resume: f.resume,
-  });
-  const result = await live.track(train({
-    gpu,
-    config,
-    params,
-    tokenizerFiles,
-    batches: sampler,
-    val,
-    out,
-    steps,
-    B,
-    T,
-    accumulation,
-    lr,
-    warmup,
-    logEvery: f["log-every"],
-    evalEvery: f["eval-every"],
-    evalTokens,
-    resume: f.resume,
-    onMetrics: (m) => {
-      show(m);
-      live.onMetrics(m);
-    },
-    signal: live.signal,
-    meta: { args },
-  }));
-  console.log(
-    `done: step ${result.step}, loss ${result.loss.toFixed(4)}` +
-      (result.valLoss !== undefined ? `, val_loss ${result.valLoss.toFixed(4)}` : "") + `; wrote ${out}`,
+  const live = await serveTraining(f, { out, config, device: gpu.description, steps, resumed });
+  const interrupt = interruptions();
+  const result = await live.track(
+    train({
+      gpu,
+      config,
+      params,
+      tokenizerFiles,
+      batches: sampler,
+      val,
+      out,
+      steps,
+      B,
+      T,
+      accumulation,
+      lr,
+      warmup,
+      logEvery: f["log-every"],
+      evalEvery: f["eval-every"],
+      evalTokens,
+      saveEvery: f["save-every"],
+      keep: f.keep,
+      resume: resumed,
+      onMetrics: (m) => {
+        show(m);
+        live.onMetrics(m);
+      },
+      signal: live.signal ? AbortSignal.any([live.signal, interrupt.signal]) : interrupt.signal,
+      meta: { args },
+    }).finally(interrupt.close),
   );
+  console.log(
+    `${result.stopped ? "stopped" : "done"}: step ${result.step}` +
+      (Number.isNaN(result.loss) ? "" : `, loss ${result.loss.toFixed(4)}`) +
+      (result.valLoss !== undefined ? `, val_loss ${result.valLoss.toFixed(4)}` : "") + `; wrote ${out}` +
+      (result.stopped ? " (continue with --resume)" : ""),
+  );
+  if (interrupt.exitCode !== undefined) Deno.exitCode = interrupt.exitCode;
+}
+
+/** SIGINT and SIGTERM caught while training: see {@linkcode interruptions}. */
+interface Interruptions {
+  /** Aborted by the first signal. */
+  signal: AbortSignal;
+  /** 128 + the signal's number once one came (130 for SIGINT, 143 for SIGTERM). */
+  exitCode?: number;
+  /** Gives the signals their default action back. */
+  close(): void;
+}
+
+/**
+ * Catches SIGINT and SIGTERM: the first aborts `signal` (the trainer saves a checkpoint at the next
+ * step boundary, then returns), a second exits at once (a save under way leaves only a temporary
+ * folder, which the next resume removes).
+ */
+function interruptions(): Interruptions {
+  const controller = new AbortController();
+  const result: Interruptions = { signal: controller.signal, close: () => {} };
+  const listeners: [Deno.Signal, () => void][] = [];
+  for (const [name, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    const listener = (): void => {
+      if (result.exitCode !== undefined) Deno.exit(code);
+      result.exitCode = code;
+      console.log(`${name}: saving a checkpoint at the next step boundary, then exiting (again: exit now)`);
+      controller.abort();
+    };
+    try {
+      Deno.addSignalListener(name, listener);
+      listeners.push([name, listener]);
+    } catch {
+      // Windows has no SIGTERM; Ctrl-C still works.
+    }
+  }
+  result.close = () => {
+    for (const [name, listener] of listeners) Deno.removeSignalListener(name, listener);
+  };
+  return result;
 }

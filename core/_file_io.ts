@@ -1,10 +1,12 @@
 /**
  * File helpers for checkpoints: the error of a checkpoint file, opening one for reading, writes
- * that land atomically (a temporary name in the same folder, synced, then renamed over the target)
- * and exact positional reads.
+ * that land atomically (a temporary name in the same folder, synced, then renamed over the target),
+ * a file's size and SHA-256, folders removed without ever being seen half-removed, and exact
+ * positional reads.
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "@inheritune/data";
 import { ConfigError, type ModelConfig, validateConfig } from "./config.ts";
@@ -106,22 +108,95 @@ export async function writeTemp(
   path: string,
   write: (file: Deno.FsFile) => Promise<void>,
 ): Promise<PendingFile> {
-  const tmp = join(dirname(path), `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.tmp`);
-  const file = await Deno.open(tmp, { write: true, createNew: true });
+  const tmp = tempName(path);
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(tmp, { write: true, createNew: true });
+  } catch (e) {
+    throw writeError(path, e);
+  }
   try {
     await write(file);
     // Sync before the rename, or a crash could leave the new name pointing at unwritten blocks.
     await file.syncData();
   } catch (e) {
     file.close();
-    await Deno.remove(tmp);
-    throw e;
+    await Deno.remove(tmp).catch(() => {});
+    throw writeError(path, e);
   }
   file.close();
   return {
-    commit: () => Deno.rename(tmp, path),
+    async commit() {
+      try {
+        await Deno.rename(tmp, path);
+      } catch (e) {
+        throw writeError(path, e);
+      }
+    },
     discard: () => Deno.remove(tmp),
   };
+}
+
+/** A fresh hidden name beside `path` ending in `suffix`, for a file or folder not yet in place. */
+export function tempName(path: string, suffix = ".tmp"): string {
+  return join(dirname(path), `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}${suffix}`);
+}
+
+/**
+ * `e`, thrown while writing `path`, as the error to report: an operating system's error (a full
+ * disk, a read-only or vanished folder) becomes a {@linkcode CheckpointError} naming the file, as
+ * the system's message does not; anything else is returned as it is.
+ */
+export function writeError(path: string, e: unknown): unknown {
+  if (e instanceof UserError || !(e instanceof Error) || typeof (e as { code?: unknown }).code !== "string") {
+    return e;
+  }
+  return new CheckpointError(`${path}: cannot write (${e.message.split("\n")[0]})`);
+}
+
+/** Bytes hashed per read: a large file is hashed without holding it in memory. */
+const DIGEST_CHUNK = 1 << 23;
+
+/** Size and SHA-256 (hex) of the file at `path`, read in chunks. */
+export async function fileDigest(path: string): Promise<{ bytes: number; sha256: string }> {
+  using file = await Deno.open(path, { read: true });
+  const hash = createHash("sha256");
+  const buffer = new Uint8Array(DIGEST_CHUNK);
+  let bytes = 0;
+  for (let n = await file.read(buffer); n !== null; n = await file.read(buffer)) {
+    hash.update(buffer.subarray(0, n));
+    bytes += n;
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+/**
+ * Flushes `dir`'s entries (a rename into it) to disk where the platform can, so that a power cut
+ * cannot undo a rename that readers have already seen; elsewhere does nothing.
+ */
+export async function syncFolder(dir: string): Promise<void> {
+  try {
+    using folder = await Deno.open(dir, { read: true });
+    await folder.sync();
+  } catch {
+    // Folders cannot be opened as files on Windows; renames there are durable on their own.
+  }
+}
+
+/**
+ * Removes the folder `dir` by renaming it to a hidden `.old` name first: a process killed
+ * meanwhile leaves that name, never a half-emptied folder under the old one. Does nothing when
+ * `dir` does not exist.
+ */
+export async function retireFolder(dir: string): Promise<void> {
+  const old = tempName(dir, ".old");
+  try {
+    await Deno.rename(dir, old);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  await Deno.remove(old, { recursive: true });
 }
 
 /** Writes `path` atomically: readers see either the old file or the complete new one. */

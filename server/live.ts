@@ -1,7 +1,8 @@
 /**
  * A run in this process: the trainer pushes each logged step through {@linkcode LiveRun.record}
  * (pass it as `onMetrics`), and `POST /api/stop` aborts {@linkcode LiveRun.signal}, which the
- * trainer reads between steps before saving its checkpoint.
+ * trainer reads between steps before saving its checkpoint. `serveLiveRun` (`serve.ts`) keeps
+ * one on a thread of its own.
  *
  * @module
  */

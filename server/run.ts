@@ -201,7 +201,7 @@ export function summarize(history: readonly Metrics[], options: SummarizeOptions
   const val = options.latestVal !== undefined
     ? options.latestVal
     : history.findLast((m) => m.val_loss !== undefined) ?? null;
-  // the window stops where elapsed_s went backwards: a resumed run's clock starts again at 0
+  // the window stops where elapsed_s went backwards: runs resumed before it was kept restarted at 0
   let first = history.length - 1;
   while (
     first > 0 && history.length - first <= RATE_WINDOW &&

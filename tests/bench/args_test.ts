@@ -37,6 +37,7 @@ const CASES: [string, string[], RegExp][] = [
     /^matmul_ceiling: --size must be a multiple of 64, got 100$/,
   ],
   ["bench/data/throughput.ts", ["--mb", "0"], /^throughput: --mb must be ≥ 1, got 0$/],
+  ["bench/server/load.ts", ["--clients", "many"], /^load: --clients must be an integer, got "many"$/],
 ];
 
 Deno.test("bench scripts reject bad flags with one line and exit code 2", async () => {

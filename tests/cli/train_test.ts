@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadModel } from "@inheritune/core";
+import { checkpointTokenizer, loadModel } from "@inheritune/core";
 import { writeShard } from "@inheritune/data";
 import { runCli, withTempDir } from "../_util.ts";
 
@@ -189,6 +189,28 @@ Deno.test("data of another tokenizer is refused by train with one line; eval re-
       e.stderr,
       /models\/brown-ref: re-tokenising .* \(sentencepiece tokens\) with the model's bytes tokenizer/,
     );
+  });
+});
+
+Deno.test("a model trained from scratch on SentencePiece data says so in config.json, beside its tokenizer.model", async () => {
+  await withTempDir(async (dir) => {
+    const data = await prepared(dir, TEXT.replaceAll(". ", ".\n\n"), {
+      name: "sp",
+      tokenizer: "models/stories260K/tokenizer.model",
+      val: "0.2",
+    });
+    const out = join(dir, "run");
+    // deno-fmt-ignore
+    const r = await runCli([
+      "train", "--data", data, "--out", out, "--n-layer", "1", "--n-head", "2", "--n-embd", "16",
+      "--ctx", "16", "--batch", "2", "--steps", "1",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const config = JSON.parse(await Deno.readTextFile(join(out, "config.json")));
+    assert.equal(config.tokenizer, "sentencepiece", "not the GPT-2 default");
+    await Deno.stat(join(out, "tokenizer.model"));
+    const model = await loadModel(out);
+    assert.equal((await checkpointTokenizer(model, out)).name, "sentencepiece");
   });
 });
 

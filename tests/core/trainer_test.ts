@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { getGpu } from "@inheritune/kernels";
-import { GPT2, type GPT2Config, initParams, loadModel, train, validationLoss } from "@inheritune/core";
+import {
+  GPT2,
+  type GPT2Config,
+  initParams,
+  latestRunCheckpoint,
+  loadModel,
+  train,
+  validationLoss,
+} from "@inheritune/core";
 import { arraySource, BatchSampler } from "@inheritune/data";
 import { rand, withTempDir } from "../_util.ts";
 
@@ -93,22 +101,28 @@ Deno.test("a run stopped and resumed ends with the same parameters as an uninter
     // metrics arrive asynchronously, so the step already submitted when the stop came still runs
     assert.ok(first.step === 3 || first.step === 4, `stopped at step ${first.step}`);
     assert.ok(first.stopped);
-    const saved = await loadModel(join(dir, "b"));
+    const { checkpoint } = await latestRunCheckpoint(join(dir, "b"));
+    assert.equal(checkpoint?.step, first.step);
+    const saved = await loadModel(checkpoint!.dir);
     const resumed = await train({
       ...common,
       params: saved.params,
       batches: sampler(),
       out: join(dir, "b"),
-      resume: true,
+      resume: checkpoint!.dir,
     });
     assert.equal(resumed.step, 8);
     assert.equal(resumed.stopped, false);
     for (const [name, p] of straight.params) assert.deepEqual(resumed.params.get(name), p, name);
     assert.equal(resumed.valLoss, straight.valLoss);
-    const steps = (await Deno.readTextFile(join(dir, "b", "metrics.jsonl"))).trim().split("\n").map((l) =>
-      JSON.parse(l).step
-    );
-    assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8]);
+    const lines = async (run: string) =>
+      (await Deno.readTextFile(join(dir, run, "metrics.jsonl"))).trim().split("\n").map((l) => JSON.parse(l));
+    const [a, b] = [await lines("a"), await lines("b")];
+    assert.deepEqual(b.map((m) => m.step), [1, 2, 3, 4, 5, 6, 7, 8]);
+    // tokens and losses continue as if never stopped; elapsed_s goes on from the checkpoint's
+    const exact = (m: Record<string, number>) => [m.step, m.loss, m.lr, m.tokens, m.val_loss, m.epoch];
+    assert.deepEqual(b.map(exact), a.map(exact));
+    assert.ok(b.every((m, i) => i === 0 || m.elapsed_s >= b[i - 1].elapsed_s), "elapsed_s never goes back");
   });
 });
 

@@ -88,7 +88,7 @@ Deno.test("serve flags are checked: --host needs --serve, the port is a TCP port
   assert.throws(() => trainFlags("--host", "0.0.0.0"), /^UsageError: --host needs --serve$/);
   assert.throws(() => trainFlags("--serve", "70000"), /--serve must be ≤ 65535/);
   assert.throws(() => trainFlags("--serve", "http"), /--serve must be an integer/);
-  const run = { out: "runs/x", config: {}, device: "cpu", steps: 1, resume: false };
+  const run = { out: "runs/x", config: {}, device: "cpu", steps: 1 };
   const none = await serveTraining({ host: DEFAULT_HOST }, run);
   assert.equal(none.signal, undefined);
   assert.equal(await none.track(Promise.resolve(7)), 7);
@@ -96,7 +96,7 @@ Deno.test("serve flags are checked: --host needs --serve, the port is a TCP port
 
 Deno.test("--serve on a port in use is a usage error naming it", async () => {
   using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const run = { out: "runs/x", config: {}, device: "cpu", steps: 1, resume: false };
+  const run = { out: "runs/x", config: {}, device: "cpu", steps: 1 };
   const port = String(taken.addr.port);
   await assertRejects(
     () => serveTraining({ serve: Number(port), host: DEFAULT_HOST }, run),
