@@ -1,0 +1,238 @@
+/**
+ * GGUF out: the writer (every metadata type, tensor data aligned, an existing file untouched when
+ * writing fails) and `exportGguf` against the GGUF files of the family fixtures, which
+ * `scripts/family_fixtures.py` wrote with llama.cpp's `gguf` package in its converter's layout;
+ * every fixture written and read back to the same model, in each type.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  type Checkpoint,
+  CheckpointError,
+  type DecoderConfig,
+  dequantize,
+  exportGguf,
+  ggmlTypeNamed,
+  GGUF_EXPORT_TYPES,
+  GGUF_TYPE,
+  type GgufEntry,
+  type GgufFile,
+  isDecoder,
+  loadModel,
+  openGguf,
+  paramSpecs,
+  quantize,
+  writeGguf,
+} from "@inheritune/core";
+import { assertCloseNorm, withTempDir } from "../_util.ts";
+import { FAMILY_FIXTURES, FIXTURES } from "./_fixtures.ts";
+
+/** Every tensor of a GGUF file as f32, by name. */
+async function tensorsOf(gguf: GgufFile): Promise<Map<string, Float32Array>> {
+  const out = new Map<string, Float32Array>();
+  for (const t of gguf.tensors.values()) out.set(t.name, await gguf.read(t));
+  return out;
+}
+
+/** `fn` with the GGUF file at `path` open. */
+async function withGguf<T>(path: string, fn: (gguf: GgufFile) => Promise<T>): Promise<T> {
+  const gguf = await openGguf(path);
+  try {
+    return await fn(gguf);
+  } finally {
+    gguf.close();
+  }
+}
+
+Deno.test("writeGguf writes what openGguf reads: every metadata type, tensors of several types, aligned", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "all.gguf");
+    const entries: [string, GgufEntry][] = [
+      ["a.u8", [GGUF_TYPE.UINT8, 200]],
+      ["a.i8", [GGUF_TYPE.INT8, -100]],
+      ["a.u16", [GGUF_TYPE.UINT16, 60000]],
+      ["a.i16", [GGUF_TYPE.INT16, -30000]],
+      ["a.u32", [GGUF_TYPE.UINT32, 4_000_000_000]],
+      ["a.i32", [GGUF_TYPE.INT32, -2_000_000_000]],
+      ["a.f32", [GGUF_TYPE.FLOAT32, 1e-5]],
+      ["a.bool", [GGUF_TYPE.BOOL, true]],
+      ["a.string", [GGUF_TYPE.STRING, "ünïcode ▁text"]],
+      ["a.u64", [GGUF_TYPE.UINT64, 2n ** 40n]],
+      ["a.i64", [GGUF_TYPE.INT64, -(2n ** 40n)]],
+      ["a.f64", [GGUF_TYPE.FLOAT64, Math.PI]],
+      ["a.strings", [GGUF_TYPE.ARRAY, ["x", "", "y z"], GGUF_TYPE.STRING]],
+      ["a.flags", [GGUF_TYPE.ARRAY, [true, false], GGUF_TYPE.BOOL]],
+      ["a.ints", [GGUF_TYPE.ARRAY, [-1, 2, 3], GGUF_TYPE.INT32]],
+    ];
+    const x = Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i));
+    const tensors = [
+      { name: "odd.weight", shape: [7], type: 0, data: () => quantize("F32", x.subarray(0, 7)) },
+      { name: "m.weight", shape: [3, 64], type: 1, data: () => quantize("F16", x) },
+      { name: "q.weight", shape: [3, 64], type: 8, data: () => quantize("Q8_0", x, { rowLength: 64 }) },
+    ];
+    await writeGguf(path, new Map(entries), tensors);
+    await withGguf(path, async (gguf) => {
+      assert.equal(gguf.version, 3);
+      assert.deepEqual([...gguf.metadata], entries.map(([k, [, v]]) => [k, v]));
+      const read = await tensorsOf(gguf);
+      assert.deepEqual(read.get("odd.weight"), x.subarray(0, 7));
+      assert.deepEqual(read.get("m.weight"), x.map(Math.f16round));
+      assert.deepEqual(read.get("q.weight"), dequantize(ggmlTypeNamed("Q8_0")!, tensors[2].data(), x.length));
+      for (const t of gguf.tensors.values()) assert.equal(t.offset % 32, 0, t.name);
+    });
+  });
+});
+
+Deno.test("writeGguf leaves an existing file as it was when writing fails, and no temporary file", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "model.gguf");
+    await Deno.writeTextFile(path, "the old file");
+    const failing = {
+      name: "b.weight",
+      shape: [4],
+      type: 0,
+      data: (): Uint8Array => {
+        throw new Error("disk on fire");
+      },
+    };
+    const first = { name: "a.weight", shape: [4], type: 0, data: () => new Uint8Array(16) };
+    await assert.rejects(writeGguf(path, new Map(), [first, failing]), /disk on fire/);
+    assert.equal(await Deno.readTextFile(path), "the old file");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["model.gguf"]);
+    // Data of the wrong size is a programming error, caught before anything is renamed.
+    const short = { ...first, data: () => new Uint8Array(12) };
+    await assert.rejects(writeGguf(path, new Map(), [short]), RangeError);
+    assert.equal(await Deno.readTextFile(path), "the old file");
+  });
+});
+
+/** Keys the export adds to a fixture's GGUF: a vocabulary-less model's, as llama.cpp reads one. */
+const NO_VOCAB_KEYS = ["tokenizer.ggml.model"];
+
+for (const c of FAMILY_FIXTURES.filter((c) => c.family !== "mistral")) {
+  Deno.test(`${c.name}: exported as f32, the keys and tensors of its llama.cpp-layout GGUF`, async () => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, "out.gguf");
+      await exportGguf(await loadModel(join(FIXTURES, c.name)), path, { type: "f32", name: c.name });
+      await withGguf(join(FIXTURES, c.name, "model.gguf"), async (want) => {
+        await withGguf(path, async (got) => {
+          const arch = want.metadata.get("general.architecture");
+          const added = [...NO_VOCAB_KEYS, ...(arch === "llama" ? [] : [`${arch}.vocab_size`])];
+          assert.deepEqual(
+            [...got.metadata.keys()].filter((k) => !want.metadata.has(k)).sort(),
+            added.sort(),
+            "keys beyond the fixture's",
+          );
+          for (const [key, v] of want.metadata) assert.deepEqual(got.metadata.get(key), v, key);
+          const [a, b] = [await tensorsOf(got), await tensorsOf(want)];
+          assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+          for (const [name, t] of b) {
+            assert.deepEqual(got.tensors.get(name)!.shape, want.tensors.get(name)!.shape, name);
+            assert.deepEqual(a.get(name), t, name);
+          }
+        });
+      });
+    });
+  });
+}
+
+/** What the configuration of `model` reads back as from its GGUF file. */
+function expectedConfig(model: Checkpoint): Checkpoint["config"] {
+  const config = { ...model.config };
+  if (!isDecoder(config)) {
+    delete config.tokenizer; // a GGUF states the vocabulary, not the tokenizer's name
+    return config;
+  }
+  if (config.family === "mistral") {
+    // Written as llama, which has no sliding window.
+    const { layer_types: _l, sliding_window: _s, ...rest } = config;
+    return { ...rest, family: "llama" };
+  }
+  return config;
+}
+
+/** The norm-wise error of a matrix read back from each type (vectors stay F32). */
+const MATRIX_TOLERANCE: Record<string, number> = {
+  f32: 0,
+  f16: 1e-3,
+  q8_0: 1e-2,
+  q6_k: 3e-2,
+  q4_k: 0.1,
+  q4_0: 0.15,
+};
+
+for (const name of [...FAMILY_FIXTURES.map((c) => c.name), "gpt2_tiny"]) {
+  Deno.test(`${name}: written in every type and read back to the same model`, async () => {
+    const model = await loadModel(join(FIXTURES, name));
+    await withTempDir(async (dir) => {
+      for (const type of GGUF_EXPORT_TYPES) {
+        const path = join(dir, `${type}.gguf`);
+        await exportGguf(model, path, { type });
+        const back = await loadModel(path);
+        const config = expectedConfig(model) as DecoderConfig;
+        if (config.rope_scaling?.rope_type === "llama3") {
+          // llama.cpp states Llama 3's scaling as per-frequency divisors, which the reader keeps.
+          const { rope_scaling: _r, ...rest } = config;
+          assert.deepEqual({ ...back.config, rope_freq_factors: undefined }, {
+            ...rest,
+            rope_freq_factors: undefined,
+          });
+          assert.equal((back.config as DecoderConfig).rope_freq_factors?.length, 4);
+        } else {
+          assert.deepEqual(back.config, config, `${type}: config`);
+        }
+        assert.deepEqual([...back.params.keys()], [...model.params.keys()], `${type}: names`);
+        for (const spec of paramSpecs(model.config)) {
+          const want = model.params.get(spec.name)!, got = back.params.get(spec.name)!, p = spec.name;
+          if (type === "f32" || spec.shape.length < 2) {
+            // Vectors are F32; Gemma's norms round once through 1 + w.
+            assertCloseNorm(got, want, name.startsWith("gemma3") ? 1e-6 : 0, `${type} ${p}`);
+          } else if (type === "f16") {
+            assert.deepEqual(got, want.map(Math.f16round), `${type} ${p}`);
+          } else {
+            assertCloseNorm(got, want, MATRIX_TOLERANCE[type], `${type} ${p}`);
+          }
+        }
+      }
+    });
+  });
+}
+
+Deno.test("what has no GGUF form is refused with one line naming the file, nothing written", async () => {
+  const qwen = await loadModel(join(FIXTURES, "qwen2_tiny"));
+  const cases: [Partial<DecoderConfig>, RegExp][] = [
+    [
+      {
+        rope_scaling: {
+          rope_type: "llama3",
+          factor: 8,
+          low_freq_factor: 1,
+          high_freq_factor: 4,
+          original_max_position_embeddings: 64,
+        },
+      },
+      /per-frequency RoPE divisors \(llama3 scaling\) have no form in llama\.cpp's qwen2$/,
+    ],
+  ];
+  const phi = await loadModel(join(FIXTURES, "phi3_tiny"));
+  await withTempDir(async (dir) => {
+    const path = join(dir, "x.gguf");
+    for (const [change, message] of cases) {
+      const model = { ...qwen, config: { ...qwen.config, ...change } as DecoderConfig };
+      await assert.rejects(
+        exportGguf(model, path),
+        (e) => e instanceof CheckpointError && message.test(e.message),
+      );
+    }
+    const mixed = {
+      ...phi,
+      config: { ...phi.config, layer_types: ["sliding_attention", "full_attention"] } as DecoderConfig,
+    };
+    await assert.rejects(
+      exportGguf(mixed, path),
+      (e) =>
+        e instanceof CheckpointError && e.message.startsWith(`${path}: phi3 slides in every block or none`),
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  });
+});
