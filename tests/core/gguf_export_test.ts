@@ -16,16 +16,19 @@ import {
   GGUF_EXPORT_TYPES,
   GGUF_TYPE,
   type GgufEntry,
+  type GgufExportType,
   type GgufFile,
   isDecoder,
   loadModel,
+  loadModelTokenizer,
   openGguf,
+  ownTokenizer,
   paramSpecs,
   quantize,
   writeGguf,
 } from "@inheritune/core";
-import { assertCloseNorm, withTempDir } from "../_util.ts";
-import { FAMILY_FIXTURES, FIXTURES } from "./_fixtures.ts";
+import { assertCloseNorm, maxNormRelError, withTempDir } from "../_util.ts";
+import { FAMILY_FIXTURES, fixture, FIXTURES, forwardBackward } from "./_fixtures.ts";
 
 /** Every tensor of a GGUF file as f32, by name. */
 async function tensorsOf(gguf: GgufFile): Promise<Map<string, Float32Array>> {
@@ -234,5 +237,85 @@ Deno.test("what has no GGUF form is refused with one line naming the file, nothi
         e instanceof CheckpointError && e.message.startsWith(`${path}: phi3 slides in every block or none`),
     );
     assert.deepEqual([...Deno.readDirSync(dir)], []);
+  });
+});
+
+Deno.test("logits of a model read back: f32 bit-identical, f16 those of the f16-rounded weights", async () => {
+  for (const name of ["qwen2_tiny", "qwen3_tiny", "gpt2_tiny"]) {
+    const fx = await fixture(name);
+    const rounded = new Map(
+      paramSpecs(fx.config).map((s) => {
+        const w = fx.params.get(s.name)!;
+        return [s.name, s.shape.length < 2 ? w : w.map(Math.f16round)];
+      }),
+    );
+    const reference = {
+      f32: (await forwardBackward(fx)).logits,
+      f16: (await forwardBackward({ ...fx, params: rounded })).logits,
+    };
+    await withTempDir(async (dir) => {
+      for (const type of ["f32", "f16"] as const) {
+        const path = join(dir, `${type}.gguf`);
+        await exportGguf(fx, path, { type });
+        const { logits } = await forwardBackward({ ...fx, ...await loadModel(path) });
+        assert.deepEqual(logits, reference[type], `${name} ${type}`);
+      }
+    });
+  }
+});
+
+/** stories260K's logits on the first 64 tokens of a TinyStories text, from `model`. */
+async function storiesLogits(model: Checkpoint, tokens: number[]): Promise<Float32Array> {
+  const ids = Float32Array.from(tokens);
+  const fx = { ...model, B: 1, T: ids.length, metadata: {}, get: () => ids };
+  return (await forwardBackward(fx)).logits;
+}
+
+Deno.test("stories260K read back from each quantized type: logits within the type's error of f32's", async () => {
+  const model = await loadModel("models/stories260K/model.gguf");
+  const text = (await Deno.readTextFile("corpora/tinystories/valid_head.txt")).slice(0, 400);
+  const tokens = [1, ...(await ownTokenizer(model, "stories260K"))!.encode(text)].slice(0, 65);
+  const f32 = await storiesLogits(model, tokens);
+  // Measured, norm-wise: q8_0 1.6e-2, q6_k the same (its rows of 64 and 172 fall back to Q8_0 and
+  // F16), q4_k 0.10 (Q5_0 and F16 by the same fallback), q4_0 0.21.
+  const tolerance: Record<string, number> = { q8_0: 0.03, q6_k: 0.03, q4_k: 0.2, q4_0: 0.3 };
+  await withTempDir(async (dir) => {
+    for (const [type, tol] of Object.entries(tolerance)) {
+      const path = join(dir, `${type}.gguf`);
+      await exportGguf(model, path, { type: type as GgufExportType });
+      const err = maxNormRelError(await storiesLogits(await loadModel(path), tokens), f32);
+      console.log(`stories260K ${type}: logits within ${err.toExponential(2)} of f32's (norm-wise)`);
+      assert.ok(err < tol, `${type}: ${err}`);
+    }
+  });
+});
+
+Deno.test("stories260K exported: the vocabulary of the file it came from, and the same ids for a text", async () => {
+  const source = "models/stories260K/model.gguf";
+  await withTempDir(async (dir) => {
+    const path = join(dir, "stories.gguf");
+    await exportGguf(await loadModel(source), path, { type: "q8_0" });
+    await withGguf(source, async (want) => {
+      await withGguf(path, async (got) => {
+        for (
+          const key of [
+            "model",
+            "tokens",
+            "scores",
+            "token_type",
+            "bos_token_id",
+            "eos_token_id",
+            "unknown_token_id",
+          ]
+        ) {
+          const k = `tokenizer.ggml.${key}`;
+          assert.deepEqual(got.metadata.get(k), want.metadata.get(k), k);
+        }
+        assert.equal(got.metadata.get("tokenizer.ggml.pre"), "default");
+      });
+    });
+    const text = await Deno.readTextFile("corpora/tinystories/valid_head.txt");
+    const [a, b] = [await loadModelTokenizer(source), await loadModelTokenizer(path)];
+    assert.deepEqual(b.encode(text.slice(0, 20_000)), a.encode(text.slice(0, 20_000)));
   });
 });
