@@ -38,7 +38,7 @@ async function tensorsOf(gguf: GgufFile): Promise<Map<string, Float32Array>> {
 }
 
 /** `fn` with the GGUF file at `path` open. */
-async function withGguf<T>(path: string, fn: (gguf: GgufFile) => Promise<T>): Promise<T> {
+async function withGguf<T>(path: string, fn: (gguf: GgufFile) => T | Promise<T>): Promise<T> {
   const gguf = await openGguf(path);
   try {
     return await fn(gguf);
