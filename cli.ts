@@ -22,6 +22,7 @@ export interface CommandModule {
 /** Every command, by name, in the order the overview lists them: the tests walk this table. */
 export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   prepare: () => import("./cli/prepare.ts"),
+  tokenize: () => import("./cli/tokenize.ts"),
   train: () => import("./cli/train.ts"),
   inherit: () => import("./cli/inherit.ts"),
   eval: () => import("./cli/eval.ts"),

@@ -157,7 +157,10 @@ class Cursor {
   async string(): Promise<string> {
     const n = await this.u64();
     const view = await this.#need(n);
-    return new TextDecoder().decode(new Uint8Array(view.buffer, view.byteOffset, n));
+    // ignoreBOM: a leading U+FEFF is content (a vocabulary has it as a token), not a byte-order mark.
+    return new TextDecoder("utf-8", { ignoreBOM: true }).decode(
+      new Uint8Array(view.buffer, view.byteOffset, n),
+    );
   }
 
   async value(type: number): Promise<GgufValue> {

@@ -37,15 +37,18 @@ function id(metadata: GgufFile["metadata"], key: string): number {
 
 /**
  * The tokenizer files (`tokenizer.model` or `tokenizer.json`) equivalent to a GGUF file's
- * `tokenizer.ggml.*` metadata, or an empty map when it has none.
+ * `tokenizer.ggml.*` metadata, or an empty map when it has none. Both encode as llama.cpp does
+ * with the file.
  *
- * `llama` vocabularies become a SentencePiece BPE model with byte fallback. A missing
- * `tokenizer.ggml.remove_extra_whitespaces` takes SentencePiece's own default (true), as the
- * `.model` a GGUF was converted from has it unless it says otherwise; llama.cpp itself assumes
- * false, so on text with runs of spaces the two can differ for such files. `gpt2` vocabularies
- * (byte-level BPE with merges) become a `tokenizer.json`.
+ * `llama` vocabularies become a SentencePiece BPE model with byte fallback. Its flags are
+ * llama.cpp's: a missing `tokenizer.ggml.add_space_prefix` is true and a missing
+ * `tokenizer.ggml.remove_extra_whitespaces` false (as the `.model` files of Llama 2 and Mistral
+ * have it; a model trained with SentencePiece's default, such as llama2.c's tok512, then keeps runs
+ * of spaces that its `.model` would collapse). `gpt2` vocabularies (byte-level BPE with merges)
+ * become a `tokenizer.json` with the pre-tokenizer `tokenizer.ggml.pre` names.
  *
- * @throws {DataError} for another tokenizer model or malformed vocabulary arrays.
+ * @throws {DataError} for another tokenizer model, an unsupported pre-tokenizer or malformed
+ * vocabulary arrays, naming the file.
  */
 export function ggufTokenizerFiles(gguf: GgufFile): Map<string, Uint8Array> {
   const { metadata, path } = gguf;
@@ -57,9 +60,9 @@ export function ggufTokenizerFiles(gguf: GgufFile): Map<string, Uint8Array> {
   }
   const types = array(metadata, "tokenizer.ggml.token_type")?.map(Number) ??
     tokens.map(() => PieceType.normal);
-  const flag = (key: string, fallback: boolean): boolean => {
+  const flag = (key: string): boolean | undefined => {
     const v = metadata.get(`tokenizer.ggml.${key}`);
-    return typeof v === "boolean" ? v : fallback;
+    return typeof v === "boolean" ? v : undefined;
   };
   if (model === "llama") {
     const scores = array(metadata, "tokenizer.ggml.scores")?.map(Number) ?? tokens.map(() => 0);
@@ -71,8 +74,8 @@ export function ggufTokenizerFiles(gguf: GgufFile): Map<string, Uint8Array> {
       eosId: id(metadata, "eos"),
       unkId: Math.max(0, id(metadata, "unknown")),
       padId: id(metadata, "padding"),
-      addDummyPrefix: flag("add_space_prefix", true),
-      removeExtraWhitespaces: flag("remove_extra_whitespaces", true),
+      addDummyPrefix: flag("add_space_prefix") ?? true,
+      removeExtraWhitespaces: flag("remove_extra_whitespaces") ?? false,
       escapeWhitespaces: true,
       byteFallback: types.includes(PieceType.byte),
     };
@@ -84,15 +87,22 @@ export function ggufTokenizerFiles(gguf: GgufFile): Map<string, Uint8Array> {
       throw new DataError(`${path}: tokenizer.ggml.merges is missing or not strings`);
     }
     const pre = metadata.get("tokenizer.ggml.pre");
-    const json = byteLevelBpeJson({
-      tokens: tokens as string[],
-      merges: merges as string[],
-      types,
-      bosId: id(metadata, "bos"),
-      eosId: id(metadata, "eos"),
-      addBos: flag("add_bos_token", false),
-      pre: typeof pre === "string" ? pre : undefined,
-    });
+    let json: Record<string, unknown>;
+    try {
+      json = byteLevelBpeJson({
+        tokens: tokens as string[],
+        merges: merges as string[],
+        types,
+        bosId: id(metadata, "bos"),
+        eosId: id(metadata, "eos"),
+        addBos: flag("add_bos_token"),
+        addEos: flag("add_eos_token"),
+        pre: typeof pre === "string" ? pre : undefined,
+      });
+    } catch (e) {
+      if (e instanceof DataError) throw new DataError(`${path}: tokenizer.ggml.pre: ${e.message}`);
+      throw e;
+    }
     return new Map([["tokenizer.json", new TextEncoder().encode(JSON.stringify(json))]]);
   }
   throw new DataError(

@@ -79,7 +79,8 @@ function fieldsOf(bytes: Uint8Array, what: string): ProtoField[] {
  * @throws {DataError} when the bytes are not a well-formed model with at least one piece.
  */
 export function parseSentencePieceModel(bytes: Uint8Array): SentencePieceModel {
-  const utf8 = new TextDecoder("utf-8", { fatal: true });
+  // ignoreBOM: a piece may be U+FEFF itself (Llama 2 has one), which a decoder would drop.
+  const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   const text = (v: ProtoField["value"], what: string): string => {
     if (!(v instanceof Uint8Array)) throw new DataError(`not a SentencePiece model: ${what} is not a string`);
     try {
@@ -506,5 +507,11 @@ export function sentencePieceTokenizer(model: SentencePieceModel): Tokenizer {
     definition: () => ({ file: "tokenizer.model", bytes: encodeSentencePieceModel(model) }),
     encode,
     decode,
+    token: (id: number): string => {
+      if (!(Number.isInteger(id) && id >= 0 && id < n)) {
+        throw new RangeError(`id ${id} is not below the ${n} pieces`);
+      }
+      return model.pieces[id];
+    },
   };
 }

@@ -17,6 +17,7 @@ import { DataError } from "./errors.ts";
 import { type DatasetMeta, META_FILE } from "./meta.ts";
 import { parseSentencePieceModel, sentencePieceTokenizer } from "./sentencepiece.ts";
 import { jsonTokenizer } from "./tokenizer_json.ts";
+import { byteLevelString } from "./_byte_level.ts";
 import type { Tokenizer } from "./tokenizer_types.ts";
 
 /** GPT-2's end-of-text id, also the separator llm.c puts before every document. */
@@ -39,6 +40,10 @@ const BYTES: Tokenizer = {
   decode(ids: Iterable<number>): string {
     return new TextDecoder().decode(Uint8Array.from(ids));
   },
+  token(id: number): string {
+    if (!(Number.isInteger(id) && id >= 0 && id < 256)) throw new RangeError(`id ${id} is not a byte`);
+    return `<0x${id.toString(16).toUpperCase().padStart(2, "0")}>`;
+  },
 };
 
 /** GPT-2's token for the single byte 0xFF. */
@@ -47,7 +52,10 @@ const FLUSH_TOKEN = 187;
 async function loadGpt2(): Promise<Tokenizer> {
   // Loaded on first use: the BPE ranks take ~90 ms and ~10 MB to build.
   const bpe = await import("gpt-tokenizer/encoding/r50k_base");
+  // The ranks are the encoding's own table: token bytes (a string where they are UTF-8) by id.
+  const ranks = (await import("gpt-tokenizer/bpeRanks/r50k_base")).default as (string | number[])[];
   const plain = { disallowedSpecial: new Set<string>() };
+  const utf8 = new TextEncoder();
   return {
     name: "gpt2",
     kind: "gpt2",
@@ -63,6 +71,12 @@ async function loadGpt2(): Promise<Tokenizer> {
       // 187, never valid UTF-8) flushes it: one U+FFFD for 0xFF, one more if bytes were pending.
       const text = bpe.decode(ids);
       return bpe.decode([FLUSH_TOKEN]).length > 1 ? text + "\uFFFD" : text;
+    },
+    token: (id: number): string => {
+      if (id === GPT2_EOT) return "<|endoftext|>";
+      const bytes = Number.isInteger(id) ? ranks[id] : undefined;
+      if (bytes === undefined) throw new RangeError(`id ${id} is not below GPT-2's ${bpe.vocabularySize}`);
+      return byteLevelString(typeof bytes === "string" ? utf8.encode(bytes) : bytes);
     },
   };
 }

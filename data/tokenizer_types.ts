@@ -45,4 +45,12 @@ export interface Tokenizer {
   encode(text: string, options?: EncodeOptions): number[];
   /** Text of `ids`; control ids (BOS, EOS) decode to nothing; invalid UTF-8 becomes U+FFFD. */
   decode(ids: Iterable<number>): string;
+  /**
+   * The vocabulary's string for `id`, as the tokenizer's own tools list it: Hugging Face's tokens
+   * (byte-level vocabularies write a space as "Ġ"), SentencePiece's pieces ("▁Hello", "<0x0A>");
+   * GPT-2's in its byte-level form; the bytes tokenizer's as `<0xXX>`.
+   *
+   * @throws {RangeError} for an id that is not below `vocabSize` or names no token.
+   */
+  token(id: number): string;
 }

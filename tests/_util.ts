@@ -138,6 +138,14 @@ export function numericGrad(
   return g;
 }
 
+/** The bytes of the gzip-compressed file at `url`. */
+export async function gunzip(url: URL): Promise<Uint8Array> {
+  const file = await Deno.open(url);
+  return new Uint8Array(
+    await new Response(file.readable.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer(),
+  );
+}
+
 /** Runs `fn` with a fresh temporary folder, removed afterwards whatever happens. */
 export async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "inheritune_test_" });

@@ -61,7 +61,8 @@ Deno.test("deno task prepare with a model's SentencePiece tokenizer: BOS per par
       "train_000000.bin",
       "val_000000.bin",
     ]);
-    // The same vocabulary read from the GGUF file gives the same shards and tokenizer hash.
+    // The same vocabulary read from the GGUF file gives the same shards (the text has no runs of
+    // spaces, which llama.cpp keeps for this file and tok512.model collapses), and another hash.
     const fromGguf = join(dir, "gguf");
     const g = await runCli([
       "prepare",
@@ -79,7 +80,7 @@ Deno.test("deno task prepare with a model's SentencePiece tokenizer: BOS per par
       assert.deepEqual(await Deno.readFile(join(fromGguf, file)), await Deno.readFile(join(out, file)), file);
     }
     const hash = async (d: string) => JSON.parse(await Deno.readTextFile(join(d, "meta.json"))).tokenizerHash;
-    assert.equal(await hash(fromGguf), await hash(out));
+    assert.notEqual(await hash(fromGguf), await hash(out));
   });
 });
 

@@ -19,6 +19,7 @@ import {
   type TensorData,
   writeSafetensors,
 } from "@inheritune/core";
+import { parseSentencePieceModel, sentencePieceTokenizer } from "@inheritune/data";
 import { getGpu, read, Recorder, write } from "@inheritune/kernels";
 import { assertRejects, assertRejectsNaming } from "../_assert.ts";
 import { rand, withTempDir } from "../_util.ts";
@@ -66,17 +67,10 @@ Deno.test("stories260K.gguf loads as a tied GQA LLaMA with its SentencePiece tok
   });
   assert.deepEqual([...model.tokenizerFiles!.keys()], ["tokenizer.model"]);
   const tokenizer = await checkpointTokenizer(model, STORIES);
-  const shipped = await checkpointTokenizer(
-    {
-      ...model,
-      tokenizerFiles: new Map([[
-        "tokenizer.model",
-        await Deno.readFile(join(STORIES, "..", "tokenizer.model")),
-      ]]),
-    },
-    "tokenizer.model",
-  );
-  assert.equal(tokenizer.hash, shipped.hash, "the GGUF vocabulary is tok512");
+  // llama.cpp keeps runs of spaces for a GGUF that does not say otherwise; tok512.model collapses them.
+  const tok512 = parseSentencePieceModel(await Deno.readFile(join(STORIES, "..", "tokenizer.model")));
+  const shipped = sentencePieceTokenizer({ ...tok512, removeExtraWhitespaces: false });
+  assert.equal(tokenizer.hash, shipped.hash, "the GGUF vocabulary is tok512's");
   assert.deepEqual(tokenizer.encode("Once upon a time"), shipped.encode("Once upon a time"));
 });
 

@@ -1,5 +1,6 @@
 /** The tok512 fixtures of `scripts/tokenizer_fixtures.py`: TinyStories paragraphs and edge cases with sentencepiece's ids. */
 import assert from "node:assert/strict";
+import { gunzip } from "../_util.ts";
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 /** Paragraphs: text between blank lines, stripped, as the fixture script splits them. */
@@ -10,14 +11,16 @@ export const TINYSTORIES = new URL("../../corpora/tinystories/valid_head.txt", i
 /** stories260K's SentencePiece model. */
 export const TOK512 = new URL("../../models/stories260K/tokenizer.model", import.meta.url);
 
+/** Every paragraph of the TinyStories text. */
+export async function tinyStoriesParagraphs(): Promise<string[]> {
+  const text = await Deno.readTextFile(TINYSTORIES);
+  return text.trim().split(BLANK_LINE).filter((p) => p !== "");
+}
+
 /** Every paragraph of the TinyStories text with sentencepiece's ids for it under tok512. */
 export async function tinyStoriesIds(): Promise<{ paragraphs: string[]; ids: number[][] }> {
-  const text = await Deno.readTextFile(TINYSTORIES);
-  const paragraphs = text.trim().split(BLANK_LINE).filter((p) => p !== "");
-  const gz = (await Deno.open(new URL("tok512_tinystories.bin.gz", FIXTURES))).readable;
-  const bytes = new Uint8Array(
-    await new Response(gz.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer(),
-  );
+  const paragraphs = await tinyStoriesParagraphs();
+  const bytes = await gunzip(new URL("tok512_tinystories.bin.gz", FIXTURES));
   const view = new DataView(bytes.buffer);
   const n = view.getUint32(0, true);
   assert.equal(n, paragraphs.length, "the fixture's paragraphs are the text's");

@@ -15,7 +15,8 @@ import { assertRejects } from "../_assert.ts";
 import { withTempDir } from "../_util.ts";
 import { readSplit } from "./_fixtures.ts";
 import { gpt2Vocabulary } from "./_gpt2_json.ts";
-import { mismatches, tinyStoriesIds, TOK512, tok512Cases } from "./_tok512.ts";
+import { mismatches, tinyStoriesIds, tinyStoriesParagraphs, TOK512, tok512Cases } from "./_tok512.ts";
+import { byteLevelBpeEncoder } from "../../data/_byte_level_bpe.ts";
 
 const EDGE = [
   "Héllo, wörld! 你好 🙂\n\n  tabs\tand <|endoftext|> stays text.  x   \n",
@@ -40,7 +41,7 @@ Deno.test("byte-fallback BPE tokenizer.json (tok512 converted Llama-2 style) giv
 
 Deno.test("byte-level BPE from GPT-2's vocabulary and merges gives gpt-tokenizer's ids", async () => {
   const gpt2 = await loadTokenizer("gpt2");
-  const t = byteLevelBpeTokenizer(gpt2Vocabulary());
+  const t = byteLevelBpeTokenizer({ ...gpt2Vocabulary(), pre: "gpt-2" });
   assert.deepEqual([t.vocabSize, t.eotToken, t.eosToken, t.bosToken], [50257, 50256, 50256, undefined]);
   const { paragraphs } = await tinyStoriesIds();
   const brown = CORPORA.brown;
@@ -108,7 +109,7 @@ Deno.test("corrupt or unusable tokenizer.json files are one-line DataErrors nami
 Deno.test("byte-level BPE pre-tokenizers: Llama 3's regex splits digits in threes; unknown names are refused", () => {
   const vocab = gpt2Vocabulary();
   const llama3 = byteLevelBpeTokenizer({ ...vocab, pre: "llama-bpe" });
-  const gpt2 = byteLevelBpeTokenizer(vocab);
+  const gpt2 = byteLevelBpeTokenizer({ ...vocab, pre: "gpt-2" });
   const digits = (t: typeof gpt2): string[] => t.encode("1234567").map((id) => t.decode([id]));
   assert.deepEqual(digits(llama3), ["123", "456", "7"]);
   assert.notDeepEqual(digits(gpt2), digits(llama3));
@@ -116,6 +117,42 @@ Deno.test("byte-level BPE pre-tokenizers: Llama 3's regex splits digits in three
     () => byteLevelBpeJson({ ...vocab, pre: "mystery" }),
     /pre-tokenizer "mystery" is not supported/,
   );
-  const bos = byteLevelBpeTokenizer({ ...vocab, bosId: 50256, addBos: true });
+  const bos = byteLevelBpeTokenizer({ ...vocab, pre: "gpt-2", bosId: 50256, addBos: true });
   assert.equal(bos.bosToken, 50256);
+  // llama.cpp's "default", for a file that names none, cuts punctuation runs off first.
+  const fallback = byteLevelBpeTokenizer(vocab);
+  assert.deepEqual(fallback.encode("don't").map((id) => fallback.token(id)), ["don", "'", "t"]);
+  assert.deepEqual(gpt2.encode("don't").map((id) => gpt2.token(id)), ["don", "'t"]);
+});
+
+Deno.test("the fast byte-level BPE encoder merges the lowest rank first, leftmost on ties, and drops bytes without a token", () => {
+  const vocab = new Map(["a", "b", "c", "ab", "bc", "abc", "aa", "aaa"].map((t, i) => [t, i]));
+  const spec = {
+    vocab,
+    merges: [["b", "c"], ["a", "b"], ["a", "a"], ["a", "bc"], ["aa", "a"]] as [string, string][],
+    splits: [/ ?[a-z]+|\s+/gu],
+    nfc: false,
+    ignoreMerges: false,
+  };
+  const encode = byteLevelBpeEncoder(spec)!;
+  const tokens = (text: string): string[] => encode(text).map((id) => [...vocab.keys()][id]);
+  assert.deepEqual(tokens("abc"), ["abc"], "b c (rank 0) before a b (rank 1)");
+  assert.deepEqual(tokens("aaaa"), ["aa", "aa"], "a a leftmost first, then a a again");
+  assert.deepEqual(tokens("aaa"), ["aaa"]);
+  assert.deepEqual(
+    tokens("axb"),
+    ["ab"],
+    "x has no token: dropped before merging, as the Rust library does",
+  );
+  assert.equal(byteLevelBpeEncoder({ ...spec, merges: [["a", "x"]] }), undefined, "a merge of a non-token");
+});
+
+Deno.test("GPT-2's vocabulary gives the same ids on the fast encoder and on Tokenizers.js", async () => {
+  const json = byteLevelBpeJson({ ...gpt2Vocabulary(), pre: "gpt-2" });
+  const fast = jsonTokenizer(json);
+  // Tokenizers.js runs every definition with a normalizer other than NFC.
+  const slow = jsonTokenizer({ ...json, normalizer: { type: "Sequence", normalizers: [] } });
+  const texts = [...await tinyStoriesParagraphs(), ...EDGE, "controls \u0004\u0006 and \u{40000}"];
+  const bad = mismatches(texts.map((t) => fast.encode(t)), texts.map((t) => slow.encode(t)));
+  assert.deepEqual(bad, [], `${bad.length} of ${texts.length} texts differ`);
 });
