@@ -287,7 +287,7 @@ export async function exportGguf(
     arch = "gpt2";
     plan = gpt2Plan({ ...checkpoint, config });
   }
-  const tokenizer = ggufTokenizerMetadata(checkpoint, path);
+  const tokenizer = await ggufTokenizerMetadata(checkpoint, path);
   const notes = [...plan.notes ?? [], ...tokenizer.notes];
   const noVocab = tokenizer.metadata.get("tokenizer.ggml.model")?.[1] === "no_vocab";
   const metadata = new Map<string, GgufEntry>([

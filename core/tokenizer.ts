@@ -7,7 +7,10 @@
  * @module
  */
 import {
+  builtinByteLevelModel,
   byteLevelBpeJson,
+  type ByteLevelBpeModel,
+  byteLevelBpeModel,
   DataError,
   encodeSentencePieceModel,
   loadTokenizer,
@@ -205,44 +208,115 @@ function sentencePieceVocabulary(sp: SentencePieceModel): GgufVocabulary {
   };
 }
 
+/** A byte-level BPE vocabulary as GGUF's `gpt2` tokenizer. */
+function byteLevelVocabulary(model: ByteLevelBpeModel): GgufVocabulary {
+  const ids: Record<string, number | undefined> = { bos: model.bosId, eos: model.eosId };
+  return {
+    model: "gpt2",
+    pre: model.pre ?? "default",
+    tokens: [...model.tokens],
+    types: model.types ? [...model.types] : model.tokens.map(() => PieceType.normal),
+    merges: [...model.merges],
+    ids: Object.fromEntries(Object.entries(ids).filter(([, id]) => id !== undefined)) as Record<
+      string,
+      number
+    >,
+    flags: model.addBos === undefined ? {} : { add_bos_token: model.addBos },
+  };
+}
+
+/** `tokenizer_config.json`'s `add_bos_token` and `add_eos_token`, which override a vocabulary's. */
+function configFlags(files: ReadonlyMap<string, Uint8Array>, where: string): Record<string, boolean> {
+  const bytes = files.get("tokenizer_config.json");
+  if (!bytes) return {};
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new DataError(`${where}: tokenizer_config.json is not valid JSON`);
+  }
+  const flags: Record<string, boolean> = {};
+  for (const key of ["add_bos_token", "add_eos_token"]) {
+    if (typeof json?.[key] === "boolean") flags[key] = json[key] as boolean;
+  }
+  return flags;
+}
+
 /**
- * The vocabulary the checkpoint's tokenizer files (or the built-in tokenizer its configuration
- * names) define; undefined for a model of bare ids.
+ * The vocabulary the checkpoint's tokenizer files (a byte-level BPE `tokenizer.json`, else a
+ * `tokenizer.model`) or the built-in tokenizer its configuration names define; undefined for a
+ * model of bare ids.
  *
  * @throws {DataError} naming `where` for a tokenizer GGUF cannot state.
  */
-function checkpointVocabulary(checkpoint: Checkpoint, where: string): GgufVocabulary | undefined {
+async function checkpointVocabulary(
+  checkpoint: Checkpoint,
+  where: string,
+): Promise<GgufVocabulary | undefined> {
   const files = checkpoint.tokenizerFiles ?? new Map<string, Uint8Array>();
-  const model = files.get("tokenizer.model");
-  if (model) {
-    const sp = parseSentencePieceModel(model);
+  const json = files.get("tokenizer.json");
+  let vocab: GgufVocabulary | undefined;
+  if (json) {
+    let definition: unknown;
+    try {
+      definition = JSON.parse(new TextDecoder().decode(json));
+    } catch {
+      throw new DataError(`${where}: tokenizer.json is not valid JSON`);
+    }
+    let model: ByteLevelBpeModel | undefined;
+    try {
+      model = byteLevelBpeModel(definition);
+    } catch (e) {
+      if (e instanceof DataError) throw new DataError(`${where}: ${e.message}`);
+      throw e;
+    }
+    if (model) vocab = byteLevelVocabulary(model);
+    else if (!files.has("tokenizer.model")) {
+      throw new DataError(
+        `${where}: tokenizer.json is not byte-level BPE, and llama.cpp reads other vocabularies from a ` +
+          `SentencePiece tokenizer.model, which the model does not carry`,
+      );
+    }
+  }
+  const sentencePiece = files.get("tokenizer.model");
+  if (!vocab && sentencePiece) {
+    const sp = parseSentencePieceModel(sentencePiece);
     if ((sp.modelType ?? 2) !== 2) {
       throw new DataError(
         `${where}: tokenizer.model is not a BPE SentencePiece model (llama.cpp's llama vocabulary)`,
       );
     }
-    return sentencePieceVocabulary(sp);
+    vocab = sentencePieceVocabulary(sp);
   }
-  if (files.has("tokenizer.json")) {
-    throw new DataError(`${where}: a tokenizer.json cannot be written as GGUF metadata yet`);
+  if (!vocab) {
+    const name = checkpoint.config.tokenizer ?? (isDecoder(checkpoint.config) ? undefined : "gpt2");
+    const builtin = name === undefined ? undefined : await builtinByteLevelModel(name);
+    if (!builtin) return undefined;
+    vocab = byteLevelVocabulary(builtin);
   }
-  return undefined;
+  return { ...vocab, flags: { ...vocab.flags, ...configFlags(files, where) } };
 }
 
 /**
  * The `tokenizer.ggml.*` metadata of `checkpoint`'s tokenizer, as llama.cpp's converter writes it:
- * SentencePiece models as `llama` (tokens, scores, types, special ids, and the flags that decide
- * the ids: `add_space_prefix`, `remove_extra_whitespaces`), padded to the model's vocabulary with
- * unused `[PAD{id}]` tokens. A model without a tokenizer, or whose tokenizer has more ids than its
+ * a byte-level BPE `tokenizer.json` or built-in tokenizer (GPT-2's, bytes) as `gpt2` (tokens,
+ * types, merges, the name of llama.cpp's pre-tokenizer that splits as it does, special ids), a
+ * SentencePiece model as `llama` (tokens, scores, types, special ids, and the flags that decide the
+ * ids: `add_space_prefix`, `remove_extra_whitespaces`), `tokenizer_config.json`'s `add_bos_token`
+ * and `add_eos_token` where the model carries one; padded to the model's vocabulary with unused
+ * `[PAD{id}]` tokens. A model without a tokenizer, or whose tokenizer has more ids than its
  * vocabulary (a test model), gets `tokenizer.ggml.model` "no_vocab", as llama.cpp reads a model of
  * bare ids. The configuration's BOS and EOS ids, where it states them, win over the tokenizer's.
  *
  * @throws {DataError} naming `where` for a tokenizer GGUF cannot state.
  */
-export function ggufTokenizerMetadata(checkpoint: Checkpoint, where: string): GgufTokenizerMetadata {
+export async function ggufTokenizerMetadata(
+  checkpoint: Checkpoint,
+  where: string,
+): Promise<GgufTokenizerMetadata> {
   const V = checkpoint.config.vocab_size;
   const config = checkpoint.config as { bos_token_id?: number; eos_token_id?: number };
-  const vocab = checkpointVocabulary(checkpoint, where);
+  const vocab = await checkpointVocabulary(checkpoint, where);
   const notes: string[] = [];
   const key = (k: string) => `tokenizer.ggml.${k}`;
   const metadata = new Map<string, GgufEntry>();

@@ -2,7 +2,8 @@
  * GGUF out: the writer (every metadata type, tensor data aligned, an existing file untouched when
  * writing fails) and `exportGguf` against the GGUF files of the family fixtures, which
  * `scripts/family_fixtures.py` wrote with llama.cpp's `gguf` package in its converter's layout;
- * every fixture written and read back to the same model, in each type.
+ * every fixture written and read back to the same model, in each type; tokenizers as llama.cpp's
+ * vocabulary files hold them and encoding as before.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -18,6 +19,8 @@ import {
   type GgufEntry,
   type GgufExportType,
   type GgufFile,
+  type GPT2Config,
+  initParams,
   isDecoder,
   loadModel,
   loadModelTokenizer,
@@ -27,7 +30,9 @@ import {
   quantize,
   writeGguf,
 } from "@inheritune/core";
-import { assertCloseNorm, maxNormRelError, withTempDir } from "../_util.ts";
+import { jsonTokenizer, loadTokenizer, type Tokenizer } from "@inheritune/data";
+import { assertCloseNorm, gunzip, maxNormRelError, withTempDir } from "../_util.ts";
+import { tinyLlama } from "./_model_files.ts";
 import { FAMILY_FIXTURES, fixture, FIXTURES, forwardBackward } from "./_fixtures.ts";
 
 /** Every tensor of a GGUF file as f32, by name. */
@@ -296,7 +301,7 @@ Deno.test("stories260K exported: the vocabulary of the file it came from, and th
     const path = join(dir, "stories.gguf");
     await exportGguf(await loadModel(source), path, { type: "q8_0" });
     await withGguf(source, async (want) => {
-      await withGguf(path, async (got) => {
+      await withGguf(path, (got) => {
         for (
           const key of [
             "model",
@@ -317,5 +322,72 @@ Deno.test("stories260K exported: the vocabulary of the file it came from, and th
     const text = await Deno.readTextFile("corpora/tinystories/valid_head.txt");
     const [a, b] = [await loadModelTokenizer(source), await loadModelTokenizer(path)];
     assert.deepEqual(b.encode(text.slice(0, 20_000)), a.encode(text.slice(0, 20_000)));
+  });
+});
+
+/** What a GGUF file's tokenizer encodes a TinyStories text to. */
+async function encodesLike(path: string, reference: Tokenizer): Promise<void> {
+  const text = (await Deno.readTextFile("corpora/tinystories/valid_head.txt")).slice(0, 20_000) +
+    " naïve 中文 🦙 12345  \n\n";
+  assert.deepEqual((await loadModelTokenizer(path)).encode(text), reference.encode(text), path);
+}
+
+Deno.test("a GPT-2 with the built-in tokenizer: the tokenizer keys of llama.cpp's own GPT-2 vocabulary file", async () => {
+  const config: GPT2Config = {
+    n_layer: 1,
+    n_head: 1,
+    n_embd: 8,
+    vocab_size: 50257,
+    n_positions: 16,
+    layer_norm_epsilon: 1e-5,
+    tokenizer: "gpt2",
+  };
+  await withTempDir(async (dir) => {
+    const path = join(dir, "gpt2.gguf"), vocab = join(dir, "vocab.gguf");
+    await exportGguf({ config, params: initParams(config, 1) }, path);
+    await Deno.writeFile(
+      vocab,
+      await gunzip(new URL("../fixtures/gguf_vocab/ggml-vocab-gpt-2.gguf.gz", import.meta.url)),
+    );
+    await withGguf(vocab, async (want) => {
+      await withGguf(path, (got) => {
+        const keys = [...want.metadata.keys()].filter((k) => k.startsWith("tokenizer."));
+        assert.deepEqual(
+          keys.sort(),
+          [...got.metadata.keys()].filter((k) => k.startsWith("tokenizer.")).sort(),
+        );
+        for (const key of keys) assert.deepEqual(got.metadata.get(key), want.metadata.get(key), key);
+      });
+    });
+    await encodesLike(path, await loadTokenizer("gpt2"));
+  });
+});
+
+Deno.test("byte-level tokenizers written as GGUF's gpt2 vocabulary encode as they do: SmolLM2's tokenizer.json, bytes", async () => {
+  const smollm = await gunzip(new URL("../fixtures/tokenizers/smollm2/tokenizer.json.gz", import.meta.url));
+  await withTempDir(async (dir) => {
+    const llama = tinyLlama({
+      vocab_size: 49152,
+      n_embd: 8,
+      n_head: 2,
+      n_kv_head: 1,
+      n_hidden: 8,
+      n_layer: 1,
+    });
+    const path = join(dir, "smollm.gguf");
+    await exportGguf({ ...llama, tokenizerFiles: new Map([["tokenizer.json", smollm]]) }, path);
+    await withGguf(path, (gguf) => {
+      assert.equal(gguf.metadata.get("tokenizer.ggml.model"), "gpt2");
+      assert.equal(gguf.metadata.get("tokenizer.ggml.pre"), "smollm");
+      assert.equal((gguf.metadata.get("tokenizer.ggml.merges") as string[]).length, 48900);
+    });
+    await encodesLike(path, jsonTokenizer(JSON.parse(new TextDecoder().decode(smollm))));
+    const bytes = join(dir, "bytes.gguf");
+    await exportGguf(tinyLlama({ vocab_size: 260, tokenizer: "bytes" }), bytes);
+    await withGguf(bytes, (gguf) => {
+      const tokens = gguf.metadata.get("tokenizer.ggml.tokens") as string[];
+      assert.deepEqual(tokens.slice(256), ["[PAD256]", "[PAD257]", "[PAD258]", "[PAD259]"]);
+    });
+    await encodesLike(bytes, await loadTokenizer("bytes"));
   });
 });
