@@ -16,8 +16,9 @@ the project's code:
   converter's layout by scripts/family_fixtures.py) or of the source GGUF, value and type, plus
   what the export states beyond them (general.file_type, a vocabulary-less model's
   tokenizer.ggml.model "no_vocab" and <arch>.vocab_size, SentencePiece's pre-tokenizer and flags);
-  for mistral_tiny and gpt2_tiny, which have no such file, the keys of the converter's LlamaModel
-  and GPT2Model for their config.json.
+  for mistral_tiny, gpt2_tiny and models/brown-ref (a GPT-2 trained here), which have no such
+  file, the keys of the converter's LlamaModel and GPT2Model for their config.json, and for
+  brown-ref its byte tokenizer as 256 byte-level tokens without merges.
 
 Run by hand (the test suite itself never needs Python), from the repository root:
 
@@ -69,9 +70,9 @@ def interleave(w, heads):
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
-def expected_from_hf(name):
-    """The GGUF tensors llama.cpp's converter makes of fixture `name`, and its config.json."""
-    folder = os.path.join(FIXTURES, name)
+def expected_from_hf(folder):
+    """The GGUF tensors llama.cpp's converter makes of the model folder, and its config.json."""
+    name = os.path.basename(folder)
     cfg = json.load(open(os.path.join(folder, "config.json")))
     arch = ARCH[cfg["model_type"]]
     blocks = cfg.get("num_hidden_layers", cfg.get("n_layer"))
@@ -90,6 +91,19 @@ def expected_from_hf(name):
         assert gguf_name is not None, (name, hf_name)
         out[gguf_name] = w
     return out, cfg, arch
+
+
+def byte_level_chars():
+    """GPT-2's printable character of each byte (its `bytes_to_unicode`)."""
+    printable = [b for b in range(256) if 33 <= b <= 126 or 161 <= b <= 172 or b >= 174]
+    chars, shifted = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + shifted)
+            shifted += 1
+    return [chars[b] for b in range(256)]
 
 
 def converter_keys(cfg, arch):
@@ -178,7 +192,7 @@ def export(model, out, type_):
 def main():
     cases = [(n, os.path.join(FIXTURES, n)) for n in
              ["llama3_tiny", "qwen2_tiny", "qwen3_tiny", "mistral_tiny", "phi3_tiny", "gemma3_text_tiny", "gpt2_tiny"]]
-    cases.append(("stories260K", STORIES))
+    cases += [("brown-ref", os.path.join(ROOT, "models", "brown-ref")), ("stories260K", STORIES)]
     files = 0
     with tempfile.TemporaryDirectory() as tmp:
         for name, model in cases:
@@ -203,8 +217,8 @@ def main():
                              "tokenizer.ggml.add_eos_token": False, "tokenizer.ggml.add_space_prefix": True,
                              "tokenizer.ggml.remove_extra_whitespaces": None}
                 else:
-                    want, cfg, arch = expected_from_hf(name)
-                    reference = os.path.join(FIXTURES, name, "model.gguf")
+                    want, cfg, arch = expected_from_hf(model)
+                    reference = os.path.join(model, "model.gguf")
                     if os.path.exists(reference):
                         source = gguf.GGUFReader(reference)
                         ref = reader_keys(source)
@@ -217,9 +231,15 @@ def main():
                                **converter_keys(cfg, arch)}
                     ref["general.name"] = f"{name}.{type_}"
                     ref["general.file_type"] = FILE_TYPES[type_]
-                    added = {"tokenizer.ggml.model": "no_vocab"}
-                    if arch != "llama":
-                        added[f"{arch}.vocab_size"] = cfg.get("vocab_size")
+                    if name == "brown-ref":
+                        # The built-in byte tokenizer: GPT-2's byte characters as tokens, no merges.
+                        added = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "gpt-2",
+                                 "tokenizer.ggml.tokens": byte_level_chars(), "tokenizer.ggml.token_type": [1] * 256,
+                                 "tokenizer.ggml.merges": []}
+                    else:
+                        added = {"tokenizer.ggml.model": "no_vocab"}
+                        if arch != "llama":
+                            added[f"{arch}.vocab_size"] = cfg.get("vocab_size")
                 check_keys(got_keys, ref, added)
                 assert sorted(t.name for t in reader.tensors) == sorted(want), sorted(
                     set(t.name for t in reader.tensors) ^ set(want))
