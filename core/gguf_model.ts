@@ -172,8 +172,8 @@ async function loadGpt2Gguf(gguf: GgufFile): Promise<Checkpoint> {
 }
 
 /**
- * Loads a GGUF model of a decoder family, its tensors of any type `DEQUANTIZE_TYPES` names converted
- * to f32.
+ * Loads a GGUF model of GPT-2 or a decoder family, its tensors of any type `DEQUANTIZE_TYPES`
+ * names converted to f32.
  *
  * @throws {CheckpointError} naming the file: not GGUF, another architecture, a missing or
  * misshapen tensor, an unsupported element type or RoPE, a truncated file.
