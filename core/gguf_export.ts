@@ -155,7 +155,7 @@ function decoderPlan(
   const divisors = config.rope_freq_factors ?? llama3Divisors(config);
   if (divisors.length > 0 && arch !== "llama") {
     fail(
-      `${config.family}'s per-frequency RoPE divisors (llama3 scaling) have no form in llama.cpp's ${arch}`,
+      `${config.family}'s RoPE scaling as per-frequency divisors (rope_freqs, Llama 3's) has no form in llama.cpp's ${arch}`,
     );
   }
   const sliding = config.layer_types?.map((t) => t === "sliding_attention") ?? [];

@@ -95,7 +95,7 @@ Deno.test("export rejects bad input with one line and exit code 2, an existing f
       [["--model", STORIES], /--out is required$/],
       [
         ["--model", scaled, "--out", out],
-        /kept\.gguf: qwen2's per-frequency RoPE divisors \(llama3 scaling\) have no form/,
+        /kept\.gguf: qwen2's RoPE scaling as per-frequency divisors \(rope_freqs, Llama 3's\) has no form/,
       ],
     ];
     for (const [args, pattern] of cases) {

@@ -219,7 +219,7 @@ Deno.test("what has no GGUF form is refused with one line naming the file, nothi
           original_max_position_embeddings: 64,
         },
       },
-      /per-frequency RoPE divisors \(llama3 scaling\) have no form in llama\.cpp's qwen2$/,
+      /RoPE scaling as per-frequency divisors \(rope_freqs, Llama 3's\) has no form in llama\.cpp's qwen2$/,
     ],
   ];
   const phi = await loadModel(join(FIXTURES, "phi3_tiny"));
