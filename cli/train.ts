@@ -25,7 +25,7 @@ import {
   TRAINER_DEFAULTS,
   validateConfig,
 } from "@inheritune/core";
-import { BatchSampler, validationSplit } from "@inheritune/data";
+import { BatchSampler, validationSplit, verifyShards } from "@inheritune/data";
 import { type CommandSpec, type FlagValues, inheritFlags, parseCommand, UsageError } from "./_flags.ts";
 import { bareVocabulary, dataTokenizer, openModelData } from "./_data.ts";
 import { progressPrinter } from "./_progress.ts";
@@ -302,6 +302,7 @@ export async function main(args: string[]): Promise<void> {
     dataset = await openModelData(dataPath, { vocabSize: config.vocab_size });
   }
   using _data = dataset;
+  await verifyShards(dataset);
   const T = f.ctx ?? Math.min(config.n_positions, DEFAULT_CTX);
   if (T > config.n_positions) {
     throw new UsageError(`--ctx ${T} exceeds the model's context (n_positions ${config.n_positions})`);

@@ -12,6 +12,7 @@
 import { basename, join } from "node:path";
 import { canMap, mapFile, type Mapping } from "./_mmap.ts";
 import { DataError } from "./errors.ts";
+import { sha256File } from "./io.ts";
 import { type DatasetMeta, META_FILE } from "./meta.ts";
 import { HEADER_BYTES, parseHeader, type ShardFormat } from "./shard.ts";
 
@@ -364,6 +365,33 @@ async function readMeta(dir: string): Promise<DatasetMeta | null> {
     (meta.splits.val === undefined || Array.isArray(meta.splits.val.shards));
   if (!ok) throw new DataError(`${file}: missing vocabSize or splits.train.shards`);
   return meta;
+}
+
+/**
+ * Checks every shard `meta.json` lists against its SHA-256 there, reading each whole (a byte
+ * changed after `prepare` would otherwise train silently). Sizes and token counts were checked by
+ * {@linkcode openDataset}; bare shards, without `meta.json`, have nothing to check against.
+ * Returns the bytes hashed.
+ *
+ * @throws {DataError} naming the first shard whose SHA-256 differs.
+ */
+export async function verifyShards(dataset: Pick<Dataset, "path" | "meta">): Promise<number> {
+  let bytes = 0;
+  for (const split of Object.values(dataset.meta?.splits ?? {})) {
+    for (const shard of split.shards) {
+      const path = join(dataset.path, shard.file);
+      const sha256 = await sha256File(path);
+      bytes += (await Deno.stat(path)).size;
+      if (sha256 !== shard.sha256) {
+        throw new DataError(
+          `${path}: SHA-256 ${sha256.slice(0, 12)}… differs from ${META_FILE}'s ${
+            shard.sha256.slice(0, 12)
+          }…: the shard changed after prepare; prepare the data again`,
+        );
+      }
+    }
+  }
+  return bytes;
 }
 
 /** Whether this process can memory-map shards (FFI permitted and libc found). */

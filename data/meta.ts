@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { DocumentTokens } from "./document_tokens.ts";
 import type { WrittenShard } from "./shard.ts";
 
 /** Name of the description file inside a prepared folder. */
@@ -28,12 +29,14 @@ export interface SourceMeta {
   readonly input: string;
   /** The file: a path as given, or `npm:<package>@<version>/<file>` for a built-in corpus. */
   readonly path: string;
-  /** Bytes read from it. */
+  /** Its size in bytes, as on disk (compressed). */
   readonly bytes: number;
   /** SHA-256 of those bytes, hex. */
   readonly sha256: string;
   /** Non-empty documents it held. */
   readonly documents: number;
+  /** JSON lines or Parquet rows without a text that were skipped (`skipBadLines`); absent when none. */
+  readonly skippedLines?: number;
   /** Present on the file during which `maxTokens` was reached; reading stopped there. */
   readonly truncated?: true;
 }
@@ -48,12 +51,14 @@ export interface DatasetMeta {
   readonly tokenizerFile?: string | null;
   /** Its vocabulary size; every token is below it. */
   readonly vocabSize: number;
-  /** Id placed before every document, or null when the tokenizer has none. */
+  /** Id placed before every document, or null when none is (`documentTokens.bos`). */
   readonly eotToken: number | null;
   /** The tokenizer's beginning-of-sequence id, or null. */
   readonly bosToken?: number | null;
   /** The tokenizer's end-of-sequence id, or null. */
   readonly eosToken?: number | null;
+  /** The tokens around every document and the rule that chose them; absent in folders from before it. */
+  readonly documentTokens?: DocumentTokens;
   /** Token layout of the shards. */
   readonly dtype: "uint16" | "uint32";
   /** The rule that cut the input into documents. */

@@ -20,6 +20,7 @@
  */
 export * from "./corpus.ts";
 export * from "./dataset.ts";
+export * from "./document_tokens.ts";
 export * from "./errors.ts";
 export * from "./io.ts";
 export * from "./meta.ts";

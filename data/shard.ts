@@ -7,10 +7,9 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { DataError } from "./errors.ts";
-import { writeAll } from "./io.ts";
+import { sha256File, writeAll } from "./io.ts";
 
 /** Bytes before the first token: 256 int32. */
 export const HEADER_BYTES = 1024;
@@ -134,7 +133,6 @@ export class ShardWriter {
   #inShard = 0;
   #total = 0;
   readonly #done: WrittenShard[] = [];
-  readonly #created: string[] = [];
 
   /** Prepares a writer; no file is created before the first token. */
   constructor(dir: string, split: string, options: { format: ShardFormat; shardTokens: number }) {
@@ -180,13 +178,10 @@ export class ShardWriter {
     return [...this.#done];
   }
 
-  /** Closes and deletes every shard this writer created (after a failed run). */
-  async abort(): Promise<void> {
+  /** Closes the open shard file, if any, without finishing it (after a failed run). */
+  close(): void {
     this.#file?.close();
     this.#file = null;
-    for (const name of this.#created) await Deno.remove(join(this.#dir, name));
-    this.#created.length = 0;
-    this.#done.length = 0;
   }
 
   #name(): string {
@@ -196,7 +191,6 @@ export class ShardWriter {
   async #open(): Promise<void> {
     const name = this.#name();
     this.#file = await Deno.open(join(this.#dir, name), { write: true, create: true, truncate: true });
-    this.#created.push(name);
     await writeAll(this.#file, encodeHeader(this.#format, 0));
   }
 
@@ -217,12 +211,4 @@ export class ShardWriter {
     this.#file = null;
     this.#inShard = 0;
   }
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  using file = await Deno.open(path);
-  const buf = new Uint8Array(1 << 22);
-  for (let n; (n = await file.read(buf)) !== null;) hash.update(buf.subarray(0, n));
-  return hash.digest("hex");
 }

@@ -19,7 +19,6 @@ import {
   type DecoderConfig,
   type DecoderFamilyName,
   familyByName,
-  headSize,
   loadModel,
   numel,
   paramSpecs,

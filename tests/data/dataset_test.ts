@@ -10,6 +10,7 @@ import {
   prepare,
   UINT32_SHARD,
   validationSplit,
+  verifyShards,
   writeShard,
   type WrittenShard,
 } from "@inheritune/data";
@@ -175,4 +176,25 @@ Deno.test("validationSplit: val when it fills one window of T tokens and its tar
   assert.equal(validationSplit(splits(8), 8), undefined);
   assert.equal(validationSplit(splits(0), 1), undefined);
   assert.equal(validationSplit(splits(), 1), undefined);
+});
+
+Deno.test("verifyShards finds a byte changed after prepare in any shard, naming it", async () => {
+  await withTempDir(async (dir) => {
+    const out = await preparedFolder(dir, 500);
+    using data = await openDataset(out);
+    const shards = [...data.meta!.splits.train.shards, ...data.meta!.splits.val!.shards];
+    const total = shards.reduce((n, s) => n + (Deno.statSync(join(out, s.file)).size), 0);
+    assert.equal(await verifyShards(data), total);
+    // One token's low byte, in the last shard: the header and the size still agree.
+    const last = join(out, shards.at(-1)!.file);
+    const bytes = await Deno.readFile(last);
+    bytes[1024 + 2 * 3] ^= 1;
+    await Deno.writeFile(last, bytes);
+    using changed = await openDataset(out);
+    const e = await assertRejects(
+      () => verifyShards(changed),
+      /val_\d{6}\.bin: SHA-256 [0-9a-f]{12}… differs from meta\.json's [0-9a-f]{12}…: the shard changed after prepare/,
+    );
+    assert.ok(e instanceof DataError && !e.message.includes("\n"));
+  });
 });

@@ -155,7 +155,12 @@ Deno.test("maxTokens stops reading and marks the file where it stopped", async (
     assert.equal(meta.maxTokens, 100);
     assert.equal(meta.sources.length, 1);
     assert.equal(meta.sources[0].truncated, true);
-    assert.ok(meta.sources[0].bytes < 2000);
+    // The file's size and SHA-256 as on disk, whatever was read of it.
+    assert.equal(meta.sources[0].bytes, (await Deno.stat(join(dir, "a.txt"))).size);
+    assert.equal(
+      meta.sources[0].sha256,
+      createHash("sha256").update(await Deno.readFile(join(dir, "a.txt"))).digest("hex"),
+    );
     assert.equal((await readSplit(join(dir, "out"), "train")).length, 100);
   });
 });
@@ -230,13 +235,13 @@ Deno.test("empty input, invalid UTF-8 and missing inputs are one-line DataErrors
       assert.ok(e instanceof DataError);
       assert.ok(!e.message.includes("\n"));
     }
-    // A failed run leaves no shards that could be mistaken for data.
+    // A failed run leaves no shards that could be mistaken for data, and no folder of its own.
     await Deno.writeTextFile(join(dir, "good.txt"), "x".repeat(500));
     await assertRejects(
       () => prepare({ inputs: [join(dir, "good.txt"), bad], out, chunkBytes: 64, tokenizer: "bytes" }),
       /bad\.txt: invalid UTF-8 at byte 3/,
     );
-    assert.deepEqual([...Deno.readDirSync(out)], []);
+    assert.ok(![...Deno.readDirSync(dir)].some((e) => e.name === "out" || e.name.startsWith(".out.")));
     await assertRejects(
       () => prepare({ inputs: [empty], out, valFraction: 1 }),
       /valFraction must be in \[0, 1\), got 1/,
