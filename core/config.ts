@@ -149,13 +149,24 @@ export function kvHeads(config: ModelConfig): number {
   return isDecoder(config) ? config.n_kv_head : config.n_head;
 }
 
-/** The attention of block `l`: its window in positions (0: the whole context) and its RoPE. */
-export function layerAttention(config: DecoderConfig, l: number): RopeSpec & { window: number } {
+/**
+ * The attention of block `l`: its window in positions (0: the whole context), the factor of its
+ * scores where it is not 1/√hs, and its RoPE.
+ */
+export function layerAttention(
+  config: DecoderConfig,
+  l: number,
+): RopeSpec & { window: number; scale?: number } {
   const sliding = config.layer_types?.[l] === "sliding_attention";
   const window = sliding ? config.sliding_window ?? 0 : 0;
-  if (sliding && config.rope_local_theta !== undefined) return { window, theta: config.rope_local_theta };
+  const scalar = config.query_pre_attn_scalar;
+  const scale = scalar === undefined ? undefined : scalar ** -0.5;
+  if (sliding && config.rope_local_theta !== undefined) {
+    return { window, scale, theta: config.rope_local_theta };
+  }
   return {
     window,
+    scale,
     theta: config.rope_theta,
     scaling: config.rope_scaling,
     ...(config.rope_freq_factors ? { freqFactors: config.rope_freq_factors } : {}),
@@ -323,9 +334,9 @@ function validateDecoder(config: DecoderConfig): void {
  * Checks a configuration: a known family, positive integer sizes; for GPT-2 `n_embd` divisible by
  * `n_head` and a head size of at most the attention kernels' {@linkcode ATTENTION_MAX_HEAD_SIZE};
  * for the decoder families `n_kv_head` dividing `n_head`, an even head size (RoPE rotates pairs)
- * and well-formed feature fields. What the GPU kernels cannot run yet (a longer head, a window
- * shorter than the context) is refused when the model is created, so such a model still loads,
- * inherits and saves.
+ * and well-formed feature fields. What the GPU kernels cannot run (a head longer than
+ * {@linkcode ATTENTION_MAX_HEAD_SIZE}) is refused when the model is created, so such a model still
+ * loads, inherits and saves.
  *
  * @throws {ConfigError} naming the first bad field.
  */

@@ -15,10 +15,11 @@
  *   y1 = rmsnorm(y)·w_mlp                    m = (act(y1·Wgᵀ) · y1·Wuᵀ)·Wdᵀ
  *   out = y + [rmsnorm·w_mlp_post](m)
  *
- * RoPE of block l uses that block's base and scaling (`layerAttention`); act is SiLU (SwiGLU) or
- * GELU-tanh (GeGLU). RoPE uses Hugging Face's rotate-half pairs (d, d + hs/2); checkpoints in the
- * Meta/GGUF interleaved layout are permuted when they are loaded ({@linkcode fromInterleavedRope})
- * and back when a `llama` GGUF is written ({@linkcode toInterleavedRope}).
+ * Attention and RoPE of block l use that block's window, score scale, base and scaling
+ * (`layerAttention`); act is SiLU (SwiGLU) or GELU-tanh (GeGLU). RoPE uses Hugging Face's
+ * rotate-half pairs (d, d + hs/2); checkpoints in the Meta/GGUF interleaved layout are permuted
+ * when they are loaded ({@linkcode fromInterleavedRope}) and back when a `llama` GGUF is written
+ * ({@linkcode toInterleavedRope}).
  *
  * @module
  */
@@ -229,26 +230,13 @@ export function decoderParamSpecs(config: DecoderConfig, names: DecoderNames): D
 // What the kernels run
 
 /**
- * What the GPU kernels cannot run yet for `config` at context `T`, in one line; undefined when they
- * can. The attention kernels scale scores by hs^-½ and mask causally only, up to
- * `ATTENTION_MAX_HEAD_SIZE`; a sliding window no shorter than the context masks nothing.
+ * What the GPU kernels cannot run for `config`, in one line; undefined when they can: the attention
+ * kernels take head sizes up to `ATTENTION_MAX_HEAD_SIZE`.
  */
-export function decoderKernelProblem(config: DecoderConfig, T: number): string | undefined {
+export function decoderKernelProblem(config: DecoderConfig): string | undefined {
   const hs = headSize(config);
   if (hs > ATTENTION_MAX_HEAD_SIZE) {
     return `head size ${hs} exceeds the attention kernels' ${ATTENTION_MAX_HEAD_SIZE}`;
-  }
-  const scalar = config.query_pre_attn_scalar;
-  if (scalar !== undefined && scalar !== hs) {
-    return `query_pre_attn_scalar ${scalar} is not the head size ${hs}: the attention kernels scale by ` +
-      `hs^-1/2 only`;
-  }
-  for (let l = 0; l < config.n_layer; l++) {
-    const { window } = layerAttention(config, l);
-    if (window > 0 && window < T) {
-      return `block ${l}'s sliding window ${window} is shorter than the context T=${T}, and the attention ` +
-        `kernels have no sliding-window mask yet (use T ≤ ${window})`;
-    }
   }
 }
 
@@ -322,7 +310,7 @@ export class Decoder extends TransformerModel<DecoderConfig> {
     config: DecoderConfig,
     init: { specs: DecoderParamSpec[]; params: ParamMap; options: CreateOptions },
   ) {
-    const problem = decoderKernelProblem(config, init.options.T);
+    const problem = decoderKernelProblem(config);
     if (problem) throw new ConfigError(`${config.family}: ${problem}`);
     super(gpu, config, {
       specs: init.specs,
@@ -347,7 +335,7 @@ export class Decoder extends TransformerModel<DecoderConfig> {
    * Uploads `params` (the tensors of `specs`, the family's table of `config`) and allocates
    * everything one (B,T) batch needs.
    *
-   * @throws {ConfigError} when the kernels cannot run `config` at T ({@linkcode decoderKernelProblem}).
+   * @throws {ConfigError} when the kernels cannot run `config` ({@linkcode decoderKernelProblem}).
    */
   static create(
     gpu: Gpu,
@@ -443,7 +431,8 @@ export class Decoder extends TransformerModel<DecoderConfig> {
         rmsnorm(k, this.act("kRstd", l), kOut, this.#p(l, "k_norm"), BT * NKV, hs);
       }
       ropeForward(rec, { qkv, q, k, v, ...this.#rope[l], BT, T, NH, NKV, hs });
-      attentionForward(rec, { out: atty, lse: this.act("lse", l), qkv, B, T, C: Q, NH, NKV });
+      const { window, scale } = layerAttention(config, l);
+      attentionForward(rec, { out: atty, lse: this.act("lse", l), qkv, B, T, C: Q, NH, NKV, window, scale });
       // [sandwich_norms] the sub-block's output is normalised before the residual add.
       const attnOut = config.sandwich_norms ? this.act("attnOut", l) : proj;
       linear(attnOut, atty, this.#p(l, "o_proj"), Q, C);
@@ -537,6 +526,7 @@ export class Decoder extends TransformerModel<DecoderConfig> {
       const dattn = dsandwich(l, "attn_post_norm", "attnOut", "attnPostRstd");
       dinput(datty, dattn, this.#p(l, "o_proj"), Q, C);
       dweight(this.#g(l, "o_proj"), dattn, atty, Q, C);
+      const { window, scale } = layerAttention(config, l);
       attentionBackward(rec, {
         dqkv,
         dout: datty,
@@ -549,6 +539,8 @@ export class Decoder extends TransformerModel<DecoderConfig> {
         C: Q,
         NH,
         NKV,
+        window,
+        scale,
       });
       ropeBackward(rec, { dq, dk, dv, dqkv, ...this.#rope[l], BT, T, NH, NKV, hs });
       // [qk_norm] back through the per-head norms: d(projection output) in dqRaw/dkRaw.

@@ -20,7 +20,14 @@
  * @module
  */
 import { attentionForwardCpu, getGpu, IGNORE_INDEX, readAll, Recorder, write } from "@inheritune/kernels";
-import { attentionHeads, type Checkpoint, createModel, type TokenReader } from "@inheritune/core";
+import {
+  attentionHeads,
+  type Checkpoint,
+  createModel,
+  isDecoder,
+  layerAttention,
+  type TokenReader,
+} from "@inheritune/core";
 import { DataError } from "@inheritune/data";
 import { symmetricEigenvalues } from "./_linalg.ts";
 
@@ -274,9 +281,11 @@ export async function analyzeModel(
         rankOne: 0,
         rank90: 0,
       }));
+      // The block's own attention: its window and score scale, over query heads of hs channels.
+      const { window, scale } = isDecoder(config) ? layerAttention(config, l) : {};
       for (let b = 0; b < B; b++) {
         const rows = qkv.subarray(b * T * W, (b + 1) * T * W);
-        const { att } = attentionForwardCpu(rows, { B: 1, T, C, NH, NKV });
+        const { att } = attentionForwardCpu(rows, { B: 1, T, C: NH * hs, NH, NKV, window, scale });
         for (let h = 0; h < NH; h++) {
           const s = attentionStats(att.subarray(h * T * T, (h + 1) * T * T), T);
           for (const k of STAT_KEYS) means[h][k] += s[k] / B;

@@ -87,7 +87,7 @@ const HS = ${hs}u;
 const WG = ${wg}u;
 const BLOCK = ${wg * rows}u;
 const STEP = ${step}u;
-struct P { T: u32, C: u32, NH: u32, scale: f32, NKV: u32 }
+struct P { T: u32, C: u32, NH: u32, scale: f32, NKV: u32, window: u32 }
 ${decl.join("\n")}
 @group(0) @binding(${bindings.length + textures.length}) var<uniform> p: P;
 // In-row offsets of query head h, key head g and value head g in qkv.
@@ -99,6 +99,9 @@ fn qkv_at(b: u32, t: u32, off: u32) -> u32 { return (b * p.T + t) * (p.NH + 2u *
 // Element 0 of head h of row t of batch entry b in a (B,T,C) tensor.
 fn btc_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.T + t) * p.C + h * HS; }
 fn stat_at(b: u32, t: u32, h: u32) -> u32 { return (b * p.NH + h) * p.T + t; }
+// Whether query i attends to key j: causal, and within the last p.window positions (p.window = T
+// when there is no sliding window, so that the second test always holds).
+fn sees(i: u32, j: u32) -> bool { return j <= i && i < j + p.window; }
 // Texel (4 floats) d at in-row offset off of row t of batch entry b in the texture copy of qkv
 // (B·T rows of W/4 texels) or of a (B,T,C) tensor.
 fn tex_at(b: u32, t: u32, off: u32, d: u32) -> vec2<u32> {
@@ -154,7 +157,14 @@ function kernel(
     (r) => `let t${r} = wid.x * BLOCK + ${r * sp.wg}u + li;\n  let tc${r} = min(t${r}, p.T - 1u);`,
   );
   const stepLines = seq(sp.step, (k) => `let u${k} = s0 + ${k}u;\n    let uc${k} = min(u${k}, p.T - 1u);`);
-  const loop = `for (var s0 = ${range.from}; s0 < ${range.to}; s0 += STEP) {
+  // The window narrows the causal range: no key before row x·BLOCK + 1 − window is seen by the
+  // block's queries, no query at or past its last row + window sees the block's keys.
+  const first = "wid.x * BLOCK + 1u";
+  const from = owner === "query"
+    ? `max(${range.from}, select(0u, ${first} - p.window, ${first} > p.window))`
+    : range.from;
+  const to = owner === "keyValue" ? `min(${range.to}, (wid.x + 1u) * BLOCK - 1u + p.window)` : range.to;
+  const loop = `for (var s0 = ${from}; s0 < ${to}; s0 += STEP) {
     ${stepLines.join("\n    ")}
     ${code.loop.join("\n    ")}
   }`;
@@ -176,9 +186,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 // Forward
 
 // Each invocation owns query rows t_r; keys j = u_k ≤ t_r stream STEP at a time through an online
-// softmax (m_r running max, l_r running sum of exp(S − m_r), a_r unnormalised output). Keys past
-// t_r (or past T, read clamped) score -3e38, so exp gives 0 for them; key 0 is in every row's
-// first step, so m_r is finite before any exp(m_r − mt) matters.
+// softmax (m_r running max, l_r running sum of exp(S − m_r), a_r unnormalised output). Keys the row
+// does not see (past t_r, past T read clamped, before its window) score -3e38; m_r starts above
+// that, at -1e38, so exp gives 0 for them even in steps before the row's first seen key.
 /** WGSL of the forward kernel for head size `hs`, split `sp`, streaming from textures when `tex`. */
 export function forwardCode(hs: number, sp: Split, tex: boolean): string {
   const n = Math.ceil(hs / 4);
@@ -189,13 +199,13 @@ export function forwardCode(hs: number, sp: Split, tex: boolean): string {
     ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, q_off(h));`),
     ...R.flatMap((r) => D.map((d) => `let q${r}_${d} = ${load4(hs, "qkv", `qi${r}`, d)} * p.scale;`)),
     ...R.flatMap((r) => D.map((d) => `var a${r}_${d} = vec4<f32>(0.0);`)),
-    ...R.map((r) => `var m${r} = -3.0e38;\n  var l${r} = 0.0;`),
+    ...R.map((r) => `var m${r} = -1.0e38;\n  var l${r} = 0.0;`),
   ];
   const loop = [
     ...K.map((k) => `let kj${k} = qkv_at(b, uc${k}, k_off(g));`),
     ...streamRows(sp, hs, "k", keyValueSource(tex, "k")),
     ...R.flatMap((r) =>
-      K.map((k) => `let s${r}_${k} = select(-3.0e38, ${dot(`q${r}`, `k${k}`, n)}, u${k} <= t${r});`)
+      K.map((k) => `let s${r}_${k} = select(-3.0e38, ${dot(`q${r}`, `k${k}`, n)}, sees(t${r}, u${k}));`)
     ),
     ...R.flatMap((r) => [
       `let mt${r} = ${K.reduce((e, k) => `max(${e}, s${r}_${k})`, `m${r}`)};`,
@@ -235,7 +245,7 @@ export function forwardCode(hs: number, sp: Split, tex: boolean): string {
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-// Each invocation owns query rows t_r: dq_r over the keys j = u_k ≤ t_r. It computes
+// Each invocation owns query rows t_r: dq_r over the keys j = u_k ≤ t_r it sees. It computes
 // D_r = dout_r·out_r for itself and saves it for the dk/dv kernel.
 /** WGSL of the dq kernel, which also saves D = dout·out for the dk/dv kernels. */
 export function dqCode(hs: number, sp: Split, tex: boolean): string {
@@ -259,7 +269,7 @@ export function dqCode(hs: number, sp: Split, tex: boolean): string {
       K.map((k) =>
         `let ds${r}_${k} = select(0.0, exp(${dot(`q${r}`, `k${k}`, n)} - L${r}) * (${
           dot(`o${r}`, `v${k}`, n)
-        } - D${r}), u${k} <= t${r});`
+        } - D${r}), sees(t${r}, u${k}));`
       )
     ),
     ...R.flatMap((r) =>
@@ -326,7 +336,7 @@ export function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" 
       K.flatMap((k) => [
         `let p${r}_${k} = select(0.0, exp(${
           dot(`k${r}`, `q${k}`, n)
-        } - L${k}), u${k} >= t${r} && u${k} < p.T);`,
+        } - L${k}), sees(u${k}, t${r}) && u${k} < p.T);`,
         ...(dk ? [`let ds${r}_${k} = p${r}_${k} * (${dot(`v${r}`, `o${k}`, n)} - D${k});`] : []),
       ])
     ),

@@ -7,9 +7,10 @@
  * then the NKV value heads, hs = C/NH channels each (GPT-2: NKV = NH, so W = 3C and the row is
  * q | k | v of C channels each, `c_attn`'s output). Query head h reads key/value head
  * g = h / (NH/NKV): NKV = NH is multi-head attention, NKV = 1 multi-query attention. For each
- * (b, h) and query row i:
+ * (b, h) and query row i, over the keys j it sees (j ≤ i, and i − j < window with a sliding
+ * window: the last `window` positions, i itself included):
  *
- *   S_ij = scale · q_i·k_j   (j ≤ i, scale = 1/√hs)      lse_i = log Σ_j exp S_ij
+ *   S_ij = scale · q_i·k_j   (scale = 1/√hs unless given)  lse_i = log Σ_j exp S_ij
  *   P_ij = exp(S_ij − lse_i)                              out_i = Σ_j P_ij v_j
  *
  * The (B,NH,T,T) matrix P is never stored: at GPT-2 124M, B=4, T=1024 it would be 201 MB, more
@@ -40,8 +41,11 @@ import {
 import { copyToScratchTextures, type Operands, useTextureOperands } from "./scratch.ts";
 import { dkvCode, dqCode, forwardCode, type Split } from "./_attention_wgsl.ts";
 
-/** Largest head size the kernels support: a thread keeps up to four rows of it in registers. */
-export const ATTENTION_MAX_HEAD_SIZE = 128;
+/**
+ * Largest head size the kernels support (Gemma 3's 256): a thread keeps up to four rows of it in
+ * registers, and at 256 llvmpipe already takes tens of seconds to compile the backward kernels.
+ */
+export const ATTENTION_MAX_HEAD_SIZE = 256;
 
 /**
  * How the attention kernels split their work (see {@linkcode attentionSplit}).
@@ -54,7 +58,10 @@ export interface AttentionSplit {
    * rows (1 to 8) as fit, reusing each streamed row for all of them.
    */
   rowVectors: number;
-  /** Keys (forward, dq) or queries (dk, dv) each loop step streams. */
+  /**
+   * Keys (forward, dq) or queries (dk, dv) each loop step streams; 1 where one row's state exceeds
+   * `rowVectors`.
+   */
   step: number;
   /** Whether dk and dv are computed by two kernels, each holding less state, instead of one. */
   separateDkDv: boolean;
@@ -73,7 +80,9 @@ export interface AttentionSplit {
  * 255 registers a thread may hold, which spills to local memory. One streamed row per step, and
  * dk and dv in separate kernels, keep every kernel near 64 floats per held row: (q, dout, dq) in
  * dq, (k, v, dk) in dk, (k, dv) in dv, each plus one streamed row. On an H200 that took the
- * backward pass of GPT-2 124M (B=16) from 1493 to 137 ms per step (`bench/NOTES.md`).
+ * backward pass of GPT-2 124M (B=16) from 1493 to 137 ms per step (`bench/NOTES.md`). A head of
+ * 256 (Gemma 3) is 256 floats per held row, so its kernels spill whatever the split: they run, at a
+ * speed not measured yet.
  */
 export function attentionSplit(gpu: Gpu): AttentionSplit {
   return gpu.isFallback
@@ -101,14 +110,27 @@ export interface AttentionShape {
   NKV?: number;
   /** Work split of the kernels; defaults to {@linkcode attentionSplit} of the GPU. */
   split?: AttentionSplit;
+  /**
+   * Sliding window in positions: query i sees keys i − window + 1 .. i (Mistral's and Phi-3's
+   * `sliding_window`, Gemma 3's local layers). Default 0: every key j ≤ i.
+   */
+  window?: number;
+  /** Factor of the scores q·k (Gemma 3: `query_pre_attn_scalar`^-½); default 1/√hs. */
+  scale?: number;
 }
 
 /** Checks the shape and returns the head size. */
-function headSize({ B, T, C, NH, NKV = NH }: AttentionShape): number {
+function headSize({ B, T, C, NH, NKV = NH, window = 0, scale }: AttentionShape): number {
   for (const [name, v] of [["B", B], ["T", T], ["C", C], ["NH", NH], ["NKV", NKV]] as const) {
     if (!Number.isInteger(v) || v < 1) {
       throw new GpuError(`attention: ${name}=${v} is not a positive integer`);
     }
+  }
+  if (!Number.isInteger(window) || window < 0) {
+    throw new GpuError(`attention: window=${window} is not a non-negative integer`);
+  }
+  if (scale !== undefined && !(Number.isFinite(scale) && scale > 0)) {
+    throw new GpuError(`attention: scale=${scale} is not a positive number`);
   }
   if (C % NH !== 0) throw new GpuError(`attention: C=${C} is not a multiple of NH=${NH}`);
   if (NH % NKV !== 0) throw new GpuError(`attention: NKV=${NKV} does not divide NH=${NH}`);
@@ -124,8 +146,12 @@ function kernelSplit(s: AttentionSplit, hs: number, heldRows: number): Split {
   if (![s.wg, s.step].every((v) => Number.isInteger(v) && v >= 1) || !(s.rowVectors >= 0)) {
     throw new GpuError(`attention split ${JSON.stringify(s)}: wg and step must be positive integers`);
   }
-  const rows = Math.max(1, Math.min(8, Math.floor(s.rowVectors / (heldRows * Math.ceil(hs / 4)))));
-  return { wg: s.wg, rows, step: s.step };
+  const held = heldRows * Math.ceil(hs / 4);
+  const rows = Math.max(1, Math.min(8, Math.floor(s.rowVectors / held)));
+  // Past the budget (on a CPU adapter, head sizes over 128), one streamed row per step: the rows
+  // streamed are as large as the state, and llvmpipe then compiles in half the time and runs the
+  // forward pass faster, the backward pass as fast (hs = 256, T = 512).
+  return { wg: s.wg, rows, step: held > s.rowVectors ? 1 : s.step };
 }
 
 /**
@@ -170,9 +196,19 @@ function rowWidth({ C, NH, NKV = NH }: AttentionShape): number {
   return (C / NH) * (NH + 2 * NKV);
 }
 
-function attentionUniforms({ T, C, NH, NKV = NH }: AttentionShape): Uniforms {
-  const scale = 1 / Math.sqrt(C / NH);
-  return new Uniforms().u32(T).u32(C).u32(NH).f32(scale).u32(NKV);
+/** The scale of the scores of `shape`. */
+function scoreScale({ C, NH, scale }: AttentionShape): number {
+  return scale ?? 1 / Math.sqrt(C / NH);
+}
+
+/** The window of `shape` in the kernels' terms: T (nothing past the causal mask) when none or longer. */
+function kernelWindow({ T, window = 0 }: AttentionShape): number {
+  return window > 0 && window < T ? window : T;
+}
+
+function attentionUniforms(shape: AttentionShape): Uniforms {
+  const { T, C, NH, NKV = NH } = shape;
+  return new Uniforms().u32(T).u32(C).u32(NH).f32(scoreScale(shape)).u32(NKV).u32(kernelWindow(shape));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -320,7 +356,7 @@ export interface AttentionForwardCpuResult {
   out: Float64Array;
   /** Log-sum-exp of each query row `(B,NH,T)`. */
   lse: Float64Array;
-  /** Attention probabilities `(B,NH,T,T)`, zero above the diagonal. */
+  /** Attention probabilities `(B,NH,T,T)`, zero for the keys a query does not see. */
   att: Float64Array;
 }
 
@@ -332,7 +368,7 @@ export function attentionForwardCpu(
   const { B, T, C, NH } = shape;
   const hs = headSize(shape);
   const { q, k, v } = cpuOffsets(shape);
-  const scale = 1 / Math.sqrt(hs);
+  const scale = scoreScale(shape), window = kernelWindow(shape);
   const out = new Float64Array(B * T * C);
   const lse = new Float64Array(B * NH * T);
   const att = new Float64Array(B * NH * T * T);
@@ -341,8 +377,10 @@ export function attentionForwardCpu(
       for (let i = 0; i < T; i++) {
         const qi = q(b, i, h);
         const row = ((b * NH + h) * T + i) * T;
+        // The keys query i sees: j0 .. i.
+        const j0 = Math.max(0, i - window + 1);
         let max = -Infinity;
-        for (let j = 0; j <= i; j++) {
+        for (let j = j0; j <= i; j++) {
           const kj = k(b, j, h);
           let s = 0;
           for (let d = 0; d < hs; d++) s += qkv[qi + d] * qkv[kj + d];
@@ -350,11 +388,11 @@ export function attentionForwardCpu(
           max = Math.max(max, s * scale);
         }
         let sum = 0;
-        for (let j = 0; j <= i; j++) sum += Math.exp(att[row + j] - max);
-        for (let j = 0; j <= i; j++) att[row + j] = Math.exp(att[row + j] - max) / sum;
+        for (let j = j0; j <= i; j++) sum += Math.exp(att[row + j] - max);
+        for (let j = j0; j <= i; j++) att[row + j] = Math.exp(att[row + j] - max) / sum;
         lse[(b * NH + h) * T + i] = max + Math.log(sum);
         const oi = (b * T + i) * C + h * hs;
-        for (let j = 0; j <= i; j++) {
+        for (let j = j0; j <= i; j++) {
           const vj = v(b, j, h);
           for (let d = 0; d < hs; d++) out[oi + d] += att[row + j] * qkv[vj + d];
         }
@@ -392,7 +430,7 @@ export function attentionBackwardCpu(
   const { B, T, C, NH } = shape;
   const hs = headSize(shape);
   const { q, k, v } = cpuOffsets(shape);
-  const scale = 1 / Math.sqrt(hs);
+  const scale = scoreScale(shape);
   const { att } = attentionForwardCpu(qkv, shape);
   const dqkv = new Float64Array(B * T * rowWidth(shape));
   const datt = new Float64Array(T);

@@ -15,9 +15,14 @@ import {
   Recorder,
 } from "@inheritune/kernels";
 
-const SHAPES: { B: number; T: number; C: number; NH: number }[] = [
+// Then Gemma 3's head size 256, and one shape without and with a sliding window of 64 (the loops
+// skip the keys it masks).
+const SHAPES: { B: number; T: number; C: number; NH: number; window?: number }[] = [
   { B: 8, T: 64, C: 64, NH: 2 },
   { B: 8, T: 128, C: 128, NH: 4 },
+  { B: 2, T: 128, C: 512, NH: 2 },
+  { B: 2, T: 512, C: 128, NH: 4 },
+  { B: 2, T: 512, C: 128, NH: 4, window: 64 },
 ];
 
 const gpu: Gpu = await getGpu();
@@ -33,12 +38,15 @@ for (const shape of SHAPES) {
     dqkv: createView(gpu, B * T * 3 * C),
     delta: createAttentionScratch(gpu, shape),
   };
-  const pairFlops = B * NH * (C / NH) * (T * (T + 1)) / 2;
+  const { window = T } = shape;
+  // Query i sees min(i + 1, window) keys.
+  const pairs = Array.from({ length: T }, (_, i) => Math.min(i + 1, window)).reduce((a, b) => a + b, 0);
+  const pairFlops = B * NH * (C / NH) * pairs;
   const forward = new Recorder(gpu);
   attentionForward(forward, { ...views, ...shape });
   const backward = new Recorder(gpu);
   attentionBackward(backward, { ...views, ...shape });
-  const name = `B=${B} T=${T} C=${C} NH=${NH}`;
+  const name = `B=${B} T=${T} C=${C} NH=${NH}${shape.window ? ` window=${shape.window}` : ""}`;
   for (
     const [pass, rec, flop] of [["forward", forward, 4 * pairFlops], [
       "backward",

@@ -5,7 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type GPT2Config, initParams, type ParamMap, saveModel } from "@inheritune/core";
+import {
+  createModel,
+  type DecoderConfig,
+  type GPT2Config,
+  initParams,
+  loadModel,
+  type ParamMap,
+  saveModel,
+} from "@inheritune/core";
+import { attentionForwardCpu, getGpu, read, Recorder, write } from "@inheritune/kernels";
 import { arraySource, writeShard } from "@inheritune/data";
 import {
   analyzeModel,
@@ -242,6 +251,33 @@ Deno.test("a model with uniform attention and an identity block: exact statistic
   const text = formatAnalysis(a);
   assert.match(text, new RegExp(`^ranking: ${a.ranking.join(",")}$`, "m"));
   assert.match(text, new RegExp(`^suggested n: ${a.suggestedLayers} `, "m"));
+});
+
+Deno.test("analysis of Gemma 3 reads each block's attention with its head size, window and score scale", async () => {
+  const model = await loadModel(new URL("../fixtures/gemma3_text_tiny", import.meta.url).pathname);
+  const config = model.config as DecoderConfig;
+  const T = 8, tokens = tokenStream(T);
+  const a = await analyzeModel(model, arraySource(tokens), { windows: 1, T });
+  // The blocks' qkv from the model itself; the fixture's attention spelled out: head size 256,
+  // scores × 64^-½, blocks 0 and 2 see the last 4 positions.
+  const gpu = await getGpu();
+  const net = createModel(gpu, config, model.params, { B: 1, T });
+  write(gpu, net.tokens, Uint32Array.from(tokens));
+  const rec = new Recorder(gpu);
+  net.recordForward(rec);
+  rec.submit();
+  for (const [l, window] of [[0, 4], [1, 0], [2, 4]]) {
+    const qkv = await read(gpu, net.blockActivations(l).qkv);
+    const { att } = attentionForwardCpu(qkv, { B: 1, T, C: 512, NH: 2, NKV: 1, window, scale: 0.125 });
+    for (const h of [0, 1]) {
+      const want = attentionStats(att.subarray(h * T * T, (h + 1) * T * T), T);
+      const got = a.blocks[l].heads[h];
+      assertClose([got.entropy, got.firstTokenMass], [want.entropy, want.firstTokenMass], 1e-9, `block ${l}`);
+    }
+    // Past the window, the first token gets nothing.
+    if (window) assert.ok(a.blocks[l].heads[0].firstTokenMass < 3 / (T - 1));
+  }
+  net.destroy();
 });
 
 Deno.test("analysis takes fewer windows from short data and rejects data shorter than one window", async () => {

@@ -32,7 +32,10 @@ const SHAPES: [number, number, number, number, number][] = [
   [1, 70, 256, 2, 2],
 ];
 
-const name = ({ B, T, C, NH, NKV }: AttentionShape): string => `B=${B} T=${T} C=${C} NH=${NH} NKV=${NKV}`;
+const name = ({ B, T, C, NH, NKV, window, scale }: AttentionShape): string =>
+  `B=${B} T=${T} C=${C} NH=${NH} NKV=${NKV}${window ? ` window=${window}` : ""}${
+    scale ? ` scale=${scale}` : ""
+  }`;
 
 /** Floats per row of qkv. */
 const width = (C: number, NH: number, NKV: number): number => (C / NH) * (NH + 2 * NKV);
@@ -43,9 +46,15 @@ const GPU_SPLIT: AttentionSplit = { wg: 64, rowVectors: 0, step: 1, separateDkDv
 // Shapes with C a multiple of 64 and hs of 4 also run with texture operands (the CPU-adapter
 // default); the others only read storage buffers. Buffer operands run with the adapter's split and
 // with the GPU's.
-Deno.test("attention forward and backward match the CPU reference on odd shapes, buffer and texture operands, CPU and GPU splits", async () => {
+async function assertMatchesCpu(
+  shapes: ([number, number, number, number, number] | AttentionShape)[],
+  options: { tol: number; inputScale?: number },
+): Promise<void> {
   const gpu = await getGpu();
-  for (const [B, T, C, NH, NKV] of SHAPES) {
+  for (const s of shapes) {
+    const { B, T, C, NH, NKV = NH, window, scale } = Array.isArray(s)
+      ? { B: s[0], T: s[1], C: s[2], NH: s[3], NKV: s[4] }
+      : s;
     const W = width(C, NH, NKV);
     const textures = C % 64 === 0 && W % 64 === 0 && (C / NH) % 4 === 0;
     const cases: { operands: "buffer" | "texture"; split?: AttentionSplit }[] = [
@@ -54,8 +63,8 @@ Deno.test("attention forward and backward match the CPU reference on odd shapes,
       ...(textures ? [{ operands: "texture" as const }] : []),
     ];
     for (const { operands, split } of cases) {
-      const shape = { B, T, C, NH, NKV, operands, split };
-      const qkv = rand(B * T * W, B * 31 + T * 7 + C, 1);
+      const shape = { B, T, C, NH, NKV, window, scale, operands, split };
+      const qkv = rand(B * T * W, B * 31 + T * 7 + C, options.inputScale ?? 1);
       const dout = rand(B * T * C, T + C, 1);
       const views = {
         qkv: upload(gpu, qkv),
@@ -72,18 +81,52 @@ Deno.test("attention forward and backward match the CPU reference on odd shapes,
       rec.submit();
       const what = `${name(shape)} ${operands}${split ? " GPU split" : ""}`;
       const want = attentionForwardCpu(qkv, shape);
-      assertClose(await read(gpu, views.out), want.out, 1e-4, `out ${what}`);
-      assertClose(await read(gpu, views.lse), want.lse, 1e-4, `lse ${what}`);
+      assertClose(await read(gpu, views.out), want.out, options.tol, `out ${what}`);
+      assertClose(await read(gpu, views.lse), want.lse, options.tol, `lse ${what}`);
       const dqkv = attentionBackwardCpu(dout, qkv, shape);
-      assertClose(await read(gpu, views.dqkv), dqkv, 1e-4, `dqkv ${what}`);
+      assertClose(await read(gpu, views.dqkv), dqkv, options.tol, `dqkv ${what}`);
     }
   }
+}
+
+Deno.test("attention forward and backward match the CPU reference on odd shapes, buffer and texture operands, CPU and GPU splits", async () => {
+  await assertMatchesCpu(SHAPES, { tol: 1e-4 });
 });
 
-Deno.test("attention backward CPU reference matches finite differences, with and without grouped heads", () => {
-  for (const shape of [{ B: 2, T: 4, C: 6, NH: 2, NKV: 2 }, { B: 2, T: 4, C: 12, NH: 4, NKV: 2 }]) {
-    const qkv = rand(2 * 4 * width(shape.C, shape.NH, shape.NKV), 5, 1.5);
-    const w = rand(2 * 4 * shape.C, 6);
+// Windows shorter than T, of one position, crossing row blocks (T=70: two blocks of the GPU split,
+// the CPU split's blocks being smaller), and no shorter than T; scales other than 1/√hs; grouped
+// and multi-query heads; hs = 4 (buffers only) and 16.
+Deno.test("attention with a sliding window and a score scale matches the CPU reference on every path", async () => {
+  await assertMatchesCpu([
+    { B: 2, T: 70, C: 64, NH: 4, NKV: 2, window: 5, scale: 0.3 },
+    { B: 1, T: 70, C: 64, NH: 4, NKV: 1, window: 1 },
+    { B: 1, T: 70, C: 64, NH: 2, NKV: 2, window: 40, scale: 0.125 },
+    { B: 2, T: 9, C: 12, NH: 3, NKV: 1, window: 3, scale: 1.5 },
+    { B: 1, T: 5, C: 8, NH: 2, NKV: 2, window: 5 },
+  ], { tol: 1e-4 });
+});
+
+// Gemma 3's head size: one row of state per invocation on every split (the CPU split then streams
+// one row per step). f32 sums of 256 products are noisier: inputs of half the usual size keep the
+// scores, and so the error, at the other shapes' level.
+Deno.test("attention with head size 256, multi-query and grouped, with and without a window, matches the CPU reference on every path", async () => {
+  await assertMatchesCpu([
+    { B: 1, T: 70, C: 512, NH: 2, NKV: 1, window: 6, scale: 0.125 },
+    { B: 2, T: 9, C: 1024, NH: 4, NKV: 2 },
+  ], { tol: 1e-4, inputScale: 0.5 });
+});
+
+Deno.test("attention backward CPU reference matches finite differences, with and without grouped heads, window and scale", () => {
+  for (
+    const shape of [
+      { B: 2, T: 4, C: 6, NH: 2, NKV: 2 },
+      { B: 2, T: 4, C: 12, NH: 4, NKV: 2 },
+      { B: 2, T: 6, C: 6, NH: 2, NKV: 1, window: 3, scale: 0.7 },
+      { B: 2, T: 5, C: 12, NH: 4, NKV: 2, window: 2 },
+    ]
+  ) {
+    const qkv = rand(shape.B * shape.T * width(shape.C, shape.NH, shape.NKV), 5, 1.5);
+    const w = rand(shape.B * shape.T * shape.C, 6);
     const want = numericGrad((x) => attentionForwardCpu(x, shape).out, qkv, w);
     assertClose(attentionBackwardCpu(w, qkv, shape), want, 1e-6, `dqkv ${name(shape)}`);
   }
@@ -125,43 +168,58 @@ Deno.test("grouped-query attention equals multi-head attention with each key/val
   assertClose(dGrouped, summed, 1e-12, "dqkv");
 });
 
-Deno.test("attention CPU reference: rows of att sum to one, zero above the diagonal, lse consistent", () => {
-  const shape = { B: 1, T: 5, C: 4, NH: 2 };
+Deno.test("attention CPU reference: rows of att sum to one, zero outside the causal window, lse consistent", () => {
   const qkv = rand(5 * 12, 8, 2);
-  const { att, lse } = attentionForwardCpu(qkv, shape);
-  for (let h = 0; h < 2; h++) {
-    for (let i = 0; i < 5; i++) {
-      const row = att.subarray((h * 5 + i) * 5, (h * 5 + i + 1) * 5);
-      assertClose([row.reduce((a, b) => a + b, 0)], [1], 1e-12, `row sum h=${h} i=${i}`);
-      for (let j = i + 1; j < 5; j++) assert.equal(row[j], 0);
-      // P_i0 = exp(scale·q_i·k_0 − lse_i)
-      let s = 0;
-      for (let d = 0; d < 2; d++) s += qkv[i * 12 + h * 2 + d] * qkv[4 + h * 2 + d];
-      assertClose([row[0]], [Math.exp(s / Math.sqrt(2) - lse[h * 5 + i])], 1e-12, `lse h=${h} i=${i}`);
+  // [window, scale, first key row i sees]: none and 1/√hs; the last 2 positions and scale 0.3.
+  for (
+    const [window, scale, first] of [[0, 1 / Math.sqrt(2), () => 0], [2, 0.3, (i: number) => i - 1]] as const
+  ) {
+    const shape = { B: 1, T: 5, C: 4, NH: 2, window, scale: window ? scale : undefined };
+    const { att, lse } = attentionForwardCpu(qkv, shape);
+    for (let h = 0; h < 2; h++) {
+      for (let i = 0; i < 5; i++) {
+        const row = att.subarray((h * 5 + i) * 5, (h * 5 + i + 1) * 5);
+        assertClose([row.reduce((a, b) => a + b, 0)], [1], 1e-12, `row sum h=${h} i=${i}`);
+        const j0 = Math.max(0, first(i));
+        for (let j = 0; j < 5; j++) {
+          assert.equal(row[j] > 0, j >= j0 && j <= i, `window=${window} i=${i} j=${j}`);
+        }
+        // P_ij0 = exp(scale·q_i·k_j0 − lse_i)
+        let s = 0;
+        for (let d = 0; d < 2; d++) s += qkv[i * 12 + h * 2 + d] * qkv[j0 * 12 + 4 + h * 2 + d];
+        assertClose([row[j0]], [Math.exp(s * scale - lse[h * 5 + i])], 1e-12, `lse h=${h} i=${i}`);
+      }
     }
   }
+  // A window no shorter than T masks nothing.
+  const shape = { B: 1, T: 5, C: 4, NH: 2 };
+  assert.deepEqual(attentionForwardCpu(qkv, { ...shape, window: 5 }), attentionForwardCpu(qkv, shape));
 });
 
-Deno.test("attention forward is causal: a later token's k and v leave earlier outputs unchanged", async () => {
+Deno.test("attention forward is causal and windowed: token t's k and v change exactly the outputs t .. t+window-1", async () => {
   const gpu = await getGpu();
   const [B, T, C, NH] = [1, 70, 12, 3];
-  const shape = { B, T, C, NH };
-  const t = 66;
-  const qkv = rand(B * T * 3 * C, 17, 1);
-  const changed = qkv.slice();
-  for (let c = C; c < 3 * C; c++) changed[t * 3 * C + c] += 1;
-  const run = async (data: Float32Array): Promise<Float32Array> => {
-    const out = createView(gpu, B * T * C);
-    const rec = new Recorder(gpu);
-    attentionForward(rec, { out, lse: createView(gpu, B * NH * T), qkv: upload(gpu, data), ...shape });
-    rec.submit();
-    return await read(gpu, out);
-  };
-  const a = await run(qkv);
-  const b = await run(changed);
-  assert.deepEqual(b.subarray(0, t * C), a.subarray(0, t * C));
-  for (let i = t; i < T; i++) {
-    assert.notDeepEqual(b.subarray(i * C, (i + 1) * C), a.subarray(i * C, (i + 1) * C), `row ${i}`);
+  // [t, window]: no window; a window of 4 crossing the CPU split's row blocks, from t = 30.
+  for (const [t, window] of [[66, 0], [30, 4]]) {
+    const shape = { B, T, C, NH, window };
+    const qkv = rand(B * T * 3 * C, 17, 1);
+    const changed = qkv.slice();
+    for (let c = C; c < 3 * C; c++) changed[t * 3 * C + c] += 1;
+    const run = async (data: Float32Array): Promise<Float32Array> => {
+      const out = createView(gpu, B * T * C);
+      const rec = new Recorder(gpu);
+      attentionForward(rec, { out, lse: createView(gpu, B * NH * T), qkv: upload(gpu, data), ...shape });
+      rec.submit();
+      return await read(gpu, out);
+    };
+    const a = await run(qkv);
+    const b = await run(changed);
+    const end = window ? t + window : T;
+    for (let i = 0; i < T; i++) {
+      const [x, y] = [a, b].map((o) => o.subarray(i * C, (i + 1) * C));
+      if (i >= t && i < end) assert.notDeepEqual(y, x, `window=${window} row ${i}`);
+      else assert.deepEqual(y, x, `window=${window} row ${i}`);
+    }
   }
 });
 
@@ -181,7 +239,12 @@ Deno.test("attention rejects bad calls before dispatching", async () => {
     () => attentionForward(rec, { ...ok, split: { ...GPU_SPLIT, step: 0 } }),
     /wg and step must be positive integers/,
   );
-  assertThrows(() => attentionForward(rec, { ...ok, C: 258 }), /head size C\/NH=129 exceeds 128/);
+  assertThrows(() => attentionForward(rec, { ...ok, C: 514 }), /head size C\/NH=257 exceeds 256/);
+  assertThrows(
+    () => attentionForward(rec, { ...ok, window: 1.5 }),
+    /window=1.5 is not a non-negative integer/,
+  );
+  assertThrows(() => attentionForward(rec, { ...ok, scale: 0 }), /scale=0 is not a positive number/);
   assertThrows(() => attentionForward(rec, { ...ok, T: 0 }), /T=0 is not a positive integer/);
   assertThrows(() => attentionForward(rec, { ...ok, NH: 3, C: 6, NKV: 2 }), /NKV=2 does not divide NH=3/);
   assertThrows(
@@ -197,7 +260,12 @@ Deno.test("attention rejects bad calls before dispatching", async () => {
   assertThrows(() => attentionBackward(rec, { ...back, delta: v(7) }), /delta .*needs 8 elements/);
   assertThrows(() => attentionBackward(rec, { ...back, dqkv: v(71) }), /dqkv .*needs 72 elements/);
   assertThrows(() => attentionBackward(rec, { ...back, NH: 4 }), /C=6 is not a multiple of NH=4/);
-  assertThrows(() => attentionBackward(rec, { ...back, C: 258 }), /head size C\/NH=129 exceeds 128/);
+  assertThrows(() => attentionBackward(rec, { ...back, C: 514 }), /head size C\/NH=257 exceeds 256/);
+  assertThrows(
+    () => attentionBackward(rec, { ...back, window: -1 }),
+    /window=-1 is not a non-negative integer/,
+  );
+  assertThrows(() => attentionBackward(rec, { ...back, scale: NaN }), /scale=NaN is not a positive number/);
   assertThrows(
     () => attentionBackward(rec, { ...back, operands: "texture" }),
     /cannot read texture operands/,
