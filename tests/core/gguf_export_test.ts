@@ -246,7 +246,7 @@ Deno.test("what has no GGUF form is refused with one line naming the file, nothi
 });
 
 Deno.test("logits of a model read back: f32 bit-identical, f16 those of the f16-rounded weights", async () => {
-  for (const name of ["qwen2_tiny", "qwen3_tiny", "gpt2_tiny"]) {
+  for (const name of ["qwen2_tiny", "qwen3_tiny", "phi3_tiny", "gemma3_text_tiny", "gpt2_tiny"]) {
     const fx = await fixture(name);
     const rounded = new Map(
       paramSpecs(fx.config).map((s) => {
