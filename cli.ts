@@ -29,6 +29,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   eval: () => import("./cli/eval.ts"),
   analyze: () => import("./cli/analyze.ts"),
   generate: () => import("./cli/generate.ts"),
+  export: () => import("./cli/export.ts"),
   serve: () => import("./cli/serve.ts"),
 };
 

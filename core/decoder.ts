@@ -18,7 +18,8 @@
  * Attention and RoPE of block l use that block's window, score scale, base and scaling
  * (`layerAttention`); act is SiLU (SwiGLU) or GELU-tanh (GeGLU). RoPE uses Hugging Face's
  * rotate-half pairs (d, d + hs/2); checkpoints in the Meta/GGUF interleaved layout are permuted
- * when they are loaded ({@linkcode fromInterleavedRope}).
+ * when they are loaded ({@linkcode fromInterleavedRope}) and back when a `llama` GGUF is written
+ * ({@linkcode toInterleavedRope}).
  *
  * @module
  */
@@ -598,6 +599,30 @@ export class Decoder extends TransformerModel<DecoderConfig> {
 // RoPE layouts
 
 /**
+ * Moves row `2i + j` of each head of a `(heads·hs, C)` projection to row `j·hs/2 + i`
+ * (`toHalves`), or back.
+ */
+function reorderRopeRows(
+  weight: Float32Array,
+  shape: { heads: number; hs: number },
+  toHalves: boolean,
+): Float32Array {
+  const { heads, hs } = shape;
+  const cols = weight.length / (heads * hs), half = hs / 2;
+  const out = new Float32Array(weight.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const pair = (h * hs + 2 * i + j) * cols, halves = (h * hs + j * half + i) * cols;
+        const [src, dst] = toHalves ? [pair, halves] : [halves, pair];
+        out.set(weight.subarray(src, src + cols), dst);
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * Reorders the rows of a query or key projection `(heads·hs, C)` from the Meta / GGUF layout, in
  * which RoPE rotates interleaved pairs (2i, 2i+1) of each head, to the engine's (Hugging Face's)
  * rotate-half layout, pairs (i, i + hs/2): row `2i + j` of a head becomes row `j·hs/2 + i`. This
@@ -607,16 +632,18 @@ export function fromInterleavedRope(
   weight: Float32Array,
   shape: { heads: number; hs: number },
 ): Float32Array {
-  const { heads, hs } = shape;
-  const cols = weight.length / (heads * hs), half = hs / 2;
-  const out = new Float32Array(weight.length);
-  for (let h = 0; h < heads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const src = (h * hs + 2 * i + j) * cols, dst = (h * hs + j * half + i) * cols;
-        out.set(weight.subarray(src, src + cols), dst);
-      }
-    }
-  }
-  return out;
+  return reorderRopeRows(weight, shape, true);
+}
+
+/**
+ * The inverse of {@linkcode fromInterleavedRope}: rows of a query or key projection `(heads·hs, C)`
+ * from the engine's rotate-half layout to the interleaved-pair layout of llama.cpp's `llama`
+ * architecture, as its converter permutes Hugging Face weights: row `j·hs/2 + i` of a head becomes
+ * row `2i + j`.
+ */
+export function toInterleavedRope(
+  weight: Float32Array,
+  shape: { heads: number; hs: number },
+): Float32Array {
+  return reorderRopeRows(weight, shape, false);
 }

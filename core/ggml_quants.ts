@@ -281,18 +281,41 @@ function quantizeQ8_0(x: Float32Array): Uint8Array {
   return out;
 }
 
+/** The value of largest magnitude among `x[i .. i+32)`, the first of equals (Q4_0's and Q5_0's scale). */
+function signedMax(x: Float32Array, i: number): number {
+  let amax = 0, max = 0;
+  for (let j = 0; j < 32; j++) {
+    if (amax < Math.abs(x[i + j])) [amax, max] = [Math.abs(x[i + j]), x[i + j]];
+  }
+  return max;
+}
+
 function quantizeQ4_0(x: Float32Array): Uint8Array {
   const out = new Uint8Array((x.length / 32) * 18), v = view(out);
   for (let i = 0, o = 0; i < x.length; i += 32, o += 18) {
-    // The value of largest magnitude, the first of equals, maps to −8.
-    let amax = 0, max = 0;
-    for (let j = 0; j < 32; j++) {
-      if (amax < Math.abs(x[i + j])) [amax, max] = [Math.abs(x[i + j]), x[i + j]];
-    }
-    const d = f32(max / -8), id = d ? f32(1 / d) : 0;
+    // The value of largest magnitude maps to −8.
+    const d = f32(signedMax(x, i) / -8), id = d ? f32(1 / d) : 0;
     v.setFloat16(o, d, true);
     const code = (value: number): number => Math.min(15, cInt8(f32(f32(value * id) + 8.5))) & 255;
     for (let j = 0; j < 16; j++) out[o + 2 + j] = code(x[i + j]) | (code(x[i + j + 16]) << 4);
+  }
+  return out;
+}
+
+function quantizeQ5_0(x: Float32Array): Uint8Array {
+  const out = new Uint8Array((x.length / 32) * 22), v = view(out);
+  for (let i = 0, o = 0; i < x.length; i += 32, o += 22) {
+    // As Q4_0, with 32 levels: the value of largest magnitude maps to −16.
+    const d = f32(signedMax(x, i) / -16), id = d ? f32(1 / d) : 0;
+    v.setFloat16(o, d, true);
+    const code = (value: number): number => Math.min(31, cInt8(f32(f32(value * id) + 16.5))) & 255;
+    let qh = 0;
+    for (let j = 0; j < 16; j++) {
+      const lo = code(x[i + j]), hi = code(x[i + j + 16]);
+      out[o + 6 + j] = (lo & 15) | ((hi & 15) << 4);
+      qh |= (((lo & 16) >> 4) << j) | (((hi & 16) >> 4) << (j + 16));
+    }
+    v.setUint32(o + 2, qh >>> 0, true);
   }
   return out;
 }
@@ -528,7 +551,14 @@ export const GGML_TYPES: readonly GgmlType[] = [
     quantize: quantizeQ4_0,
   },
   { id: 3, name: "Q4_1", blockSize: 32, blockBytes: 20, dequantize: dequantizeQ4_1 },
-  { id: 6, name: "Q5_0", blockSize: 32, blockBytes: 22, dequantize: dequantizeQ5(false) },
+  {
+    id: 6,
+    name: "Q5_0",
+    blockSize: 32,
+    blockBytes: 22,
+    dequantize: dequantizeQ5(false),
+    quantize: quantizeQ5_0,
+  },
   { id: 7, name: "Q5_1", blockSize: 32, blockBytes: 24, dequantize: dequantizeQ5(true) },
   { id: 8, name: "Q8_0", blockSize: 32, blockBytes: 34, dequantize: dequantizeQ8_0, quantize: quantizeQ8_0 },
   { id: 9, name: "Q8_1", blockSize: 32, blockBytes: 36 },
@@ -619,8 +649,8 @@ export interface QuantizeOptions {
 }
 
 /**
- * `rows` (row-major f32) as the bytes of ggml type `name` ("F32", "F16", "BF16", "Q8_0", "Q4_0",
- * "Q4_K" or "Q6_K"), bit-identical to llama.cpp's `ggml_quantize_chunk` without an importance
+ * `rows` (row-major f32) as the bytes of ggml type `name` ("F32", "F16", "BF16", "Q8_0", "Q5_0",
+ * "Q4_0", "Q4_K" or "Q6_K"), bit-identical to llama.cpp's `ggml_quantize_chunk` without an importance
  * matrix.
  *
  * @throws {RangeError} for another type, or rows that are not whole blocks of the type.

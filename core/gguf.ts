@@ -2,7 +2,8 @@
  * The GGUF file format (llama.cpp), versions 2 and 3: a header, typed key-value metadata, a
  * directory of tensors, then the aligned tensor data. Metadata is read whole when the file is
  * opened; tensor data is read one tensor at a time, on demand, so a loader holds at most one
- * converted copy of the weights.
+ * converted copy of the weights. Files are written (version 3) by {@linkcode writeGguf}, one tensor
+ * at a time too, to a temporary file renamed over the target once complete.
  *
  * Layout: `"GGUF"`, version u32, tensor count u64, metadata count u64; each metadata entry a key
  * (u64 length + UTF-8), a value type u32 and the value; each tensor a name, dimension count u32,
@@ -11,7 +12,8 @@
  *
  * @module
  */
-import { openCheckpointFile, readAt } from "./_file_io.ts";
+import { writeAll } from "@inheritune/data";
+import { openCheckpointFile, readAt, writeAtomic } from "./_file_io.ts";
 import { CheckpointError } from "./safetensors.ts";
 import { dequantize, DEQUANTIZE_TYPES, type GgmlType, ggmlType } from "./ggml_quants.ts";
 
@@ -54,6 +56,23 @@ export interface GgufFile {
 
 const MAGIC = 0x46554747; // "GGUF", little-endian
 const DEFAULT_ALIGNMENT = 32;
+
+/** GGUF's metadata value types (`enum gguf_type`), the numbers a file stores. */
+export const GGUF_TYPE = {
+  UINT8: 0,
+  INT8: 1,
+  UINT16: 2,
+  INT16: 3,
+  UINT32: 4,
+  INT32: 5,
+  FLOAT32: 6,
+  BOOL: 7,
+  STRING: 8,
+  ARRAY: 9,
+  UINT64: 10,
+  INT64: 11,
+  FLOAT64: 12,
+} as const;
 
 /** Fewest bytes each metadata value type takes (an array: its item type and count). */
 const VALUE_BYTES: Record<number, number> = {
@@ -309,4 +328,198 @@ export async function openGguf(path: string): Promise<GgufFile> {
     file.close();
     throw e;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/**
+ * A metadata entry to write: its {@linkcode GGUF_TYPE}, its value, and for an array (`ARRAY`) the
+ * type of its items (arrays of arrays are not written).
+ */
+export type GgufEntry = [type: number, value: GgufValue, itemType?: number];
+
+/** A tensor's directory entry: its name, shape (outermost first), ggml type and bytes of data. */
+export interface GgufTensorInfo {
+  /** Name, e.g. `blk.0.attn_q.weight`. */
+  name: string;
+  /** Shape, outermost first. */
+  shape: readonly number[];
+  /** The ggml type number. */
+  type: number;
+  /** Bytes of its data. */
+  bytes: number;
+}
+
+/** A tensor to write: its name, shape and ggml type, and its data, produced when its turn comes. */
+export interface GgufTensorSource {
+  /** Name, e.g. `blk.0.attn_q.weight`. */
+  name: string;
+  /** Shape, outermost first. */
+  shape: readonly number[];
+  /** The ggml type number. */
+  type: number;
+  /** Its bytes in that type (called once, in directory order). */
+  data(): Uint8Array | Promise<Uint8Array>;
+}
+
+/** Little-endian writes into a growing buffer. */
+class ByteWriter {
+  #buf = new Uint8Array(1024);
+  #view = new DataView(this.#buf.buffer);
+  length = 0;
+
+  #room(n: number): DataView {
+    if (this.length + n > this.#buf.length) {
+      const grown = new Uint8Array(Math.max(this.#buf.length * 2, this.length + n));
+      grown.set(this.#buf);
+      this.#buf = grown;
+      this.#view = new DataView(grown.buffer);
+    }
+    const at = this.length;
+    this.length += n;
+    return new DataView(this.#buf.buffer, at, n);
+  }
+
+  bytes(b: Uint8Array): void {
+    this.#room(b.length);
+    this.#buf.set(b, this.length - b.length);
+  }
+
+  u32(v: number): void {
+    this.#room(4).setUint32(0, v, true);
+  }
+
+  u64(v: number | bigint): void {
+    this.#room(8).setBigUint64(0, BigInt(v), true);
+  }
+
+  string(s: string): void {
+    const b = new TextEncoder().encode(s);
+    this.u64(b.length);
+    this.bytes(b);
+  }
+
+  value(type: number, v: GgufValue, itemType?: number): void {
+    const wrong = (): never => {
+      throw new RangeError(`GGUF value ${JSON.stringify(String(v))} is not of type ${type}`);
+    };
+    switch (type) {
+      case GGUF_TYPE.UINT8:
+        return this.#room(1).setUint8(0, Number(v));
+      case GGUF_TYPE.INT8:
+        return this.#room(1).setInt8(0, Number(v));
+      case GGUF_TYPE.UINT16:
+        return this.#room(2).setUint16(0, Number(v), true);
+      case GGUF_TYPE.INT16:
+        return this.#room(2).setInt16(0, Number(v), true);
+      case GGUF_TYPE.UINT32:
+        return this.#room(4).setUint32(0, Number(v), true);
+      case GGUF_TYPE.INT32:
+        return this.#room(4).setInt32(0, Number(v), true);
+      case GGUF_TYPE.FLOAT32:
+        return this.#room(4).setFloat32(0, Number(v), true);
+      case GGUF_TYPE.BOOL:
+        if (typeof v !== "boolean") wrong();
+        return this.#room(1).setUint8(0, v ? 1 : 0);
+      case GGUF_TYPE.STRING:
+        if (typeof v !== "string") wrong();
+        return this.string(v as string);
+      case GGUF_TYPE.ARRAY:
+        if (!Array.isArray(v) || itemType === undefined || itemType === GGUF_TYPE.ARRAY) wrong();
+        this.u32(itemType!);
+        this.u64((v as GgufValue[]).length);
+        for (const item of v as GgufValue[]) this.value(itemType!, item);
+        return;
+      case GGUF_TYPE.UINT64:
+        return this.#room(8).setBigUint64(0, BigInt(v as number | bigint), true);
+      case GGUF_TYPE.INT64:
+        return this.#room(8).setBigInt64(0, BigInt(v as number | bigint), true);
+      case GGUF_TYPE.FLOAT64:
+        return this.#room(8).setFloat64(0, Number(v), true);
+      default:
+        wrong();
+    }
+  }
+
+  /** The bytes written, zero-padded to a multiple of `alignment`. */
+  padded(alignment: number): Uint8Array {
+    const out = new Uint8Array(Math.ceil(this.length / alignment) * alignment);
+    out.set(this.#buf.subarray(0, this.length));
+    return out;
+  }
+}
+
+/**
+ * The bytes of a GGUF v3 file before its tensor data: magic, version, counts, `metadata` in its
+ * order, then each tensor's directory entry with its data offset (the data of each tensor after
+ * the previous one's, padded to 32 bytes), zero-padded to the 32-byte aligned start of the data.
+ * Takes the tensors' byte counts as given, so tests can describe malformed files.
+ */
+export function encodeGgufHeader(
+  metadata: ReadonlyMap<string, GgufEntry>,
+  tensors: readonly GgufTensorInfo[],
+): Uint8Array {
+  const w = new ByteWriter();
+  w.u32(MAGIC);
+  w.u32(3);
+  w.u64(tensors.length);
+  w.u64(metadata.size);
+  for (const [key, [type, value, itemType]] of metadata) {
+    w.string(key);
+    w.u32(type);
+    w.value(type, value, itemType);
+  }
+  let offset = 0;
+  for (const t of tensors) {
+    w.string(t.name);
+    w.u32(t.shape.length);
+    for (const d of t.shape.toReversed()) w.u64(d);
+    w.u32(t.type);
+    w.u64(offset);
+    offset += Math.ceil(t.bytes / DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT;
+  }
+  return w.padded(DEFAULT_ALIGNMENT);
+}
+
+/** Bytes of a tensor of `shape` in ggml type `id`, whose rows must be whole blocks. */
+function tensorBytes(name: string, shape: readonly number[], id: number): number {
+  const type = ggmlType(id);
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (!type || (shape.at(-1) ?? 1) % type.blockSize !== 0) {
+    throw new RangeError(`tensor ${name}: rows of shape [${shape}] are not whole blocks of ggml type ${id}`);
+  }
+  return (count / type.blockSize) * type.blockBytes;
+}
+
+/**
+ * Writes a GGUF v3 file of `metadata` and `tensors` at `path` (data aligned to 32 bytes, no
+ * `general.alignment` key), asking each tensor for its data in turn, so that one tensor's bytes are
+ * held at a time. The file is written under a temporary name beside `path` and renamed over it once
+ * complete and synced: a failure leaves whatever was at `path` as it was.
+ *
+ * @throws {RangeError} when a tensor's data is not its shape and type's size (a programming
+ * error); file-system errors as they come.
+ */
+export async function writeGguf(
+  path: string,
+  metadata: ReadonlyMap<string, GgufEntry>,
+  tensors: readonly GgufTensorSource[],
+): Promise<void> {
+  const infos = tensors.map((t) => ({ ...t, bytes: tensorBytes(t.name, t.shape, t.type) }));
+  const header = encodeGgufHeader(metadata, infos);
+  await writeAtomic(path, async (file) => {
+    await writeAll(file, header);
+    for (const t of infos) {
+      const data = await t.data();
+      if (data.length !== t.bytes) {
+        throw new RangeError(
+          `tensor ${t.name}: ${data.length} bytes of data, its shape and type need ${t.bytes}`,
+        );
+      }
+      await writeAll(file, data);
+      const pad = Math.ceil(t.bytes / DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT - t.bytes;
+      if (pad > 0) await writeAll(file, new Uint8Array(pad));
+    }
+  });
 }

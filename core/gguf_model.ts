@@ -1,5 +1,6 @@
 /**
- * A GGUF file of a decoder family's llama.cpp architecture (`llama`, `qwen2`, `qwen3`, `phi3`,
+ * A GGUF file of llama.cpp's architecture `gpt2` (the names of `GPT2_GGUF_NAMES`, Conv1D weights
+ * transposed back, a tied head) or of a decoder family's (`llama`, `qwen2`, `qwen3`, `phi3`,
  * `gemma3`: the `gguf` forms of `families.ts`) as a checkpoint: the configuration from the
  * `<arch>.*` keys (the prefix is `general.architecture`), llama.cpp's tensor names mapped to the
  * family's, fused tensors split, query and key rows permuted from llama.cpp's interleaved-pair RoPE
@@ -11,11 +12,12 @@
  * @module
  */
 import type { Checkpoint } from "./family.ts";
-import { type DecoderConfig, DEFAULT_ROPE_THETA, headSize, numberReader } from "./config.ts";
+import { type DecoderConfig, DEFAULT_ROPE_THETA, type GPT2Config, headSize, numberReader } from "./config.ts";
 import { type GgufFile, openGguf } from "./gguf.ts";
 import { type DecoderParamSpec, fromInterleavedRope, isNormRole } from "./decoder.ts";
 import { DECODER_FAMILIES_BY_NAME, type DecoderFamily, GGUF_NAMES } from "./families.ts";
-import type { ParamMap } from "./params.ts";
+import { GPT2_GGUF_NAMES, gpt2ParamSpecs } from "./gpt2.ts";
+import { type ParamMap, type ParamSpec, transpose } from "./params.ts";
 import { ggufTokenizerFiles } from "./tokenizer.ts";
 import { CheckpointError } from "./safetensors.ts";
 import { checkedConfig } from "./_file_io.ts";
@@ -23,6 +25,12 @@ import { checkedConfig } from "./_file_io.ts";
 /** llama.cpp's name in a GGUF file of a decoder parameter-table tensor (unfused). */
 export function ggufTensorName(spec: DecoderParamSpec): string {
   return spec.layer >= 0 ? `blk.${spec.layer}.${GGUF_NAMES[spec.role]}` : GGUF_NAMES[spec.role];
+}
+
+/** llama.cpp's name of a GPT-2 table tensor, and whether it is stored transposed. */
+export function gpt2GgufTensor(spec: ParamSpec): { name: string; transposed: boolean } {
+  const { name, transposed } = GPT2_GGUF_NAMES[spec.key];
+  return { name: spec.layer >= 0 ? `blk.${spec.layer}.${name}` : name, transposed: transposed === true };
 }
 
 /** The families whose GGUF files are read, by llama.cpp architecture. */
@@ -116,9 +124,56 @@ function equal(a: Float32Array, b: Float32Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
+/** A GGUF file of architecture `gpt2`: the keys llama.cpp's converter writes, tensors of `GPT2_GGUF_NAMES`. */
+async function loadGpt2Gguf(gguf: GgufFile): Promise<Checkpoint> {
+  const { path, metadata, tensors } = gguf;
+  const fail = (problem: string): never => {
+    throw new CheckpointError(`${path}: metadata gpt2.${problem}`);
+  };
+  const num = numberReader((key) => metadata.get(`gpt2.${key}`), fail);
+  const embed = tensors.get(GPT2_GGUF_NAMES["wte.weight"].name);
+  if (!embed) throw new CheckpointError(`${path}: tensor ${GPT2_GGUF_NAMES["wte.weight"].name} is missing`);
+  const C = num("embedding_length"), heads = num("attention.head_count");
+  if (num("feed_forward_length", 4 * C) !== 4 * C) fail(`feed_forward_length is not 4·embedding_length`);
+  if (num("attention.head_count_kv", heads) !== heads) {
+    fail(`attention.head_count_kv differs from head_count`);
+  }
+  const elements = [...tensors.values()].reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+  const config: GPT2Config = checkedConfig(path, {
+    n_layer: num("block_count"),
+    n_head: heads,
+    n_embd: C,
+    vocab_size: num("vocab_size", embed.shape[0]),
+    n_positions: num("context_length"),
+    layer_norm_epsilon: num("attention.layer_norm_epsilon"),
+  }, { maxParams: elements });
+  const params: ParamMap = new Map();
+  for (const spec of gpt2ParamSpecs(config)) {
+    const { name, transposed } = gpt2GgufTensor(spec);
+    const tensor = tensors.get(name);
+    if (!tensor) throw new CheckpointError(`${path}: tensor ${name} is missing`);
+    const want = transposed ? spec.shape.toReversed() : spec.shape;
+    if (tensor.shape.join(",") !== want.join(",")) {
+      throw new CheckpointError(
+        `${path}: tensor ${name} has shape [${tensor.shape}], the configuration needs [${want}]`,
+      );
+    }
+    const data = await gguf.read(tensor);
+    params.set(spec.name, transposed ? transpose(data, want[0], want[1]) : data);
+  }
+  const head = tensors.get(GGUF_NAMES.head);
+  if (head && !equal(await gguf.read(head), params.get("wte.weight")!)) {
+    throw new CheckpointError(
+      `${path}: tensor ${GGUF_NAMES.head} differs from ${embed.name}; only a tied LM head is supported`,
+    );
+  }
+  const tokenizerFiles = ggufTokenizerFiles(gguf);
+  return { config, params, ...(tokenizerFiles.size > 0 ? { tokenizerFiles } : {}) };
+}
+
 /**
- * Loads a GGUF model of a decoder family, its tensors of any type `DEQUANTIZE_TYPES` names converted
- * to f32.
+ * Loads a GGUF model of GPT-2 or a decoder family, its tensors of any type `DEQUANTIZE_TYPES`
+ * names converted to f32.
  *
  * @throws {CheckpointError} naming the file: not GGUF, another architecture, a missing or
  * misshapen tensor, an unsupported element type or RoPE, a truncated file.
@@ -127,10 +182,11 @@ export async function loadGgufModel(path: string): Promise<Checkpoint> {
   const gguf = await openGguf(path);
   try {
     const arch = gguf.metadata.get("general.architecture");
+    if (arch === "gpt2") return await loadGpt2Gguf(gguf);
     const family = typeof arch === "string" ? BY_ARCH.get(arch) : undefined;
     if (!family) {
       throw new CheckpointError(
-        `${path}: general.architecture ${JSON.stringify(arch)} is not supported (${
+        `${path}: general.architecture ${JSON.stringify(arch)} is not supported (gpt2, ${
           [...BY_ARCH.keys()].join(", ")
         })`,
       );

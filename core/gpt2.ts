@@ -55,6 +55,30 @@ export const GPT2_BLOCK_TENSORS = [
 /** One of {@linkcode GPT2_BLOCK_TENSORS}. */
 export type GPT2BlockTensor = (typeof GPT2_BLOCK_TENSORS)[number];
 
+/**
+ * llama.cpp's names (GGUF architecture `gpt2`) of the table's tensors, by key (a block's after
+ * `blk.{i}.`). The four Conv1D weights are stored transposed, `[out, in]`, as llama.cpp's
+ * converter writes them.
+ */
+export const GPT2_GGUF_NAMES: Readonly<Record<string, { name: string; transposed?: true }>> = {
+  "wte.weight": { name: "token_embd.weight" },
+  "wpe.weight": { name: "position_embd.weight" },
+  "ln_1.weight": { name: "attn_norm.weight" },
+  "ln_1.bias": { name: "attn_norm.bias" },
+  "attn.c_attn.weight": { name: "attn_qkv.weight", transposed: true },
+  "attn.c_attn.bias": { name: "attn_qkv.bias" },
+  "attn.c_proj.weight": { name: "attn_output.weight", transposed: true },
+  "attn.c_proj.bias": { name: "attn_output.bias" },
+  "ln_2.weight": { name: "ffn_norm.weight" },
+  "ln_2.bias": { name: "ffn_norm.bias" },
+  "mlp.c_fc.weight": { name: "ffn_up.weight", transposed: true },
+  "mlp.c_fc.bias": { name: "ffn_up.bias" },
+  "mlp.c_proj.weight": { name: "ffn_down.weight", transposed: true },
+  "mlp.c_proj.bias": { name: "ffn_down.bias" },
+  "ln_f.weight": { name: "output_norm.weight" },
+  "ln_f.bias": { name: "output_norm.bias" },
+};
+
 function blockSpec(config: GPT2Config, layer: number, key: GPT2BlockTensor): ParamSpec {
   const C = config.n_embd;
   const part = key.startsWith("ln_1.") || key.startsWith("attn.") ? "attn" : "mlp";

@@ -16,7 +16,7 @@ import { type DecoderConfig, DEFAULT_ROPE_THETA, type GPT2Config, type ModelConf
 import type { Checkpoint } from "./family.ts";
 import { DECODER_NAMES, fromInterleavedRope } from "./decoder.ts";
 import { paramSpecs } from "./model.ts";
-import type { ParamMap } from "./params.ts";
+import { type ParamMap, transpose } from "./params.ts";
 import { CheckpointError, decodeFloats, type FloatDtype } from "./safetensors.ts";
 import { checkedConfig, readAt } from "./_file_io.ts";
 
@@ -31,15 +31,6 @@ const LLAMA2C_HEADER_BYTES = 256;
 /** Orders `params` as the table of `config`. */
 function ordered(config: ModelConfig, params: ParamMap): ParamMap {
   return new Map(paramSpecs(config).map((s) => [s.name, params.get(s.name)!]));
-}
-
-/** `(rows, cols)` → `(cols, rows)`. */
-function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(src.length);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ export * from "./checkpoint.ts";
 export * from "./ggml_quants.ts";
 export * from "./gguf.ts";
 export * from "./gguf_model.ts";
+export * from "./gguf_export.ts";
 export * from "./llm_binaries.ts";
 export * from "./tokenizer.ts";
 export * from "./train_state.ts";

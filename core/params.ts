@@ -30,6 +30,15 @@ export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+/** A row-major matrix `(rows, cols)` transposed to `(cols, rows)`. */
+export function transpose(src: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
+  }
+  return out;
+}
+
 /** CPU copies of every parameter, by name. */
 export type ParamMap = Map<string, Float32Array>;
 

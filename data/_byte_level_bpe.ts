@@ -42,6 +42,13 @@ function isolate(pieces: string[], regex: RegExp): string[] {
   return out;
 }
 
+/** The pieces of `text` after each regex of `splits` in turn has cut them into its matches and the text between. */
+export function preTokenize(text: string, splits: readonly RegExp[]): string[] {
+  let pieces = [text];
+  for (const regex of splits) pieces = isolate(pieces, regex);
+  return pieces;
+}
+
 /**
  * The encoder of `spec`, or undefined when it cannot run it as the reference does: a merge whose
  * halves or result are not tokens.
@@ -92,10 +99,8 @@ export function byteLevelBpeEncoder(spec: ByteLevelBpeSpec): ((text: string) => 
   }
 
   return (text: string): number[] => {
-    let pieces = [nfc ? text.normalize("NFC") : text];
-    for (const regex of splits) pieces = isolate(pieces, regex);
     const out: number[] = [];
-    for (const word of pieces) {
+    for (const word of preTokenize(nfc ? text.normalize("NFC") : text, splits)) {
       let ids = cache.get(word);
       if (!ids) {
         ids = bpe(word);

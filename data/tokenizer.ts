@@ -15,9 +15,9 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { DataError } from "./errors.ts";
 import { type DatasetMeta, META_FILE } from "./meta.ts";
-import { parseSentencePieceModel, sentencePieceTokenizer } from "./sentencepiece.ts";
-import { jsonTokenizer } from "./tokenizer_json.ts";
-import { byteLevelString } from "./_byte_level.ts";
+import { parseSentencePieceModel, PieceType, sentencePieceTokenizer } from "./sentencepiece.ts";
+import { type ByteLevelBpeModel, jsonTokenizer } from "./tokenizer_json.ts";
+import { BYTE_CHARS, byteLevelString } from "./_byte_level.ts";
 import type { Tokenizer } from "./tokenizer_types.ts";
 
 /** GPT-2's end-of-text id, also the separator llm.c puts before every document. */
@@ -85,6 +85,51 @@ const BUILTIN: Record<string, () => Promise<Tokenizer>> = {
   gpt2: loadGpt2,
   bytes: () => Promise.resolve(BYTES),
 };
+
+/**
+ * GPT-2's merges, "left right" in rank order, recovered from its tokens: token `id` (256 ≤ id <
+ * 50256) is the result of merge `id − 256`, whose halves are what byte-pair merging of the token's
+ * bytes by the lower ranks leaves.
+ */
+function gpt2Merges(tokens: readonly string[]): string[] {
+  const rank = new Map(tokens.map((t, id) => [t, id]));
+  const merges: string[] = [];
+  for (let id = 256; id < GPT2_EOT; id++) {
+    const parts = [...tokens[id]];
+    while (parts.length > 2) {
+      let best = -1, bestRank = id;
+      for (let i = 0; i + 1 < parts.length; i++) {
+        const r = rank.get(parts[i] + parts[i + 1]) ?? id;
+        if (r < bestRank) [best, bestRank] = [i, r];
+      }
+      if (best < 0) throw new Error(`GPT-2 token ${id} is not a merge of lower ranks`);
+      parts.splice(best, 2, parts[best] + parts[best + 1]);
+    }
+    merges.push(parts.join(" "));
+  }
+  return merges;
+}
+
+/**
+ * A built-in tokenizer as the byte-level BPE vocabulary GGUF files store (`tokenizer.ggml.model`
+ * "gpt2", pre-tokenizer "gpt-2"): GPT-2's 50,257 tokens, `<|endoftext|>` its BOS and EOS, and its
+ * 50,000 merges (as llama.cpp's own GPT-2 vocabulary file holds them); `bytes` as its 256 byte
+ * tokens without merges. Undefined for another name.
+ */
+export async function builtinByteLevelModel(name: string): Promise<ByteLevelBpeModel | undefined> {
+  if (name === "bytes") return { tokens: [...BYTE_CHARS], merges: [], pre: "gpt-2" };
+  if (name !== "gpt2") return undefined;
+  const gpt2 = await BUILTIN.gpt2();
+  const tokens = Array.from({ length: gpt2.vocabSize }, (_, id) => gpt2.token(id));
+  return {
+    tokens,
+    merges: gpt2Merges(tokens),
+    types: tokens.map((_, id) => id === GPT2_EOT ? PieceType.control : PieceType.normal),
+    bosId: GPT2_EOT,
+    eosId: GPT2_EOT,
+    pre: "gpt-2",
+  };
+}
 
 /** Built-in tokenizer names {@linkcode loadTokenizer} accepts besides files and folders. */
 export const TOKENIZER_NAMES: readonly string[] = Object.keys(BUILTIN);

@@ -20,7 +20,7 @@ import { PieceType, type SentencePieceModel } from "./sentencepiece.ts";
 import type { EncodeOptions, Tokenizer } from "./tokenizer_types.ts";
 import { letterOrDigitBefore } from "./_words.ts";
 import { CHAR_BYTES } from "./_byte_level.ts";
-import { byteLevelBpeEncoder, type ByteLevelBpeSpec } from "./_byte_level_bpe.ts";
+import { byteLevelBpeEncoder, type ByteLevelBpeSpec, preTokenize } from "./_byte_level_bpe.ts";
 
 type Json = Record<string, unknown>;
 
@@ -128,22 +128,10 @@ function jsRegex(pattern: string): RegExp | undefined {
 }
 
 /**
- * The byte-level BPE definition of `json` for the fast encoder (`_byte_level_bpe.ts`), or
- * undefined when `json` has another shape: a normalizer other than NFC, pre-tokenizer steps other
- * than regex splits then `ByteLevel`, BPE options that change merging, or added tokens matched in
- * text (non-special ones), all of which Tokenizers.js runs instead.
+ * The regexes of pre-tokenizer `pre` (as {@linkcode asTokenizersJsReads} writes it) when it is
+ * regex splits isolating their matches and then `ByteLevel` without its own regex; else undefined.
  */
-function byteLevelBpeSpec(json: Json, pre: unknown): ByteLevelBpeSpec | undefined {
-  const model = json.model;
-  if (!isObject(model) || model.type !== "BPE" || !isObject(model.vocab) || !Array.isArray(model.merges)) {
-    return undefined;
-  }
-  const plainMerging = (model.dropout ?? null) === null && (model.continuing_subword_prefix ?? "") === "" &&
-    (model.end_of_word_suffix ?? "") === "" && model.byte_fallback !== true;
-  const added = Array.isArray(json.added_tokens) ? json.added_tokens as AddedToken[] : [];
-  const normalizer = json.normalizer ?? null;
-  const nfc = isObject(normalizer) && normalizer.type === "NFC";
-  if (!plainMerging || added.some((t) => !t.special) || (normalizer !== null && !nfc)) return undefined;
+function splitRegexes(pre: unknown): RegExp[] | undefined {
   const steps = preSteps(pre);
   const last = steps.pop();
   if (
@@ -160,6 +148,28 @@ function byteLevelBpeSpec(json: Json, pre: unknown): ByteLevelBpeSpec | undefine
     if (!regex) return undefined;
     splits.push(regex);
   }
+  return splits;
+}
+
+/**
+ * The byte-level BPE definition of `json` for the fast encoder (`_byte_level_bpe.ts`), or
+ * undefined when `json` has another shape: a normalizer other than NFC, pre-tokenizer steps other
+ * than regex splits then `ByteLevel`, BPE options that change merging, or added tokens matched in
+ * text (non-special ones), all of which Tokenizers.js runs instead.
+ */
+function byteLevelBpeSpec(json: Json, pre: unknown): ByteLevelBpeSpec | undefined {
+  const model = json.model;
+  if (!isObject(model) || model.type !== "BPE" || !isObject(model.vocab) || !Array.isArray(model.merges)) {
+    return undefined;
+  }
+  const plainMerging = (model.dropout ?? null) === null && (model.continuing_subword_prefix ?? "") === "" &&
+    (model.end_of_word_suffix ?? "") === "" && model.byte_fallback !== true;
+  const added = Array.isArray(json.added_tokens) ? json.added_tokens as AddedToken[] : [];
+  const normalizer = json.normalizer ?? null;
+  const nfc = isObject(normalizer) && normalizer.type === "NFC";
+  if (!plainMerging || added.some((t) => !t.special) || (normalizer !== null && !nfc)) return undefined;
+  const splits = splitRegexes(pre);
+  if (!splits) return undefined;
   const vocab = new Map<string, number>();
   for (const [token, id] of Object.entries(model.vocab)) {
     if (typeof id !== "number") return undefined;
@@ -516,6 +526,80 @@ function template(tokens: readonly string[], bos: number | undefined, eos: numbe
  */
 export function byteLevelBpeTokenizer(model: ByteLevelBpeModel): Tokenizer {
   return jsonTokenizer(byteLevelBpeJson(model));
+}
+
+/**
+ * Text on which llama.cpp's byte-level pre-tokenizers split differently from each other: contractions
+ * in both cases, runs of 1 to 5 digits, punctuation runs, letters of several scripts, emoji, and
+ * runs of spaces, tabs and newlines.
+ */
+const PRE_TOKENIZER_PROBE = [
+  "Hello world! It's, I'M, we'll, they'd, you're, I've, 'S 'T 'Re.",
+  "1 12 123 1234 12345 3.14159 $1,000,000 +-*/=<>^~|` @#%&_ (a) [b] {c} ... !!! ???",
+  "naïve café Größe ØÆÅ Ελληνικά русский 中文字符 日本語の文 한국어 मनुष्य 🦙🚀 ✓",
+  "  two spaces\tand\ttabs\n\nnew lines \n \r\n  trailing   \n\n\n   end ",
+  "snake_case camelCase ALLCAPS x2 2x a1b2c3 --flag=value /path/to.file 'quoted' \"double\"",
+];
+
+/**
+ * The GGUF form of a byte-level BPE `tokenizer.json` (`tokenizer.ggml.model` "gpt2"), as
+ * llama.cpp's converter writes it: tokens by id (added tokens as their text, ids without a token
+ * as unused `[PAD{id}]`), token types (added special tokens control, others user-defined), merges
+ * as "left right", the BOS its post-processor puts first and its end-of-sequence token, and the name
+ * of llama.cpp's pre-tokenizer that splits as it does. Where the converter recognises a
+ * pre-tokenizer by the ids of a test text, this takes the first of llama.cpp's (the default one
+ * last) that cuts {@linkcode PRE_TOKENIZER_PROBE} into the same pieces and takes whole-word tokens
+ * alike (`ignore_merges`). Undefined for a definition that is not byte-level BPE.
+ *
+ * @throws {DataError} when no pre-tokenizer of llama.cpp's splits as the definition does.
+ */
+export function byteLevelBpeModel(json: unknown): ByteLevelBpeModel | undefined {
+  if (!isObject(json) || !isObject(json.model)) return undefined;
+  const model = json.model;
+  const byteLevel = [...objects(json.pre_tokenizer)].some((o) => o.type === "ByteLevel");
+  if (model.type !== "BPE" || !isObject(model.vocab) || !Array.isArray(model.merges) || !byteLevel) {
+    return undefined;
+  }
+  // One name per pre-tokenizer (the first of the aliases that share an entry), llama.cpp's fallback last.
+  const names = Object.keys(PRE_TOKENIZERS).filter((name, i, all) =>
+    name !== "default" && all.findIndex((other) => PRE_TOKENIZERS[other] === PRE_TOKENIZERS[name]) === i
+  );
+  const probe = PRE_TOKENIZER_PROBE.join("\n");
+  const splits = splitRegexes(asTokenizersJsReads(json.pre_tokenizer));
+  const pieces = splits && JSON.stringify(preTokenize(probe, splits));
+  const pre = [...names, "default"].find((name) => {
+    const candidate = PRE_TOKENIZERS[name];
+    return (candidate.ignoreMerges === true) === (model.ignore_merges === true) &&
+      JSON.stringify(preTokenize(probe, candidate.splits.map((r) => jsRegex(r)!))) === pieces;
+  });
+  if (!pre) {
+    throw new DataError(
+      `tokenizer.json: its pre-tokenizer splits text as none of llama.cpp's (${
+        names.join(", ")
+      }, default) does`,
+    );
+  }
+  const reference = jsonTokenizer(json);
+  const tokens: string[] = [];
+  const types: number[] = [];
+  for (const [token, id] of Object.entries(model.vocab)) {
+    [tokens[id as number], types[id as number]] = [token, PieceType.normal];
+  }
+  for (const t of Array.isArray(json.added_tokens) ? json.added_tokens as AddedToken[] : []) {
+    [tokens[t.id], types[t.id]] = [t.content, t.special ? PieceType.control : PieceType.userDefined];
+  }
+  for (let id = 0; id < tokens.length; id++) {
+    if (tokens[id] === undefined) [tokens[id], types[id]] = [`[PAD${id}]`, PieceType.unused];
+  }
+  return {
+    tokens,
+    merges: model.merges.map((m) => Array.isArray(m) ? m.join(" ") : String(m)),
+    types,
+    bosId: reference.bosToken,
+    eosId: reference.eosToken,
+    addBos: reference.bosToken !== undefined,
+    pre,
+  };
 }
 
 /**

@@ -24,11 +24,10 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { createZstdCompress } from "node:zlib";
-import { byteLevelBpeJson, prepare, writeAll } from "@inheritune/data";
+import { builtinByteLevelModel, byteLevelBpeJson, prepare, writeAll } from "@inheritune/data";
 import { numberFlag } from "../../cli/_flags.ts";
 import { runCommand } from "../../cli/_run.ts";
 import { peakMemory } from "../_memory.ts";
-import { gpt2Vocabulary } from "../../tests/data/_gpt2_json.ts";
 
 const MB = 1e6;
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -148,7 +147,10 @@ async function main(): Promise<void> {
   await generate(file, mb * MB);
   const size = (await Deno.stat(file)).size;
   const gpt2Json = join(values.dir, "gpt2_tokenizer.json");
-  await Deno.writeTextFile(gpt2Json, JSON.stringify(byteLevelBpeJson(gpt2Vocabulary())));
+  await Deno.writeTextFile(
+    gpt2Json,
+    JSON.stringify(byteLevelBpeJson((await builtinByteLevelModel("gpt2"))!)),
+  );
   const shared = values.tokenizers;
   const tokenizers = [
     { name: "GPT-2 BPE (gpt-tokenizer)", spec: "gpt2", hf: gpt2Json },

@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type GgufValue, openGguf } from "@inheritune/core";
-import { type GgufEntry, llamaGguf, tinyLlama } from "../core/_model_files.ts";
+import { type GgufEntry, type GgufValue, openGguf } from "@inheritune/core";
+import { llamaGguf, tinyLlama } from "../core/_model_files.ts";
 import { runCli, withTempDir } from "../_util.ts";
 
 /** stories260K's `tokenizer.ggml.*` keys (512-token SentencePiece) as test-writer entries. */

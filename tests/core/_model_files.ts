@@ -7,11 +7,14 @@ import {
   type DecoderConfig,
   type DecoderParamSpec,
   encodeFloats,
+  encodeGgufHeader,
   ggmlTypeNamed,
+  type GgufEntry,
   ggufTensorName,
   LLAMA2C_MAGIC,
   paramSpecs,
   quantize,
+  toInterleavedRope,
 } from "@inheritune/core";
 import { rand } from "../_util.ts";
 
@@ -37,33 +40,6 @@ export function tinyLlama(overrides: Partial<DecoderConfig> = {}): Checkpoint & 
   return { config, params };
 }
 
-/**
- * Rows of a query or key projection in the interleaved layout: rotate-half row (h, j·hs/2 + i)
- * becomes row (h, 2i + j), as Hugging Face's conversion script permutes Meta's weights.
- */
-export function toInterleaved(w: Float32Array, heads: number, hs: number): Float32Array {
-  const cols = w.length / (heads * hs);
-  const out = new Float32Array(w.length);
-  for (let h = 0; h < heads; h++) {
-    for (let j = 0; j < 2; j++) {
-      for (let i = 0; i < hs / 2; i++) {
-        out.set(
-          w.subarray((h * hs + j * (hs / 2) + i) * cols, (h * hs + j * (hs / 2) + i + 1) * cols),
-          (h * hs + 2 * i + j) * cols,
-        );
-      }
-    }
-  }
-  return out;
-}
-
-/** A metadata value of a GGUF file: its type number and its value. */
-export type GgufEntry = [
-  type: number,
-  value: number | string | boolean | (number | string)[],
-  itemType?: number,
-];
-
 /** A tensor of a GGUF file: its shape (outermost first), ggml type and raw bytes. */
 export interface GgufTensorData {
   shape: number[];
@@ -71,61 +47,23 @@ export interface GgufTensorData {
   bytes: Uint8Array;
 }
 
-/** The bytes of a GGUF v3 file with `metadata` and `tensors`, data aligned to 32 bytes. */
+/**
+ * The bytes of a GGUF v3 file with `metadata` and `tensors`, data aligned to 32 bytes: core's
+ * header encoder, then the data, taken as given so that a test can describe a malformed file.
+ */
 export function ggufBytes(
   metadata: Record<string, GgufEntry>,
   tensors: Record<string, GgufTensorData>,
 ): Uint8Array {
-  const parts: Uint8Array[] = [];
-  const u32 = (v: number) => parts.push(new Uint8Array(new Uint32Array([v]).buffer));
-  const u64 = (v: number) => parts.push(new Uint8Array(new BigUint64Array([BigInt(v)]).buffer));
-  const str = (s: string) => {
-    const b = new TextEncoder().encode(s);
-    u64(b.length);
-    parts.push(b);
-  };
-  const value = (type: number, v: unknown, itemType?: number): void => {
-    if (type === 4) u32(v as number);
-    else if (type === 5) parts.push(new Uint8Array(new Int32Array([v as number]).buffer));
-    else if (type === 6) parts.push(new Uint8Array(new Float32Array([v as number]).buffer));
-    else if (type === 7) parts.push(Uint8Array.of(v ? 1 : 0));
-    else if (type === 8) str(v as string);
-    else if (type === 9) {
-      u32(itemType!);
-      u64((v as unknown[]).length);
-      for (const item of v as unknown[]) value(itemType!, item);
-    } else throw new Error(`test writer: value type ${type}`);
-  };
-  parts.push(new TextEncoder().encode("GGUF"));
-  u32(3);
-  u64(Object.keys(tensors).length);
-  u64(Object.keys(metadata).length);
-  for (const [key, [type, v, itemType]] of Object.entries(metadata)) {
-    str(key);
-    u32(type);
-    value(type, v, itemType);
-  }
-  let offset = 0;
-  for (const [name, t] of Object.entries(tensors)) {
-    str(name);
-    u32(t.shape.length);
-    for (const d of t.shape.toReversed()) u64(d);
-    u32(t.type);
-    u64(offset);
-    offset += Math.ceil(t.bytes.length / 32) * 32;
-  }
-  const head = parts.reduce((n, p) => n + p.length, 0);
-  const start = Math.ceil(head / 32) * 32;
-  const out = new Uint8Array(start + offset);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  at = start;
+  const padded = (n: number) => Math.ceil(n / 32) * 32;
+  const infos = Object.entries(tensors).map(([name, t]) => ({ ...t, name, bytes: t.bytes.length }));
+  const head = encodeGgufHeader(new Map(Object.entries(metadata)), infos);
+  const out = new Uint8Array(head.length + infos.reduce((n, t) => n + padded(t.bytes), 0));
+  out.set(head);
+  let at = head.length;
   for (const t of Object.values(tensors)) {
     out.set(t.bytes, at);
-    at += Math.ceil(t.bytes.length / 32) * 32;
+    at += padded(t.bytes.length);
   }
   return out;
 }
@@ -163,8 +101,10 @@ export function llamaGguf(
   };
   for (const spec of paramSpecs(config)) {
     let data = params.get(spec.name)!;
-    if (spec.key === "self_attn.q_proj.weight") data = toInterleaved(data, config.n_head, hs);
-    if (spec.key === "self_attn.k_proj.weight") data = toInterleaved(data, config.n_kv_head, hs);
+    if (spec.key === "self_attn.q_proj.weight") data = toInterleavedRope(data, { heads: config.n_head, hs });
+    if (spec.key === "self_attn.k_proj.weight") {
+      data = toInterleavedRope(data, { heads: config.n_kv_head, hs });
+    }
     add(ggufTensorName(spec as DecoderParamSpec), spec.shape, data);
   }
   for (const [name, data] of Object.entries(options.extra ?? {})) add(name, [data.length], data);
@@ -195,8 +135,8 @@ export function llama2cFile(
   const layer = (key: string) =>
     Array.from({ length: L }, (_, l) => {
       const w = params.get(`model.layers.${l}.${key}`)!;
-      if (key === "self_attn.q_proj.weight") return toInterleaved(w, heads, hs);
-      if (key === "self_attn.k_proj.weight") return toInterleaved(w, kvHeads, hs);
+      if (key === "self_attn.q_proj.weight") return toInterleavedRope(w, { heads, hs });
+      if (key === "self_attn.k_proj.weight") return toInterleavedRope(w, { heads: kvHeads, hs });
       return w;
     });
   const shared = config.tie_embeddings;

@@ -90,9 +90,9 @@ Deno.test("blocks with extreme scales (±65504, subnormals, −0) dequantize bit
   }
 });
 
-Deno.test("Q8_0, Q4_0, Q4_K and Q6_K quantize to llama.cpp's bytes (no importance matrix)", async () => {
+Deno.test("Q8_0, Q5_0, Q4_0, Q4_K and Q6_K quantize to llama.cpp's bytes (no importance matrix)", async () => {
   const files = LLAMA_CPP_FILES.filter((f) => f.prefix.endsWith("_noim") && QUANTIZE_TYPES.includes(f.type));
-  assert.deepEqual(files.map((f) => f.type).sort(), ["Q4_0", "Q4_K", "Q6_K", "Q8_0"]);
+  assert.deepEqual(files.map((f) => f.type).sort(), ["Q4_0", "Q4_K", "Q5_0", "Q6_K", "Q8_0"]);
   for (const { type, row, prefix } of files) {
     const input = f32(await read(`${prefix}_input.bin`));
     const expected = await read(`${prefix}_expected.bin`);
@@ -122,7 +122,7 @@ Deno.test("the type table: ggml's numbers, names and block sizes", () => {
 
 Deno.test("quantize then dequantize stays within each type's step, zero blocks stay zero", () => {
   const n = 4096;
-  const types = [["Q8_0", 0.01], ["Q6_K", 0.03], ["Q4_K", 0.1], ["Q4_0", 0.15]] as const;
+  const types = [["Q8_0", 0.01], ["Q6_K", 0.03], ["Q5_0", 0.08], ["Q4_K", 0.1], ["Q4_0", 0.15]] as const;
   for (const scale of [0.02, 1, 1e3]) {
     const x = rand(n, 23, scale);
     x.fill(0, 0, 256); // an all-zero super-block

@@ -17,10 +17,11 @@ import {
   openGguf,
   paramSpecs,
   quantize,
+  toInterleavedRope,
 } from "@inheritune/core";
 import { assertRejects, assertRejectsNaming } from "../_assert.ts";
 import { assertCloseNorm, withTempDir } from "../_util.ts";
-import { ggufBytes, type GgufTensorData, llamaGguf, tinyLlama, toInterleaved } from "./_model_files.ts";
+import { ggufBytes, type GgufTensorData, llamaGguf, tinyLlama } from "./_model_files.ts";
 
 const f32 = (n: number): GgufTensorData => ({ shape: [n], type: 0, bytes: new Uint8Array(4 * n) });
 
@@ -136,7 +137,7 @@ Deno.test("a Q4_K_M-style GGUF loads: every tensor exactly as its type dequantiz
         : spec.key === "self_attn.k_proj.weight"
         ? config.n_kv_head
         : 0;
-      const stored = heads ? toInterleaved(want, heads, hs) : want;
+      const stored = heads ? toInterleavedRope(want, { heads, hs }) : want;
       let expected = dequantize(ggmlTypeNamed(type)!, quantize(type, stored), stored.length);
       if (heads) expected = fromInterleavedRope(expected, { heads, hs });
       assert.deepEqual(got, expected, name);

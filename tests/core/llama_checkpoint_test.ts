@@ -256,7 +256,7 @@ Deno.test("bad GGUF files are one line naming the file and the problem", async (
       [
         "architecture",
         llamaGguf(model, { architecture: "mamba" }),
-        /general\.architecture "mamba" is not supported \(llama, qwen2, qwen3, phi3, gemma3\)/,
+        /general\.architecture "mamba" is not supported \(gpt2, llama, qwen2, qwen3, phi3, gemma3\)/,
       ],
       [
         "tensor type",

@@ -7,7 +7,13 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { loadTokenizer, type Tokenizer } from "@inheritune/data";
+import {
+  byteLevelBpeModel,
+  byteLevelBpeTokenizer,
+  DataError,
+  loadTokenizer,
+  type Tokenizer,
+} from "@inheritune/data";
 import { gunzip, withTempDir } from "../_util.ts";
 import { HAS_LLAMA3, LLAMA3 } from "./_llama3.ts";
 import { TINYSTORIES, tinyStoriesParagraphs } from "./_tok512.ts";
@@ -92,4 +98,38 @@ Deno.test({
     "llama3's tokenizer.json (when INHERITUNE_LLAMA3_TOKENIZER names it) gives tokenizers' ids on TinyStories and edge cases",
   ignore: !HAS_LLAMA3,
   fn: async () => await assertReferenceIds(await loadTokenizer(LLAMA3!), "llama3"),
+});
+
+Deno.test("byte-level tokenizer.json files as GGUF vocabularies: llama.cpp's pre-tokenizer names, the reference ids", async () => {
+  const read = async (fixture: string) =>
+    JSON.parse(new TextDecoder().decode(await gunzip(new URL(fixture, FIXTURES))));
+  for (const [name, pre] of [["qwen2", "qwen2"], ["smollm2", "smollm"]]) {
+    const model = byteLevelBpeModel(await read(`${name}/tokenizer.json.gz`))!;
+    assert.equal(model.pre, pre, name);
+    await assertReferenceIds(byteLevelBpeTokenizer(model), name);
+  }
+  for (const name of ["phi3", "llama2"]) {
+    assert.equal(
+      byteLevelBpeModel(await read(`${name}/tokenizer.json.gz`)),
+      undefined,
+      `${name}: not byte-level`,
+    );
+  }
+  const smollm = await read("smollm2/tokenizer.json.gz");
+  const odd = {
+    ...smollm,
+    pre_tokenizer: {
+      type: "Sequence",
+      pretokenizers: [{ type: "Split", pattern: { Regex: "x" }, behavior: "Isolated", invert: false }, {
+        type: "ByteLevel",
+        add_prefix_space: false,
+        trim_offsets: true,
+        use_regex: false,
+      }],
+    },
+  };
+  assert.throws(
+    () => byteLevelBpeModel(odd),
+    (e) => e instanceof DataError && /splits text as none of llama\.cpp's/.test(e.message),
+  );
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  builtinByteLevelModel,
   byteLevelBpeJson,
   byteLevelBpeTokenizer,
   CORPORA,
@@ -14,7 +15,6 @@ import {
 import { assertRejects } from "../_assert.ts";
 import { withTempDir } from "../_util.ts";
 import { readSplit } from "./_fixtures.ts";
-import { gpt2Vocabulary } from "./_gpt2_json.ts";
 import { mismatches, tinyStoriesIds, tinyStoriesParagraphs, TOK512, tok512Cases } from "./_tok512.ts";
 import { byteLevelBpeEncoder } from "../../data/_byte_level_bpe.ts";
 
@@ -41,7 +41,7 @@ Deno.test("byte-fallback BPE tokenizer.json (tok512 converted Llama-2 style) giv
 
 Deno.test("byte-level BPE from GPT-2's vocabulary and merges gives gpt-tokenizer's ids", async () => {
   const gpt2 = await loadTokenizer("gpt2");
-  const t = byteLevelBpeTokenizer({ ...gpt2Vocabulary(), pre: "gpt-2" });
+  const t = byteLevelBpeTokenizer((await builtinByteLevelModel("gpt2"))!);
   assert.deepEqual([t.vocabSize, t.eotToken, t.eosToken, t.bosToken], [50257, 50256, 50256, undefined]);
   const { paragraphs } = await tinyStoriesIds();
   const brown = CORPORA.brown;
@@ -106,8 +106,8 @@ Deno.test("corrupt or unusable tokenizer.json files are one-line DataErrors nami
   });
 });
 
-Deno.test("byte-level BPE pre-tokenizers: Llama 3's regex splits digits in threes; unknown names are refused", () => {
-  const vocab = gpt2Vocabulary();
+Deno.test("byte-level BPE pre-tokenizers: Llama 3's regex splits digits in threes; unknown names are refused", async () => {
+  const vocab = { ...(await builtinByteLevelModel("gpt2"))!, pre: undefined };
   const llama3 = byteLevelBpeTokenizer({ ...vocab, pre: "llama-bpe" });
   const gpt2 = byteLevelBpeTokenizer({ ...vocab, pre: "gpt-2" });
   const digits = (t: typeof gpt2): string[] => t.encode("1234567").map((id) => t.decode([id]));
@@ -148,7 +148,7 @@ Deno.test("the fast byte-level BPE encoder merges the lowest rank first, leftmos
 });
 
 Deno.test("GPT-2's vocabulary gives the same ids on the fast encoder and on Tokenizers.js", async () => {
-  const json = byteLevelBpeJson({ ...gpt2Vocabulary(), pre: "gpt-2" });
+  const json = byteLevelBpeJson((await builtinByteLevelModel("gpt2"))!);
   const fast = jsonTokenizer(json);
   // Tokenizers.js runs every definition with a normalizer other than NFC.
   const slow = jsonTokenizer({ ...json, normalizer: { type: "Sequence", normalizers: [] } });
