@@ -16,6 +16,7 @@ import {
   evaluateModel,
   formatMarkdown,
   formatText,
+  HARNESS_TASKS,
   loadTask,
   type ModelReport,
   reportTable,
@@ -200,6 +201,9 @@ export async function main(args: string[]): Promise<void> {
         throw new UsageError(
           `--fewshot-file ${path} holds ${pool.format} items, task ${task.name} ${task.format}`,
         );
+      }
+      if (HARNESS_TASKS[task.format].zeroShotOnly) {
+        console.error(`${task.name}: ${task.format} stays zero-shot, as in lm-evaluation-harness`);
       }
       try {
         out.push(withFewshot(task, { shots, pool, seed: f["fewshot-seed"] }));

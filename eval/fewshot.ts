@@ -43,15 +43,16 @@ function same(a: TaskItem, b: TaskItem): boolean {
 
 /**
  * `task` with `options.shots` examples before every item's text (its candidates' contexts, MC2's
- * too), drawn as lm-evaluation-harness draws them for the same files and seed.
+ * too), drawn as lm-evaluation-harness draws them for the same files and seed; unchanged for a
+ * task the harness keeps zero-shot (TruthfulQA, `HARNESS_TASKS`' `zeroShotOnly`).
  *
  * @throws {RangeError} when a pool has fewer items than an item needs examples.
  */
 export function withFewshot(task: Task, options: FewshotOptions): Task {
   const { shots } = options;
-  if (shots === 0) return task;
-  const own = options.pool === undefined;
   const harness = HARNESS_TASKS[task.format];
+  if (shots === 0 || harness.zeroShotOnly) return task;
+  const own = options.pool === undefined;
   // Drawing from the file itself is the harness with `fewshot_split` equal to `test_split`.
   const evalDocPassed = own || harness.evalDocPassed;
   // MMLU's subjects are separate tasks in the harness, each with its pool and its sampler.

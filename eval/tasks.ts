@@ -116,11 +116,15 @@ export interface Task {
  * in order (MMLU's `fewshot_config`), `default` a seeded `random.sample`; `evalDocPassed` is
  * whether the harness hands the evaluated document to the sampler when the examples come from
  * another split, which then draws one more and drops it: true where the YAML has no `test_split`
- * (the unset `fewshot_split` then equals it). Forms the harness does not define are scored like
- * its multiple-choice tasks.
+ * (the unset `fewshot_split` then equals it). `zeroShotOnly`: the YAML sets `num_fewshot: 0`,
+ * which the harness keeps whatever `--num_fewshot` says (TruthfulQA, whose prompt holds six
+ * examples). Forms the harness does not define are scored like its multiple-choice tasks.
  */
 export const HARNESS_TASKS: Readonly<
-  Record<TaskFormat, { accNorm: boolean; sampler: "default" | "first_n"; evalDocPassed: boolean }>
+  Record<
+    TaskFormat,
+    { accNorm: boolean; sampler: "default" | "first_n"; evalDocPassed: boolean; zeroShotOnly?: boolean }
+  >
 > = {
   hellaswag: { accNorm: true, sampler: "default", evalDocPassed: true },
   piqa: { accNorm: true, sampler: "default", evalDocPassed: true },
@@ -130,7 +134,7 @@ export const HARNESS_TASKS: Readonly<
   boolq: { accNorm: false, sampler: "default", evalDocPassed: true },
   logiqa: { accNorm: true, sampler: "default", evalDocPassed: false },
   mmlu: { accNorm: false, sampler: "first_n", evalDocPassed: false },
-  truthfulqa: { accNorm: false, sampler: "default", evalDocPassed: true },
+  truthfulqa: { accNorm: false, sampler: "default", evalDocPassed: true, zeroShotOnly: true },
   lambada: { accNorm: false, sampler: "default", evalDocPassed: false },
   plain: { accNorm: true, sampler: "default", evalDocPassed: true },
   icl_multiple_choice: { accNorm: true, sampler: "default", evalDocPassed: true },

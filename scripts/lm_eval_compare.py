@@ -35,14 +35,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Progress bars of datasets, the harness and transformers off: the report is the output.
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-STUBBED = ["evaluate", "sqlitedict", "word2number", "pytablewriter", "rouge_score"]
+# Packages lm-eval 0.4.13 (or a task's utils.py) imports, with the submodules imported from them.
+STUBBED = {
+    "evaluate": [],
+    "sqlitedict": [],
+    "word2number": ["w2n"],
+    "pytablewriter": [],
+    "rouge_score": ["rouge_scorer", "scoring"],
+}
 
 
 def stub_missing(folder):
-    """Empty modules for the harness's imports that log-likelihood tasks do not use."""
+    """Empty packages for the harness's imports that log-likelihood tasks do not use."""
     missing = [m for m in STUBBED if importlib.util.find_spec(m) is None]
     for m in missing:
-        open(os.path.join(folder, m + ".py"), "w").close()
+        os.mkdir(os.path.join(folder, m))
+        for name in ["__init__", *STUBBED[m]]:
+            open(os.path.join(folder, m, name + ".py"), "w").close()
     sys.path.insert(0, folder)
     return missing
 
@@ -167,7 +176,9 @@ def compare(harness, ours, kind, tolerance):
                 out.append((h["doc_id"], line, f"candidate {k} log-likelihood {a:.4f}, harness {b:.4f}"))
         metrics = [("mc2", "acc")] if kind == "mc2" else [("acc", "acc"), ("acc_norm", "acc_norm")]
         for mine, theirs in metrics:
-            if mine in o and theirs in h and not math.isclose(o[mine], h[theirs], abs_tol=1e-6):
+            # acc and acc_norm are 0 or 1; MC2 is a probability, as close as the log-likelihoods.
+            close = tolerance if mine == "mc2" else 0
+            if mine in o and theirs in h and not math.isclose(o[mine], h[theirs], abs_tol=close):
                 out.append((h["doc_id"], line, f"{mine} {o[mine]}, harness {h[theirs]}"))
     return out
 
