@@ -9,7 +9,7 @@ and GPT-2's byte-level BPE) with `deno run`, loads each with AutoTokenizer.from_
 encodes the cases with its defaults (special tokens added, as lm-evaluation-harness's HFLM encodes
 a context). Writes tests/fixtures/hf_tokenizers.json: the cases, the transformers version, and per
 folder the tokenizer class it loaded, the SHA-256 of each tokenizer file (the test writes the
-folders again and requires the same files) and the ids.
+folders again and requires the same files) and the ids; formatted by `deno fmt`.
 """
 import hashlib
 import json
@@ -64,6 +64,7 @@ def main():
     with open(OUT, "w") as f:
         json.dump({"transformers": transformers.__version__, "cases": texts, "folders": folders}, f)
         f.write("\n")
+    subprocess.run(["deno", "fmt", "--quiet", OUT], cwd=ROOT, check=True)
     print(f"wrote {OUT}: {len(texts)} cases for {', '.join(folders)}")
 
 

@@ -178,7 +178,7 @@ Deno.test("few-shot contexts join the harness's examples with its delimiters, dr
     /^[^\n]+ [^\n]+\.\n\nThe ball did not fit in the box because the ball$/,
   );
   const lambada = withFewshot(await task("lambada"), { shots: 1 });
-  assert.match(lambada.items[0].candidates[0].context, /^[^\n]+  [a-z]+\n\nLily had a red ball/);
+  assert.match(lambada.items[0].candidates[0].context, /^[^\n]+ {2}[a-z]+\n\nLily had a red ball/);
   const tqa = await task("truthfulqa");
   assert.equal(withFewshot(tqa, { shots: 2 }), tqa, "TruthfulQA stays zero-shot, as in the harness");
 });
