@@ -12,14 +12,18 @@ import {
   buildClozeFromSplit,
   CLOZE_DEFAULTS,
   CLOZE_TASKS,
+  DEFAULT_FEWSHOT_SEED,
   evaluateModel,
   formatMarkdown,
   formatText,
+  HARNESS_TASKS,
   loadTask,
   type ModelReport,
   reportTable,
   type Task,
+  type TaskSample,
   taskToJsonl,
+  withFewshot,
 } from "@inheritune/eval";
 import { type CommandSpec, parseCommand, UsageError } from "./_flags.ts";
 import { dataTokenizer } from "./_data.ts";
@@ -75,6 +79,31 @@ export const COMMAND = {
       default: CLOZE_DEFAULTS.items,
       min: 1,
     },
+    "num-fewshot": {
+      type: "int",
+      arg: "K",
+      help: "examples before each item, formatted as lm-evaluation-harness does (default 0)",
+      default: 0,
+      min: 0,
+    },
+    "fewshot-file": {
+      type: "list",
+      multiple: true,
+      arg: "FILE",
+      help: "JSONL the examples come from, one per task file in order (default: each task's other items)",
+    },
+    "fewshot-seed": {
+      type: "int",
+      arg: "S",
+      help: "seed of the examples drawn (the harness's fewshot_random_seed)",
+      default: DEFAULT_FEWSHOT_SEED,
+      min: 0,
+    },
+    samples: {
+      type: "string",
+      arg: "FILE",
+      help: "also write every scored item as JSONL (model, task, line, log-likelihoods, outcomes)",
+    },
     "write-cloze": {
       type: "string",
       arg: "FILE",
@@ -84,8 +113,9 @@ export const COMMAND = {
     markdown: { type: "boolean", help: "print the table as Markdown" },
   },
   notes: [
-    "Task formats: lm-evaluation-harness JSONL (HellaSwag, PIQA, ARC, WinoGrande, LAMBADA), a plain",
-    "{context, choices, gold} form, and llm-foundry ICL JSONL ({query, choices, gold}; {context_options,",
+    "Task formats: the Hugging Face datasets' JSONL, phrased and scored as lm-evaluation-harness 0.4.13",
+    "does (HellaSwag, PIQA, ARC, WinoGrande, WSC273, BoolQ, LogiQA, MMLU, TruthfulQA MC1/MC2, LAMBADA), a",
+    "plain {context, choices, gold} form, and llm-foundry ICL JSONL ({query, choices, gold}; {context_options,",
     "continuation, gold}; {context, continuation}). For one model without --json/--markdown, the last line",
     'is JSON {"loss", "perplexity", "tokens", "bytes", "bpb", "tasks"}. Data prepared with another tokenizer',
     "is re-tokenised for the model (said on stderr); bare shards are read as the model's own tokens. A model",
@@ -148,6 +178,40 @@ export async function main(args: string[]): Promise<void> {
       for (const p of problems) console.error(`${name} line ${p.line}: ${p.message}; skipped`);
       out.push(task);
     }
+    return await withExamples(out);
+  };
+  const fewshotFiles = f["fewshot-file"] ?? [];
+  const taskFiles = names.filter((n) => !Object.hasOwn(CLOZE_TASKS, n));
+  if (fewshotFiles.length > 0 && fewshotFiles.length !== taskFiles.length) {
+    throw new UsageError(
+      `--fewshot-file needs one file per task file (${taskFiles.length}), got ${fewshotFiles.length}`,
+    );
+  }
+  const shots = f["num-fewshot"];
+  if (fewshotFiles.length > 0 && shots === 0) throw new UsageError("--fewshot-file needs --num-fewshot");
+  // Task files and their --fewshot-file pair up in order; built-in cloze tasks draw from themselves.
+  const withExamples = async (tasks: Task[]): Promise<Task[]> => {
+    if (shots === 0) return tasks;
+    const out: Task[] = [];
+    let file = 0;
+    for (const task of tasks) {
+      const path = Object.hasOwn(CLOZE_TASKS, task.name) ? undefined : fewshotFiles[file++];
+      const pool = path === undefined ? undefined : (await loadTask(path)).task;
+      if (pool && pool.format !== task.format) {
+        throw new UsageError(
+          `--fewshot-file ${path} holds ${pool.format} items, task ${task.name} ${task.format}`,
+        );
+      }
+      if (HARNESS_TASKS[task.format].zeroShotOnly) {
+        console.error(`${task.name}: ${task.format} stays zero-shot, as in lm-evaluation-harness`);
+      }
+      try {
+        out.push(withFewshot(task, { shots, pool, seed: f["fewshot-seed"] }));
+      } catch (e) {
+        if (e instanceof RangeError) throw new UsageError(`--num-fewshot ${shots}: ${e.message}`);
+        throw e;
+      }
+    }
     return out;
   };
   if (writeCloze !== undefined) {
@@ -162,6 +226,7 @@ export async function main(args: string[]): Promise<void> {
 
   const gpu = await getGpu();
   const reports: ModelReport[] = [];
+  const samples: string[] = [];
   for (const path of models) {
     const checkpoint = await loadModel(path);
     const { config } = checkpoint;
@@ -203,6 +268,10 @@ export async function main(args: string[]): Promise<void> {
         maxTokens,
         limit,
         gpu,
+        onSamples: f.samples === undefined
+          ? undefined
+          : (task, items) =>
+            samples.push(...items.map((s: TaskSample) => JSON.stringify({ model: path, task, ...s }))),
         onSkip: (task, skipped) => {
           const [first] = skipped;
           console.error(
@@ -215,6 +284,10 @@ export async function main(args: string[]): Promise<void> {
     );
   }
 
+  if (f.samples !== undefined) {
+    await Deno.writeTextFile(f.samples, samples.map((line) => line + "\n").join(""));
+    console.error(`wrote ${samples.length} scored items to ${f.samples}`);
+  }
   if (f.json) {
     console.log(JSON.stringify(reports, null, 2));
     return;

@@ -23,6 +23,7 @@ import {
 } from "./safetensors.ts";
 import { checkedConfig, type PendingFile, readAt, writeTemp } from "./_file_io.ts";
 import { loadGgufModel } from "./gguf_model.ts";
+import { hfTokenizerFiles } from "./hf_tokenizer.ts";
 import { LLMC_MAGIC, loadLlama2c, loadLlmc } from "./llm_binaries.ts";
 
 /** Options of {@linkcode saveModel}. */
@@ -37,12 +38,16 @@ export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";
 /** The index of a sharded model folder. */
 export const WEIGHTS_INDEX_FILE = "model.safetensors.index.json";
-/** Tokenizer files a model folder may carry, read and written with the weights. */
+/**
+ * Tokenizer files a model folder may carry, read and written with the weights (those of
+ * `hf_tokenizer.ts` written where missing).
+ */
 export const TOKENIZER_FILES = [
   "tokenizer.json",
   "tokenizer.model",
   "tokenizer_config.json",
   "special_tokens_map.json",
+  "generation_config.json",
 ] as const;
 
 /**
@@ -77,7 +82,8 @@ const BUFFER_SUFFIXES = [".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_fre
 
 /**
  * Saves a model as a Hugging Face folder of its family: `dir/config.json`,
- * `dir/model.safetensors` and its tokenizer files. Every file is written under a temporary name
+ * `dir/model.safetensors` and its tokenizer files, completed with those `transformers` needs
+ * (`hfTokenizerFiles`). Every file is written under a temporary name
  * and renamed into place only once all are complete, so a failed save leaves an existing
  * checkpoint in `dir` as it was.
  *
@@ -109,7 +115,7 @@ export async function saveModel(
   const config = family(checkpoint.config).toHfConfig(checkpoint.config);
   const files = new Map<string, Uint8Array>([
     [CONFIG_FILE, new TextEncoder().encode(configJson(config))],
-    ...(checkpoint.tokenizerFiles ?? []),
+    ...hfTokenizerFiles(checkpoint.tokenizerFiles, { maxLength: checkpoint.config.n_positions, where: dir }),
   ]);
   const pending: PendingFile[] = [];
   try {

@@ -27,6 +27,7 @@ export * from "./gguf_model.ts";
 export * from "./gguf_export.ts";
 export * from "./llm_binaries.ts";
 export * from "./tokenizer.ts";
+export * from "./hf_tokenizer.ts";
 export * from "./train_state.ts";
 export * from "./report.ts";
 export * from "./experiment.ts";

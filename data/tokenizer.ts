@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { DataError } from "./errors.ts";
 import { type DatasetMeta, META_FILE } from "./meta.ts";
 import { parseSentencePieceModel, PieceType, sentencePieceTokenizer } from "./sentencepiece.ts";
-import { type ByteLevelBpeModel, jsonTokenizer } from "./tokenizer_json.ts";
+import { type ByteLevelBpeModel, jsonTokenizer, sentencePieceToJson } from "./tokenizer_json.ts";
 import { BYTE_CHARS, byteLevelString } from "./_byte_level.ts";
 import type { Tokenizer } from "./tokenizer_types.ts";
 
@@ -173,10 +173,22 @@ function fromJsonFile(bytes: Uint8Array, path: string): Tokenizer {
   }
 }
 
+/** Whether `json` is the `tokenizer.json` that {@linkcode sentencePieceToJson} writes for the `.model` `model`. */
+function derivedFrom(json: Uint8Array, model: Uint8Array): boolean {
+  try {
+    return new TextDecoder().decode(json) ===
+      JSON.stringify(sentencePieceToJson(parseSentencePieceModel(model)));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The tokenizer defined by model files held in memory (`tokenizer.json` preferred, then
  * `tokenizer.model`, as a folder is read), or undefined when `files` has neither; `where` names
- * their origin in errors.
+ * their origin in errors. A `tokenizer.json` written here from the `tokenizer.model` beside it
+ * (for `transformers`, in saved model folders) leaves the `.model` defining the tokenizer, so that
+ * its hash stays that of the data prepared with it.
  *
  * @throws {DataError} for a corrupt file, naming `where` and the file.
  */
@@ -185,8 +197,8 @@ export function tokenizerFromFiles(
   where: string,
 ): Tokenizer | undefined {
   const json = files.get("tokenizer.json");
-  if (json) return fromJsonFile(json, join(where, "tokenizer.json"));
   const model = files.get("tokenizer.model");
+  if (json && !(model && derivedFrom(json, model))) return fromJsonFile(json, join(where, "tokenizer.json"));
   return model ? fromModelFile(model, join(where, "tokenizer.model")) : undefined;
 }
 

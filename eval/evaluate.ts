@@ -5,12 +5,19 @@
  *
  * @module
  */
-import { type Checkpoint, countParams, createModel, type ModelConfig, ownTokenizer } from "@inheritune/core";
+import {
+  type Checkpoint,
+  countParams,
+  createModel,
+  hfBosToken,
+  type ModelConfig,
+  ownTokenizer,
+} from "@inheritune/core";
 import { getGpu, type Gpu } from "@inheritune/kernels";
 import { DataError, type Tokenizer, type TokenSource } from "@inheritune/data";
 import type { LineProblem, Task } from "./tasks.ts";
 import { evaluateText, retokenize, type TextResult } from "./text.ts";
-import { longestRequest, prepareTask, scoreTask, type TaskResult } from "./zero_shot.ts";
+import { longestRequest, prepareTask, scoreTask, type TaskResult, type TaskSample } from "./zero_shot.ts";
 
 /** Everything measured about one model. */
 export interface ModelReport {
@@ -53,6 +60,8 @@ export interface EvaluateOptions {
   optionalTasks?: ReadonlySet<string>;
   /** Told of the items a task skips, once per task that skips any. */
   onSkip?: (task: string, skipped: readonly LineProblem[]) => void;
+  /** Told of every scored item of a task, once per task. */
+  onSamples?: (task: string, samples: readonly TaskSample[]) => void;
   /** The device (default the shared one). */
   gpu?: Gpu;
 }
@@ -111,8 +120,10 @@ export async function evaluateModel(
       } needs to encode its text`,
     );
   }
+  // Contexts start with BOS where the model's Hugging Face tokenizer adds one, as in the harness.
+  const bos = tokenizer && hfBosToken(tokenizer, own ? checkpoint.tokenizerFiles : undefined);
   const prepared = tasks.map((t) =>
-    prepareTask(t, tokenizer!, { T: ctx, vocabSize: config.vocab_size, limit: options.limit })
+    prepareTask(t, tokenizer!, { T: ctx, vocabSize: config.vocab_size, limit: options.limit, bos })
   ).filter((p) => {
     if (p.skipped.length > 0 || p.items.length === 0) options.onSkip?.(p.task.name, p.skipped);
     return p.items.length > 0 || !options.optionalTasks?.has(p.task.name);
@@ -131,7 +142,11 @@ export async function evaluateModel(
     const requests = Math.max(...prepared.map((p) => p.requests.length));
     const model = createModel(gpu, config, params, { B: Math.min(batchFor(T), requests), T });
     try {
-      for (const p of prepared) report.tasks.push(await scoreTask(model, p));
+      for (const p of prepared) {
+        const onSamples = options.onSamples &&
+          ((s: readonly TaskSample[]) => options.onSamples!(p.task.name, s));
+        report.tasks.push(await scoreTask(model, p, { onSamples }));
+      }
     } finally {
       model.destroy();
     }

@@ -1,8 +1,9 @@
 /**
  * Evaluation of trained models, offline: validation loss, perplexity and bits per byte; zero-shot
- * multiple-choice and final-word tasks scored by log-likelihood on the GPU (HellaSwag, PIQA, ARC,
- * WinoGrande and LAMBADA JSONL, a plain form, and a seeded cloze task built from held-out text);
- * comparison tables.
+ * and few-shot multiple-choice and final-word tasks scored by log-likelihood on the GPU, as
+ * lm-evaluation-harness's Hugging Face backend scores them (HellaSwag, PIQA, ARC, WinoGrande,
+ * WSC273, BoolQ, LogiQA, MMLU, TruthfulQA and LAMBADA JSONL, llm-foundry's and a plain form, and a
+ * seeded cloze task built from held-out text); comparison tables.
  *
  * ```ts
  * import { buildClozeFromSplit, evaluateModel, formatText, reportTable } from "@inheritune/eval";
@@ -27,6 +28,7 @@ export * from "./cloze.ts";
 export * from "./scorer.ts";
 export * from "./text.ts";
 export * from "./zero_shot.ts";
+export * from "./fewshot.ts";
 export * from "./evaluate.ts";
 export * from "./report.ts";
 export * from "./diagnostics.ts";

@@ -1,8 +1,8 @@
 /**
  * Comparison tables of model reports: aligned plain text for the terminal, Markdown for written
  * reports. One row per model: name, parameters, validation loss, perplexity, bits per byte, then
- * each task's accuracy and length-normalised accuracy (or final-word perplexity) with standard
- * errors.
+ * each task's accuracy and length-normalised accuracy (final-word perplexity, TruthfulQA's MC2)
+ * with standard errors ("-" where a task reports none).
  *
  * @module
  */
@@ -39,10 +39,13 @@ export function reportTable(reports: readonly ModelReport[]): Table {
   const tasks: string[] = [];
   for (const r of reports) for (const t of r.tasks) if (!tasks.includes(t.name)) tasks.push(t.name);
   const header = ["model", "params", "val loss", "ppl", "bpb"];
-  for (const name of tasks) {
-    const finalWord = reports.some((r) => r.tasks.some((t) => t.name === name && t.kind === "final_word"));
-    header.push(`${name} acc`, finalWord ? `${name} ppl` : `${name} acc_norm`);
-  }
+  // Each task's second column: final-word perplexity, TruthfulQA's MC2, else acc_norm.
+  const second = (name: string): "ppl" | "mc2" | "acc_norm" => {
+    const results = reports.flatMap((r) => r.tasks.filter((t) => t.name === name));
+    if (results.some((t) => t.kind === "final_word")) return "ppl";
+    return results.some((t) => t.mc2 !== undefined) ? "mc2" : "acc_norm";
+  };
+  for (const name of tasks) header.push(`${name} acc`, `${name} ${second(name)}`);
   const rows = reports.map((r) => {
     const row = [
       r.model,
@@ -54,7 +57,14 @@ export function reportTable(reports: readonly ModelReport[]): Table {
     for (const name of tasks) {
       const t = r.tasks.find((t) => t.name === name);
       row.push(withErr(t?.acc, t?.acc_stderr));
-      row.push(t?.kind === "final_word" ? num(t.perplexity, 2) : withErr(t?.acc_norm, t?.acc_norm_stderr));
+      const column = second(name);
+      row.push(
+        column === "ppl"
+          ? num(t?.perplexity, 2)
+          : column === "mc2"
+          ? withErr(t?.mc2, t?.mc2_stderr)
+          : withErr(t?.acc_norm, t?.acc_norm_stderr),
+      );
     }
     return row;
   });

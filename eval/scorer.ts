@@ -37,7 +37,10 @@ const BATCHES_PER_READ = 32;
 /**
  * Fills row `b` of `tokens`/`targets` (each (B,T)) with one request: the last T+1 tokens of
  * context + continuation, inputs shifted by one from targets, targets ignored outside the
- * continuation and after the sequence ends.
+ * continuation and after the sequence ends. This is lm-evaluation-harness's truncation for a
+ * causal model (`HFLM._loglikelihood_tokens`): the input is `(context_enc +
+ * continuation_enc)[-(max_length + 1):][:-1]`, cut from the left, with `max_length` the model's
+ * context (`n_positions` / `max_position_embeddings` of its config) as T is here by default.
  */
 export function packRequest(
   request: ScoreRequest,

@@ -79,7 +79,15 @@ Deno.test("stories260K saved as a Hugging Face Llama folder gives the GGUF's log
     const gguf = await loadModel(STORIES);
     await saveModel(dir, gguf);
     const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
-    assert.deepEqual(names, ["config.json", "model.safetensors", "tokenizer.model"]);
+    assert.deepEqual(names, [
+      "config.json",
+      "generation_config.json",
+      "model.safetensors",
+      "special_tokens_map.json",
+      "tokenizer.json",
+      "tokenizer.model",
+      "tokenizer_config.json",
+    ]);
     const json = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
     assert.equal(json.model_type, "llama");
     assert.deepEqual(json.architectures, ["LlamaForCausalLM"]);
@@ -90,6 +98,7 @@ Deno.test("stories260K saved as a Hugging Face Llama folder gives the GGUF's log
     assertSameParams(folder.params, gguf.params);
     const tokens = Uint32Array.from({ length: 2 * 24 }, (_, i) => (i * 37 + 11) % 512);
     assert.deepEqual(await logitsOf(folder, tokens, 24), await logitsOf(gguf, tokens, 24));
+    // The tokenizer.json written for transformers from tokenizer.model leaves the .model defining it.
     const [a, b] = [await checkpointTokenizer(folder, dir), await checkpointTokenizer(gguf, STORIES)];
     assert.equal(a.hash, b.hash);
   });

@@ -195,3 +195,35 @@ Deno.test("a model without a tokenizer on a bare shard of ids: loss and perplexi
     );
   });
 });
+
+Deno.test("eval --num-fewshot puts the harness's examples before each item and --samples writes every scored item", async () => {
+  await withTempDir(async (dir) => {
+    const tasks = new URL("../fixtures/tasks/", import.meta.url).pathname;
+    const model = new URL("../../models/stories260K/model.gguf", import.meta.url).pathname;
+    const samples = join(dir, "samples.jsonl");
+    const common = ["--model", model, "--tasks", tasks + "piqa.jsonl", "--samples", samples];
+    await run([...common, "--num-fewshot", "2", "--fewshot-file", tasks + "piqa_train.jsonl"]);
+    const lines = (await Deno.readTextFile(samples)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(lines.length, 8);
+    const [first] = lines;
+    assert.deepEqual([first.model, first.task, first.line, first.gold], [model, "piqa", 1, 0]);
+    assert.equal(first.logprobs.length, 2);
+    assert.match(
+      first.pairs[0][0],
+      /^Question: [^\n]+\nAnswer: [^\n]+\n\nQuestion: [^\n]+\nAnswer: [^\n]+\n\nQuestion: How/,
+    );
+    assert.equal(first.acc, first.logprobs[1] > first.logprobs[0] ? 0 : 1);
+    await assert.rejects(
+      run([...common, "--fewshot-file", tasks + "piqa_train.jsonl"]),
+      /--fewshot-file needs --num-fewshot/,
+    );
+    await assert.rejects(
+      run([...common, "--num-fewshot", "2", "--fewshot-file", tasks + "arc.jsonl"]),
+      /--fewshot-file .*arc\.jsonl holds arc items, task piqa piqa/,
+    );
+    await assert.rejects(
+      run([...common, "--num-fewshot", "8"]),
+      /--num-fewshot 8: piqa: 8 few-shot examples need 9/,
+    );
+  });
+});

@@ -91,6 +91,8 @@ Deno.test("PIQA, ARC (both choice layouts), WinoGrande, LAMBADA and plain lines 
     format: "lambada",
     candidates: [{ context: "She lit the candle and blew out the", continuation: " match" }],
     gold: 0,
+    // As a few-shot example the harness puts its target delimiter before the word's own space.
+    example: "She lit the candle and blew out the  match",
   });
 
   const plain = parsed(JSON.stringify({ context: "2 + 2 =", choices: [" 4", " 5"], gold: 0 }));
