@@ -82,6 +82,35 @@ export const CONFIGS: Record<string, { config: ModelConfig; B: number }> = {
     },
     B: 4,
   },
+  // GPT-2's vocabulary at the width and context of a small run from scratch (issue 29).
+  vocab64: {
+    config: {
+      n_layer: 2,
+      n_head: 4,
+      n_embd: 64,
+      vocab_size: 50257,
+      n_positions: 64,
+      layer_norm_epsilon: 1e-5,
+    },
+    B: 8,
+  },
+  // The default experiment's target (\`deno task train\`): 2 of stories260K's blocks, its batch.
+  stories: {
+    config: {
+      family: "llama",
+      n_layer: 2,
+      n_head: 8,
+      n_kv_head: 4,
+      n_embd: 64,
+      n_hidden: 172,
+      vocab_size: 512,
+      n_positions: 256,
+      norm_eps: 1e-5,
+      rope_theta: 10000,
+      tie_embeddings: true,
+    },
+    B: 8,
+  },
   seed: { config: seedConfig({ C: 3200, NH: 32, H: 8640, T: 2048 }), B: 4 },
   "seed-small": { config: seedConfig({ C: 384, NH: 4, H: 1088, T: 256 }), B: 2 },
 };
