@@ -98,10 +98,18 @@ export interface ClassifierScratch {
   readonly state: View;
 }
 
-/** Allocates the scratch of {@linkcode classifierForward} and {@linkcode classifierBackward}. */
+/**
+ * Allocates the scratch of {@linkcode classifierForward} and {@linkcode classifierBackward}. On a
+ * CPU adapter a chunk holds at most `maxTextureDimension2D` vocabulary rows, so that its products
+ * read texture operands (a wte chunk is a texture of one row per vocabulary id): GPT-2's 50257
+ * rows in one chunk took the buffer kernels, 10 s of a 12 s step at B·T = 512, C = 64.
+ */
 export function createClassifierScratch(gpu: Gpu, shape: ClassifierShape): ClassifierScratch {
   const { BT, C, V } = shape;
-  const chunk = classifierChunk(gpu.limits, shape);
+  const maxChunk = gpu.isFallback
+    ? Math.min(shape.maxChunk ?? Infinity, gpu.limits.maxTextureDimension2D)
+    : shape.maxChunk;
+  const chunk = classifierChunk(gpu.limits, { ...shape, maxChunk });
   return {
     BT,
     C,

@@ -207,3 +207,13 @@ Deno.test("classifier chunk for GPT-2 124M fits the binding limit with aligned o
   assert.equal(classifierChunk(h100, { BT: 1, C: 5, V: 67, maxChunk: 64 }), 64);
   assertThrows(() => classifierChunk(h100, { BT: 2 ** 20, C, V }), /no vocabulary chunk of 64 rows fits/);
 });
+
+Deno.test("classifier chunks hold at most a texture's rows on a CPU adapter, so they read texture operands", async () => {
+  const gpu = await getGpu();
+  const max = gpu.limits.maxTextureDimension2D;
+  const scratch = createClassifierScratch(gpu, { BT: 2, C: 8, V: 3 * max + 17 });
+  assert.ok(!gpu.isFallback || scratch.chunk <= max, `chunk ${scratch.chunk} on ${gpu.description}`);
+  assert.equal(scratch.chunk, gpu.isFallback ? Math.ceil((3 * max + 17) / 4 / 64) * 64 : 3 * max + 64);
+  scratch.logits.buffer.destroy();
+  scratch.state.buffer.destroy();
+});
