@@ -416,7 +416,7 @@ type Command =
     groups: [number, number, number];
   }
   | { kind: "clear"; view: View }
-  | { kind: "copy"; view: View; texture: GPUTexture }
+  | { kind: "copy"; view: View; texture: GPUTexture; flat: boolean }
   | { kind: "copyBuffer"; src: View; dst: View; length: number };
 
 /** Arguments of {@linkcode Recorder.dispatch}. */
@@ -506,7 +506,32 @@ export class Recorder {
       texture.width * 4 * texture.height,
       `texture copy (${texture.height} rows of ${texture.width * 4})`,
     );
-    this.#commands.push({ kind: "copy", view, texture });
+    this.#commands.push({ kind: "copy", view, texture, flat: false });
+  }
+
+  /**
+   * Records a copy of `view` into `texture` flat: its 4-float texels in order along the texture's
+   * rows, whatever the rows of the table it holds, the last texture row filled as far as the view
+   * goes. The texture's rows must be a multiple of 64 floats (16 texels), as WebGPU copies them.
+   *
+   * @throws {GpuError} when the view is empty, misaligned, not whole texels or longer than the texture.
+   */
+  copyFlatToTexture(view: View, texture: GPUTexture): void {
+    const { width, height } = texture;
+    if (
+      texture.format !== "rgba32float" || width % 16 !== 0 || view.offset % 4 !== 0 ||
+      view.length % 4 !== 0 ||
+      view.length === 0 || view.length > width * 4 * height
+    ) {
+      throw new GpuError(
+        `flat texture copy needs an rgba32float texture with rows of a multiple of 64 floats and a view of ` +
+          `whole texels starting 16-byte aligned, within the texture; got ${texture.format}, ${width * 4} ` +
+          `floats per row, ${height} rows, a view of ${view.length} floats at offset ${
+            view.offset * 4
+          } bytes`,
+      );
+    }
+    this.#commands.push({ kind: "copy", view, texture, flat: true });
   }
 
   /** Records one kernel launch. Validates bindings against the device limits first. */
@@ -575,17 +600,23 @@ export class Recorder {
             c.length * 4,
           );
         } else {
-          const { width, height } = c.texture;
-          encoder.copyBufferToTexture(
-            {
-              buffer: c.view.buffer,
-              offset: c.view.offset * 4,
-              bytesPerRow: width * 16,
-              rowsPerImage: height,
-            },
-            { texture: c.texture },
-            [width, height],
-          );
+          const { width } = c.texture;
+          const texels = c.flat ? c.view.length / 4 : width * c.texture.height;
+          const rows = Math.floor(texels / width), rest = texels - rows * width;
+          const offset = c.view.offset * 4;
+          const { buffer } = c.view;
+          if (rows > 0) {
+            encoder.copyBufferToTexture({ buffer, offset, bytesPerRow: width * 16, rowsPerImage: rows }, {
+              texture: c.texture,
+            }, [width, rows]);
+          }
+          if (rest > 0) {
+            encoder.copyBufferToTexture(
+              { buffer, offset: offset + rows * width * 16, bytesPerRow: width * 16 },
+              { texture: c.texture, origin: [0, rows] },
+              [rest, 1],
+            );
+          }
         }
         continue;
       }

@@ -39,7 +39,7 @@ export function geluForward(rec: Recorder, args: GeluForwardArgs): void {
     n: args.n,
     helpers: GELU_WGSL,
     body: /* wgsl */ `
-  let x = inp[i];
+  let x = inp;
   out[i] = x * sigmoid(2.0 * GELU_SCALE * (x + 0.044715 * x * x * x));`,
   });
 }
@@ -65,13 +65,13 @@ export function geluBackward(rec: Recorder, args: GeluBackwardArgs): void {
     n: args.n,
     helpers: GELU_WGSL,
     body: /* wgsl */ `
-  let x = inp[i];
+  let x = inp;
   let x2 = x * x;
   let z = 2.0 * GELU_SCALE * (x + 0.044715 * x2 * x);
   let s = sigmoid(z);
   let du = GELU_SCALE * (1.0 + 3.0 * 0.044715 * x2);
   // d/dx [x·σ(2u)] = σ(2u) + 2·x·σ(2u)·σ(-2u)·du/dx
-  dinp[i] = (s + 2.0 * x * s * sigmoid(-z) * du) * dout[i];`,
+  dinp[i] = (s + 2.0 * x * s * sigmoid(-z) * du) * dout;`,
   });
 }
 

@@ -34,8 +34,7 @@ export function swigluForward(rec: Recorder, args: SwigluForwardArgs): void {
     n: args.n,
     helpers: SIGMOID_WGSL,
     body: /* wgsl */ `
-  let g = gate[i];
-  out[i] = g * sigmoid(g) * up[i];`,
+  out[i] = gate * sigmoid(gate) * up;`,
   });
 }
 
@@ -64,11 +63,9 @@ export function swigluBackward(rec: Recorder, args: SwigluBackwardArgs): void {
     n: args.n,
     helpers: SIGMOID_WGSL,
     body: /* wgsl */ `
-  let g = gate[i];
-  let s = sigmoid(g);
-  let d = dout[i];
-  dgate[i] = d * up[i] * s * (1.0 + g * sigmoid(-g));
-  dup[i] = d * g * s;`,
+  let s = sigmoid(gate);
+  dgate[i] = dout * up * s * (1.0 + gate * sigmoid(-gate));
+  dup[i] = dout * gate * s;`,
   });
 }
 
