@@ -289,8 +289,18 @@ export function dqCode(hs: number, sp: Split, tex: boolean): string {
 
 // Each invocation owns key rows t_r: dk_r and dv_r over the queries i = u_k ≥ t_r, or only one of
 // them (`grads`), which needs less state: dk needs k, v and the output gradient rows, dv only k.
-/** WGSL of the kernel computing `grads` of the key and value rows: dk, dv or both. */
-export function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" | "dkdv"): string {
+/**
+ * WGSL of the kernel computing `grads` of the key and value rows: dk, dv or both. With `stats`,
+ * lse and delta (per query row, read at every step) come from flat textures (`tlse`, `tdelta`:
+ * rows of 2^shift texels) instead of buffers.
+ */
+export function dkvCode(
+  hs: number,
+  sp: Split,
+  tex: boolean,
+  options: { grads: "dk" | "dv" | "dkdv"; stats?: { shift: number } },
+): string {
+  const { grads, stats } = options;
   const n = Math.ceil(hs / 4);
   const R = seq(sp.rows, (r) => r);
   const K = seq(sp.step, (k) => k);
@@ -321,7 +331,11 @@ export function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" 
       buf: "dout",
       base: (k) => `oi${k}`,
     }),
-    ...K.map((k) => `let L${k} = lse[si${k}];${dk ? `\n    let D${k} = delta[si${k}];` : ""}`),
+    ...K.map((k) =>
+      stats
+        ? `let L${k} = stat(tlse, si${k});${dk ? `\n    let D${k} = stat(tdelta, si${k});` : ""}`
+        : `let L${k} = lse[si${k}];${dk ? `\n    let D${k} = delta[si${k}];` : ""}`
+    ),
     ...R.flatMap((r) =>
       K.flatMap((k) => [
         `let p${r}_${k} = select(0.0, exp(${
@@ -358,9 +372,20 @@ export function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" 
     ["read_write", "dqkv"],
     ["read", "qkv"],
     ...(tex ? [] : [["read", "dout"] as [string, string]]),
-    ["read", "lse"],
-    ...(dk ? [["read", "delta"] as [string, string]] : []),
+    ...(stats ? [] : [["read", "lse"] as [string, string]]),
+    ...(dk && !stats ? [["read", "delta"] as [string, string]] : []),
   ];
-  return header(hs, sp, bindings, tex ? ["tqkv", "tdout"] : []) +
+  const textures = [...(tex ? ["tqkv", "tdout"] : []), ...(stats ? ["tlse", ...(dk ? ["tdelta"] : [])] : [])];
+  // Element i of a flat texture: its texel, then the component picked by arithmetic (a dynamic
+  // index into a vector would go through memory on llvmpipe).
+  const stat = stats
+    ? /* wgsl */ `
+fn stat(t: texture_storage_2d<rgba32float, read>, i: u32) -> f32 {
+  let j = i >> 2u;
+  let v = textureLoad(t, vec2<u32>(j & ${2 ** stats.shift - 1}u, j >> ${stats.shift}u));
+  return dot(v, select(vec4<f32>(), vec4<f32>(1.0), vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(i & 3u)));
+}`
+    : "";
+  return header(hs, sp, bindings, textures) + stat +
     kernel(sp, "keyValue", { from: "wid.x * BLOCK", to: "p.T" }, { pre, loop, post });
 }

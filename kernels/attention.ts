@@ -37,7 +37,13 @@ import {
   Uniforms,
   type View,
 } from "./device.ts";
-import { copyToScratchTextures, type Operands, useTextureOperands } from "./scratch.ts";
+import {
+  copyToScratchTextures,
+  flatTexture,
+  type Operands,
+  scratchTexture,
+  useTextureOperands,
+} from "./scratch.ts";
 import { dkvCode, dqCode, forwardCode, type Split } from "./_attention_wgsl.ts";
 
 /** Largest head size the kernels support: a thread keeps up to four rows of it in registers. */
@@ -265,10 +271,13 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
   const tex = useTextures(rec.gpu, args, hs, [[args.qkv, W], [args.dout, C]]);
   const dq = dqCode(hs, dqSplit, tex);
   // dk and dv in one kernel, or in two that each hold less state.
+  // With textures, lse and delta too, flat (read at every step of the dk/dv loop): whole texels
+  // per batch chunk.
+  const stats = tex && (NH * T) % 4 === 0 ? flatTexture(rec.gpu, (B * NH * T) / 4) ?? undefined : undefined;
   const dkv = (s.separateDkDv ? [["dk", 3], ["dv", 2]] as const : [["dkdv", 4]] as const).map(
     ([grads, held]) => {
       const sp = kernelSplit(s, hs, held);
-      return { grads, sp, code: dkvCode(hs, sp, tex, grads) };
+      return { grads, sp, code: dkvCode(hs, sp, tex, { grads, stats }) };
     },
   );
   for (const [b0, nb] of batchChunks(rec.gpu, B, T * W)) {
@@ -299,11 +308,20 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
       uniforms,
       groups: groups(dqSplit, NH),
     });
+    // lse and delta (written by the dq kernel just before) as flat textures, whole ones per chunk.
+    const statTextures = stats
+      ? [lse, delta].map((v, i) => {
+        const t = scratchTexture(rec.gpu, `attention stats ${i}`, stats.texture);
+        rec.copyFlatToTexture(v, t);
+        return t;
+      })
+      : [];
     for (const { grads, sp, code } of dkv) {
+      const dk = grads !== "dv";
       rec.dispatch({
         code,
-        views: [dqkv, qkv, ...(tex ? [] : [dout]), lse, ...(grads === "dv" ? [] : [delta])],
-        textures,
+        views: [dqkv, qkv, ...(tex ? [] : [dout]), ...(stats ? [] : [lse, ...(dk ? [delta] : [])])],
+        textures: [...textures, ...(stats ? [statTextures[0], ...(dk ? [statTextures[1]] : [])] : [])],
         uniforms,
         groups: groups(sp, NKV),
       });

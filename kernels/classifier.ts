@@ -27,8 +27,16 @@ import {
   Uniforms,
   type View,
 } from "./device.ts";
-import { elementType, ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from "./elementwise.ts";
+import {
+  elementType,
+  ELEMENTWISE_WG,
+  FLAT_INDEX_WGSL,
+  grid,
+  vec4Reads,
+  vec4TexturesFit,
+} from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
+import { type Operands, useTextureOperands } from "./scratch.ts";
 
 /** A target equal to this id contributes loss 0 and no gradient (PyTorch's `ignore_index`, as u32). */
 export const IGNORE_INDEX = 0xffffffff;
@@ -152,6 +160,25 @@ function chunkLogits(
   return logits;
 }
 
+/**
+ * How the softmax and dlogits kernels read a logits chunk `(BT,n)`: one f32 at a time ("f32"),
+ * or, with rows of a multiple of 4 floats, as vec4s from the buffer or, by default on a CPU
+ * adapter, from a flat texture copy, whose loads are vector code there (`vec4Reads`).
+ */
+function logitsSource(
+  rec: Recorder,
+  args: { logits: View; n: number; operands?: Operands; what: string },
+): "f32" | Operands {
+  const vec4 = args.n % 4 === 0 && args.logits.offset % 4 === 0;
+  const textures = useTextureOperands(rec.gpu, {
+    operands: args.operands,
+    fit: vec4 && vec4TexturesFit(rec.gpu, [args.logits]),
+    what: args.what,
+    needs: "needs chunk rows of a multiple of 4 floats within a texture",
+  });
+  return textures ? "texture" : vec4 ? "buffer" : "f32";
+}
+
 function checkCommon(
   what: string,
   args: { inp: View; wte: View; targets: View; scratch: ClassifierScratch; BT: number; C: number; V: number },
@@ -177,16 +204,17 @@ function checkCommon(
 // bits on every run. `wg` threads, from `reductionWorkgroup` (one SIMD group on a CPU adapter was
 // ten times faster there on the tiny model's step than 256 threads). The last chunk writes lse and
 // the loss; a target that is neither a valid id nor IGNORE_INDEX gets a NaN loss (WGSL has no NaN
-// literal, so its bits come in the uniforms).
-const softmaxUpdateCode = (wg: number): string => /* wgsl */ `
+// literal, so its bits come in the uniforms). `reads`: the logits as vec4s (`logits_at`, see
+// `vec4Reads`, rows of a multiple of 4) or null, read from the f32 buffer bound at 4.
+const softmaxUpdateCode = (wg: number, reads: string | null): string => /* wgsl */ `
 const IGNORE: u32 = ${IGNORE_INDEX}u;
 const LOWEST: f32 = -3.40282347e38;
 struct P { BT: u32, n: u32, v0: u32, V: u32, first: u32, last: u32, nan: u32 }
 @group(0) @binding(0) var<storage, read_write> state: array<f32>;
 @group(0) @binding(1) var<storage, read_write> losses: array<f32>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(3) var<storage, read> logits: array<f32>;
-@group(0) @binding(4) var<storage, read> targets: array<u32>;
+@group(0) @binding(3) var<storage, read> targets: array<u32>;
+${reads ?? "@group(0) @binding(4) var<storage, read> logits: array<f32>;"}
 @group(0) @binding(5) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
 var<workgroup> wm: array<f32, ${wg}>;
@@ -200,7 +228,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * p.n;
   var m = LOWEST;
   var s = 0.0;
-  for (var i = lid; i < p.n; i += ${wg}u) {
+${
+  reads
+    ? `  for (var i = lid; i < p.n / 4u; i += ${wg}u) {
+    let x = logits_at(base / 4u + i);
+    let mm = max(m, max(max(x.x, x.y), max(x.z, x.w)));
+    s = s * exp(m - mm) + dot(exp(x - vec4<f32>(mm)), vec4<f32>(1.0));
+    m = mm;
+  }`
+    : `  for (var i = lid; i < p.n; i += ${wg}u) {
     let x = logits[base + i];
     if (x > m) {
       s = s * exp(m - x) + 1.0;
@@ -208,7 +244,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     } else {
       s += exp(x - m);
     }
-  }
+  }`
+}
   wm[lid] = m;
   ws[lid] = s;
   workgroupBarrier();
@@ -233,7 +270,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     m = mm;
     tl = state[row * 3u + 2u];
   }
-  if (t >= p.v0 && t < p.v0 + p.n) { tl = logits[base + t - p.v0]; }
+  if (t >= p.v0 && t < p.v0 + p.n) {
+    let at = base + t - p.v0;
+    tl = ${reads ? "logits_at(at / 4u)[at % 4u]" : "logits[at]"};
+  }
   state[row * 3u] = m;
   state[row * 3u + 1u] = s;
   state[row * 3u + 2u] = tl;
@@ -272,6 +312,11 @@ export interface ClassifierForwardArgs {
   C: number;
   /** Vocabulary size. */
   V: number;
+  /**
+   * Where the softmax kernel reads a chunk's logits (rows of a multiple of 4 floats): the scratch
+   * buffer, or a texture copy. Defaults to the texture on a CPU adapter.
+   */
+  operands?: Operands;
 }
 
 /**
@@ -287,9 +332,15 @@ export function classifierForward(rec: Recorder, args: ClassifierForwardArgs): v
   const chunks = vocabChunks(scratch);
   chunks.forEach(({ v0, n }, j) => {
     const logits = chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n });
+    const what = "classifier softmax";
+    const source = logitsSource(rec, { logits, n, operands: args.operands, what });
+    const reads = source === "f32"
+      ? null
+      : vec4Reads(rec, { logits }, { what, first: 4, textures: source === "texture" });
     rec.dispatch({
-      code: softmaxUpdateCode(reductionWorkgroup(rec.gpu)),
-      views: [scratch.state, args.losses, args.lse, logits, args.targets],
+      code: softmaxUpdateCode(reductionWorkgroup(rec.gpu), reads?.wgsl ?? null),
+      views: [scratch.state, args.losses, args.lse, args.targets, ...(reads?.views ?? [logits])],
+      textures: reads?.textures,
       uniforms: new Uniforms().u32(BT).u32(n).u32(v0).u32(V).u32(j === 0 ? 1 : 0)
         .u32(j === chunks.length - 1 ? 1 : 0).u32(NAN_BITS),
       groups: grid(rec.gpu, BT, 1),
@@ -300,16 +351,20 @@ export function classifierForward(rec: Recorder, args: ClassifierForwardArgs): v
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-// With `vec4` (rows of a multiple of 4), each invocation turns 4 logits of one row into dlogits:
-// a quarter of the per-element loads, which on a CPU adapter cost more than the arithmetic.
-const dlogitsCode = (vec4: boolean): string => /* wgsl */ `
+// Turns a chunk's logits into dlogits in place. From a "buffer" or "texture" source (see
+// `logitsSource`) each invocation turns 4 logits of one row: a quarter of the per-element loads,
+// which on a CPU adapter cost more than the arithmetic; from a texture (`reads`, binding 3) the
+// logits are read there and only written to the buffer.
+const dlogitsCode = (source: "f32" | Operands, reads: string): string => /* wgsl */ `
 const IGNORE: u32 = ${IGNORE_INDEX}u;
-const W = ${vec4 ? 4 : 1}u;
+const W = ${source === "f32" ? 1 : 4}u;
+alias T = ${elementType(source !== "f32")};
 struct P { count: u32, n: u32, v0: u32, scale: f32 }
-@group(0) @binding(0) var<storage, read_write> logits: array<${elementType(vec4)}>;
+@group(0) @binding(0) var<storage, read_write> dlogits: array<T>;
 @group(0) @binding(1) var<storage, read> targets: array<u32>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
+${source === "texture" ? reads : "fn logits_at(i: u32) -> T { return dlogits[i]; }"}
+@group(0) @binding(${source === "texture" ? 4 : 3}) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -318,17 +373,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let row = i * W / p.n;
   let col = p.v0 + i * W - row * p.n; // vocabulary id of the first logit
   let t = targets[row];
-  var d = ${vec4 ? "vec4<f32>()" : "0.0"};
+  var d = T();
   if (t != IGNORE) {
-    d = exp(logits[i] - lse[row]);
+    d = exp(logits_at(i) - lse[row]);
     ${
-  vec4
+  source !== "f32"
     ? "d -= select(vec4<f32>(), vec4<f32>(1.0), vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(t));"
     : "if (t == col) { d -= 1.0; }"
 }
     d *= p.scale;
   }
-  logits[i] = d;
+  dlogits[i] = d;
 }`;
 
 /** Arguments of {@linkcode classifierBackward}. */
@@ -355,9 +410,16 @@ export interface ClassifierBackwardArgs {
   V: number;
   /** Gradient of the total loss with respect to each position's loss, e.g. 1/(B·T). */
   dlossScale: number;
+  /** Where the dlogits kernel reads the logits (see {@linkcode ClassifierForwardArgs.operands}). */
+  operands?: Operands;
 }
 
-/** Records `dinp += dlogits · wte` and `dwte += dlogitsᵀ · inp`, recomputing each logits chunk. */
+/**
+ * Records `dinp += dlogits · wte` and `dwte += dlogitsᵀ · inp`. It is the backward pass of the
+ * {@linkcode classifierForward} recorded last with this scratch, once: with the vocabulary in one
+ * chunk it turns the logits that pass left in the scratch into dlogits (a second backward pass
+ * would find dlogits there); with several it recomputes each chunk's logits.
+ */
 export function classifierBackward(rec: Recorder, args: ClassifierBackwardArgs): void {
   const { BT, C, scratch } = args;
   checkCommon("classifier backward", args);
@@ -367,13 +429,23 @@ export function classifierBackward(rec: Recorder, args: ClassifierBackwardArgs):
   if (!Number.isFinite(args.dlossScale)) {
     throw new GpuError(`classifier backward: dlossScale ${args.dlossScale} is not finite`);
   }
-  for (const { v0, n } of vocabChunks(scratch)) {
-    const dlogits = chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n });
-    const vec4 = n % 4 === 0 && vec4Elements([dlogits], BT * n).vec4; // 4 logits of one row
-    const count = vec4 ? (BT * n) / 4 : BT * n;
+  const chunks = vocabChunks(scratch);
+  for (const { v0, n } of chunks) {
+    // One chunk: the forward pass left its logits in the scratch (it holds nothing else), so they
+    // are not recomputed; several: each chunk's logits are recomputed into the scratch.
+    const dlogits = chunks.length === 1
+      ? { ...scratch.logits, length: BT * n }
+      : chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n });
+    const what = "classifier dlogits";
+    const source = logitsSource(rec, { logits: dlogits, n, operands: args.operands, what });
+    const reads = source === "texture"
+      ? vec4Reads(rec, { logits: dlogits }, { what, first: 3, textures: true })
+      : undefined;
+    const count = source === "f32" ? BT * n : (BT * n) / 4;
     rec.dispatch({
-      code: dlogitsCode(vec4),
+      code: dlogitsCode(source, reads?.wgsl ?? ""),
       views: [dlogits, args.targets, args.lse],
+      textures: reads?.textures,
       uniforms: new Uniforms().u32(count).u32(n).u32(v0).f32(args.dlossScale),
       groups: grid(rec.gpu, count),
     });

@@ -59,6 +59,69 @@ fn sigmoid(z: T) -> T {
   return 1.0 / (1.0 + exp(-clamp(z, T(-80.0), T(80.0))));
 }`;
 
+/**
+ * Views a kernel reads as vec4s by index, each `x` through a WGSL function `x_at(i: u32) ->
+ * vec4<f32>` (vec4 `i` of the view): from its storage buffer, or from a texture holding it flat
+ * (`flatTexture` in scratch.ts), read as vector code on a CPU adapter where buffers are read lane
+ * by lane (`scratchTexture` in scratch.ts).
+ */
+export interface Vec4Reads {
+  /** WGSL: the bindings and the `_at` functions. */
+  wgsl: string;
+  /** The buffers to bind after the kernel's own views (none with textures). */
+  views: View[];
+  /** The textures to bind after every view (none with buffers). */
+  textures: GPUTexture[];
+}
+
+/**
+ * Whether {@linkcode vec4Reads} can read `views` from textures: each a whole number of vec4s,
+ * 16-byte aligned, within one flat texture.
+ */
+export function vec4TexturesFit(gpu: Gpu, views: View[]): boolean {
+  return views.every((v) =>
+    v.length > 0 && v.length % 4 === 0 && v.offset % 4 === 0 && flatTexture(gpu, v.length / 4) !== null
+  );
+}
+
+/**
+ * Binds `reads` for a kernel that reads them as vec4s by index, from binding `first` on: as
+ * storage buffers, or, with `textures`, as flat textures whose copies it records now (scratch
+ * textures of role `<what> <name>`). A texture binding must follow every buffer binding, so a
+ * kernel's own views come first and its uniforms last.
+ */
+export function vec4Reads(
+  rec: Recorder,
+  reads: Record<string, View>,
+  options: { what: string; first: number; textures: boolean },
+): Vec4Reads {
+  const wgsl: string[] = [];
+  const views: View[] = [];
+  const textures: GPUTexture[] = [];
+  Object.entries(reads).forEach(([name, view], r) => {
+    const binding = `@group(0) @binding(${options.first + r})`;
+    if (!options.textures) {
+      wgsl.push(
+        `${binding} var<storage, read> in_${name}: array<vec4<f32>>;`,
+        `fn ${name}_at(i: u32) -> vec4<f32> { return in_${name}[i]; }`,
+      );
+      views.push(view);
+      return;
+    }
+    const flat = flatTexture(rec.gpu, view.length / 4)!;
+    const texture = scratchTexture(rec.gpu, `${options.what} ${name}`, flat.texture);
+    rec.copyFlatToTexture(view, texture);
+    textures.push(texture);
+    wgsl.push(
+      `${binding} var in_${name}: texture_storage_2d<rgba32float, read>;`,
+      `fn ${name}_at(i: u32) -> vec4<f32> {`,
+      `  return textureLoad(in_${name}, vec2<u32>(i & ${2 ** flat.shift - 1}u, i >> ${flat.shift}u));`,
+      `}`,
+    );
+  });
+  return { wgsl: wgsl.join("\n"), views, textures };
+}
+
 /** Arguments of {@linkcode dispatchElementwise}. */
 export interface ElementwiseArgs {
   /** The operation, named in errors, e.g. `"gelu backward"`. */
@@ -77,8 +140,8 @@ export interface ElementwiseArgs {
    */
   body: string;
   /**
-   * Where the `reads` come from: their storage buffers, or textures they are first copied into
-   * flat. Defaults to textures on a CPU adapter when every view is read as vec4
+   * Where the vec4 `reads` come from ({@linkcode vec4Reads}): their storage buffers, or textures.
+   * Defaults to textures on a CPU adapter when every view is read as vec4
    * ({@linkcode vec4Elements}) and fits a texture, else buffers.
    */
   operands?: Operands;
@@ -88,65 +151,60 @@ export interface ElementwiseArgs {
  * Records an element-wise kernel: `args.body` runs once per element `i` of `args.n`, on elements
  * of type `T`, vec4<f32> when every view allows it ({@linkcode vec4Elements}), else f32.
  *
- * On a CPU adapter the inputs are read from textures (`scratchTexture` in scratch.ts says why):
- * SwiGLU's forward pass over 2048x172 elements took 5.2 ms of CPU time with vec4 buffer loads and
- * 1.2-1.8 ms with texture loads, the copies included.
+ * On a CPU adapter the vec4 inputs are read from textures: SwiGLU's forward pass over 2048x172
+ * elements took 5.2 ms of CPU time with vec4 buffer loads and 1.2-1.8 ms with texture loads, the
+ * copies included.
  *
  * @throws {GpuError} when a view holds fewer than `n` elements, or textures are asked for and do not fit.
  */
 export function dispatchElementwise(rec: Recorder, args: ElementwiseArgs): void {
   const { what, n } = args;
-  const writes = Object.entries(args.writes), reads = Object.entries(args.reads);
-  for (const [name, view] of [...writes, ...reads]) requireLength(view, n, `${what} ${name} (n=${n})`);
-  const { vec4, count } = vec4Elements([...writes, ...reads].map(([, view]) => view), n);
-  const flat = vec4 ? flatTexture(rec.gpu, count) : null;
+  const writes = Object.entries(args.writes);
+  const reads = Object.fromEntries(
+    Object.entries(args.reads).map(([name, v]) => [name, { ...v, length: n }]),
+  );
+  for (const [name, view] of [...writes, ...Object.entries(args.reads)]) {
+    requireLength(view, n, `${what} ${name} (n=${n})`);
+  }
+  const { vec4, count } = vec4Elements([...writes.map(([, v]) => v), ...Object.values(reads)], n);
   const textures = useTextureOperands(rec.gpu, {
     operands: args.operands,
-    fit: flat !== null,
+    fit: vec4 && vec4TexturesFit(rec.gpu, Object.values(reads)),
     what,
     needs: "needs n a multiple of 4, views starting 16-byte aligned, and n within a texture",
   });
-  const bindings = writes.map(([name], b) =>
-    `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<T>;`
-  );
-  const loads: string[] = [];
-  reads.forEach(([name], r) => {
-    const b = writes.length + r;
-    if (textures) {
-      bindings.push(`@group(0) @binding(${b}) var in_${name}: texture_storage_2d<rgba32float, read>;`);
-      loads.push(`let ${name} = textureLoad(in_${name}, vec2<u32>(i & p.mask, i >> p.shift));`);
-    } else {
-      bindings.push(`@group(0) @binding(${b}) var<storage, read> in_${name}: array<T>;`);
-      loads.push(`let ${name} = in_${name}[i];`);
-    }
-  });
+  const bound = vec4 ? vec4Reads(rec, reads, { what, first: writes.length, textures }) : {
+    wgsl: Object.keys(reads).map((name, r) =>
+      `@group(0) @binding(${writes.length + r}) var<storage, read> in_${name}: array<f32>;\n` +
+      `fn ${name}_at(i: u32) -> f32 { return in_${name}[i]; }`
+    ).join("\n"),
+    views: Object.values(reads),
+    textures: [],
+  };
   const code = /* wgsl */ `
 alias T = ${elementType(vec4)};
-struct P { n: u32, mask: u32, shift: u32 }
-${bindings.join("\n")}
-@group(0) @binding(${writes.length + reads.length}) var<uniform> p: P;
+struct P { n: u32 }
+${
+    writes.map(([name], b) => `@group(0) @binding(${b}) var<storage, read_write> ${name}: array<T>;`).join(
+      "\n",
+    )
+  }
+${bound.wgsl}
+@group(0) @binding(${writes.length + Object.keys(reads).length}) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
 ${args.helpers ?? ""}
 @compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (i >= p.n) { return; }
-  ${loads.join("\n  ")}
+  ${Object.keys(reads).map((name) => `let ${name} = ${name}_at(i);`).join("\n  ")}
 ${args.body}
 }`;
-  const uniforms = new Uniforms().u32(count);
-  if (textures) uniforms.u32(2 ** flat!.shift - 1).u32(flat!.shift);
   rec.dispatch({
     code,
-    views: [...writes.map(([, view]) => view), ...(textures ? [] : reads.map(([, view]) => view))],
-    textures: textures
-      ? reads.map(([name, view]) => {
-        const texture = scratchTexture(rec.gpu, `${what} ${name}`, flat!.texture);
-        rec.copyFlatToTexture({ ...view, length: n }, texture);
-        return texture;
-      })
-      : undefined,
-    uniforms,
+    views: [...writes.map(([, view]) => view), ...bound.views],
+    textures: bound.textures,
+    uniforms: new Uniforms().u32(count),
     groups: grid(rec.gpu, count),
   });
 }

@@ -20,7 +20,7 @@
  */
 import { createView, GpuError, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
 import { rowChunks, rowView } from "./rows.ts";
-import { ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid } from "./elementwise.ts";
+import { ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from "./elementwise.ts";
 
 // `tok - row0` wraps around for tokens below the chunk, so one comparison tests both ends.
 const IN_CHUNK_WGSL = /* wgsl */ `
@@ -103,19 +103,40 @@ export function encoderForward(rec: Recorder, args: EncoderForwardArgs): void {
 
 // One thread per position p finds the next position holding the same token (BT if none), and
 // marks p with NOT_OWNER when an earlier position holds it: O((B·T)²) comparisons, no barriers.
+// With `vec4` (B·T a multiple of 4), the scans read 4 tokens per load: a buffer load costs a CPU
+// adapter the same for 1 element as for 4.
 const NOT_OWNER = 0x80000000;
 
-const BACKWARD_LINKS = /* wgsl */ `
+const backwardLinksCode = (vec4: boolean): string => /* wgsl */ `
 struct P { BT: u32 }
 @group(0) @binding(0) var<storage, read_write> links: array<u32>;
-@group(0) @binding(1) var<storage, read> tokens: array<u32>;
+@group(0) @binding(1) var<storage, read> tokens: array<${vec4 ? "vec4<u32>" : "u32"}>;
 @group(0) @binding(2) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let pos = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (pos >= p.BT) { return; }
-  let tok = tokens[pos];
+${
+  vec4
+    ? `  let tok = tokens[pos / 4u][pos % 4u];
+  let lanes = vec4<u32>(0u, 1u, 2u, 3u);
+  var next = p.BT;
+  for (var q4 = pos / 4u; q4 < p.BT / 4u; q4++) {
+    let at = q4 * 4u + lanes;
+    let m = tokens[q4] == vec4<u32>(tok) & at > vec4<u32>(pos);
+    if (any(m)) {
+      next = q4 * 4u + select(select(select(3u, 2u, m.z), 1u, m.y), 0u, m.x);
+      break;
+    }
+  }
+  for (var q4 = 0u; q4 <= pos / 4u; q4++) {
+    if (any(tokens[q4] == vec4<u32>(tok) & q4 * 4u + lanes < vec4<u32>(pos))) {
+      next |= ${NOT_OWNER}u;
+      break;
+    }
+  }`
+    : `  let tok = tokens[pos];
   var next = p.BT;
   for (var q = pos + 1u; q < p.BT; q++) {
     if (tokens[q] == tok) {
@@ -128,15 +149,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       next |= ${NOT_OWNER}u;
       break;
     }
-  }
+  }`
+}
   links[pos] = next;
 }`;
 
-// One thread per (position, column); only a token's owner works, walking the links in order.
-const BACKWARD_WTE = /* wgsl */ `
+// One thread per (position, column), or with `vec4` per 4 columns; only a token's owner works,
+// walking the links in order.
+const backwardWteCode = (vec4: boolean): string => /* wgsl */ `
+alias T = ${vec4 ? "vec4<f32>" : "f32"};
 struct P { BT: u32, C: u32, row0: u32, rows: u32 }
-@group(0) @binding(0) var<storage, read_write> dwte: array<f32>;
-@group(0) @binding(1) var<storage, read> dout: array<f32>;
+@group(0) @binding(0) var<storage, read_write> dwte: array<T>;
+@group(0) @binding(1) var<storage, read> dout: array<T>;
 @group(0) @binding(2) var<storage, read> tokens: array<u32>;
 @group(0) @binding(3) var<storage, read> links: array<u32>;
 @group(0) @binding(4) var<uniform> p: P;
@@ -209,17 +233,20 @@ export function encoderBackward(rec: Recorder, args: EncoderBackwardArgs): void 
   const chunks = rowChunks(rec.gpu, args.dwte, { rows: V, cols: C, maxRows: args.maxRowsPerChunk });
   const links = createView(rec.gpu, B * T, "encoder backward links");
   rec.dispatch({
-    code: BACKWARD_LINKS,
-    views: [links, args.tokens],
+    code: backwardLinksCode(vec4Elements([args.tokens], B * T).vec4),
+    views: [links, { ...args.tokens, length: B * T }],
     uniforms: new Uniforms().u32(B * T),
     groups: grid(rec.gpu, B * T),
   });
   for (const chunk of chunks) {
+    const dwte = rowView(args.dwte, C, chunk);
+    const { vec4 } = vec4Elements([dwte, args.dout], C); // 4 columns per thread
+    const C4 = vec4 ? C / 4 : C;
     rec.dispatch({
-      code: BACKWARD_WTE,
-      views: [rowView(args.dwte, C, chunk), args.dout, args.tokens, links],
-      uniforms: new Uniforms().u32(B * T).u32(C).u32(chunk.row0).u32(chunk.rows),
-      groups: grid(rec.gpu, B * T * C),
+      code: backwardWteCode(vec4),
+      views: [dwte, args.dout, args.tokens, links],
+      uniforms: new Uniforms().u32(B * T).u32(C4).u32(chunk.row0).u32(chunk.rows),
+      groups: grid(rec.gpu, B * T * C4),
     });
   }
   if (!args.dwpe) return;

@@ -48,15 +48,17 @@ class ProfilingRecorder extends Recorder {
 
   override dispatch(args: DispatchArgs): void {
     super.dispatch(args);
-    // A scratch texture filled by a kernel (rows not a multiple of 64 floats) counts as a copy.
-    const copy = new Error().stack?.includes("copyToScratchTextures");
-    const label = copy ? `copyToTexture kernel (${this.#caller()})` : this.#caller();
-    this.#keep(label, (rec) => rec.dispatch(args));
+    this.#keep(this.#caller(), (rec) => rec.dispatch(args));
   }
 
   override clear(view: View): void {
     super.clear(view);
     this.#keep(`clear (${this.#caller()})`, (rec) => rec.clear(view));
+  }
+
+  override copyFlatToTexture(view: View, texture: GPUTexture): void {
+    super.copyFlatToTexture(view, texture);
+    this.#keep(`copyToTexture (${this.#caller()})`, (rec) => rec.copyFlatToTexture(view, texture));
   }
 
   override copyToTexture(view: View, texture: GPUTexture): void {

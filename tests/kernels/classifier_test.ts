@@ -33,10 +33,29 @@ const CASES: [number, number, number, number, number[]][] = [
   [1, 32, 300, 128, []],
   [7, 32, 300, 1024, [2]],
   [7, 64, 300, 1024, [1]], // chunks of 256 and 44 rows: texture operands on a CPU adapter, then buffers
+  [7, 32, 256, 1024, [2]], // one chunk: the backward pass reuses the forward's logits
+  [5, 8, 63, 64, []], // one chunk of rows that are not a multiple of 4
 ];
 
+// Softmax and dlogits read the logits from the buffer or from a texture (rows of a multiple of 4).
 for (const [BT, C, V, maxChunk, ignore] of CASES) {
-  Deno.test(`classifier forward and backward match CPU: BT=${BT} C=${C} V=${V} chunk≤${maxChunk} ignore=${ignore.length}`, async () => {
+  for (const operands of ["buffer", "texture"] as const) {
+    if (operands === "texture" && V % 4 !== 0) continue;
+    classifierCase({ BT, C, V, maxChunk, ignore, operands });
+  }
+}
+
+function classifierCase(
+  { BT, C, V, maxChunk, ignore, operands }: {
+    BT: number;
+    C: number;
+    V: number;
+    maxChunk: number;
+    ignore: number[];
+    operands: "buffer" | "texture";
+  },
+): void {
+  Deno.test(`classifier forward and backward match CPU: BT=${BT} C=${C} V=${V} chunk≤${maxChunk} ignore=${ignore.length} ${operands}`, async () => {
     const gpu = await getGpu();
     const x = rand(BT * C, BT * 31 + C, 1);
     const w = rand(V * C, V + C, 1);
@@ -54,8 +73,21 @@ for (const [BT, C, V, maxChunk, ignore] of CASES) {
     const dinp = upload(gpu, dinp0);
     const dwte = upload(gpu, dwte0);
     const rec = new Recorder(gpu);
-    classifierForward(rec, { losses, lse, inp, wte, targets: tg, scratch, BT, C, V });
-    classifierBackward(rec, { dinp, dwte, inp, wte, targets: tg, lse, scratch, BT, C, V, dlossScale });
+    classifierForward(rec, { losses, lse, inp, wte, targets: tg, scratch, BT, C, V, operands });
+    classifierBackward(rec, {
+      dinp,
+      dwte,
+      inp,
+      wte,
+      targets: tg,
+      lse,
+      scratch,
+      BT,
+      C,
+      V,
+      dlossScale,
+      operands,
+    });
     rec.submit();
     const fwd = classifierForwardCpu(x, w, targets, { BT, C, V });
     const bwd = classifierBackwardCpu(x, w, targets, { BT, C, V, dlossScale });

@@ -18,12 +18,14 @@ import { assertClose, numericGrad, rand } from "../_util.ts";
 
 // [B, T, C, V]: single elements, odd sizes, C above the workgroup size, and B·T = 320 with a
 // tiny vocabulary, so each token's chain of positions is long and spans several workgroups.
+// B·T a multiple of 4 scans 4 tokens per load, C a multiple of 4 sums 4 columns per thread.
 const SHAPES: [number, number, number, number][] = [
   [1, 1, 1, 1],
   [2, 5, 7, 11],
   [3, 64, 33, 50],
   [2, 5, 300, 3],
   [5, 64, 9, 7],
+  [4, 16, 64, 37],
 ];
 
 /** Deterministic token ids below `V`. */
