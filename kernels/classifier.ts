@@ -12,7 +12,8 @@
  * chunks of `Vc` rows of wte, each chunk's logits (BT,Vc) are computed into one reused scratch
  * buffer, and an online softmax carries a running max and a rescaled running sum per row from
  * chunk to chunk. The backward pass recomputes each chunk's logits from the saved `lse` instead
- * of storing them.
+ * of storing them, unless all the logits fit one binding: then the scratch keeps every chunk's,
+ * as PyTorch keeps its logits, and the backward pass skips a quarter of the classifier's products.
  *
  * @module
  */
@@ -54,6 +55,11 @@ export interface ClassifierShape {
   V: number;
   /** Largest chunk in vocabulary rows (tests pass a small one to split a tiny vocabulary). */
   maxChunk?: number;
+  /**
+   * Whether the scratch keeps the logits of every chunk for the backward pass (default: when
+   * all of them, B·T·V floats, fit one storage binding).
+   */
+  keepLogits?: boolean;
 }
 
 /**
@@ -100,7 +106,12 @@ export interface ClassifierScratch {
   readonly V: number;
   /** Vocabulary rows per chunk (`Vc`). */
   readonly chunk: number;
-  /** One chunk of logits `(BT,Vc)`; the backward pass turns it into dlogits in place. */
+  /** Whether {@linkcode ClassifierScratch.logits} holds every chunk's logits. */
+  readonly keep: boolean;
+  /**
+   * One chunk of logits `(BT,Vc)`, or with `keep` every chunk's, the chunk from vocabulary row v0
+   * at element BT·v0; the backward pass turns them into dlogits in place.
+   */
   readonly logits: View;
   /** Per row: running max, running sum of exp(logit - max), target logit `(BT,3)`. */
   readonly state: View;
@@ -118,12 +129,18 @@ export function createClassifierScratch(gpu: Gpu, shape: ClassifierShape): Class
     ? Math.min(shape.maxChunk ?? Infinity, gpu.limits.maxTextureDimension2D)
     : shape.maxChunk;
   const chunk = classifierChunk(gpu.limits, { ...shape, maxChunk });
+  const { maxStorageBufferBindingSize: binding, maxBufferSize } = gpu.limits;
+  const keep = shape.keepLogits ?? BT * V * 4 <= Math.min(binding, maxBufferSize);
+  if (keep && BT * V * 4 > maxBufferSize) {
+    throw new GpuError(`classifier: logits of BT=${BT}, V=${V} exceed maxBufferSize ${maxBufferSize}`);
+  }
   return {
     BT,
     C,
     V,
     chunk,
-    logits: createView(gpu, BT * chunk, "classifier logits chunk"),
+    keep,
+    logits: createView(gpu, BT * (keep ? V : chunk), "classifier logits"),
     state: createView(gpu, BT * 3, "classifier softmax state"),
   };
 }
@@ -144,17 +161,23 @@ function vocabChunks(scratch: ClassifierScratch): { v0: number; n: number }[] {
   return out;
 }
 
+/** The scratch's view of the logits `(BT,n)` of the chunk from vocabulary row `v0`. */
+function chunkView(scratch: ClassifierScratch, chunk: { v0: number; n: number }): View {
+  const { BT, logits } = scratch;
+  return {
+    buffer: logits.buffer,
+    offset: logits.offset + (scratch.keep ? BT * chunk.v0 : 0),
+    length: BT * chunk.n,
+  };
+}
+
 /** Records `logits (BT,n) = inp (BT,C) · wte[v0 : v0+n]ᵀ` into the scratch; returns that chunk's view. */
 function chunkLogits(
   rec: Recorder,
   args: { inp: View; wte: View; scratch: ClassifierScratch; v0: number; n: number },
 ): View {
   const { BT, C } = args.scratch;
-  const logits = {
-    buffer: args.scratch.logits.buffer,
-    offset: args.scratch.logits.offset,
-    length: BT * args.n,
-  };
+  const logits = chunkView(args.scratch, args);
   const wteChunk = { buffer: args.wte.buffer, offset: args.wte.offset + args.v0 * C, length: args.n * C };
   matmul(rec, { out: logits, a: args.inp, b: wteChunk, M: BT, N: args.n, K: C, transB: true });
   return logits;
@@ -192,7 +215,12 @@ function checkCommon(
   requireLength(args.inp, BT * C, `${what} inp (BT=${BT}, C=${C})`);
   requireLength(args.wte, V * C, `${what} wte (V=${V}, C=${C})`);
   requireLength(args.targets, BT, `${what} targets (BT=${BT})`);
-  requireLength(scratch.logits, BT * scratch.chunk, `${what} scratch logits (BT=${BT}, Vc=${scratch.chunk})`);
+  const rows = scratch.keep ? V : scratch.chunk;
+  requireLength(
+    scratch.logits,
+    BT * rows,
+    `${what} scratch logits (BT=${BT}, ${scratch.keep ? "V" : "Vc"}=${rows})`,
+  );
   requireLength(scratch.state, BT * 3, `${what} scratch state (BT=${BT})`);
 }
 
@@ -416,9 +444,9 @@ export interface ClassifierBackwardArgs {
 
 /**
  * Records `dinp += dlogits · wte` and `dwte += dlogitsᵀ · inp`. It is the backward pass of the
- * {@linkcode classifierForward} recorded last with this scratch, once: with the vocabulary in one
- * chunk it turns the logits that pass left in the scratch into dlogits (a second backward pass
- * would find dlogits there); with several it recomputes each chunk's logits.
+ * {@linkcode classifierForward} recorded last with this scratch, once: when the scratch keeps the
+ * logits, or the vocabulary is one chunk, it turns the logits that pass left there into dlogits
+ * (a second backward pass would find dlogits); otherwise it recomputes each chunk's logits.
  */
 export function classifierBackward(rec: Recorder, args: ClassifierBackwardArgs): void {
   const { BT, C, scratch } = args;
@@ -431,10 +459,9 @@ export function classifierBackward(rec: Recorder, args: ClassifierBackwardArgs):
   }
   const chunks = vocabChunks(scratch);
   for (const { v0, n } of chunks) {
-    // One chunk: the forward pass left its logits in the scratch (it holds nothing else), so they
-    // are not recomputed; several: each chunk's logits are recomputed into the scratch.
-    const dlogits = chunks.length === 1
-      ? { ...scratch.logits, length: BT * n }
+    // The forward pass left the logits of every kept chunk, or of the only one, in the scratch.
+    const dlogits = scratch.keep || chunks.length === 1
+      ? chunkView(scratch, { v0, n })
       : chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n });
     const what = "classifier dlogits";
     const source = logitsSource(rec, { logits: dlogits, n, operands: args.operands, what });

@@ -274,13 +274,27 @@ export function createdBytes(gpu: Gpu): number {
 
 /** Creates a zero-filled storage buffer of `length` 32-bit elements and returns its view. */
 export function createView(gpu: Gpu, length: number, label?: string): View {
+  return createBuffer(gpu, length, { usage: STORAGE_USAGE, label });
+}
+
+/**
+ * Creates a zero-filled buffer of `length` 32-bit elements that kernels bind as a uniform block,
+ * filled by {@linkcode Recorder.copy} from storage views: settings every invocation reads, which a
+ * CPU adapter then loads once for all lanes instead of once per lane (AdamW's step settings).
+ */
+export function createUniformView(gpu: Gpu, length: number, label?: string): View {
+  return createBuffer(gpu, length, { usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label });
+}
+
+function createBuffer(gpu: Gpu, length: number, options: { usage: number; label?: string }): View {
+  const { label } = options;
   const size = Math.max(4, Math.ceil((length * 4) / 16) * 16);
   if (size > gpu.limits.maxBufferSize) {
     throw new GpuError(
       `buffer ${label ?? ""} of ${size} bytes exceeds the device's maxBufferSize ${gpu.limits.maxBufferSize}`,
     );
   }
-  const buffer = gpu.device.createBuffer({ size, usage: STORAGE_USAGE, label });
+  const buffer = gpu.device.createBuffer({ size, usage: options.usage, label });
   countCreated(gpu, size);
   return { buffer, offset: 0, length };
 }
