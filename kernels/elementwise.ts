@@ -26,6 +26,27 @@ export function grid(gpu: Gpu, n: number, wg: number = ELEMENTWISE_WG): [number,
 }
 
 /**
+ * Splits a `(rows, cols)` table into a launch of one thread per element: x along a row in
+ * workgroups of `wg` threads, the rows along y and, past the per-dimension limit, z. Kernels
+ * recover the row with {@linkcode ROW_INDEX_WGSL} and the column as `gid.x`: no division per
+ * thread, which a CPU adapter computes lane by lane.
+ */
+export function rowGrid(
+  gpu: Gpu,
+  shape: { rows: number; cols: number },
+  wg: number,
+): [number, number, number] {
+  const max = gpu.limits.maxComputeWorkgroupsPerDimension;
+  return [Math.ceil(shape.cols / wg), Math.min(shape.rows, max), Math.ceil(shape.rows / max)];
+}
+
+/** WGSL helper: the row of a thread launched by {@linkcode rowGrid}; declares `row_index(gid, nwg)`. */
+export const ROW_INDEX_WGSL = /* wgsl */ `
+fn row_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return gid.y + gid.z * nwg.y;
+}`;
+
+/**
  * WGSL helper turning a 2-D launch from {@linkcode grid} into a flat thread index; declares
  * `flat_index(gid, nwg, wg)`.
  */
