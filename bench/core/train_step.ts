@@ -1,8 +1,10 @@
 /**
- * Times whole GPT-2 training steps (forward, backward, AdamW; one submission each, submitted back
- * to back as the trainer does, with one wait at the end) and prints tokens/s and peak memory. On
- * the software adapter every GPU buffer lives in this process, so its peak resident set (VmHWM)
- * is the step's peak memory; on a GPU it is the bytes of GPU buffers created.
+ * Times whole training steps (forward, backward, AdamW; one submission each, submitted back to
+ * back as the trainer does, with one wait at the end) and prints tokens/s, the process's CPU time
+ * per step and peak memory. On the software adapter every GPU buffer lives in this process, so its
+ * peak resident set (VmHWM) is the step's peak memory, and its CPU time the kernels' work (other
+ * processes on the machine disturb it less than the wall time); on a GPU the memory is the bytes of
+ * GPU buffers created.
  *
  *   deno run -A bench/core/train_step.ts tiny|124m [--steps N] [--batch B] [--no-warmup] [--json]
  *
@@ -11,6 +13,7 @@
  *
  * @module
  */
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { createdBytes, getGpu, Recorder, write } from "@inheritune/kernels";
 import {
@@ -162,6 +165,8 @@ export interface StepBench {
   seconds: number;
   /** Tokens per second. */
   tokens_per_s: number;
+  /** CPU seconds of this process per step (all its threads). */
+  cpu_seconds: number;
   /** Peak resident memory of the process, bytes. */
   peak_bytes: number;
   /** Bytes of GPU buffers and textures created (the model, its gradients, activations, optimizer). */
@@ -220,10 +225,12 @@ export async function benchTrainStep(
     await gpu.device.queue.onSubmittedWorkDone();
   }
   const steps = options.steps ?? 3;
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) step();
   await gpu.device.queue.onSubmittedWorkDone();
   const seconds = (performance.now() - t0) / 1000 / steps;
+  const cpu = process.cpuUsage(c0);
   const gpuBytes = createdBytes(gpu);
   model.destroy();
   return {
@@ -232,6 +239,7 @@ export async function benchTrainStep(
     T,
     seconds,
     tokens_per_s: (B * T) / seconds,
+    cpu_seconds: (cpu.user + cpu.system) / 1e6 / steps,
     peak_bytes: peakMemory(),
     gpu_bytes: gpuBytes,
     device: gpu.description,
@@ -258,7 +266,8 @@ async function main(): Promise<void> {
   else {
     console.log(
       `${r.name} B=${r.B} T=${r.T} on ${r.device}: ${r.seconds.toFixed(3)} s/step, ` +
-        `${r.tokens_per_s.toFixed(0)} tokens/s, peak memory ${(r.peak_bytes / 2 ** 20).toFixed(0)} MiB`,
+        `${r.tokens_per_s.toFixed(0)} tokens/s, CPU ${r.cpu_seconds.toFixed(3)} s/step, ` +
+        `peak memory ${(r.peak_bytes / 2 ** 20).toFixed(0)} MiB`,
     );
   }
 }
