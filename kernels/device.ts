@@ -349,16 +349,16 @@ export function createArena(gpu: Gpu, lengths: readonly number[], label: string)
 }
 
 /**
- * Creates an rgba32float storage texture for a `shape` table (`shape.cols / 4` texels per row), for
- * {@linkcode Recorder.copyToTexture} to fill and kernels to read; its bytes count in
- * {@linkcode createdBytes}.
+ * Creates an rgba32float (or, for `shape.u32`, rgba32uint) storage texture for a `shape` table
+ * (`shape.cols / 4` texels per row), for {@linkcode Recorder.copyToTexture} to fill and kernels to
+ * read; its bytes count in {@linkcode createdBytes}.
  */
 export function createTexture(gpu: Gpu, shape: TextureShape, label?: string): GPUTexture {
   countCreated(gpu, shape.rows * shape.cols * 4);
   return gpu.device.createTexture({
     label,
     size: [shape.cols / 4, shape.rows],
-    format: "rgba32float",
+    format: shape.u32 ? "rgba32uint" : "rgba32float",
     usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
   });
 }
@@ -533,12 +533,13 @@ export class Recorder {
   copyFlatToTexture(view: View, texture: GPUTexture): void {
     const { width, height } = texture;
     if (
-      texture.format !== "rgba32float" || width % 16 !== 0 || view.offset % 4 !== 0 ||
+      !["rgba32float", "rgba32uint"].includes(texture.format) || width % 16 !== 0 || view.offset % 4 !== 0 ||
       view.length % 4 !== 0 ||
       view.length === 0 || view.length > width * 4 * height
     ) {
       throw new GpuError(
-        `flat texture copy needs an rgba32float texture with rows of a multiple of 64 floats and a view of ` +
+        `flat texture copy needs an rgba32float or rgba32uint texture with rows of a multiple of 64 ` +
+          `elements and a view of ` +
           `whole texels starting 16-byte aligned, within the texture; got ${texture.format}, ${width * 4} ` +
           `floats per row, ${height} rows, a view of ${view.length} floats at offset ${
             view.offset * 4
@@ -666,6 +667,8 @@ export interface TextureShape {
   rows: number;
   /** Floats per row, a multiple of 4 (texture width × 4). */
   cols: number;
+  /** The elements are u32 (an rgba32uint texture), not f32. */
+  u32?: boolean;
 }
 
 /**

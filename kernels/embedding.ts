@@ -19,6 +19,7 @@
  * @module
  */
 import { createView, GpuError, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
+import { flatTexture, type Operands, scratchTexture, useTextureOperands } from "./scratch.ts";
 import { rowChunks, rowView } from "./rows.ts";
 import { ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from "./elementwise.ts";
 
@@ -103,14 +104,26 @@ export function encoderForward(rec: Recorder, args: EncoderForwardArgs): void {
 
 // One thread per position p finds the next position holding the same token (BT if none), and
 // marks p with NOT_OWNER when an earlier position holds it: O((B·T)²) comparisons, no barriers.
-// With `vec4` (B·T a multiple of 4), the scans read 4 tokens per load: a buffer load costs a CPU
-// adapter the same for 1 element as for 4.
+// With B·T a multiple of 4 the scans compare 4 tokens per load (`tok4`): from the buffer as
+// vec4s, or, from a "texture" source, from a flat rgba32uint texture (binding 1, rows of
+// 2^shift texels), whose loads are vector code on a CPU adapter where a buffer's go lane by lane
+// (the stories step's links: 10 of the embedding backward's 12 ms of CPU time from the buffer).
 const NOT_OWNER = 0x80000000;
 
-const backwardLinksCode = (vec4: boolean): string => /* wgsl */ `
+const backwardLinksCode = (source: "u32" | Operands, shift: number): string => /* wgsl */ `
 struct P { BT: u32 }
 @group(0) @binding(0) var<storage, read_write> links: array<u32>;
-@group(0) @binding(1) var<storage, read> tokens: array<${vec4 ? "vec4<u32>" : "u32"}>;
+${
+  source === "texture"
+    ? `@group(0) @binding(1) var ttok: texture_storage_2d<rgba32uint, read>;
+fn tok4(q4: u32) -> vec4<u32> { return textureLoad(ttok, vec2<u32>(q4 & ${
+      2 ** shift - 1
+    }u, q4 >> ${shift}u)); }`
+    : source === "buffer"
+    ? `@group(0) @binding(1) var<storage, read> tokens: array<vec4<u32>>;
+fn tok4(q4: u32) -> vec4<u32> { return tokens[q4]; }`
+    : "@group(0) @binding(1) var<storage, read> tokens: array<u32>;"
+}
 @group(0) @binding(2) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${ELEMENTWISE_WG})
@@ -118,20 +131,20 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let pos = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (pos >= p.BT) { return; }
 ${
-  vec4
-    ? `  let tok = tokens[pos / 4u][pos % 4u];
-  let lanes = vec4<u32>(0u, 1u, 2u, 3u);
+  source !== "u32"
+    ? `  let lanes = vec4<u32>(0u, 1u, 2u, 3u);
+  let tok = dot(tok4(pos / 4u), vec4<u32>(lanes == vec4<u32>(pos % 4u)));
   var next = p.BT;
   for (var q4 = pos / 4u; q4 < p.BT / 4u; q4++) {
     let at = q4 * 4u + lanes;
-    let m = tokens[q4] == vec4<u32>(tok) & at > vec4<u32>(pos);
+    let m = tok4(q4) == vec4<u32>(tok) & at > vec4<u32>(pos);
     if (any(m)) {
       next = q4 * 4u + select(select(select(3u, 2u, m.z), 1u, m.y), 0u, m.x);
       break;
     }
   }
   for (var q4 = 0u; q4 <= pos / 4u; q4++) {
-    if (any(tokens[q4] == vec4<u32>(tok) & q4 * 4u + lanes < vec4<u32>(pos))) {
+    if (any(tok4(q4) == vec4<u32>(tok) & q4 * 4u + lanes < vec4<u32>(pos))) {
       next |= ${NOT_OWNER}u;
       break;
     }
@@ -217,6 +230,11 @@ export interface EncoderBackwardArgs {
   V: number;
   /** Largest number of `dwte` rows bound at once (default: what the binding limit allows). */
   maxRowsPerChunk?: number;
+  /**
+   * Where the scan for repeated tokens reads them (B·T a multiple of 4): the buffer, or a flat
+   * texture copy. Defaults to the texture on a CPU adapter.
+   */
+  operands?: Operands;
 }
 
 /**
@@ -232,9 +250,24 @@ export function encoderBackward(rec: Recorder, args: EncoderBackwardArgs): void 
   requireLength(args.tokens, B * T, `encoder backward tokens (B=${B}, T=${T})`);
   const chunks = rowChunks(rec.gpu, args.dwte, { rows: V, cols: C, maxRows: args.maxRowsPerChunk });
   const links = createView(rec.gpu, B * T, "encoder backward links");
+  const tokens = { ...args.tokens, length: B * T };
+  const vec4 = vec4Elements([tokens], B * T).vec4;
+  const flat = vec4 ? flatTexture(rec.gpu, (B * T) / 4) : null;
+  const textures = useTextureOperands(rec.gpu, {
+    operands: args.operands,
+    fit: flat !== null,
+    what: `encoder backward (B=${B}, T=${T})`,
+    needs: "needs B·T a multiple of 4 and a 16-byte aligned token view",
+  });
+  let ttok: GPUTexture | undefined;
+  if (textures) {
+    ttok = scratchTexture(rec.gpu, "encoder backward tokens", { ...flat!.texture, u32: true });
+    rec.copyFlatToTexture(tokens, ttok);
+  }
   rec.dispatch({
-    code: backwardLinksCode(vec4Elements([args.tokens], B * T).vec4),
-    views: [links, { ...args.tokens, length: B * T }],
+    code: backwardLinksCode(textures ? "texture" : vec4 ? "buffer" : "u32", flat?.shift ?? 0),
+    views: textures ? [links] : [links, tokens],
+    textures: ttok ? [ttok] : undefined,
     uniforms: new Uniforms().u32(B * T),
     groups: grid(rec.gpu, B * T),
   });

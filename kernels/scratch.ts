@@ -48,7 +48,7 @@ const scratchTextures = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
  * that read their inputs many times (matmul, attention) read them from textures.
  */
 export function scratchTexture(gpu: Gpu, role: string, shape: TextureShape): GPUTexture {
-  const key = `${role} ${shape.rows}x${shape.cols}`;
+  const key = `${role} ${shape.rows}x${shape.cols}${shape.u32 ? " u32" : ""}`;
   return pooled(scratchTextures, gpu, key, () => createTexture(gpu, shape, key));
 }
 
