@@ -21,7 +21,14 @@
 import { createView, GpuError, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
 import { flatTexture, type Operands, scratchTexture, useTextureOperands } from "./scratch.ts";
 import { rowChunks, rowView } from "./rows.ts";
-import { ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from "./elementwise.ts";
+import {
+  ELEMENTWISE_WG,
+  FLAT_INDEX_WGSL,
+  grid,
+  ROW_INDEX_WGSL,
+  rowGrid,
+  vec4Elements,
+} from "./elementwise.ts";
 
 // `tok - row0` wraps around for tokens below the chunk, so one comparison tests both ends.
 const IN_CHUNK_WGSL = /* wgsl */ `
@@ -30,28 +37,31 @@ fn chunk_row(tok: u32) -> u32 { return tok - p.row0; }`;
 // ---------------------------------------------------------------------------------------------
 // Forward
 
-const forwardCode = (positions: boolean): string => /* wgsl */ `
+// One thread per (position, column), or with `vec4` per 4 columns (C a multiple of 4), launched
+// by rows (rowGrid): a CPU adapter loads buffers lane by lane, a quarter as many loads with vec4.
+const forwardCode = (positions: boolean, vec4: boolean): string => /* wgsl */ `
+alias T = ${vec4 ? "vec4<f32>" : "f32"};
 struct P { BT: u32, T: u32, C: u32, row0: u32, rows: u32 }
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read_write> out: array<T>;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
-@group(0) @binding(2) var<storage, read> wte: array<f32>;
+@group(0) @binding(2) var<storage, read> wte: array<T>;
 ${
   positions
-    ? "@group(0) @binding(3) var<storage, read> wpe: array<f32>;\n@group(0) @binding(4) var<uniform> p: P;"
+    ? "@group(0) @binding(3) var<storage, read> wpe: array<T>;\n@group(0) @binding(4) var<uniform> p: P;"
     : "@group(0) @binding(3) var<uniform> p: P;"
 }
-${FLAT_INDEX_WGSL}
+${ROW_INDEX_WGSL}
 ${IN_CHUNK_WGSL}
-@compute @workgroup_size(${ELEMENTWISE_WG})
+@compute @workgroup_size(${FORWARD_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
-  if (i >= p.BT * p.C) { return; }
-  let bt = i / p.C;
-  let c = i % p.C;
+  let bt = row_index(gid, nwg);
+  let c = gid.x;
+  if (bt >= p.BT || c >= p.C) { return; }
   let r = chunk_row(tokens[bt]);
   if (r >= p.rows) { return; }
-  out[i] = wte[r * p.C + c]${positions ? " + wpe[(bt % p.T) * p.C + c]" : ""};
+  out[bt * p.C + c] = wte[r * p.C + c]${positions ? " + wpe[(bt % p.T) * p.C + c]" : ""};
 }`;
+const FORWARD_WG = 16;
 
 /** Arguments of {@linkcode encoderForward}. */
 export interface EncoderForwardArgs {
@@ -90,11 +100,14 @@ export function encoderForward(rec: Recorder, args: EncoderForwardArgs): void {
   if (args.wpe) checkPositions(args.wpe, T, C, "encoder wpe");
   const chunks = rowChunks(rec.gpu, args.wte, { rows: V, cols: C, maxRows: args.maxRowsPerChunk });
   for (const chunk of chunks) {
+    const wte = rowView(args.wte, C, chunk);
+    const { vec4 } = vec4Elements([args.out, wte, ...(args.wpe ? [args.wpe] : [])], C);
+    const C4 = vec4 ? C / 4 : C;
     rec.dispatch({
-      code: forwardCode(args.wpe !== undefined),
-      views: [args.out, args.tokens, rowView(args.wte, C, chunk), ...(args.wpe ? [args.wpe] : [])],
-      uniforms: new Uniforms().u32(B * T).u32(T).u32(C).u32(chunk.row0).u32(chunk.rows),
-      groups: grid(rec.gpu, B * T * C),
+      code: forwardCode(args.wpe !== undefined, vec4),
+      views: [args.out, args.tokens, wte, ...(args.wpe ? [args.wpe] : [])],
+      uniforms: new Uniforms().u32(B * T).u32(T).u32(C4).u32(chunk.row0).u32(chunk.rows),
+      groups: rowGrid(rec.gpu, { rows: B * T, cols: C4 }, FORWARD_WG),
     });
   }
 }
