@@ -316,6 +316,12 @@ export interface TextureVariant {
   bias: boolean;
   /** C is added into. */
   accumulate: boolean;
+  /**
+   * With `accumulate`: where the old C is read, a texture copy `tc` held row by row or flat
+   * (buffer loads go lane by lane on a CPU adapter: a dX product over 2048x64 spent ~0.8 ms in them),
+   * or, absent, the buffer itself.
+   */
+  oldC?: "rows" | "flat";
   /** A's texture holds it flat (`ScratchLayout` in scratch.ts), else row by row. */
   flatA: boolean;
   /** B's texture holds it flat. */
@@ -324,7 +330,7 @@ export interface TextureVariant {
 
 // WGSL `l<name>(c4, row)`: texel c4 of a table row from texture `t<name>`, whose flat layout (if
 // any) comes in the uniforms `<name>Pitch`, `<name>Mask` and `<name>Shift`.
-function texelLoader(name: "a" | "b", flat: boolean): string {
+function texelLoader(name: "a" | "b" | "c", flat: boolean): string {
   const at = flat
     ? `let i = row * p.${name}Pitch + c4;\n  return textureLoad(t${name}, vec2<u32>(i & p.${name}Mask, i >> p.${name}Shift));`
     : `return textureLoad(t${name}, vec2<u32>(c4, row));`;
@@ -408,21 +414,27 @@ export function textureCode(v: TextureVariant): string {
       const i = `(m0 + ${r}u) * (p.N / 4u) + n4 + ${c}u`;
       let val = `c${r}_${c}`;
       if (bias) val += ` + bias[n4 + ${c}u]`;
-      if (accumulate) val += ` + c[${i}]`;
+      if (accumulate) val += v.oldC ? ` + lc(n4 + ${c}u, m0 + ${r}u)` : ` + c[${i}]`;
       store.push(`  if (n4 + ${c}u < p.N / 4u) { c[${i}] = ${val}; }`);
     }
     store.push(`}`);
   }
   const b0 = bias ? 2 : 1;
+  const oldC = accumulate && v.oldC;
   return /* wgsl */ `
-struct P { M: u32, N: u32, K: u32, aPitch: u32, aMask: u32, aShift: u32, bPitch: u32, bMask: u32, bShift: u32 }
+struct P {
+  M: u32, N: u32, K: u32, aPitch: u32, aMask: u32, aShift: u32, bPitch: u32, bMask: u32, bShift: u32,
+  cPitch: u32, cMask: u32, cShift: u32,
+}
 @group(0) @binding(0) var<storage, read_write> c: array<vec4<f32>>;
 ${bias ? "@group(0) @binding(1) var<storage, read> bias: array<vec4<f32>>;" : ""}
 @group(0) @binding(${b0}) var ta: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(${b0 + 1}) var tb: texture_storage_2d<rgba32float, read>;
-@group(0) @binding(${b0 + 2}) var<uniform> p: P;
+${oldC ? `@group(0) @binding(${b0 + 2}) var tc: texture_storage_2d<rgba32float, read>;` : ""}
+@group(0) @binding(${b0 + (oldC ? 3 : 2)}) var<uniform> p: P;
 ${texelLoader("a", v.flatA)}
 ${texelLoader("b", v.flatB)}
+${oldC ? texelLoader("c", v.oldC === "flat") : ""}
 
 @compute @workgroup_size(${CPU_WORKGROUP})
 fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: vec3<u32>) {

@@ -302,21 +302,27 @@ function textureMatmul(rec: Recorder, args: MatmulArgs): void {
   const ops = textureOperands(args)!;
   const { rows, cols } = TEXTURE_BLOCK;
   const a = scratchLayout(rec.gpu, args.a, ops.a)!, b = scratchLayout(rec.gpu, args.b, ops.b)!;
+  // Accumulating, the old C comes from a texture copy too where it fits.
+  const cShape = { rows: args.M, cols: args.N };
+  const c = args.accumulate ? scratchLayout(rec.gpu, args.out, cShape) : null;
   const uniforms = new Uniforms().u32(args.M).u32(args.N).u32(args.K);
-  for (const l of [a, b]) uniforms.u32(l.pitch).u32(2 ** l.shift - 1).u32(l.shift);
+  for (const l of [a, b, c ?? a]) uniforms.u32(l.pitch).u32(2 ** l.shift - 1).u32(l.shift);
+  const tables = [{ view: args.a, shape: ops.a }, { view: args.b, shape: ops.b }];
   rec.dispatch({
     code: textureCode({
       kind: ops.kind,
       bias: !!args.bias,
       accumulate: !!args.accumulate,
+      oldC: c ? (c.flat ? "flat" : "rows") : undefined,
       flatA: a.flat,
       flatB: b.flat,
     }),
     views: args.bias ? [args.out, args.bias] : [args.out],
-    textures: copyToScratchTextures(rec, "matmul", [{ view: args.a, shape: ops.a }, {
-      view: args.b,
-      shape: ops.b,
-    }]),
+    textures: copyToScratchTextures(
+      rec,
+      "matmul",
+      c ? [...tables, { view: args.out, shape: cShape }] : tables,
+    ),
     uniforms,
     groups: [Math.ceil(args.M / rows), Math.ceil(args.N / (cols * CPU_WORKGROUP))],
   });
