@@ -129,6 +129,21 @@ function streamRows(sp: Split, hs: number, name: string, src: StreamSource): str
     })).flat();
 }
 
+/**
+ * Expression of vec4 `d` of an owned row: in texture mode texel d of row `t` of texture `tex` at
+ * in-row offset `off` (buffer loads go lane by lane on a CPU adapter), else {@linkcode load4} of
+ * `buf` at `base`.
+ */
+function ownedRow(
+  hs: number,
+  d: number,
+  src: { tex?: string; t: string; off: string; buf: string; base: string },
+): string {
+  return src.tex
+    ? `textureLoad(${src.tex}, tex_at(b, ${src.t}, ${src.off}, ${d}u))`
+    : load4(hs, src.buf, src.base, d);
+}
+
 /** The key or value rows of key/value head `g` streamed from qkv, the key row k at `kj_k`. */
 function keyValueSource(tex: boolean, part: "k" | "v"): StreamSource {
   return {
@@ -187,7 +202,19 @@ export function forwardCode(hs: number, sp: Split, tex: boolean): string {
   const D = seq(n, (d) => d);
   const pre = [
     ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, q_off(h));`),
-    ...R.flatMap((r) => D.map((d) => `let q${r}_${d} = ${load4(hs, "qkv", `qi${r}`, d)} * p.scale;`)),
+    ...R.flatMap((r) =>
+      D.map((d) =>
+        `let q${r}_${d} = ${
+          ownedRow(hs, d, {
+            tex: tex ? "tqkv" : undefined,
+            t: `tc${r}`,
+            off: "q_off(h)",
+            buf: "qkv",
+            base: `qi${r}`,
+          })
+        } * p.scale;`
+      )
+    ),
     ...R.flatMap((r) => D.map((d) => `var a${r}_${d} = vec4<f32>(0.0);`)),
     ...R.map((r) => `var m${r} = -3.0e38;\n  var l${r} = 0.0;`),
   ];
@@ -223,10 +250,11 @@ export function forwardCode(hs: number, sp: Split, tex: boolean): string {
       `}`,
     ].join("\n  ")
   );
+  // With textures, qkv is read only from its texture, so its buffer is not bound.
   return header(
     hs,
     sp,
-    [["read_write", "out"], ["read_write", "lse"], ["read", "qkv"]],
+    [["read_write", "out"], ["read_write", "lse"], ...(tex ? [] : [["read", "qkv"] as [string, string]])],
     tex ? ["tqkv"] : [],
   ) +
     kernel(sp, "query", { from: "0u", to: "min(p.T, (wid.x + 1u) * BLOCK)" }, { pre, loop, post });
@@ -245,8 +273,32 @@ export function dqCode(hs: number, sp: Split, tex: boolean): string {
   const D = seq(n, (d) => d);
   const pre = [
     ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, q_off(h));\n  let oi${r} = btc_at(b, tc${r}, h);`),
-    ...R.flatMap((r) => D.map((d) => `let q${r}_${d} = ${load4(hs, "qkv", `qi${r}`, d)} * p.scale;`)),
-    ...R.flatMap((r) => D.map((d) => `let o${r}_${d} = ${load4(hs, "dout", `oi${r}`, d)};`)),
+    ...R.flatMap((r) =>
+      D.map((d) =>
+        `let q${r}_${d} = ${
+          ownedRow(hs, d, {
+            tex: tex ? "tqkv" : undefined,
+            t: `tc${r}`,
+            off: "q_off(h)",
+            buf: "qkv",
+            base: `qi${r}`,
+          })
+        } * p.scale;`
+      )
+    ),
+    ...R.flatMap((r) =>
+      D.map((d) =>
+        `let o${r}_${d} = ${
+          ownedRow(hs, d, {
+            tex: tex ? "tdout" : undefined,
+            t: `tc${r}`,
+            off: "h * HS",
+            buf: "dout",
+            base: `oi${r}`,
+          })
+        };`
+      )
+    ),
     ...R.flatMap((r) => D.map((d) => `let y${r}_${d} = ${load4(hs, "out", `oi${r}`, d)};`)),
     ...R.map((r) => `let D${r} = ${dot(`o${r}`, `y${r}`, n)};\n  let L${r} = lse[stat_at(b, tc${r}, h)];`),
     ...R.flatMap((r) => D.map((d) => `var g${r}_${d} = vec4<f32>(0.0);`)),
@@ -276,14 +328,15 @@ export function dqCode(hs: number, sp: Split, tex: boolean): string {
       `}`,
     ].join("\n  ")
   );
-  return header(hs, sp, [
+  // With textures, qkv and dout are read only from theirs, so their buffers are not bound.
+  const bindings: [string, string][] = [
     ["read_write", "dqkv"],
     ["read_write", "delta"],
-    ["read", "qkv"],
-    ["read", "dout"],
+    ...(tex ? [] : [["read", "qkv"], ["read", "dout"]] as [string, string][]),
     ["read", "out"],
     ["read", "lse"],
-  ], tex ? ["tqkv"] : []) +
+  ];
+  return header(hs, sp, bindings, tex ? ["tqkv", "tdout"] : []) +
     kernel(sp, "query", { from: "0u", to: "min(p.T, (wid.x + 1u) * BLOCK)" }, { pre, loop, post });
 }
 
@@ -308,9 +361,33 @@ export function dkvCode(
   const dk = grads !== "dv", dv = grads !== "dk";
   const pre = [
     ...R.map((r) => `let kj${r} = qkv_at(b, tc${r}, k_off(g));`),
-    ...R.flatMap((r) => D.map((d) => `let k${r}_${d} = ${load4(hs, "qkv", `kj${r}`, d)} * p.scale;`)),
+    ...R.flatMap((r) =>
+      D.map((d) =>
+        `let k${r}_${d} = ${
+          ownedRow(hs, d, {
+            tex: tex ? "tqkv" : undefined,
+            t: `tc${r}`,
+            off: "k_off(g)",
+            buf: "qkv",
+            base: `kj${r}`,
+          })
+        } * p.scale;`
+      )
+    ),
     ...(dk
-      ? R.flatMap((r) => D.map((d) => `let v${r}_${d} = ${load4(hs, "qkv", `kj${r} + V_SKIP`, d)};`))
+      ? R.flatMap((r) =>
+        D.map((d) =>
+          `let v${r}_${d} = ${
+            ownedRow(hs, d, {
+              tex: tex ? "tqkv" : undefined,
+              t: `tc${r}`,
+              off: "v_off(g)",
+              buf: "qkv",
+              base: `kj${r} + V_SKIP`,
+            })
+          };`
+        )
+      )
       : []),
     ...(dk ? R.flatMap((r) => D.map((d) => `var gk${r}_${d} = vec4<f32>(0.0);`)) : []),
     ...(dv ? R.flatMap((r) => D.map((d) => `var gv${r}_${d} = vec4<f32>(0.0);`)) : []),
@@ -367,11 +444,11 @@ export function dkvCode(
       `}`,
     ].join("\n  ")
   );
-  // With textures, dout is only streamed, so its buffer is not bound; dv alone reads no delta.
+  // With textures, qkv and dout are read only from theirs, so their buffers are not bound; dv
+  // alone reads no delta.
   const bindings: [string, string][] = [
     ["read_write", "dqkv"],
-    ["read", "qkv"],
-    ...(tex ? [] : [["read", "dout"] as [string, string]]),
+    ...(tex ? [] : [["read", "qkv"], ["read", "dout"]] as [string, string][]),
     ...(stats ? [] : [["read", "lse"] as [string, string]]),
     ...(dk && !stats ? [["read", "delta"] as [string, string]] : []),
   ];

@@ -214,7 +214,7 @@ export function attentionForward(rec: Recorder, args: AttentionForwardArgs): voi
     const qkv = slice(args.qkv, b0, nb, T * W);
     rec.dispatch({
       code,
-      views: [slice(args.out, b0, nb, T * C), slice(args.lse, b0, nb, NH * T), qkv],
+      views: [slice(args.out, b0, nb, T * C), slice(args.lse, b0, nb, NH * T), ...(tex ? [] : [qkv])],
       textures: tex
         ? copyToScratchTextures(rec, "attention", [{ view: qkv, shape: { rows: nb * T, cols: W } }])
         : [],
@@ -294,7 +294,7 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
       heads,
       nb,
     ];
-    // dq reads the qkv texture; dk/dv reads it and the dout texture, copied once for both.
+    // dq and dk/dv read the qkv and dout textures, copied once for both.
     const textures = tex
       ? copyToScratchTextures(rec, "attention", [
         { view: qkv, shape: { rows: nb * T, cols: W } },
@@ -303,8 +303,8 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
       : [];
     rec.dispatch({
       code: dq,
-      views: [dqkv, delta, qkv, dout, at(args.out, T * C), lse],
-      textures: textures.slice(0, 1),
+      views: [dqkv, delta, ...(tex ? [] : [qkv, dout]), at(args.out, T * C), lse],
+      textures,
       uniforms,
       groups: groups(dqSplit, NH),
     });
@@ -320,7 +320,7 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
       const dk = grads !== "dv";
       rec.dispatch({
         code,
-        views: [dqkv, qkv, ...(tex ? [] : [dout]), ...(stats ? [] : [lse, ...(dk ? [delta] : [])])],
+        views: [dqkv, ...(tex ? [] : [qkv, dout]), ...(stats ? [] : [lse, ...(dk ? [delta] : [])])],
         textures: [...textures, ...(stats ? [statTextures[0], ...(dk ? [statTextures[1]] : [])] : [])],
         uniforms,
         groups: groups(sp, NKV),
