@@ -130,18 +130,29 @@ function streamRows(sp: Split, hs: number, name: string, src: StreamSource): str
 }
 
 /**
- * Expression of vec4 `d` of an owned row: in texture mode texel d of row `t` of texture `tex` at
- * in-row offset `off` (buffer loads go lane by lane on a CPU adapter), else {@linkcode load4} of
- * `buf` at `base`.
+ * `let <name><r>_<d> = ...<mul>;` for vec4 d of each owned row r: in texture mode texel d of row
+ * `t_r` of texture `tex` at in-row offset `off` (buffer loads go lane by lane on a CPU adapter),
+ * else {@linkcode load4} of `buf` at `base(r)`.
  */
-function ownedRow(
+function ownedRows(
   hs: number,
-  d: number,
-  src: { tex?: string; t: string; off: string; buf: string; base: string },
-): string {
-  return src.tex
-    ? `textureLoad(${src.tex}, tex_at(b, ${src.t}, ${src.off}, ${d}u))`
-    : load4(hs, src.buf, src.base, d);
+  rows: number,
+  name: string,
+  src: { tex?: string; off: string; buf: string; base: (r: number) => string; mul?: string },
+): string[] {
+  return seq(rows, (r) =>
+    seq(Math.ceil(hs / 4), (d) => {
+      const v = src.tex
+        ? `textureLoad(${src.tex}, tex_at(b, tc${r}, ${src.off}, ${d}u))`
+        : load4(hs, src.buf, src.base(r), d);
+      return `let ${name}${r}_${d} = ${v}${src.mul ?? ""};`;
+    })).flat();
+}
+
+/** The owned query rows (query head h, row r at `qi_r`) times the scale, `q<r>_<d>`. */
+function scaledQueries(hs: number, sp: Split, tex: boolean): string[] {
+  const src = { tex: tex ? "tqkv" : undefined, off: "q_off(h)", buf: "qkv", mul: " * p.scale" };
+  return ownedRows(hs, sp.rows, "q", { ...src, base: (r) => `qi${r}` });
 }
 
 /** The key or value rows of key/value head `g` streamed from qkv, the key row k at `kj_k`. */
@@ -202,19 +213,7 @@ export function forwardCode(hs: number, sp: Split, tex: boolean): string {
   const D = seq(n, (d) => d);
   const pre = [
     ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, q_off(h));`),
-    ...R.flatMap((r) =>
-      D.map((d) =>
-        `let q${r}_${d} = ${
-          ownedRow(hs, d, {
-            tex: tex ? "tqkv" : undefined,
-            t: `tc${r}`,
-            off: "q_off(h)",
-            buf: "qkv",
-            base: `qi${r}`,
-          })
-        } * p.scale;`
-      )
-    ),
+    ...scaledQueries(hs, sp, tex),
     ...R.flatMap((r) => D.map((d) => `var a${r}_${d} = vec4<f32>(0.0);`)),
     ...R.map((r) => `var m${r} = -3.0e38;\n  var l${r} = 0.0;`),
   ];
@@ -273,32 +272,13 @@ export function dqCode(hs: number, sp: Split, tex: boolean): string {
   const D = seq(n, (d) => d);
   const pre = [
     ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, q_off(h));\n  let oi${r} = btc_at(b, tc${r}, h);`),
-    ...R.flatMap((r) =>
-      D.map((d) =>
-        `let q${r}_${d} = ${
-          ownedRow(hs, d, {
-            tex: tex ? "tqkv" : undefined,
-            t: `tc${r}`,
-            off: "q_off(h)",
-            buf: "qkv",
-            base: `qi${r}`,
-          })
-        } * p.scale;`
-      )
-    ),
-    ...R.flatMap((r) =>
-      D.map((d) =>
-        `let o${r}_${d} = ${
-          ownedRow(hs, d, {
-            tex: tex ? "tdout" : undefined,
-            t: `tc${r}`,
-            off: "h * HS",
-            buf: "dout",
-            base: `oi${r}`,
-          })
-        };`
-      )
-    ),
+    ...scaledQueries(hs, sp, tex),
+    ...ownedRows(hs, sp.rows, "o", {
+      tex: tex ? "tdout" : undefined,
+      off: "h * HS",
+      buf: "dout",
+      base: (r) => `oi${r}`,
+    }),
     ...R.flatMap((r) => D.map((d) => `let y${r}_${d} = ${load4(hs, "out", `oi${r}`, d)};`)),
     ...R.map((r) => `let D${r} = ${dot(`o${r}`, `y${r}`, n)};\n  let L${r} = lse[stat_at(b, tc${r}, h)];`),
     ...R.flatMap((r) => D.map((d) => `var g${r}_${d} = vec4<f32>(0.0);`)),
@@ -361,33 +341,20 @@ export function dkvCode(
   const dk = grads !== "dv", dv = grads !== "dk";
   const pre = [
     ...R.map((r) => `let kj${r} = qkv_at(b, tc${r}, k_off(g));`),
-    ...R.flatMap((r) =>
-      D.map((d) =>
-        `let k${r}_${d} = ${
-          ownedRow(hs, d, {
-            tex: tex ? "tqkv" : undefined,
-            t: `tc${r}`,
-            off: "k_off(g)",
-            buf: "qkv",
-            base: `kj${r}`,
-          })
-        } * p.scale;`
-      )
-    ),
+    ...ownedRows(hs, sp.rows, "k", {
+      tex: tex ? "tqkv" : undefined,
+      off: "k_off(g)",
+      buf: "qkv",
+      base: (r) => `kj${r}`,
+      mul: " * p.scale",
+    }),
     ...(dk
-      ? R.flatMap((r) =>
-        D.map((d) =>
-          `let v${r}_${d} = ${
-            ownedRow(hs, d, {
-              tex: tex ? "tqkv" : undefined,
-              t: `tc${r}`,
-              off: "v_off(g)",
-              buf: "qkv",
-              base: `kj${r} + V_SKIP`,
-            })
-          };`
-        )
-      )
+      ? ownedRows(hs, sp.rows, "v", {
+        tex: tex ? "tqkv" : undefined,
+        off: "v_off(g)",
+        buf: "qkv",
+        base: (r) => `kj${r} + V_SKIP`,
+      })
       : []),
     ...(dk ? R.flatMap((r) => D.map((d) => `var gk${r}_${d} = vec4<f32>(0.0);`)) : []),
     ...(dv ? R.flatMap((r) => D.map((d) => `var gv${r}_${d} = vec4<f32>(0.0);`)) : []),
