@@ -4,7 +4,12 @@
  * bench/torch_step.py), and matmul GFLOP/s. Each side runs in its own process, so each peak
  * memory is that process's own.
  *
- *   deno run -A bench/compare_pytorch.ts [--configs tiny,124m,vocab,seed,seed-small] [--matmul 1024,4096] [--device cpu|cuda]
+ *   deno run -A bench/compare_pytorch.ts [--configs tiny,124m,vocab,vocab64,stories,seed,seed-small] [--matmul 1024,4096] [--device cpu|cuda] [--rounds N]
+ *
+ * `stories` is the default experiment's target (`deno task train`: 2 LLaMA blocks of stories260K's
+ * shape), `vocab64` GPT-2's vocabulary at width 64. `--rounds N` alternates the two sides N times
+ * per configuration, one row per round, so that a machine whose speed drifts shows the drift on
+ * both sides alike (read the rows' range).
  *
  * `seed` is the paper's 1.5B model (13 of OpenLLaMA-3B's blocks, context 2048), for a GPU;
  * `seed-small` a narrower one, for a CPU adapter. PyTorch is Debian's
@@ -38,8 +43,10 @@ async function main(): Promise<void> {
       matmul: { type: "string", default: "1024" },
       device: { type: "string", default: "cpu" },
       python: { type: "string" },
+      rounds: { type: "string", default: "1" },
     },
   });
+  const rounds = intFlag(values.rounds, "rounds", { min: 1 });
   if (values.device !== "cpu" && values.device !== "cuda") {
     throw new UsageError(`--device must be cpu or cuda, got ${JSON.stringify(values.device)}`);
   }
@@ -55,7 +62,7 @@ async function main(): Promise<void> {
   const batch: Record<string, number> = cuda ? { "124m": 16 } : {};
   const steps: Record<string, number> = cuda
     ? { tiny: 50, "124m": 5, vocab: 50, seed: 3 }
-    : { tiny: 3, "124m": 2 };
+    : { tiny: 3, "124m": 2, stories: 5, vocab64: 3 };
   const mib = (b: number | string) => `${(Number(b) / 2 ** 20).toFixed(0)} MiB`;
   const hours = (tokensPerS: number | string): string => (1e9 / Number(tokensPerS) / 3600).toFixed(1);
   console.log(
@@ -64,43 +71,47 @@ async function main(): Promise<void> {
   );
   console.log("| --- | --- | --- | --- | --- | --- |");
   for (const name of configs) {
-    const shape = [
-      "--steps",
-      String(steps[name] ?? 2),
-      ...(batch[name] ? ["--batch", String(batch[name])] : []),
-    ];
-    const ours = await runJson(Deno.execPath(), [
-      "run",
-      "-A",
-      `${here}core/train_step.ts`,
-      name,
-      "--json",
-      ...shape,
-    ]);
-    for (const extra of stepVariants) {
-      const torch = await runJson(python, [
-        `${here}torch_step.py`,
-        "step",
+    for (let round = 1; round <= rounds; round++) {
+      const shape = [
+        "--steps",
+        String(steps[name] ?? 2),
+        ...(batch[name] ? ["--batch", String(batch[name])] : []),
+      ];
+      const ours = await runJson(Deno.execPath(), [
+        "run",
+        "-A",
+        `${here}core/train_step.ts`,
         name,
-        "--device",
-        values.device,
+        "--json",
         ...shape,
-        ...extra,
       ]);
-      const label = `${name} B=${ours.B} T=${ours.T}${
-        extra.length ? ` (${extra[0].slice(2).toUpperCase()})` : ""
-      }`;
-      const ratio = Number(ours.tokens_per_s) / Number(torch.tokens_per_s);
-      // On a GPU our tensors are GPU buffers (created bytes) against PyTorch's max_memory_allocated;
-      // on a CPU adapter both are process peak resident memory.
-      const ourPeak = cuda ? ours.gpu_bytes : ours.peak_bytes;
-      console.log(
-        `| ${label} | ${Number(ours.tokens_per_s).toFixed(0)} | ${Number(torch.tokens_per_s).toFixed(0)} | ` +
-          `${ratio.toFixed(3)}x | ${mib(ourPeak)} / ${mib(torch.peak_bytes)} | ${
-            hours(ours.tokens_per_s)
-          } / ` +
-          `${hours(torch.tokens_per_s)} |`,
-      );
+      for (const extra of stepVariants) {
+        const torch = await runJson(python, [
+          `${here}torch_step.py`,
+          "step",
+          name,
+          "--device",
+          values.device,
+          ...shape,
+          ...extra,
+        ]);
+        const label = `${name} B=${ours.B} T=${ours.T}${
+          extra.length ? ` (${extra[0].slice(2).toUpperCase()})` : ""
+        }${rounds > 1 ? `, round ${round}` : ""}`;
+        const ratio = Number(ours.tokens_per_s) / Number(torch.tokens_per_s);
+        // On a GPU our tensors are GPU buffers (created bytes) against PyTorch's max_memory_allocated;
+        // on a CPU adapter both are process peak resident memory.
+        const ourPeak = cuda ? ours.gpu_bytes : ours.peak_bytes;
+        console.log(
+          `| ${label} | ${Number(ours.tokens_per_s).toFixed(0)} | ${
+            Number(torch.tokens_per_s).toFixed(0)
+          } | ` +
+            `${ratio.toFixed(3)}x | ${mib(ourPeak)} / ${mib(torch.peak_bytes)} | ${
+              hours(ours.tokens_per_s)
+            } / ` +
+            `${hours(torch.tokens_per_s)} |`,
+        );
+      }
     }
   }
   console.log("\n| matmul | this project GFLOP/s | PyTorch GFLOP/s | ratio |");

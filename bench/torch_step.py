@@ -2,7 +2,7 @@
 1.0, AdamW) as bench/core/train_step.ts, for its GPT-2 and LLaMA configurations, or a square matmul,
 printed as one JSON line. `--bf16` runs the step under bf16 autocast (CUDA).
 
-    /usr/bin/python3 bench/torch_step.py step tiny|124m|vocab|seed|seed-small [--batch B] [--steps N] [--device cpu|cuda] [--tf32|--bf16]
+    /usr/bin/python3 bench/torch_step.py step tiny|124m|vocab|vocab64|stories|seed|seed-small [--batch B] [--steps N] [--device cpu|cuda] [--tf32|--bf16]
     /usr/bin/python3 bench/torch_step.py matmul N [--device cpu|cuda] [--tf32]
 """
 
@@ -30,6 +30,9 @@ CONFIGS = {
     "tiny": (gpt2_torch.GPT, gpt2_torch.config(4, 4, 128, 256, 128), 8),
     "124m": (gpt2_torch.GPT, gpt2_torch.config(12, 12, 768, 50257, 1024), 4),
     "vocab": (gpt2_torch.GPT, gpt2_torch.config(2, 4, 32, 50257, 32), 4),
+    "vocab64": (gpt2_torch.GPT, gpt2_torch.config(2, 4, 64, 50257, 64), 8),
+    "stories": (llama_torch.Llama, llama_torch.config(64, 172, 2, 8, 4, 512, 256, rms_norm_eps=1e-5,
+                                                      tie_word_embeddings=True), 8),
     "seed": (llama_torch.Llama, seed(3200, 32, 8640, 2048), 4),
     "seed-small": (llama_torch.Llama, seed(384, 4, 1088, 256), 2),
 }

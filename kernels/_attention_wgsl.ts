@@ -132,6 +132,32 @@ function streamRows(sp: Split, hs: number, name: string, src: StreamSource): str
     })).flat();
 }
 
+/**
+ * `let <name><r>_<d> = ...<mul>;` for vec4 d of each owned row r: in texture mode texel d of row
+ * `t_r` of texture `tex` at in-row offset `off` (buffer loads go lane by lane on a CPU adapter),
+ * else {@linkcode load4} of `buf` at `base(r)`.
+ */
+function ownedRows(
+  hs: number,
+  rows: number,
+  name: string,
+  src: { tex?: string; off: string; buf: string; base: (r: number) => string; mul?: string },
+): string[] {
+  return seq(rows, (r) =>
+    seq(Math.ceil(hs / 4), (d) => {
+      const v = src.tex
+        ? `textureLoad(${src.tex}, tex_at(b, tc${r}, ${src.off}, ${d}u))`
+        : load4(hs, src.buf, src.base(r), d);
+      return `let ${name}${r}_${d} = ${v}${src.mul ?? ""};`;
+    })).flat();
+}
+
+/** The owned query rows (query head h, row r at `qi_r`) times the scale, `q<r>_<d>`. */
+function scaledQueries(hs: number, sp: Split, tex: boolean): string[] {
+  const src = { tex: tex ? "tqkv" : undefined, off: "q_off(h)", buf: "qkv", mul: " * p.scale" };
+  return ownedRows(hs, sp.rows, "q", { ...src, base: (r) => `qi${r}` });
+}
+
 /** The key or value rows of key/value head `g` streamed from qkv, the key row k at `kj_k`. */
 function keyValueSource(tex: boolean, part: "k" | "v"): StreamSource {
   return {
@@ -197,7 +223,7 @@ export function forwardCode(hs: number, sp: Split, tex: boolean): string {
   const D = seq(n, (d) => d);
   const pre = [
     ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, q_off(h));`),
-    ...R.flatMap((r) => D.map((d) => `let q${r}_${d} = ${load4(hs, "qkv", `qi${r}`, d)} * p.scale;`)),
+    ...scaledQueries(hs, sp, tex),
     ...R.flatMap((r) => D.map((d) => `var a${r}_${d} = vec4<f32>(0.0);`)),
     ...R.map((r) => `var m${r} = -1.0e38;\n  var l${r} = 0.0;`),
   ];
@@ -233,10 +259,11 @@ export function forwardCode(hs: number, sp: Split, tex: boolean): string {
       `}`,
     ].join("\n  ")
   );
+  // With textures, qkv is read only from its texture, so its buffer is not bound.
   return header(
     hs,
     sp,
-    [["read_write", "out"], ["read_write", "lse"], ["read", "qkv"]],
+    [["read_write", "out"], ["read_write", "lse"], ...(tex ? [] : [["read", "qkv"] as [string, string]])],
     tex ? ["tqkv"] : [],
   ) +
     kernel(sp, "query", { from: "0u", to: "min(p.T, (wid.x + 1u) * BLOCK)" }, { pre, loop, post });
@@ -255,8 +282,13 @@ export function dqCode(hs: number, sp: Split, tex: boolean): string {
   const D = seq(n, (d) => d);
   const pre = [
     ...R.map((r) => `let qi${r} = qkv_at(b, tc${r}, q_off(h));\n  let oi${r} = btc_at(b, tc${r}, h);`),
-    ...R.flatMap((r) => D.map((d) => `let q${r}_${d} = ${load4(hs, "qkv", `qi${r}`, d)} * p.scale;`)),
-    ...R.flatMap((r) => D.map((d) => `let o${r}_${d} = ${load4(hs, "dout", `oi${r}`, d)};`)),
+    ...scaledQueries(hs, sp, tex),
+    ...ownedRows(hs, sp.rows, "o", {
+      tex: tex ? "tdout" : undefined,
+      off: "h * HS",
+      buf: "dout",
+      base: (r) => `oi${r}`,
+    }),
     ...R.flatMap((r) => D.map((d) => `let y${r}_${d} = ${load4(hs, "out", `oi${r}`, d)};`)),
     ...R.map((r) => `let D${r} = ${dot(`o${r}`, `y${r}`, n)};\n  let L${r} = lse[stat_at(b, tc${r}, h)];`),
     ...R.flatMap((r) => D.map((d) => `var g${r}_${d} = vec4<f32>(0.0);`)),
@@ -286,21 +318,32 @@ export function dqCode(hs: number, sp: Split, tex: boolean): string {
       `}`,
     ].join("\n  ")
   );
-  return header(hs, sp, [
+  // With textures, qkv and dout are read only from theirs, so their buffers are not bound.
+  const bindings: [string, string][] = [
     ["read_write", "dqkv"],
     ["read_write", "delta"],
-    ["read", "qkv"],
-    ["read", "dout"],
+    ...(tex ? [] : [["read", "qkv"], ["read", "dout"]] as [string, string][]),
     ["read", "out"],
     ["read", "lse"],
-  ], tex ? ["tqkv"] : []) +
+  ];
+  return header(hs, sp, bindings, tex ? ["tqkv", "tdout"] : []) +
     kernel(sp, "query", { from: "0u", to: "min(p.T, (wid.x + 1u) * BLOCK)" }, { pre, loop, post });
 }
 
 // Each invocation owns key rows t_r: dk_r and dv_r over the queries i = u_k ≥ t_r, or only one of
 // them (`grads`), which needs less state: dk needs k, v and the output gradient rows, dv only k.
-/** WGSL of the kernel computing `grads` of the key and value rows: dk, dv or both. */
-export function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" | "dkdv"): string {
+/**
+ * WGSL of the kernel computing `grads` of the key and value rows: dk, dv or both. With `stats`,
+ * lse and delta (per query row, read at every step) come from flat textures (`tlse`, `tdelta`:
+ * rows of 2^shift texels) instead of buffers.
+ */
+export function dkvCode(
+  hs: number,
+  sp: Split,
+  tex: boolean,
+  options: { grads: "dk" | "dv" | "dkdv"; stats?: { shift: number } },
+): string {
+  const { grads, stats } = options;
   const n = Math.ceil(hs / 4);
   const R = seq(sp.rows, (r) => r);
   const K = seq(sp.step, (k) => k);
@@ -308,9 +351,20 @@ export function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" 
   const dk = grads !== "dv", dv = grads !== "dk";
   const pre = [
     ...R.map((r) => `let kj${r} = qkv_at(b, tc${r}, k_off(g));`),
-    ...R.flatMap((r) => D.map((d) => `let k${r}_${d} = ${load4(hs, "qkv", `kj${r}`, d)} * p.scale;`)),
+    ...ownedRows(hs, sp.rows, "k", {
+      tex: tex ? "tqkv" : undefined,
+      off: "k_off(g)",
+      buf: "qkv",
+      base: (r) => `kj${r}`,
+      mul: " * p.scale",
+    }),
     ...(dk
-      ? R.flatMap((r) => D.map((d) => `let v${r}_${d} = ${load4(hs, "qkv", `kj${r} + V_SKIP`, d)};`))
+      ? ownedRows(hs, sp.rows, "v", {
+        tex: tex ? "tqkv" : undefined,
+        off: "v_off(g)",
+        buf: "qkv",
+        base: (r) => `kj${r} + V_SKIP`,
+      })
       : []),
     ...(dk ? R.flatMap((r) => D.map((d) => `var gk${r}_${d} = vec4<f32>(0.0);`)) : []),
     ...(dv ? R.flatMap((r) => D.map((d) => `var gv${r}_${d} = vec4<f32>(0.0);`)) : []),
@@ -331,7 +385,11 @@ export function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" 
       buf: "dout",
       base: (k) => `oi${k}`,
     }),
-    ...K.map((k) => `let L${k} = lse[si${k}];${dk ? `\n    let D${k} = delta[si${k}];` : ""}`),
+    ...K.map((k) =>
+      stats
+        ? `let L${k} = stat(tlse, si${k});${dk ? `\n    let D${k} = stat(tdelta, si${k});` : ""}`
+        : `let L${k} = lse[si${k}];${dk ? `\n    let D${k} = delta[si${k}];` : ""}`
+    ),
     ...R.flatMap((r) =>
       K.flatMap((k) => [
         `let p${r}_${k} = select(0.0, exp(${
@@ -363,14 +421,25 @@ export function dkvCode(hs: number, sp: Split, tex: boolean, grads: "dk" | "dv" 
       `}`,
     ].join("\n  ")
   );
-  // With textures, dout is only streamed, so its buffer is not bound; dv alone reads no delta.
+  // With textures, qkv and dout are read only from theirs, so their buffers are not bound; dv
+  // alone reads no delta.
   const bindings: [string, string][] = [
     ["read_write", "dqkv"],
-    ["read", "qkv"],
-    ...(tex ? [] : [["read", "dout"] as [string, string]]),
-    ["read", "lse"],
-    ...(dk ? [["read", "delta"] as [string, string]] : []),
+    ...(tex ? [] : [["read", "qkv"], ["read", "dout"]] as [string, string][]),
+    ...(stats ? [] : [["read", "lse"] as [string, string]]),
+    ...(dk && !stats ? [["read", "delta"] as [string, string]] : []),
   ];
-  return header(hs, sp, bindings, tex ? ["tqkv", "tdout"] : []) +
+  const textures = [...(tex ? ["tqkv", "tdout"] : []), ...(stats ? ["tlse", ...(dk ? ["tdelta"] : [])] : [])];
+  // Element i of a flat texture: its texel, then the component picked by arithmetic (a dynamic
+  // index into a vector would go through memory on llvmpipe).
+  const stat = stats
+    ? /* wgsl */ `
+fn stat(t: texture_storage_2d<rgba32float, read>, i: u32) -> f32 {
+  let j = i >> 2u;
+  let v = textureLoad(t, vec2<u32>(j & ${2 ** stats.shift - 1}u, j >> ${stats.shift}u));
+  return dot(v, select(vec4<f32>(), vec4<f32>(1.0), vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(i & 3u)));
+}`
+    : "";
+  return header(hs, sp, bindings, textures) + stat +
     kernel(sp, "keyValue", { from: "wid.x * BLOCK", to: "p.T" }, { pre, loop, post });
 }

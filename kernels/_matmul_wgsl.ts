@@ -337,16 +337,46 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 /** Rows and columns of C per invocation of the texture kernels. */
 export const TEXTURE_BLOCK = { rows: 16, cols: 8 };
 
+/** One texture kernel of {@linkcode textureCode}: its product and flags. */
+export interface TextureVariant {
+  /** C = A·B (`nn`), Aᵀ·B (`tn`) or A·Bᵀ (`nt`). */
+  kind: "nn" | "tn" | "nt";
+  /** A bias is added to every row. */
+  bias: boolean;
+  /** C is added into. */
+  accumulate: boolean;
+  /**
+   * With `accumulate`: where the old C is read, a texture copy `tc` held row by row or flat
+   * (buffer loads go lane by lane on a CPU adapter: a dX product over 2048x64 spent ~0.8 ms in them),
+   * or, absent, the buffer itself.
+   */
+  oldC?: "rows" | "flat";
+  /** A's texture holds it flat (`ScratchLayout` in scratch.ts), else row by row. */
+  flatA: boolean;
+  /** B's texture holds it flat. */
+  flatB: boolean;
+}
+
+// WGSL `l<name>(c4, row)`: texel c4 of a table row from texture `t<name>`, whose flat layout (if
+// any) comes in the uniforms `<name>Pitch`, `<name>Mask` and `<name>Shift`.
+function texelLoader(name: "a" | "b" | "c", flat: boolean): string {
+  const at = flat
+    ? `let i = row * p.${name}Pitch + c4;\n  return textureLoad(t${name}, vec2<u32>(i & p.${name}Mask, i >> p.${name}Shift));`
+    : `return textureLoad(t${name}, vec2<u32>(c4, row));`;
+  return `fn l${name}(c4: u32, row: u32) -> vec4<f32> {\n  ${at}\n}`;
+}
+
 /**
- * WGSL of the texture kernel for `kind`: C = A·B (`nn`), Aᵀ·B (`tn`) or A·Bᵀ (`nt`), with A and B
- * in the textures `ta` and `tb` as `textureOperands` in matmul.ts stores them.
+ * WGSL of the texture kernel of `v`, with A and B in the textures `ta` and `tb` as
+ * `textureOperands` in matmul.ts stores them.
  */
-export function textureCode(kind: "nn" | "tn" | "nt", bias: boolean, accumulate: boolean): string {
+export function textureCode(v: TextureVariant): string {
+  const { kind, bias, accumulate } = v;
   const { rows: R, cols: CC } = TEXTURE_BLOCK;
   const CV = CC / 4;
   const pre: string[] = [];
   const body: string[] = [];
-  const at = (t: string, x: string, y: string) => `textureLoad(${t}, vec2<u32>(${x}, ${y}))`;
+  const at = (t: string, x: string, y: string) => `l${t.slice(1)}(${x}, ${y})`;
   let loop: string;
   if (kind === "nt") {
     // C = A·Bᵀ, both stored with K along their rows: per 4 steps of K, one texel of each row of A
@@ -413,19 +443,27 @@ export function textureCode(kind: "nn" | "tn" | "nt", bias: boolean, accumulate:
       const i = `(m0 + ${r}u) * (p.N / 4u) + n4 + ${c}u`;
       let val = `c${r}_${c}`;
       if (bias) val += ` + bias[n4 + ${c}u]`;
-      if (accumulate) val += ` + c[${i}]`;
+      if (accumulate) val += v.oldC ? ` + lc(n4 + ${c}u, m0 + ${r}u)` : ` + c[${i}]`;
       store.push(`  if (n4 + ${c}u < p.N / 4u) { c[${i}] = ${val}; }`);
     }
     store.push(`}`);
   }
   const b0 = bias ? 2 : 1;
+  const oldC = accumulate && v.oldC;
   return /* wgsl */ `
-struct P { M: u32, N: u32, K: u32 }
+struct P {
+  M: u32, N: u32, K: u32, aPitch: u32, aMask: u32, aShift: u32, bPitch: u32, bMask: u32, bShift: u32,
+  cPitch: u32, cMask: u32, cShift: u32,
+}
 @group(0) @binding(0) var<storage, read_write> c: array<vec4<f32>>;
 ${bias ? "@group(0) @binding(1) var<storage, read> bias: array<vec4<f32>>;" : ""}
 @group(0) @binding(${b0}) var ta: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(${b0 + 1}) var tb: texture_storage_2d<rgba32float, read>;
-@group(0) @binding(${b0 + 2}) var<uniform> p: P;
+${oldC ? `@group(0) @binding(${b0 + 2}) var tc: texture_storage_2d<rgba32float, read>;` : ""}
+@group(0) @binding(${b0 + (oldC ? 3 : 2)}) var<uniform> p: P;
+${texelLoader("a", v.flatA)}
+${texelLoader("b", v.flatB)}
+${oldC ? texelLoader("c", v.oldC === "flat") : ""}
 
 @compute @workgroup_size(${CPU_WORKGROUP})
 fn main(@builtin(local_invocation_id) l: vec3<u32>, @builtin(workgroup_id) w: vec3<u32>) {

@@ -294,10 +294,13 @@ ${
       ["texture", "tdout", ""],
       ["texture", "tinp", ""],
       ["texture", "tweight", ""],
+      ["texture", "tdinp", ""],
     ])
   }
 ${FLAT_INDEX_WGSL}
 ${TEXEL_WGSL}
+// dinp is accumulated into: its old rows come from a texture copy (tdinp), since reading them from
+// the buffer, lane by lane, took about half of this kernel on a CPU adapter.
 @compute @workgroup_size(${CPU_WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = flat_index(gid, nwg, ${CPU_WORKGROUP}u);
@@ -316,7 +319,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   for (var c4 = 0u; c4 < n4; c4++) {
     let n = (texel(tinp, c4, row) - m) * r;
     let dn = (p.offset + texel(tweight, c4, 0u)) * texel(tdout, c4, row);
-    dinp[row * n4 + c4] += (dn - dn_mean - n * dn_n_mean) * r;
+    dinp[row * n4 + c4] = texel(tdinp, c4, row) + (dn - dn_mean - n * dn_n_mean) * r;
   }
 }`;
 }
@@ -418,17 +421,18 @@ export function normBackward(rec: Recorder, kind: NormKind, args: NormBackwardAr
   const uniforms = new Uniforms().u32(N).u32(C).f32(args.offset ?? 0);
   const grads = [args.dweight, ...extra(kind, args.dbias)];
   const stats = [...extra(kind, args.mean), args.rstd];
-  const tables = { rows: [args.dout, args.inp], params: [args.weight, ...grads], out: args.dinp };
+  const tables = { rows: [args.dout, args.inp, args.dinp], params: [args.weight, ...grads], out: args.dinp };
   if (useTextures(rec.gpu, kind, args, tables)) {
-    const [tdout, tinp, tweight] = copyToScratchTextures(rec, "norm", [
+    const [tdout, tinp, tweight, tdinp] = copyToScratchTextures(rec, "norm", [
       { view: args.dout, shape: { rows: N, cols: C } },
       { view: args.inp, shape: { rows: N, cols: C } },
       { view: args.weight, shape: { rows: 1, cols: C } },
+      { view: args.dinp, shape: { rows: N, cols: C } },
     ]);
     rec.dispatch({
       code: backwardInputTextureCode(kind),
       views: [args.dinp, ...stats],
-      textures: [tdout, tinp, tweight],
+      textures: [tdout, tinp, tweight, tdinp],
       uniforms,
       groups: grid(rec.gpu, N, CPU_WORKGROUP),
     });

@@ -15,6 +15,7 @@
  * @module
  */
 import {
+  createUniformView,
   createView,
   type Gpu,
   GpuError,
@@ -26,7 +27,30 @@ import {
   write,
 } from "./device.ts";
 import { rowChunks, rowView } from "./rows.ts";
-import { elementType, ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from "./elementwise.ts";
+import {
+  elementType,
+  ELEMENTWISE_WG,
+  FLAT_INDEX_WGSL,
+  grid,
+  vec4Elements,
+  vec4Reads,
+  vec4TexturesFit,
+} from "./elementwise.ts";
+import { type Operands, useTextureOperands } from "./scratch.ts";
+
+// Elements per launch when tensors are read through textures (AdamW: 4 scratch textures of 4 MiB).
+const TEXTURE_SLICE = 1 << 20;
+
+/** `chunk` cut into slices of at most `rows` elements (a positive multiple of 4). */
+function slice(chunk: { row0: number; rows: number }, rows: number): { row0: number; rows: number }[] {
+  if (!Number.isInteger(rows) || rows < 4 || rows % 4 !== 0) {
+    throw new GpuError(`texture slice of ${rows} elements is not a positive multiple of 4`);
+  }
+  return Array.from({ length: Math.ceil(chunk.rows / rows) }, (_, k) => ({
+    row0: chunk.row0 + k * rows,
+    rows: Math.min(rows, chunk.rows - k * rows),
+  }));
+}
 
 // ---------------------------------------------------------------------------------------------
 // Global gradient norm
@@ -36,18 +60,22 @@ import { elementType, ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from
 // adds to it when `add`. Large tensors take two launches (many workgroups into a scratch, then
 // one workgroup into the tensor's partial), which keeps every thread's loop short: llvmpipe
 // returned wrong sums once a thread looped 65536 times, and one workgroup would leave a real GPU idle.
-// With `vec4` (see `vec4Elements`), x is read 4 elements at a time and n counts vec4s.
-const sumCode = (vec4: boolean, wg: number): string => /* wgsl */ `
+// With `vec4` (see `vec4Elements`), x is read 4 elements at a time and n counts vec4s; with
+// `reads`, through a texture (`x_at`, see `vec4Reads`).
+const sumCode = (vec4: boolean, wg: number, reads: string | null): string => /* wgsl */ `
 struct P { n: u32, groups: u32, dst: u32, add: u32, square: u32 }
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<storage, read> x: array<${elementType(vec4)}>;
+${
+  reads ?? `@group(0) @binding(1) var<storage, read> x: array<${elementType(vec4)}>;
+fn x_at(i: u32) -> ${elementType(vec4)} { return x[i]; }`
+}
 @group(0) @binding(2) var<uniform> p: P;
 var<workgroup> red: array<f32, ${wg}>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
   for (var i = wid.x * ${wg}u + lid; i < p.n; i += p.groups * ${wg}u) {
-    let v = x[i];
+    let v = x_at(i);
     s += ${
   vec4 ? "select(dot(v, vec4<f32>(1.0)), dot(v, v), p.square != 0u)" : "select(v, v * v, p.square != 0u)"
 };
@@ -78,29 +106,53 @@ export interface GradNormSquaredArgs {
   grads: View[];
   /** Largest chunk in elements; defaults to the binding limit (tests pass a small one). */
   maxChunk?: number;
+  /**
+   * Where the gradients are read: their buffers, or flat texture copies in slices of at most
+   * `maxSlice` elements (default 2^20). Defaults to textures on a CPU adapter where every slice
+   * is whole vec4s.
+   */
+  operands?: Operands;
+  /** Elements per slice with texture operands (tests pass a small one). */
+  maxSlice?: number;
 }
 
 /**
  * Records `partials[i] = Σ grads[i]²` for every gradient tensor, chunking tensors above the
- * binding limit. Tensors above a few thousand elements reduce through a 4 KiB scratch buffer,
- * allocated here once per call and kept alive by the recorded launches.
+ * binding limit (or, read through textures, into slices). Tensors above a few thousand elements
+ * reduce through a 4 KiB scratch buffer, allocated here once per call and kept alive by the
+ * recorded launches.
  */
 export function gradNormSquared(rec: Recorder, args: GradNormSquaredArgs): void {
   requireLength(args.partials, args.grads.length, `grad norm partials (${args.grads.length} tensors)`);
-  const plan = args.grads.map((g) =>
+  const chunks = args.grads.map((g) =>
     rowChunks(rec.gpu, g, { rows: g.length, cols: 1, maxRows: args.maxChunk })
   );
+  const slices = chunks.map((cs) => cs.flatMap((c) => slice(c, args.maxSlice ?? TEXTURE_SLICE)));
+  const textures = useTextureOperands(rec.gpu, {
+    operands: args.operands,
+    fit: slices.every((parts, slot) =>
+      parts.every((part) => {
+        const x = rowView(args.grads[slot], 1, part);
+        return vec4Elements([x], part.rows).vec4 && vec4TexturesFit(rec.gpu, [x]);
+      })
+    ),
+    what: "grad norm",
+    needs: "needs slices of whole vec4s, 16-byte aligned",
+  });
+  const plan = textures ? slices : chunks;
   const wg = reductionWorkgroup(rec.gpu);
   let scratch: View | undefined;
   const sum = (
     out: View,
     x: View,
-    u: { groups: number; dst: number; add: boolean; square: boolean },
+    u: { groups: number; dst: number; add: boolean; square: boolean; tex?: boolean },
   ): void => {
     const { vec4, count } = vec4Elements([x], x.length);
+    const reads = u.tex ? vec4Reads(rec, { x }, { what: "grad norm", first: 1, textures: true }) : null;
     rec.dispatch({
-      code: sumCode(vec4, wg),
-      views: [out, x],
+      code: sumCode(vec4, wg, reads?.wgsl ?? null),
+      views: reads ? [out] : [out, x],
+      textures: reads?.textures,
       uniforms: new Uniforms().u32(count).u32(u.groups).u32(u.dst).u32(
         u.add ? 1 : 0,
       ).u32(u.square ? 1 : 0),
@@ -112,11 +164,11 @@ export function gradNormSquared(rec: Recorder, args: GradNormSquaredArgs): void 
       const x = rowView(args.grads[slot], 1, chunk);
       const groups = Math.min(SUM_GROUPS, Math.ceil(chunk.rows / (wg * SUM_PER_THREAD)));
       if (groups <= 1) {
-        sum(args.partials, x, { groups: 1, dst: slot, add: j > 0, square: true });
+        sum(args.partials, x, { groups: 1, dst: slot, add: j > 0, square: true, tex: textures });
         return;
       }
       scratch ??= createView(rec.gpu, SUM_GROUPS, "grad norm scratch");
-      sum(scratch, x, { groups, dst: 0, add: false, square: true });
+      sum(scratch, x, { groups, dst: 0, add: false, square: true, tex: textures });
       sum(args.partials, rowView(scratch, 1, { row0: 0, rows: groups }), {
         groups: 1,
         dst: slot,
@@ -211,34 +263,50 @@ export function writeAdamwHyper(gpu: Gpu, hyper: View, h: AdamwHyper): void {
 
 // Mirrors torch's single-tensor AdamW: m.lerp_(g, 1-β1), v.mul_(β2).addcmul_(g, g, 1-β2),
 // p.addcdiv_(m, √v/√bc2 + eps, -lr/bc1).
-// With `vec4`, each invocation updates 4 elements (n counts vec4s): the step's settings are read
-// once per 4 elements, and the tensors in 16-byte loads.
-const adamwCode = (vec4: boolean): string => /* wgsl */ `
+// With `vec4`, each invocation updates 4 elements (n counts vec4s): the tensors in 16-byte loads.
+// The step's settings (hyper, then the clip scale) come as a uniform block `s`, copied from their
+// storage buffers before the launch: a uniform load is one load for all lanes on a CPU adapter,
+// where reading them from storage took 30% of the kernel (139 against 97 ms of CPU time for 3.3M
+// parameters).
+//
+// `reads`: the four tensors read through textures (see `vec4Reads`: `grad_at`, `param_at`,
+// `m_at`, `v_at`), or null to read the buffers.
+const adamwCode = (vec4: boolean, reads: string | null): string => /* wgsl */ `
+alias T = ${elementType(vec4)};
 struct P { n: u32, wd: f32 }
-@group(0) @binding(0) var<storage, read_write> param: array<${elementType(vec4)}>;
-@group(0) @binding(1) var<storage, read_write> m: array<${elementType(vec4)}>;
-@group(0) @binding(2) var<storage, read_write> v: array<${elementType(vec4)}>;
-@group(0) @binding(3) var<storage, read> grad: array<${elementType(vec4)}>;
-@group(0) @binding(4) var<storage, read> hyper: array<f32>;
-@group(0) @binding(5) var<storage, read> scale: array<f32>;
-@group(0) @binding(6) var<uniform> p: P;
+struct S {
+  lr: f32, beta1: f32, beta2: f32, eps: f32, one_minus_beta1: f32, one_minus_beta2: f32, step_size: f32,
+  bc2_sqrt: f32, scale: f32,
+}
+@group(0) @binding(0) var<storage, read_write> param: array<T>;
+@group(0) @binding(1) var<storage, read_write> m: array<T>;
+@group(0) @binding(2) var<storage, read_write> v: array<T>;
+@group(0) @binding(3) var<uniform> s: S;
+${
+  reads ?? `@group(0) @binding(4) var<storage, read> grad: array<T>;
+fn grad_at(i: u32) -> T { return grad[i]; }
+fn param_at(i: u32) -> T { return param[i]; }
+fn m_at(i: u32) -> T { return m[i]; }
+fn v_at(i: u32) -> T { return v[i]; }`
+}
+@group(0) @binding(${reads ? 8 : 5}) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
 @compute @workgroup_size(${ELEMENTWISE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
   if (i >= p.n) { return; }
-  let lr = hyper[0];
-  let beta2 = hyper[2];
-  let eps = hyper[3];
-  let one_minus_beta1 = hyper[4];
-  let one_minus_beta2 = hyper[5];
-  let step_size = hyper[6];
-  let bc2_sqrt = hyper[7];
-  let g = grad[i] * scale[0];
-  let w = param[i] * (1.0 - lr * p.wd);
-  let m0 = m[i];
+  let lr = s.lr;
+  let beta2 = s.beta2;
+  let eps = s.eps;
+  let one_minus_beta1 = s.one_minus_beta1;
+  let one_minus_beta2 = s.one_minus_beta2;
+  let step_size = s.step_size;
+  let bc2_sqrt = s.bc2_sqrt;
+  let g = grad_at(i) * s.scale;
+  let w = param_at(i) * (1.0 - lr * p.wd);
+  let m0 = m_at(i);
   let mi = m0 + one_minus_beta1 * (g - m0);
-  let vi = v[i] * beta2 + one_minus_beta2 * g * g;
+  let vi = v_at(i) * beta2 + one_minus_beta2 * g * g;
   m[i] = mi;
   v[i] = vi;
   param[i] = w - step_size * (mi / (sqrt(vi) / bc2_sqrt + eps));
@@ -264,6 +332,15 @@ export interface AdamwUpdateArgs {
   n: number;
   /** Largest chunk in elements; defaults to the binding limit (tests pass a small one). */
   maxChunk?: number;
+  /**
+   * Where the tensors are read (written, always, to their buffers): the buffers, or flat texture
+   * copies, a slice of at most `maxSlice` elements (default 2^20) per launch. Defaults to
+   * textures on a CPU adapter where every slice is whole vec4s: buffer loads go lane by lane
+   * there, and 3.3M parameters took 99-105 ms of CPU time from the buffers, 21-30 from textures.
+   */
+  operands?: Operands;
+  /** Elements per launch with texture operands (tests pass a small one). */
+  maxSlice?: number;
 }
 
 /** Records one AdamW step of one tensor, with torch.optim.AdamW's arithmetic. */
@@ -278,12 +355,34 @@ export function adamwUpdate(rec: Recorder, args: AdamwUpdateArgs): void {
   if (!Number.isFinite(args.weightDecay)) {
     throw new GpuError(`adamw: weightDecay ${args.weightDecay} is not finite`);
   }
-  for (const chunk of rowChunks(rec.gpu, args.param, { rows: n, cols: 1, maxRows: args.maxChunk })) {
-    const views = [args.param, args.m, args.v, args.grad].map((t) => rowView(t, 1, chunk));
-    const { vec4, count } = vec4Elements(views, chunk.rows);
+  // The settings block: hyper, then the clip scale, refreshed from them in queue order (the
+  // trainer rewrites hyper each step), kept alive by the recorded launches.
+  const chunks = rowChunks(rec.gpu, args.param, { rows: n, cols: 1, maxRows: args.maxChunk });
+  const settings = createUniformView(rec.gpu, 12, "adamw settings");
+  rec.copy(args.hyper, settings, { from: 0, to: 0, length: ADAMW_HYPER_LENGTH });
+  rec.copy(args.scale, settings, { from: 0, to: ADAMW_HYPER_LENGTH, length: 1 });
+  const slices = chunks.flatMap((chunk) => slice(chunk, args.maxSlice ?? TEXTURE_SLICE));
+  const parts = (part: { row0: number; rows: number }): View[] =>
+    [args.param, args.m, args.v, args.grad].map((t) => rowView(t, 1, part));
+  const textures = useTextureOperands(rec.gpu, {
+    operands: args.operands,
+    fit: slices.every((part) => {
+      const views = parts(part);
+      return vec4Elements(views, part.rows).vec4 && vec4TexturesFit(rec.gpu, views);
+    }),
+    what: `adamw (n=${n})`,
+    needs: "needs slices of whole vec4s, 16-byte aligned",
+  });
+  for (const part of textures ? slices : chunks) {
+    const [param, m, v, grad] = parts(part);
+    const { vec4, count } = vec4Elements([param, m, v, grad], part.rows);
+    const reads = textures
+      ? vec4Reads(rec, { grad, param, m, v }, { what: "adamw", first: 4, textures: true })
+      : null;
     rec.dispatch({
-      code: adamwCode(vec4),
-      views: [...views, args.hyper, args.scale],
+      code: adamwCode(vec4, reads?.wgsl ?? null),
+      views: [param, m, v, settings, ...(reads ? [] : [grad])],
+      textures: reads?.textures,
       uniforms: new Uniforms().u32(count).f32(args.weightDecay),
       groups: grid(rec.gpu, count),
     });

@@ -38,7 +38,13 @@ import {
   Uniforms,
   type View,
 } from "./device.ts";
-import { copyToScratchTextures, type Operands, useTextureOperands } from "./scratch.ts";
+import {
+  copyToScratchTextures,
+  flatTexture,
+  type Operands,
+  scratchTexture,
+  useTextureOperands,
+} from "./scratch.ts";
 import { dkvCode, dqCode, forwardCode, type Split } from "./_attention_wgsl.ts";
 
 /**
@@ -244,7 +250,7 @@ export function attentionForward(rec: Recorder, args: AttentionForwardArgs): voi
     const qkv = slice(args.qkv, b0, nb, T * W);
     rec.dispatch({
       code,
-      views: [slice(args.out, b0, nb, T * C), slice(args.lse, b0, nb, NH * T), qkv],
+      views: [slice(args.out, b0, nb, T * C), slice(args.lse, b0, nb, NH * T), ...(tex ? [] : [qkv])],
       textures: tex
         ? copyToScratchTextures(rec, "attention", [{ view: qkv, shape: { rows: nb * T, cols: W } }])
         : [],
@@ -301,10 +307,13 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
   const tex = useTextures(rec.gpu, args, hs, [[args.qkv, W], [args.dout, C]]);
   const dq = dqCode(hs, dqSplit, tex);
   // dk and dv in one kernel, or in two that each hold less state.
+  // With textures, lse and delta too, flat (read at every step of the dk/dv loop): whole texels
+  // per batch chunk.
+  const stats = tex && (NH * T) % 4 === 0 ? flatTexture(rec.gpu, (B * NH * T) / 4) ?? undefined : undefined;
   const dkv = (s.separateDkDv ? [["dk", 3], ["dv", 2]] as const : [["dkdv", 4]] as const).map(
     ([grads, held]) => {
       const sp = kernelSplit(s, hs, held);
-      return { grads, sp, code: dkvCode(hs, sp, tex, grads) };
+      return { grads, sp, code: dkvCode(hs, sp, tex, { grads, stats }) };
     },
   );
   for (const [b0, nb] of batchChunks(rec.gpu, B, T * W)) {
@@ -321,7 +330,7 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
       heads,
       nb,
     ];
-    // dq reads the qkv texture; dk/dv reads it and the dout texture, copied once for both.
+    // dq and dk/dv read the qkv and dout textures, copied once for both.
     const textures = tex
       ? copyToScratchTextures(rec, "attention", [
         { view: qkv, shape: { rows: nb * T, cols: W } },
@@ -330,16 +339,25 @@ export function attentionBackward(rec: Recorder, args: AttentionBackwardArgs): v
       : [];
     rec.dispatch({
       code: dq,
-      views: [dqkv, delta, qkv, dout, at(args.out, T * C), lse],
-      textures: textures.slice(0, 1),
+      views: [dqkv, delta, ...(tex ? [] : [qkv, dout]), at(args.out, T * C), lse],
+      textures,
       uniforms,
       groups: groups(dqSplit, NH),
     });
+    // lse and delta (written by the dq kernel just before) as flat textures, whole ones per chunk.
+    const statTextures = stats
+      ? [lse, delta].map((v, i) => {
+        const t = scratchTexture(rec.gpu, `attention stats ${i}`, stats.texture);
+        rec.copyFlatToTexture(v, t);
+        return t;
+      })
+      : [];
     for (const { grads, sp, code } of dkv) {
+      const dk = grads !== "dv";
       rec.dispatch({
         code,
-        views: [dqkv, qkv, ...(tex ? [] : [dout]), lse, ...(grads === "dv" ? [] : [delta])],
-        textures,
+        views: [dqkv, ...(tex ? [] : [qkv, dout]), ...(stats ? [] : [lse, ...(dk ? [delta] : [])])],
+        textures: [...textures, ...(stats ? [statTextures[0], ...(dk ? [statTextures[1]] : [])] : [])],
         uniforms,
         groups: groups(sp, NKV),
       });

@@ -13,7 +13,8 @@
  * chunks of `Vc` rows of wte, each chunk's logits (BT,Vc) are computed into one reused scratch
  * buffer, and an online softmax carries a running max and a rescaled running sum per row from
  * chunk to chunk. The backward pass recomputes each chunk's logits from the saved `lse` instead
- * of storing them.
+ * of storing them, unless all the logits fit one binding: then the scratch keeps every chunk's,
+ * as PyTorch keeps its logits, and the backward pass skips a quarter of the classifier's products.
  *
  * @module
  */
@@ -28,9 +29,18 @@ import {
   Uniforms,
   type View,
 } from "./device.ts";
-import { elementType, ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Elements } from "./elementwise.ts";
+import {
+  elementType,
+  FLAT_INDEX_WGSL,
+  grid,
+  ROW_INDEX_WGSL,
+  rowGrid,
+  vec4Reads,
+  vec4TexturesFit,
+} from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
 import { checkSoftcap, softcapBackwardCpu, softcapForward, softcapForwardCpu } from "./softcap.ts";
+import { type Operands, useTextureOperands } from "./scratch.ts";
 
 /** A target equal to this id contributes loss 0 and no gradient (PyTorch's `ignore_index`, as u32). */
 export const IGNORE_INDEX = 0xffffffff;
@@ -48,6 +58,11 @@ export interface ClassifierShape {
   V: number;
   /** Largest chunk in vocabulary rows (tests pass a small one to split a tiny vocabulary). */
   maxChunk?: number;
+  /**
+   * Whether the scratch keeps the logits of every chunk for the backward pass (default: when
+   * all of them, B·T·V floats, fit one storage binding).
+   */
+  keepLogits?: boolean;
 }
 
 /**
@@ -94,22 +109,41 @@ export interface ClassifierScratch {
   readonly V: number;
   /** Vocabulary rows per chunk (`Vc`). */
   readonly chunk: number;
-  /** One chunk of logits `(BT,Vc)`; the backward pass turns it into dlogits in place. */
+  /** Whether {@linkcode ClassifierScratch.logits} holds every chunk's logits. */
+  readonly keep: boolean;
+  /**
+   * One chunk of logits `(BT,Vc)`, or with `keep` every chunk's, the chunk from vocabulary row v0
+   * at element BT·v0; the backward pass turns them into dlogits in place.
+   */
   readonly logits: View;
   /** Per row: running max, running sum of exp(logit - max), target logit `(BT,3)`. */
   readonly state: View;
 }
 
-/** Allocates the scratch of {@linkcode classifierForward} and {@linkcode classifierBackward}. */
+/**
+ * Allocates the scratch of {@linkcode classifierForward} and {@linkcode classifierBackward}. On a
+ * CPU adapter a chunk holds at most `maxTextureDimension2D` vocabulary rows, so that its products
+ * read texture operands (a wte chunk is a texture of one row per vocabulary id): GPT-2's 50257
+ * rows in one chunk took the buffer kernels, 10 s of a 12 s step at B·T = 512, C = 64.
+ */
 export function createClassifierScratch(gpu: Gpu, shape: ClassifierShape): ClassifierScratch {
   const { BT, C, V } = shape;
-  const chunk = classifierChunk(gpu.limits, shape);
+  const maxChunk = gpu.isFallback
+    ? Math.min(shape.maxChunk ?? Infinity, gpu.limits.maxTextureDimension2D)
+    : shape.maxChunk;
+  const chunk = classifierChunk(gpu.limits, { ...shape, maxChunk });
+  const { maxStorageBufferBindingSize: binding, maxBufferSize } = gpu.limits;
+  const keep = shape.keepLogits ?? BT * V * 4 <= Math.min(binding, maxBufferSize);
+  if (keep && BT * V * 4 > maxBufferSize) {
+    throw new GpuError(`classifier: logits of BT=${BT}, V=${V} exceed maxBufferSize ${maxBufferSize}`);
+  }
   return {
     BT,
     C,
     V,
     chunk,
-    logits: createView(gpu, BT * chunk, "classifier logits chunk"),
+    keep,
+    logits: createView(gpu, BT * (keep ? V : chunk), "classifier logits"),
     state: createView(gpu, BT * 3, "classifier softmax state"),
   };
 }
@@ -130,6 +164,16 @@ function vocabChunks(scratch: ClassifierScratch): { v0: number; n: number }[] {
   return out;
 }
 
+/** The scratch's view of the logits `(BT,n)` of the chunk from vocabulary row `v0`. */
+function chunkView(scratch: ClassifierScratch, chunk: { v0: number; n: number }): View {
+  const { BT, logits } = scratch;
+  return {
+    buffer: logits.buffer,
+    offset: logits.offset + (scratch.keep ? BT * chunk.v0 : 0),
+    length: BT * chunk.n,
+  };
+}
+
 /**
  * Records `logits (BT,n) = inp (BT,C) · wte[v0 : v0+n]ᵀ` into the scratch, soft-capped if
  * `softcap`; returns that chunk's view.
@@ -139,15 +183,30 @@ function chunkLogits(
   args: { inp: View; wte: View; scratch: ClassifierScratch; v0: number; n: number; softcap?: number },
 ): View {
   const { BT, C } = args.scratch;
-  const logits = {
-    buffer: args.scratch.logits.buffer,
-    offset: args.scratch.logits.offset,
-    length: BT * args.n,
-  };
+  const logits = chunkView(args.scratch, args);
   const wteChunk = { buffer: args.wte.buffer, offset: args.wte.offset + args.v0 * C, length: args.n * C };
   matmul(rec, { out: logits, a: args.inp, b: wteChunk, M: BT, N: args.n, K: C, transB: true });
   if (args.softcap !== undefined) softcapForward(rec, { logits, n: BT * args.n, cap: args.softcap });
   return logits;
+}
+
+/**
+ * How the softmax and dlogits kernels read a logits chunk `(BT,n)`: one f32 at a time ("f32"),
+ * or, with rows of a multiple of 4 floats, as vec4s from the buffer or, by default on a CPU
+ * adapter, from a flat texture copy, whose loads are vector code there (`vec4Reads`).
+ */
+function logitsSource(
+  rec: Recorder,
+  args: { logits: View; n: number; operands?: Operands; what: string },
+): "f32" | Operands {
+  const vec4 = args.n % 4 === 0 && args.logits.offset % 4 === 0;
+  const textures = useTextureOperands(rec.gpu, {
+    operands: args.operands,
+    fit: vec4 && vec4TexturesFit(rec.gpu, [args.logits]),
+    what: args.what,
+    needs: "needs chunk rows of a multiple of 4 floats within a texture",
+  });
+  return textures ? "texture" : vec4 ? "buffer" : "f32";
 }
 
 function checkCommon(
@@ -163,7 +222,12 @@ function checkCommon(
   requireLength(args.inp, BT * C, `${what} inp (BT=${BT}, C=${C})`);
   requireLength(args.wte, V * C, `${what} wte (V=${V}, C=${C})`);
   requireLength(args.targets, BT, `${what} targets (BT=${BT})`);
-  requireLength(scratch.logits, BT * scratch.chunk, `${what} scratch logits (BT=${BT}, Vc=${scratch.chunk})`);
+  const rows = scratch.keep ? V : scratch.chunk;
+  requireLength(
+    scratch.logits,
+    BT * rows,
+    `${what} scratch logits (BT=${BT}, ${scratch.keep ? "V" : "Vc"}=${rows})`,
+  );
   requireLength(scratch.state, BT * 3, `${what} scratch state (BT=${BT})`);
 }
 
@@ -175,16 +239,17 @@ function checkCommon(
 // bits on every run. `wg` threads, from `reductionWorkgroup` (one SIMD group on a CPU adapter was
 // ten times faster there on the tiny model's step than 256 threads). The last chunk writes lse and
 // the loss; a target that is neither a valid id nor IGNORE_INDEX gets a NaN loss (WGSL has no NaN
-// literal, so its bits come in the uniforms).
-const softmaxUpdateCode = (wg: number): string => /* wgsl */ `
+// literal, so its bits come in the uniforms). `reads`: the logits as vec4s (`logits_at`, see
+// `vec4Reads`, rows of a multiple of 4) or null, read from the f32 buffer bound at 4.
+const softmaxUpdateCode = (wg: number, reads: string | null): string => /* wgsl */ `
 const IGNORE: u32 = ${IGNORE_INDEX}u;
 const LOWEST: f32 = -3.40282347e38;
 struct P { BT: u32, n: u32, v0: u32, V: u32, first: u32, last: u32, nan: u32 }
 @group(0) @binding(0) var<storage, read_write> state: array<f32>;
 @group(0) @binding(1) var<storage, read_write> losses: array<f32>;
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(3) var<storage, read> logits: array<f32>;
-@group(0) @binding(4) var<storage, read> targets: array<u32>;
+@group(0) @binding(3) var<storage, read> targets: array<u32>;
+${reads ?? "@group(0) @binding(4) var<storage, read> logits: array<f32>;"}
 @group(0) @binding(5) var<uniform> p: P;
 ${FLAT_INDEX_WGSL}
 var<workgroup> wm: array<f32, ${wg}>;
@@ -198,7 +263,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * p.n;
   var m = LOWEST;
   var s = 0.0;
-  for (var i = lid; i < p.n; i += ${wg}u) {
+${
+  reads
+    ? `  for (var i = lid; i < p.n / 4u; i += ${wg}u) {
+    let x = logits_at(base / 4u + i);
+    let mm = max(m, max(max(x.x, x.y), max(x.z, x.w)));
+    s = s * exp(m - mm) + dot(exp(x - vec4<f32>(mm)), vec4<f32>(1.0));
+    m = mm;
+  }`
+    : `  for (var i = lid; i < p.n; i += ${wg}u) {
     let x = logits[base + i];
     if (x > m) {
       s = s * exp(m - x) + 1.0;
@@ -206,7 +279,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     } else {
       s += exp(x - m);
     }
-  }
+  }`
+}
   wm[lid] = m;
   ws[lid] = s;
   workgroupBarrier();
@@ -231,7 +305,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     m = mm;
     tl = state[row * 3u + 2u];
   }
-  if (t >= p.v0 && t < p.v0 + p.n) { tl = logits[base + t - p.v0]; }
+  if (t >= p.v0 && t < p.v0 + p.n) {
+    let at = base + t - p.v0;
+    tl = ${reads ? "logits_at(at / 4u)[at % 4u]" : "logits[at]"};
+  }
   state[row * 3u] = m;
   state[row * 3u + 1u] = s;
   state[row * 3u + 2u] = tl;
@@ -272,6 +349,11 @@ export interface ClassifierForwardArgs {
   V: number;
   /** Soft-cap `c` of the logits (`final_logit_softcapping`); none when absent. */
   softcap?: number;
+  /**
+   * Where the softmax kernel reads a chunk's logits (rows of a multiple of 4 floats): the scratch
+   * buffer, or a texture copy. Defaults to the texture on a CPU adapter.
+   */
+  operands?: Operands;
 }
 
 /**
@@ -288,9 +370,15 @@ export function classifierForward(rec: Recorder, args: ClassifierForwardArgs): v
   const chunks = vocabChunks(scratch);
   chunks.forEach(({ v0, n }, j) => {
     const logits = chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n, softcap: args.softcap });
+    const what = "classifier softmax";
+    const source = logitsSource(rec, { logits, n, operands: args.operands, what });
+    const reads = source === "f32"
+      ? null
+      : vec4Reads(rec, { logits }, { what, first: 4, textures: source === "texture" });
     rec.dispatch({
-      code: softmaxUpdateCode(reductionWorkgroup(rec.gpu)),
-      views: [scratch.state, args.losses, args.lse, logits, args.targets],
+      code: softmaxUpdateCode(reductionWorkgroup(rec.gpu), reads?.wgsl ?? null),
+      views: [scratch.state, args.losses, args.lse, args.targets, ...(reads?.views ?? [logits])],
+      textures: reads?.textures,
       uniforms: new Uniforms().u32(BT).u32(n).u32(v0).u32(V).u32(j === 0 ? 1 : 0)
         .u32(j === chunks.length - 1 ? 1 : 0).u32(NAN_BITS),
       groups: grid(rec.gpu, BT, 1),
@@ -301,36 +389,52 @@ export function classifierForward(rec: Recorder, args: ClassifierForwardArgs): v
 // ---------------------------------------------------------------------------------------------
 // Backward
 
-// With `vec4` (rows of a multiple of 4), each invocation turns 4 logits of one row into dlogits:
-// a quarter of the per-element loads, which on a CPU adapter cost more than the arithmetic. With
-// `softcap` the logits read are the capped ones, and d also takes the cap's derivative.
-const dlogitsCode = (vec4: boolean, softcap: boolean): string => /* wgsl */ `
+// Turns a chunk's logits into dlogits in place: each thread DLOGITS_PER logits (or vec4s) of one
+// row, DLOGITS_WG apart, so that the row's target and lse, loaded lane by lane on a CPU adapter,
+// are read once per DLOGITS_PER (vocab64's 25.7M logits: 162 ms of CPU time with one per thread).
+// From a "buffer" or "texture" source (see `logitsSource`) a thread turns 4 logits at a time: a
+// quarter of the per-element loads; from a texture (`reads`, binding 3) the logits are read
+// there and only written to the buffer. With `softcap` the logits read are the capped ones, and d
+// also takes the cap's derivative.
+const DLOGITS_WG = 64;
+const DLOGITS_PER = 8;
+const dlogitsCode = (source: "f32" | Operands, reads: string, softcap: boolean): string => /* wgsl */ `
 const IGNORE: u32 = ${IGNORE_INDEX}u;
-const W = ${vec4 ? 4 : 1}u;
-struct P { count: u32, n: u32, v0: u32, scale: f32, cap: f32 }
-@group(0) @binding(0) var<storage, read_write> logits: array<${elementType(vec4)}>;
+const W = ${source === "f32" ? 1 : 4}u;
+alias T = ${elementType(source !== "f32")};
+struct P { BT: u32, n: u32, v0: u32, scale: f32, cap: f32 }
+@group(0) @binding(0) var<storage, read_write> dlogits: array<T>;
 @group(0) @binding(1) var<storage, read> targets: array<u32>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
-@group(0) @binding(3) var<uniform> p: P;
-${FLAT_INDEX_WGSL}
-@compute @workgroup_size(${ELEMENTWISE_WG})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
-  if (i >= p.count) { return; }
-  let row = i * W / p.n;
-  let col = p.v0 + i * W - row * p.n; // vocabulary id of the first logit
+${source === "texture" ? reads : "fn logits_at(i: u32) -> T { return dlogits[i]; }"}
+@group(0) @binding(${source === "texture" ? 4 : 3}) var<uniform> p: P;
+${ROW_INDEX_WGSL}
+@compute @workgroup_size(${DLOGITS_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = row_index(gid, nwg);
+  if (row >= p.BT) { return; }
+  let n = p.n / W; // elements (logits or vec4s) per row
   let t = targets[row];
-  var d = ${vec4 ? "vec4<f32>()" : "0.0"};
-  if (t != IGNORE) {
-    d = exp(logits[i] - lse[row]);
-    ${
-  vec4
+  let l = lse[row];
+  for (var k = 0u; k < ${DLOGITS_PER}u; k++) {
+    let j = (wid.x * ${DLOGITS_PER}u + k) * ${DLOGITS_WG}u + lid;
+    if (j >= n) { break; }
+    let i = row * n + j;
+    let col = p.v0 + j * W; // vocabulary id of the first logit
+    var d = T();
+    if (t != IGNORE) {
+      let x = logits_at(i);
+      d = exp(x - l);
+      ${
+  source !== "f32"
     ? "d -= select(vec4<f32>(), vec4<f32>(1.0), vec4<u32>(col) + vec4<u32>(0u, 1u, 2u, 3u) == vec4<u32>(t));"
     : "if (t == col) { d -= 1.0; }"
 }
-    d *= p.scale;${softcap ? "\n    let y = logits[i] / p.cap;\n    d *= 1.0 - y * y;" : ""}
+      d *= p.scale;${softcap ? "\n      let y = x / p.cap;\n      d *= 1.0 - y * y;" : ""}
+    }
+    dlogits[i] = d;
   }
-  logits[i] = d;
 }`;
 
 /** Arguments of {@linkcode classifierBackward}. */
@@ -359,9 +463,16 @@ export interface ClassifierBackwardArgs {
   dlossScale: number;
   /** Soft-cap `c` of the logits, as in the forward pass; none when absent. */
   softcap?: number;
+  /** Where the dlogits kernel reads the logits (see {@linkcode ClassifierForwardArgs.operands}). */
+  operands?: Operands;
 }
 
-/** Records `dinp += dlogits · wte` and `dwte += dlogitsᵀ · inp`, recomputing each logits chunk. */
+/**
+ * Records `dinp += dlogits · wte` and `dwte += dlogitsᵀ · inp`. It is the backward pass of the
+ * {@linkcode classifierForward} recorded last with this scratch, once: when the scratch keeps the
+ * logits, or the vocabulary is one chunk, it turns the logits that pass left there into dlogits
+ * (a second backward pass would find dlogits); otherwise it recomputes each chunk's logits.
+ */
 export function classifierBackward(rec: Recorder, args: ClassifierBackwardArgs): void {
   const { BT, C, scratch, softcap } = args;
   checkCommon("classifier backward", args);
@@ -372,15 +483,24 @@ export function classifierBackward(rec: Recorder, args: ClassifierBackwardArgs):
   if (!Number.isFinite(args.dlossScale)) {
     throw new GpuError(`classifier backward: dlossScale ${args.dlossScale} is not finite`);
   }
-  for (const { v0, n } of vocabChunks(scratch)) {
-    const dlogits = chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n, softcap });
-    const vec4 = n % 4 === 0 && vec4Elements([dlogits], BT * n).vec4; // 4 logits of one row
-    const count = vec4 ? (BT * n) / 4 : BT * n;
+  const chunks = vocabChunks(scratch);
+  for (const { v0, n } of chunks) {
+    // The forward pass left the logits of every kept chunk, or of the only one, in the scratch
+    // (already soft-capped).
+    const dlogits = scratch.keep || chunks.length === 1
+      ? chunkView(scratch, { v0, n })
+      : chunkLogits(rec, { inp: args.inp, wte: args.wte, scratch, v0, n, softcap });
+    const what = "classifier dlogits";
+    const source = logitsSource(rec, { logits: dlogits, n, operands: args.operands, what });
+    const reads = source === "texture"
+      ? vec4Reads(rec, { logits: dlogits }, { what, first: 3, textures: true })
+      : undefined;
     rec.dispatch({
-      code: dlogitsCode(vec4, softcap !== undefined),
+      code: dlogitsCode(source, reads?.wgsl ?? "", softcap !== undefined),
       views: [dlogits, args.targets, args.lse],
-      uniforms: new Uniforms().u32(count).u32(n).u32(v0).f32(args.dlossScale).f32(softcap ?? 1),
-      groups: grid(rec.gpu, count),
+      textures: reads?.textures,
+      uniforms: new Uniforms().u32(BT).u32(n).u32(v0).f32(args.dlossScale).f32(softcap ?? 1),
+      groups: rowGrid(rec.gpu, { rows: BT, cols: source === "f32" ? n : n / 4 }, DLOGITS_WG * DLOGITS_PER),
     });
     const wteChunk = { buffer: args.wte.buffer, offset: args.wte.offset + v0 * C, length: n * C };
     const dwteChunk = { buffer: args.dwte.buffer, offset: args.dwte.offset + v0 * C, length: n * C };

@@ -274,13 +274,27 @@ export function createdBytes(gpu: Gpu): number {
 
 /** Creates a zero-filled storage buffer of `length` 32-bit elements and returns its view. */
 export function createView(gpu: Gpu, length: number, label?: string): View {
+  return createBuffer(gpu, length, { usage: STORAGE_USAGE, label });
+}
+
+/**
+ * Creates a zero-filled buffer of `length` 32-bit elements that kernels bind as a uniform block,
+ * filled by {@linkcode Recorder.copy} from storage views: settings every invocation reads, which a
+ * CPU adapter then loads once for all lanes instead of once per lane (AdamW's step settings).
+ */
+export function createUniformView(gpu: Gpu, length: number, label?: string): View {
+  return createBuffer(gpu, length, { usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label });
+}
+
+function createBuffer(gpu: Gpu, length: number, options: { usage: number; label?: string }): View {
+  const { label } = options;
   const size = Math.max(4, Math.ceil((length * 4) / 16) * 16);
   if (size > gpu.limits.maxBufferSize) {
     throw new GpuError(
       `buffer ${label ?? ""} of ${size} bytes exceeds the device's maxBufferSize ${gpu.limits.maxBufferSize}`,
     );
   }
-  const buffer = gpu.device.createBuffer({ size, usage: STORAGE_USAGE, label });
+  const buffer = gpu.device.createBuffer({ size, usage: options.usage, label });
   countCreated(gpu, size);
   return { buffer, offset: 0, length };
 }
@@ -335,16 +349,16 @@ export function createArena(gpu: Gpu, lengths: readonly number[], label: string)
 }
 
 /**
- * Creates an rgba32float storage texture for a `shape` table (`shape.cols / 4` texels per row), for
- * {@linkcode Recorder.copyToTexture} to fill and kernels to read; its bytes count in
- * {@linkcode createdBytes}.
+ * Creates an rgba32float (or, for `shape.u32`, rgba32uint) storage texture for a `shape` table
+ * (`shape.cols / 4` texels per row), for {@linkcode Recorder.copyToTexture} to fill and kernels to
+ * read; its bytes count in {@linkcode createdBytes}.
  */
 export function createTexture(gpu: Gpu, shape: TextureShape, label?: string): GPUTexture {
   countCreated(gpu, shape.rows * shape.cols * 4);
   return gpu.device.createTexture({
     label,
     size: [shape.cols / 4, shape.rows],
-    format: "rgba32float",
+    format: shape.u32 ? "rgba32uint" : "rgba32float",
     usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
   });
 }
@@ -416,7 +430,7 @@ type Command =
     groups: [number, number, number];
   }
   | { kind: "clear"; view: View }
-  | { kind: "copy"; view: View; texture: GPUTexture }
+  | { kind: "copy"; view: View; texture: GPUTexture; flat: boolean }
   | { kind: "copyBuffer"; src: View; dst: View; length: number };
 
 /** Arguments of {@linkcode Recorder.dispatch}. */
@@ -506,7 +520,33 @@ export class Recorder {
       texture.width * 4 * texture.height,
       `texture copy (${texture.height} rows of ${texture.width * 4})`,
     );
-    this.#commands.push({ kind: "copy", view, texture });
+    this.#commands.push({ kind: "copy", view, texture, flat: false });
+  }
+
+  /**
+   * Records a copy of `view` into `texture` flat: its 4-float texels in order along the texture's
+   * rows, whatever the rows of the table it holds, the last texture row filled as far as the view
+   * goes. The texture's rows must be a multiple of 64 floats (16 texels), as WebGPU copies them.
+   *
+   * @throws {GpuError} when the view is empty, misaligned, not whole texels or longer than the texture.
+   */
+  copyFlatToTexture(view: View, texture: GPUTexture): void {
+    const { width, height } = texture;
+    if (
+      !["rgba32float", "rgba32uint"].includes(texture.format) || width % 16 !== 0 || view.offset % 4 !== 0 ||
+      view.length % 4 !== 0 ||
+      view.length === 0 || view.length > width * 4 * height
+    ) {
+      throw new GpuError(
+        `flat texture copy needs an rgba32float or rgba32uint texture with rows of a multiple of 64 ` +
+          `elements and a view of ` +
+          `whole texels starting 16-byte aligned, within the texture; got ${texture.format}, ${width * 4} ` +
+          `floats per row, ${height} rows, a view of ${view.length} floats at offset ${
+            view.offset * 4
+          } bytes`,
+      );
+    }
+    this.#commands.push({ kind: "copy", view, texture, flat: true });
   }
 
   /** Records one kernel launch. Validates bindings against the device limits first. */
@@ -575,17 +615,23 @@ export class Recorder {
             c.length * 4,
           );
         } else {
-          const { width, height } = c.texture;
-          encoder.copyBufferToTexture(
-            {
-              buffer: c.view.buffer,
-              offset: c.view.offset * 4,
-              bytesPerRow: width * 16,
-              rowsPerImage: height,
-            },
-            { texture: c.texture },
-            [width, height],
-          );
+          const { width } = c.texture;
+          const texels = c.flat ? c.view.length / 4 : width * c.texture.height;
+          const rows = Math.floor(texels / width), rest = texels - rows * width;
+          const offset = c.view.offset * 4;
+          const { buffer } = c.view;
+          if (rows > 0) {
+            encoder.copyBufferToTexture({ buffer, offset, bytesPerRow: width * 16, rowsPerImage: rows }, {
+              texture: c.texture,
+            }, [width, rows]);
+          }
+          if (rest > 0) {
+            encoder.copyBufferToTexture(
+              { buffer, offset: offset + rows * width * 16, bytesPerRow: width * 16 },
+              { texture: c.texture, origin: [0, rows] },
+              [rest, 1],
+            );
+          }
         }
         continue;
       }
@@ -621,6 +667,8 @@ export interface TextureShape {
   rows: number;
   /** Floats per row, a multiple of 4 (texture width × 4). */
   cols: number;
+  /** The elements are u32 (an rgba32uint texture), not f32. */
+  u32?: boolean;
 }
 
 /**

@@ -52,7 +52,7 @@ export function geluForward(rec: Recorder, args: GeluForwardArgs): void {
     reads: { inp: args.inp },
     n: args.n,
     helpers: GELU_WGSL,
-    body: "  out[i] = gelu(inp[i]);",
+    body: "  out[i] = gelu(inp);",
   });
 }
 
@@ -76,7 +76,7 @@ export function geluBackward(rec: Recorder, args: GeluBackwardArgs): void {
     reads: { inp: args.inp, dout: args.dout },
     n: args.n,
     helpers: GELU_WGSL,
-    body: "  dinp[i] = gelu_grad(inp[i]) * dout[i];",
+    body: "  dinp[i] = gelu_grad(inp) * dout;",
   });
 }
 

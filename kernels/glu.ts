@@ -60,7 +60,7 @@ export function gluForward(rec: Recorder, args: GluForwardArgs): void {
     reads: { gate: args.gate, up: args.up },
     n: args.n,
     helpers: k.helpers,
-    body: `  out[i] = ${k.act}(gate[i]) * up[i];`,
+    body: `  out[i] = ${k.act}(gate) * up;`,
   });
 }
 
@@ -92,10 +92,8 @@ export function gluBackward(rec: Recorder, args: GluBackwardArgs): void {
     n: args.n,
     helpers: k.helpers,
     body: /* wgsl */ `
-  let g = gate[i];
-  let d = dout[i];
-  dgate[i] = d * up[i] * ${k.grad}(g);
-  dup[i] = d * ${k.act}(g);`,
+  dgate[i] = dout * up * ${k.grad}(gate);
+  dup[i] = dout * ${k.act}(gate);`,
   });
 }
 

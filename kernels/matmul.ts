@@ -33,6 +33,8 @@ import {
   copyToScratchTextures,
   defaultOperands,
   type Operands,
+  scratchLayout,
+  scratchTextureFits,
   scratchView,
   useTextureOperands,
 } from "./scratch.ts";
@@ -124,7 +126,7 @@ export function matmul(rec: Recorder, args: MatmulArgs): void {
     operands: args.operands,
     fit: textureOperandsFit(rec.gpu, args),
     what: `matmul ${args.M}x${args.N}x${args.K} (transA=${!!args.transA}, transB=${!!args.transB})`,
-    needs: "stored rows must be multiples of 64 floats within the texture size, at most one transposed",
+    needs: "stored rows must be multiples of 4 floats within the texture size, at most one transposed",
   });
   if (textures) return textureMatmul(rec, args);
   const { M, N, K } = args;
@@ -253,13 +255,14 @@ function textureOperands(
 
 /**
  * Whether {@linkcode matmul} can read this product's operands from textures: `op(A)·op(B)` with at
- * most one operand transposed, every stored row a multiple of 64 floats (WebGPU copies rows of a
- * multiple of 256 bytes), operands within the adapter's texture size and 16-byte aligned.
+ * most one operand transposed, every stored row a multiple of 4 floats (see
+ * {@linkcode scratchTextureFits}), operands within the adapter's texture size and 16-byte aligned.
  */
 export function textureOperandsFit(gpu: Gpu, args: MatmulArgs): boolean {
   const ops = textureOperands(args);
   if (!ops || args.N % 4 !== 0) return false;
-  return textureFits(gpu, args.a, ops.a) && textureFits(gpu, args.b, ops.b) && args.out.offset % 4 === 0 &&
+  return scratchTextureFits(gpu, args.a, ops.a) && scratchTextureFits(gpu, args.b, ops.b) &&
+    args.out.offset % 4 === 0 &&
     (!args.bias || args.bias.offset % 4 === 0);
 }
 
@@ -272,14 +275,29 @@ export function matmulOperands(gpu: Gpu, args: MatmulArgs): Operands {
 function textureMatmul(rec: Recorder, args: MatmulArgs): void {
   const ops = textureOperands(args)!;
   const { rows, cols } = TEXTURE_BLOCK;
+  const a = scratchLayout(rec.gpu, args.a, ops.a)!, b = scratchLayout(rec.gpu, args.b, ops.b)!;
+  // Accumulating, the old C comes from a texture copy too where it fits.
+  const cShape = { rows: args.M, cols: args.N };
+  const c = args.accumulate ? scratchLayout(rec.gpu, args.out, cShape) : null;
+  const uniforms = new Uniforms().u32(args.M).u32(args.N).u32(args.K);
+  for (const l of [a, b, c ?? a]) uniforms.u32(l.pitch).u32(2 ** l.shift - 1).u32(l.shift);
+  const tables = [{ view: args.a, shape: ops.a }, { view: args.b, shape: ops.b }];
   rec.dispatch({
-    code: textureCode(ops.kind, !!args.bias, !!args.accumulate),
+    code: textureCode({
+      kind: ops.kind,
+      bias: !!args.bias,
+      accumulate: !!args.accumulate,
+      oldC: c ? (c.flat ? "flat" : "rows") : undefined,
+      flatA: a.flat,
+      flatB: b.flat,
+    }),
     views: args.bias ? [args.out, args.bias] : [args.out],
-    textures: copyToScratchTextures(rec, "matmul", [{ view: args.a, shape: ops.a }, {
-      view: args.b,
-      shape: ops.b,
-    }]),
-    uniforms: new Uniforms().u32(args.M).u32(args.N).u32(args.K),
+    textures: copyToScratchTextures(
+      rec,
+      "matmul",
+      c ? [...tables, { view: args.out, shape: cShape }] : tables,
+    ),
+    uniforms,
     groups: [Math.ceil(args.M / rows), Math.ceil(args.N / (cols * CPU_WORKGROUP))],
   });
 }

@@ -28,7 +28,7 @@ export function residualForward(rec: Recorder, args: ResidualForwardArgs): void 
     writes: { out: args.out },
     reads: { a: args.a, b: args.b },
     n: args.n,
-    body: "  out[i] = a[i] + b[i];",
+    body: "  out[i] = a + b;",
   });
 }
 
@@ -52,9 +52,8 @@ export function residualBackward(rec: Recorder, args: ResidualBackwardArgs): voi
     reads: { dout: args.dout },
     n: args.n,
     body: /* wgsl */ `
-  let d = dout[i];
-  da[i] += d;
-  db[i] += d;`,
+  da[i] += dout;
+  db[i] += dout;`,
   });
 }
 

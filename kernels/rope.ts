@@ -26,7 +26,8 @@
  */
 import { UserError } from "@inheritune/data/errors";
 import { GpuError, type Recorder, requireLength, Uniforms, type View } from "./device.ts";
-import { ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid } from "./elementwise.ts";
+import { ELEMENTWISE_WG, FLAT_INDEX_WGSL, grid, vec4Reads, vec4TexturesFit } from "./elementwise.ts";
+import { type Operands, useTextureOperands } from "./scratch.ts";
 
 /** Shape of the RoPE kernels. */
 export interface RopeShape {
@@ -40,6 +41,11 @@ export interface RopeShape {
   NKV: number;
   /** Head size, even. */
   hs: number;
+  /**
+   * Where the quad kernels (head sizes a multiple of 8, see {@linkcode ropeForward}) read their
+   * inputs: storage buffers, or flat textures. Defaults to textures on a CPU adapter.
+   */
+  operands?: Operands;
 }
 
 /** cos and sin of every (position, pair) angle: each `(maxT, hs/2)`. */
@@ -368,9 +374,19 @@ function checkViews(
   requireLength(views.sin, (T * hs) / 2, `${what} sin table (T=${T}, hs=${hs})`);
 }
 
-/** Records `qkv = [rope(q), rope(k), v]` per row. */
+/**
+ * Records `qkv = [rope(q), rope(k), v]` per row. For head sizes that are a multiple of 8, with
+ * 16-byte aligned views, the quad kernel rotates 4 pairs per invocation, once for each of q, k
+ * and v; otherwise one invocation rotates one pair.
+ */
 export function ropeForward(rec: Recorder, args: RopeForwardArgs): void {
   checkViews("rope", args, args);
+  if (quads(args, [args.qkv, args.q, args.k, args.v, args.cos, args.sin])) {
+    parts(args).forEach(({ x, heads, col, rotate }) =>
+      dispatchQuads(rec, { ...args, packed: args.qkv, x: args[x], heads, col, rotate, backward: false })
+    );
+    return;
+  }
   rec.dispatch({
     code: FORWARD,
     views: [args.qkv, args.q, args.k, args.v, args.cos, args.sin],
@@ -422,14 +438,118 @@ export interface RopeBackwardArgs extends RopeShape {
   sin: View;
 }
 
-/** Records the gradients of q, k and v from that of the packed, rotated `qkv`. */
+/** Records the gradients of q, k and v from that of the packed, rotated `qkv` (as {@linkcode ropeForward}). */
 export function ropeBackward(rec: Recorder, args: RopeBackwardArgs): void {
   checkViews("rope backward", args, { qkv: args.dqkv, q: args.dq, k: args.dk, v: args.dv, ...args });
+  const grads = { q: args.dq, k: args.dk, v: args.dv };
+  if (quads(args, [args.dqkv, args.dq, args.dk, args.dv, args.cos, args.sin])) {
+    parts(args).forEach(({ x, heads, col, rotate }) =>
+      dispatchQuads(rec, { ...args, packed: args.dqkv, x: grads[x], heads, col, rotate, backward: true })
+    );
+    return;
+  }
   rec.dispatch({
     code: BACKWARD,
     views: [args.dq, args.dk, args.dv, args.dqkv, args.cos, args.sin],
     uniforms: uniforms(args),
     groups: grid(rec.gpu, pairCount(args)),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quads: 4 pairs per invocation, one launch per part (q, k, v)
+
+// Invocation i = (r·heads + h)·QUADS + j rotates pairs 4j .. 4j+3 of head h of row r of one part
+// x (BT, heads·hs), vec4 `o` of the packed row holding them; v's part is a copy (cos 1, sin 0).
+// Forward: packed = rope(x); backward: x = rope⁻¹(packed).
+function quadCode(backward: boolean, reads: string): string {
+  const rotate = backward
+    ? `out[src] = g1 * c + g2 * s;\n  out[src + p.quads] = g2 * c - g1 * s;`
+    : `out[o] = g1 * c - g2 * s;\n  out[o + p.quads] = g2 * c + g1 * s;`;
+  const load = backward ? "packed_at(o)" : "x_at(src)";
+  const load2 = backward ? "packed_at(o + p.quads)" : "x_at(src + p.quads)";
+  return /* wgsl */ `
+struct P { count: u32, T: u32, heads: u32, quads: u32, W4: u32, col4: u32, rotate: u32 }
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;
+${reads}
+@group(0) @binding(4) var<uniform> p: P;
+${FLAT_INDEX_WGSL}
+@compute @workgroup_size(${ELEMENTWISE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = flat_index(gid, nwg, ${ELEMENTWISE_WG}u);
+  if (i >= p.count) { return; }
+  let j = i % p.quads;
+  let rh = i / p.quads; // r·heads + h
+  let r = rh / p.heads;
+  let hs4 = 2u * p.quads;
+  let src = rh * hs4 + j;
+  let o = r * p.W4 + p.col4 + (rh - r * p.heads) * hs4 + j;
+  var c = vec4<f32>(1.0);
+  var s = vec4<f32>(0.0);
+  if (p.rotate != 0u) {
+    let a = (r % p.T) * p.quads + j;
+    c = cos_t_at(a);
+    s = sin_t_at(a);
+  }
+  let g1 = ${load};
+  let g2 = ${load2};
+  ${rotate}
+}`;
+}
+
+/** Whether the quad kernels take this shape: head size a multiple of 8, every view 16-byte aligned. */
+function quads(shape: RopeShape, views: View[]): boolean {
+  return shape.hs % 8 === 0 && views.every((v) => v.offset % 4 === 0);
+}
+
+/** The three parts of a packed row: which tensor, its heads, its first column, whether it rotates. */
+function parts(shape: RopeShape): { x: "q" | "k" | "v"; heads: number; col: number; rotate: boolean }[] {
+  const { NH, NKV, hs } = shape;
+  return [
+    { x: "q", heads: NH, col: 0, rotate: true },
+    { x: "k", heads: NKV, col: NH * hs, rotate: true },
+    { x: "v", heads: NKV, col: (NH + NKV) * hs, rotate: false },
+  ];
+}
+
+function dispatchQuads(
+  rec: Recorder,
+  args: RopeShape & {
+    packed: View;
+    x: View;
+    cos: View;
+    sin: View;
+    heads: number;
+    col: number;
+    rotate: boolean;
+    backward: boolean;
+  },
+): void {
+  const { BT, T, NH, NKV, hs, heads, backward } = args;
+  const W = (NH + 2 * NKV) * hs;
+  const x = { ...args.x, length: BT * heads * hs };
+  const packed = { ...args.packed, length: BT * W };
+  const tables = {
+    cos_t: { ...args.cos, length: (T * hs) / 2 },
+    sin_t: { ...args.sin, length: (T * hs) / 2 },
+  };
+  const reads = backward ? { packed, ...tables } : { x, ...tables };
+  const what = `rope${backward ? " backward" : ""} quads`;
+  const textures = useTextureOperands(rec.gpu, {
+    operands: args.operands,
+    fit: vec4TexturesFit(rec.gpu, Object.values(reads)),
+    what,
+    needs: "needs tables within a texture",
+  });
+  const bound = vec4Reads(rec, reads, { what, first: 1, textures });
+  const count = (BT * heads * hs) / 8;
+  rec.dispatch({
+    code: quadCode(backward, bound.wgsl),
+    views: [backward ? x : packed, ...bound.views],
+    textures: bound.textures,
+    uniforms: new Uniforms().u32(count).u32(T).u32(heads).u32(hs / 8).u32(W / 4).u32(args.col / 4)
+      .u32(args.rotate ? 1 : 0),
+    groups: grid(rec.gpu, count),
   });
 }
 

@@ -12,6 +12,8 @@ import {
   type Gpu,
   GpuError,
   type Recorder,
+  requireLength,
+  textureFits,
   type TextureShape,
   type View,
 } from "./device.ts";
@@ -46,7 +48,7 @@ const scratchTextures = new WeakMap<GPUDevice, Map<string, GPUTexture>>();
  * that read their inputs many times (matmul, attention) read them from textures.
  */
 export function scratchTexture(gpu: Gpu, role: string, shape: TextureShape): GPUTexture {
-  const key = `${role} ${shape.rows}x${shape.cols}`;
+  const key = `${role} ${shape.rows}x${shape.cols}${shape.u32 ? " u32" : ""}`;
   return pooled(scratchTextures, gpu, key, () => createTexture(gpu, shape, key));
 }
 
@@ -63,8 +65,61 @@ export function scratchView(gpu: Gpu, role: string, length: number): View {
 }
 
 /**
+ * How a table sits in its scratch texture: row by row (texel `c4` of row `r` at texture texel
+ * `(c4, r)`), or flat, for rows that WebGPU cannot copy one per texture row (not a multiple of 64
+ * floats): the table's texels in row-major order along texture rows of `2^shift` texels, texel
+ * `i = r·pitch + c4` at `(i & (2^shift - 1), i >> shift)`.
+ */
+export interface ScratchLayout {
+  /** Whether the table is stored flat. */
+  flat: boolean;
+  /** Texels per table row (`cols / 4`). */
+  pitch: number;
+  /** log2 of the texture's width in texels when flat (0 otherwise). */
+  shift: number;
+  /** The texture's own shape. */
+  texture: TextureShape;
+}
+
+/**
+ * The layout {@linkcode copyToScratchTextures} gives a `shape` table in `view`: row by row where
+ * {@linkcode textureFits}, else flat where the rows are whole texels (a multiple of 4 floats), the
+ * view starts 16-byte aligned and the texels fit a texture at least 64 texels wide; else null.
+ */
+export function scratchLayout(gpu: Gpu, view: View, shape: TextureShape): ScratchLayout | null {
+  const pitch = shape.cols / 4;
+  if (textureFits(gpu, view, shape)) return { flat: false, pitch, shift: 0, texture: shape };
+  if (shape.cols <= 0 || shape.cols % 4 !== 0 || shape.rows <= 0 || view.offset % 4 !== 0) return null;
+  const flat = flatTexture(gpu, shape.rows * pitch);
+  return flat && { flat: true, pitch, ...flat };
+}
+
+/**
+ * The texture that holds `texels` texels flat ({@linkcode Recorder.copyFlatToTexture}): the
+ * narrowest power-of-two width from 64 texels (2^shift) whose rows hold them within the device's
+ * texture height; null when none does.
+ */
+export function flatTexture(gpu: Gpu, texels: number): { shift: number; texture: TextureShape } | null {
+  const max = gpu.limits.maxTextureDimension2D;
+  let shift = 6;
+  while (Math.ceil(texels / 2 ** shift) > max) shift++;
+  if (2 ** shift > max) return null;
+  return { shift, texture: { rows: Math.ceil(texels / 2 ** shift), cols: 4 * 2 ** shift } };
+}
+
+/** Whether a `shape` table in `view` can be read from a scratch texture ({@linkcode scratchLayout}). */
+export function scratchTextureFits(gpu: Gpu, view: View, shape: TextureShape): boolean {
+  return scratchLayout(gpu, view, shape) !== null;
+}
+
+/**
  * Records copies of `tables` into the device's scratch textures for `role` (the i-th table into
- * texture `role i`) and returns those textures in order, for a kernel recorded next to read.
+ * texture `role i`) in their {@linkcode scratchLayout}, and returns those textures in order, for
+ * a kernel recorded next to read. Both layouts are copies by the queue (a memcpy per texture row);
+ * kernels that read flat tables (LLaMA's MLP of 172, a key projection of 32) compute each texel's
+ * place from the layout.
+ *
+ * @throws {GpuError} for a table that does not fit or a view shorter than its table.
  */
 export function copyToScratchTextures(
   rec: Recorder,
@@ -72,8 +127,21 @@ export function copyToScratchTextures(
   tables: { view: View; shape: TextureShape }[],
 ): GPUTexture[] {
   return tables.map(({ view, shape }, i) => {
-    const texture = scratchTexture(rec.gpu, `${role} ${i}`, shape);
-    rec.copyToTexture(view, texture);
+    const layout = scratchLayout(rec.gpu, view, shape);
+    if (!layout) {
+      throw new GpuError(
+        `${role}: a table of ${shape.rows} rows of ${shape.cols} floats at offset ${view.offset} cannot be ` +
+          "copied into a texture (rows of whole texels, a 16-byte aligned start, within the texture size)",
+      );
+    }
+    const texture = scratchTexture(rec.gpu, `${role} ${i}`, layout.texture);
+    if (!layout.flat) {
+      rec.copyToTexture(view, texture);
+      return texture;
+    }
+    const n = shape.rows * shape.cols;
+    requireLength(view, n, `${role} texture copy (${shape.rows} rows of ${shape.cols})`);
+    rec.copyFlatToTexture({ ...view, length: n }, texture);
     return texture;
   });
 }

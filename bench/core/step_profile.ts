@@ -8,10 +8,13 @@
  *
  *   deno run -A bench/core/step_profile.ts tiny|124m [--batch B] [--reps N]
  *
- * The parts add up to somewhat more than a whole step, whose launches overlap.
+ * The parts add up to somewhat more than a whole step, whose launches overlap. Each part is also
+ * given in CPU time (of every thread of this process: on a CPU adapter, the kernels' work), which
+ * other processes on the machine disturb less than the wall time.
  *
  * @module
  */
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { type DispatchArgs, getGpu, type Gpu, Recorder, type View } from "@inheritune/kernels";
 import { recordTrainStep } from "./train_step.ts";
@@ -53,17 +56,25 @@ class ProfilingRecorder extends Recorder {
     this.#keep(`clear (${this.#caller()})`, (rec) => rec.clear(view));
   }
 
+  override copyFlatToTexture(view: View, texture: GPUTexture): void {
+    super.copyFlatToTexture(view, texture);
+    this.#keep(`copyToTexture (${this.#caller()})`, (rec) => rec.copyFlatToTexture(view, texture));
+  }
+
   override copyToTexture(view: View, texture: GPUTexture): void {
     super.copyToTexture(view, texture);
     this.#keep(`copyToTexture (${this.#caller()})`, (rec) => rec.copyToTexture(view, texture));
   }
 }
 
-async function seconds(gpu: Gpu, submit: () => void): Promise<number> {
+/** Wall and CPU seconds of a submission until its work is done. */
+async function seconds(gpu: Gpu, submit: () => void): Promise<{ wall: number; cpu: number }> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   submit();
   await gpu.device.queue.onSubmittedWorkDone();
-  return (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  return { wall: (performance.now() - t0) / 1000, cpu: (c.user + c.system) / 1e6 };
 }
 
 async function main(): Promise<void> {
@@ -81,25 +92,36 @@ async function main(): Promise<void> {
   opt.prepare(1e-4);
   await seconds(gpu, () => rec.submit()); // compiles every pipeline
   const step = await seconds(gpu, () => rec.submit());
-  let empty = Infinity;
-  for (let i = 0; i < 5; i++) empty = Math.min(empty, await seconds(gpu, () => gpu.device.queue.submit([])));
-  const totals = new Map<string, { ms: number; count: number }>();
+  const empty = { wall: Infinity, cpu: Infinity };
+  for (let i = 0; i < 5; i++) {
+    const e = await seconds(gpu, () => gpu.device.queue.submit([]));
+    empty.wall = Math.min(empty.wall, e.wall);
+    empty.cpu = Math.min(empty.cpu, e.cpu);
+  }
+  const totals = new Map<string, { ms: number; cpu: number; count: number }>();
   for (const { label, rec: part } of rec.parts) {
-    const s = Math.max(0, (await seconds(gpu, () => part.submit())) - empty) / reps;
-    const t = totals.get(label) ?? { ms: 0, count: 0 };
-    totals.set(label, { ms: t.ms + s * 1000, count: t.count + 1 });
+    const s = await seconds(gpu, () => part.submit());
+    const t = totals.get(label) ?? { ms: 0, cpu: 0, count: 0 };
+    totals.set(label, {
+      ms: t.ms + (Math.max(0, s.wall - empty.wall) / reps) * 1000,
+      cpu: t.cpu + (Math.max(0, s.cpu - empty.cpu) / reps) * 1000,
+      count: t.count + 1,
+    });
   }
   const sum = [...totals.values()].reduce((a, t) => a + t.ms, 0);
+  const cpuSum = [...totals.values()].reduce((a, t) => a + t.cpu, 0);
   console.log(
-    `${name} B=${B} T=${T} on ${gpu.description}: whole step ${(step * 1000).toFixed(1)} ms, ` +
-      `parts ${sum.toFixed(1)} ms (each timed ${reps}x, less an empty submission's ${
-        (empty * 1000).toFixed(1)
-      } ms)\n`,
+    `${name} B=${B} T=${T} on ${gpu.description}: whole step ${(step.wall * 1000).toFixed(1)} ms ` +
+      `(CPU ${(step.cpu * 1000).toFixed(1)} ms), parts ${sum.toFixed(1)} ms (CPU ${cpuSum.toFixed(1)} ms; ` +
+      `each timed ${reps}x, less an empty submission's ${(empty.wall * 1000).toFixed(1)} ms)\n`,
   );
-  console.log("| recorded by | commands | ms per step | share |");
-  console.log("| --- | --- | --- | --- |");
-  for (const [label, t] of [...totals].sort((a, b) => b[1].ms - a[1].ms)) {
-    console.log(`| ${label} | ${t.count} | ${t.ms.toFixed(2)} | ${((100 * t.ms) / sum).toFixed(1)}% |`);
+  console.log("| recorded by | commands | ms per step | share | CPU ms per step | CPU share |");
+  console.log("| --- | --- | --- | --- | --- | --- |");
+  for (const [label, t] of [...totals].sort((a, b) => b[1].cpu - a[1].cpu)) {
+    console.log(
+      `| ${label} | ${t.count} | ${t.ms.toFixed(2)} | ${((100 * t.ms) / sum).toFixed(1)}% | ` +
+        `${t.cpu.toFixed(2)} | ${((100 * t.cpu) / cpuSum).toFixed(1)}% |`,
+    );
   }
 }
 

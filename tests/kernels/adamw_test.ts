@@ -10,6 +10,7 @@ import {
   getGpu,
   gradNormSquared,
   gradNormSquaredCpu,
+  type Operands,
   read,
   Recorder,
   upload,
@@ -46,6 +47,27 @@ Deno.test("grad norm partials and clip scale match CPU, clipping or not", async 
   }
 });
 
+Deno.test("grad norm partials read through textures match CPU, in one slice or several", async () => {
+  const gpu = await getGpu();
+  const sizes = [4, 64, 256, 3000, 20000]; // whole vec4s, as textures need
+  const host = sizes.map((n, i) => rand(n, 30 + i, 0.5));
+  const grads = host.map((g) => upload(gpu, g));
+  for (
+    const [operands, maxSlice] of [["buffer", undefined], ["texture", undefined], ["texture", 64]] as const
+  ) {
+    const partials = createView(gpu, sizes.length);
+    const rec = new Recorder(gpu);
+    gradNormSquared(rec, { partials, grads, operands, maxSlice });
+    rec.submit();
+    assertClose(
+      await read(gpu, partials),
+      gradNormSquaredCpu(host),
+      1e-5,
+      `${operands}, slices of ${maxSlice}`,
+    );
+  }
+});
+
 Deno.test("grad norm writes 0 for an empty tensor", async () => {
   const gpu = await getGpu();
   const partials = upload(gpu, new Float32Array([7, 7]));
@@ -60,7 +82,16 @@ for (const weightDecay of [0, 0.1]) {
     const gpu = await getGpu();
     const hyper = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8 };
     // 256 and the 64-element chunks of 3001 take the vec4 kernel; 1, 257 and the last chunk the scalar one.
-    for (const [n, maxChunk] of [[1, undefined], [256, undefined], [257, undefined], [3001, 64]] as const) {
+    // Reading through textures needs whole vec4s: 256, and 3000 in slices of 64 and a last of 56.
+    const cases: { n: number; maxChunk?: number; operands: Operands; maxSlice?: number }[] = [
+      { n: 1, operands: "buffer" },
+      { n: 256, operands: "buffer" },
+      { n: 257, operands: "buffer" },
+      { n: 3001, maxChunk: 64, operands: "buffer" },
+      { n: 256, operands: "texture" },
+      { n: 3000, operands: "texture", maxSlice: 64 },
+    ];
+    for (const { n, maxChunk, operands, maxSlice } of cases) {
       const p0 = rand(n, n, 1);
       const g1 = rand(n, n + 1, 0.1);
       const g2 = rand(n, n + 2, 0.1);
@@ -73,7 +104,19 @@ for (const weightDecay of [0, 0.1]) {
       const scale = upload(gpu, new Float32Array([clip, 123]));
       // Recorded once, replayed for both steps with new gradient and settings written in between.
       const rec = new Recorder(gpu);
-      adamwUpdate(rec, { param, grad, m, v, hyper: hyperView, scale, weightDecay, n, maxChunk });
+      adamwUpdate(rec, {
+        param,
+        grad,
+        m,
+        v,
+        hyper: hyperView,
+        scale,
+        weightDecay,
+        n,
+        maxChunk,
+        operands,
+        maxSlice,
+      });
       writeAdamwHyper(gpu, hyperView, { ...hyper, step: 1 });
       rec.submit();
       const s1 = adamwCpu(p0, g1, {
@@ -84,9 +127,9 @@ for (const weightDecay of [0, 0.1]) {
         weightDecay,
         scale: clip,
       });
-      assertClose(await read(gpu, param), s1.param, 1e-4, `param after step 1 (n=${n})`);
-      assertClose(await read(gpu, m), s1.m, 1e-4, `m after step 1 (n=${n})`);
-      assertClose(await read(gpu, v), s1.v, 1e-4, `v after step 1 (n=${n})`);
+      assertClose(await read(gpu, param), s1.param, 1e-4, `param after step 1 (n=${n}, ${operands})`);
+      assertClose(await read(gpu, m), s1.m, 1e-4, `m after step 1 (n=${n}, ${operands})`);
+      assertClose(await read(gpu, v), s1.v, 1e-4, `v after step 1 (n=${n}, ${operands})`);
       write(gpu, grad, g2);
       writeAdamwHyper(gpu, hyperView, { ...hyper, lr: hyper.lr / 2, step: 2 });
       rec.submit();
@@ -99,9 +142,9 @@ for (const weightDecay of [0, 0.1]) {
         weightDecay,
         scale: clip,
       });
-      assertClose(await read(gpu, param), s2.param, 1e-4, `param after step 2 (n=${n})`);
-      assertClose(await read(gpu, m), s2.m, 1e-4, `m after step 2 (n=${n})`);
-      assertClose(await read(gpu, v), s2.v, 1e-4, `v after step 2 (n=${n})`);
+      assertClose(await read(gpu, param), s2.param, 1e-4, `param after step 2 (n=${n}, ${operands})`);
+      assertClose(await read(gpu, m), s2.m, 1e-4, `m after step 2 (n=${n}, ${operands})`);
+      assertClose(await read(gpu, v), s2.v, 1e-4, `v after step 2 (n=${n}, ${operands})`);
     }
   });
 }

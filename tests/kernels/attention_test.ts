@@ -30,6 +30,7 @@ const SHAPES: [number, number, number, number, number][] = [
   [1, 64, 128, 1, 1],
   [1, 70, 128, 4, 1],
   [1, 70, 256, 2, 2],
+  [1, 65, 64, 1, 1], // B·NH·T not a multiple of 4: lse and delta stay in buffers with texture operands
 ];
 
 const name = ({ B, T, C, NH, NKV, window, scale }: AttentionShape): string =>
@@ -44,7 +45,7 @@ const width = (C: number, NH: number, NKV: number): number => (C / NH) * (NH + 2
 const GPU_SPLIT: AttentionSplit = { wg: 64, rowVectors: 0, step: 1, separateDkDv: true };
 
 // Shapes with C a multiple of 64 and hs of 4 also run with texture operands (the CPU-adapter
-// default); the others only read storage buffers. Buffer operands run with the adapter's split and
+// default); the others only read storage buffers. Both operands run with the adapter's split and
 // with the GPU's.
 async function assertMatchesCpu(
   shapes: ([number, number, number, number, number] | AttentionShape)[],
@@ -60,7 +61,9 @@ async function assertMatchesCpu(
     const cases: { operands: "buffer" | "texture"; split?: AttentionSplit }[] = [
       { operands: "buffer" },
       { operands: "buffer", split: GPU_SPLIT },
-      ...(textures ? [{ operands: "texture" as const }] : []),
+      ...(textures
+        ? [{ operands: "texture" as const }, { operands: "texture" as const, split: GPU_SPLIT }]
+        : []),
     ];
     for (const { operands, split } of cases) {
       const shape = { B, T, C, NH, NKV, window, scale, operands, split };

@@ -33,17 +33,40 @@ const CASES: [number, number, number, number, number[]][] = [
   [1, 32, 300, 128, []],
   [7, 32, 300, 1024, [2]],
   [7, 64, 300, 1024, [1]], // chunks of 256 and 44 rows: texture operands on a CPU adapter, then buffers
+  [7, 32, 256, 1024, [2]], // one chunk: the backward pass reuses the forward's logits
+  [5, 8, 63, 64, []], // one chunk of rows that are not a multiple of 4
 ];
 
+// Softmax and dlogits read the logits from the buffer or from a texture (rows of a multiple of 4);
+// the scratch keeps every chunk's logits for the backward pass, or only one chunk's.
 for (const [BT, C, V, maxChunk, ignore] of CASES) {
-  Deno.test(`classifier forward and backward match CPU: BT=${BT} C=${C} V=${V} chunk≤${maxChunk} ignore=${ignore.length}`, async () => {
+  for (const keepLogits of [false, true]) {
+    classifierCase({ BT, C, V, maxChunk, ignore, operands: "buffer", keepLogits });
+  }
+  if (V % 4 === 0) classifierCase({ BT, C, V, maxChunk, ignore, operands: "texture" });
+}
+
+function classifierCase(
+  { BT, C, V, maxChunk, ignore, operands, keepLogits }: {
+    BT: number;
+    C: number;
+    V: number;
+    maxChunk: number;
+    ignore: number[];
+    operands: "buffer" | "texture";
+    keepLogits?: boolean;
+  },
+): void {
+  const keep = keepLogits === undefined ? "" : keepLogits ? " keeping logits" : " recomputing logits";
+  Deno.test(`classifier forward and backward match CPU: BT=${BT} C=${C} V=${V} chunk≤${maxChunk} ignore=${ignore.length} ${operands}${keep}`, async () => {
     const gpu = await getGpu();
     const x = rand(BT * C, BT * 31 + C, 1);
     const w = rand(V * C, V + C, 1);
     const targets = targetsFor(BT, V, BT + V, ignore);
     const dlossScale = 1 / BT;
-    const scratch = createClassifierScratch(gpu, { BT, C, V, maxChunk });
+    const scratch = createClassifierScratch(gpu, { BT, C, V, maxChunk, keepLogits });
     assert.ok(scratch.chunk <= maxChunk && scratch.chunk % 64 === 0, `chunk ${scratch.chunk}`);
+    if (keepLogits !== undefined) assert.equal(scratch.keep, keepLogits);
     const inp = upload(gpu, x);
     const wte = upload(gpu, w);
     const tg = upload(gpu, targets);
@@ -54,8 +77,21 @@ for (const [BT, C, V, maxChunk, ignore] of CASES) {
     const dinp = upload(gpu, dinp0);
     const dwte = upload(gpu, dwte0);
     const rec = new Recorder(gpu);
-    classifierForward(rec, { losses, lse, inp, wte, targets: tg, scratch, BT, C, V });
-    classifierBackward(rec, { dinp, dwte, inp, wte, targets: tg, lse, scratch, BT, C, V, dlossScale });
+    classifierForward(rec, { losses, lse, inp, wte, targets: tg, scratch, BT, C, V, operands });
+    classifierBackward(rec, {
+      dinp,
+      dwte,
+      inp,
+      wte,
+      targets: tg,
+      lse,
+      scratch,
+      BT,
+      C,
+      V,
+      dlossScale,
+      operands,
+    });
     rec.submit();
     const fwd = classifierForwardCpu(x, w, targets, { BT, C, V });
     const bwd = classifierBackwardCpu(x, w, targets, { BT, C, V, dlossScale });
@@ -206,4 +242,29 @@ Deno.test("classifier chunk for GPT-2 124M fits the binding limit with aligned o
   assert.equal(classifierChunk(h100, { BT, C, V }), 7232, "7 balanced chunks of 7232 rows");
   assert.equal(classifierChunk(h100, { BT: 1, C: 5, V: 67, maxChunk: 64 }), 64);
   assertThrows(() => classifierChunk(h100, { BT: 2 ** 20, C, V }), /no vocabulary chunk of 64 rows fits/);
+});
+
+Deno.test("classifier chunks hold at most a texture's rows on a CPU adapter, so they read texture operands", async () => {
+  const gpu = await getGpu();
+  const max = gpu.limits.maxTextureDimension2D;
+  const scratch = createClassifierScratch(gpu, { BT: 2, C: 8, V: 3 * max + 17 });
+  assert.ok(!gpu.isFallback || scratch.chunk <= max, `chunk ${scratch.chunk} on ${gpu.description}`);
+  assert.equal(scratch.chunk, gpu.isFallback ? Math.ceil((3 * max + 17) / 4 / 64) * 64 : 3 * max + 64);
+  scratch.logits.buffer.destroy();
+  scratch.state.buffer.destroy();
+});
+
+Deno.test("the classifier scratch keeps every chunk's logits when they fit one binding", async () => {
+  const gpu = await getGpu();
+  const small = createClassifierScratch(gpu, { BT: 3, C: 8, V: 300, maxChunk: 64 });
+  assert.ok(small.keep);
+  assert.equal(small.logits.length, 3 * 300);
+  const V = gpu.limits.maxStorageBufferBindingSize / 4 + 1;
+  const large = createClassifierScratch(gpu, { BT: 1, C: 1, V });
+  assert.ok(!large.keep, `logits of ${V} floats exceed one binding`);
+  assert.equal(large.logits.length, large.chunk);
+  for (const s of [small, large]) {
+    s.logits.buffer.destroy();
+    s.state.buffer.destroy();
+  }
 });

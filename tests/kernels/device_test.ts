@@ -42,6 +42,25 @@ Deno.test("copyToTexture rejects what WebGPU cannot copy before recording anythi
   narrow.destroy();
 });
 
+Deno.test("copyFlatToTexture rejects views that are not whole texels, misaligned or too long", async () => {
+  const gpu = await getGpu();
+  const rec = new Recorder(gpu);
+  const texture = scratchTexture(gpu, "device test", { rows: 2, cols: 64 });
+  const v = createView(gpu, 256);
+  assertThrows(() => rec.copyFlatToTexture({ ...v, length: 6 }, texture), /whole texels.*a view of 6 floats/);
+  assertThrows(() => rec.copyFlatToTexture({ ...v, offset: 2, length: 8 }, texture), /offset 8 bytes/);
+  assertThrows(() => rec.copyFlatToTexture({ ...v, length: 132 }, texture), /2 rows, a view of 132 floats/);
+  assertThrows(() => rec.copyFlatToTexture({ ...v, length: 0 }, texture), /a view of 0 floats/);
+  const narrow = gpu.device.createTexture({
+    size: [8, 2],
+    format: "rgba32float",
+    usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.COPY_DST,
+  });
+  assertThrows(() => rec.copyFlatToTexture({ ...v, length: 8 }, narrow), /32 floats per row/);
+  assert.equal(rec.length, 0);
+  narrow.destroy();
+});
+
 Deno.test("scratchTexture returns one texture per role and shape", async () => {
   const gpu = await getGpu();
   const a = scratchTexture(gpu, "device test", { rows: 2, cols: 64 });

@@ -8,6 +8,7 @@ import {
   encoderForwardCpu,
   getGpu,
   type Gpu,
+  type Operands,
   read,
   readBytes,
   Recorder,
@@ -18,12 +19,14 @@ import { assertClose, numericGrad, rand } from "../_util.ts";
 
 // [B, T, C, V]: single elements, odd sizes, C above the workgroup size, and B·T = 320 with a
 // tiny vocabulary, so each token's chain of positions is long and spans several workgroups.
+// B·T a multiple of 4 scans 4 tokens per load, C a multiple of 4 sums 4 columns per thread.
 const SHAPES: [number, number, number, number][] = [
   [1, 1, 1, 1],
   [2, 5, 7, 11],
   [3, 64, 33, 50],
   [2, 5, 300, 3],
   [5, 64, 9, 7],
+  [4, 16, 64, 37],
 ];
 
 /** Deterministic token ids below `V`. */
@@ -35,7 +38,7 @@ function tokenIds(n: number, V: number, seed: number): Uint32Array {
 function recordBackward(
   gpu: Gpu,
   data: { dout: View; tokens: View; dwte0: Float32Array; dwpe0: Float32Array },
-  shape: { B: number; T: number; C: number; V: number; maxRowsPerChunk?: number },
+  shape: { B: number; T: number; C: number; V: number; maxRowsPerChunk?: number; operands?: Operands },
 ): { dwte: View; dwpe: View } {
   const dwte = upload(gpu, data.dwte0);
   const dwpe = upload(gpu, data.dwpe0);
@@ -70,9 +73,19 @@ Deno.test("encoder forward matches CPU on odd shapes", async () => {
   }
 });
 
+// B·T a multiple of 4 scans the tokens from the buffer or from a texture.
 Deno.test("encoder backward accumulates into non-zero gradients and matches CPU", async () => {
   const gpu = await getGpu();
-  for (const [B, T, C, V] of SHAPES) {
+  const cases = SHAPES.flatMap(([B, T, C, V]) =>
+    ((B * T) % 4 === 0 ? ["buffer", "texture"] as const : [undefined]).map((operands) => ({
+      B,
+      T,
+      C,
+      V,
+      operands,
+    }))
+  );
+  for (const { B, T, C, V, operands } of cases) {
     const maxT = T + 2;
     const tokens = tokenIds(B * T, V, B + T * V);
     const dy = rand(B * T * C, C + 1);
@@ -81,10 +94,10 @@ Deno.test("encoder backward accumulates into non-zero gradients and matches CPU"
     const { dwte, dwpe } = recordBackward(
       gpu,
       { dout: upload(gpu, dy), tokens: upload(gpu, tokens), dwte0, dwpe0 },
-      { B, T, C, V },
+      { B, T, C, V, operands },
     );
     const want = encoderBackwardCpu(dy, { tokens, B, T, C, V });
-    const what = `B=${B} T=${T} C=${C} V=${V}`;
+    const what = `B=${B} T=${T} C=${C} V=${V} ${operands ?? "u32"}`;
     assertClose(await read(gpu, dwte), want.dwte.map((v, i) => v + dwte0[i]), 1e-4, `dwte ${what}`);
     // Rows of dwpe at and beyond T keep their values.
     const wantWpe = Float64Array.from(dwpe0, (v, i) => v + (want.dwpe[i] ?? 0));

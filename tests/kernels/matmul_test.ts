@@ -223,7 +223,11 @@ for (const [blocking, shapes] of BLOCKINGS) {
   );
 }
 
-/** Shapes for texture operands: stored rows of 64 floats, M and N cut mid-block, short K. */
+/**
+ * Shapes for texture operands: stored rows of 64 floats (copied by the queue), M and N cut
+ * mid-block, short K; then rows of a multiple of 4 floats only (copied by a kernel), as a LLaMA's
+ * MLP of 172 and its key projection of 32 give.
+ */
 const TEXTURE_CASES: { M: number; N: number; K: number; transA: boolean; transB: boolean }[] = [
   { M: 40, N: 128, K: 64, transA: false, transB: false },
   { M: 16, N: 64, K: 192, transA: false, transB: false },
@@ -231,6 +235,12 @@ const TEXTURE_CASES: { M: number; N: number; K: number; transA: boolean; transB:
   { M: 128, N: 64, K: 3, transA: true, transB: false },
   { M: 40, N: 36, K: 128, transA: false, transB: true },
   { M: 9, N: 68, K: 64, transA: false, transB: true },
+  { M: 37, N: 20, K: 172, transA: false, transB: false },
+  { M: 33, N: 172, K: 12, transA: false, transB: false },
+  { M: 172, N: 32, K: 29, transA: true, transB: false },
+  { M: 36, N: 172, K: 17, transA: true, transB: false },
+  { M: 30, N: 32, K: 172, transA: false, transB: true },
+  { M: 19, N: 172, K: 32, transA: false, transB: true },
 ];
 
 Deno.test("matmul with texture operands matches CPU for A·B, Aᵀ·B and A·Bᵀ", async () => {
@@ -248,20 +258,15 @@ Deno.test("matmul picks texture operands on a CPU adapter only where the rows ca
       throw new Error(`${JSON.stringify(shape)} should fit`);
     }
   }
+  const max = gpu.limits.maxTextureDimension2D;
   for (
-    const [M, N, K, tA, tB] of [[64, 64, 60, false, false], [64, 60, 64, false, false], [
-      60,
-      64,
-      64,
-      true,
-      false,
-    ], [
-      64,
-      64,
-      64,
-      true,
-      true,
-    ]] as const
+    const [M, N, K, tA, tB] of [
+      [64, 64, 62, false, false], // A's rows of 62 floats
+      [64, 62, 64, false, false], // B's and C's rows of 62
+      [62, 64, 64, true, false], // Aᵀ stored with rows of 62
+      [64, 64, 64, true, true], // both transposed
+      [4 * max, 64, 4 * max, false, false], // more texels in A than a texture holds
+    ] as const
   ) {
     if (fit(M, N, K, tA, tB)) throw new Error(`${M}x${N}x${K} tA=${tA} tB=${tB} should not fit`);
   }
@@ -269,7 +274,7 @@ Deno.test("matmul picks texture operands on a CPU adapter only where the rows ca
   const got = matmulOperands(gpu, { out: v, a: v, b: v, M: 64, N: 64, K: 64 });
   if (got !== want) throw new Error(`operands ${got} on ${gpu.description}, want ${want}`);
   assertThrows(
-    () => matmul(new Recorder(gpu), { out: v, a: v, b: v, M: 8, N: 8, K: 8, operands: "texture" }),
+    () => matmul(new Recorder(gpu), { out: v, a: v, b: v, M: 8, N: 8, K: 6, operands: "texture" }),
     /cannot read texture operands/,
   );
 });

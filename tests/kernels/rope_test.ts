@@ -3,6 +3,7 @@ import { assertThrows } from "../_assert.ts";
 import {
   createView,
   getGpu,
+  type Operands,
   read,
   Recorder,
   ropeBackward,
@@ -50,10 +51,15 @@ Deno.test("rope tables hold cos and sin of t·θ^(-2d/hs)", () => {
   }
 });
 
+// Head sizes that are a multiple of 8 take the quad kernels, from buffers or textures; others the pair kernels.
+const CASES: { s: [number, number, number, number, number]; operands?: Operands }[] = SHAPES.flatMap((s) =>
+  s[4] % 8 === 0 ? [{ s, operands: "buffer" as const }, { s, operands: "texture" as const }] : [{ s }]
+);
+
 Deno.test("rope forward packs rotated q, rotated k and v, and backward unrotates, matching CPU", async () => {
   const gpu = await getGpu();
-  for (const [B, T, NH, NKV, hs] of SHAPES) {
-    const shape = { BT: B * T, T, NH, NKV, hs };
+  for (const { s: [B, T, NH, NKV, hs], operands } of CASES) {
+    const shape = { BT: B * T, T, NH, NKV, hs, operands };
     const tables = ropeTables({ hs, maxT: T, theta: 10000 });
     const x = inputs(shape, B * 7 + T);
     const W = (NH + 2 * NKV) * hs;
@@ -76,7 +82,7 @@ Deno.test("rope forward packs rotated q, rotated k and v, and backward unrotates
     ropeForward(rec, { ...views, ...shape });
     ropeBackward(rec, { ...grads, cos: views.cos, sin: views.sin, ...shape });
     rec.submit();
-    const what = `B=${B} T=${T} NH=${NH} NKV=${NKV} hs=${hs}`;
+    const what = `B=${B} T=${T} NH=${NH} NKV=${NKV} hs=${hs} ${operands ?? "pairs"}`;
     assertClose(await read(gpu, views.qkv), ropeForwardCpu(x, { ...shape, ...tables }), 1e-4, `qkv ${what}`);
     const want = ropeBackwardCpu(dqkv, { ...shape, ...tables });
     assertClose(await read(gpu, grads.dq), want.dq, 1e-4, `dq ${what}`);

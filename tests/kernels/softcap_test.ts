@@ -54,49 +54,61 @@ const CASES: [number, number, number, number, number[]][] = [
   [5, 64, 300, 1024, [0]],
 ];
 
+// Logits kept from the forward pass (capped there) or recomputed and capped again in the backward
+// pass, read from buffers or from texture copies (the default on a CPU adapter).
+const VARIANTS: { keepLogits: boolean; operands?: "buffer" }[] = [
+  { keepLogits: true },
+  { keepLogits: false },
+  { keepLogits: false, operands: "buffer" },
+];
+
 for (const [BT, C, V, maxChunk, ignore] of CASES) {
-  Deno.test(`classifier with a logit soft-cap matches CPU: BT=${BT} C=${C} V=${V} chunk≤${maxChunk}`, async () => {
-    const gpu = await getGpu();
-    // Logits of a few units, so the cap of 3 bends them without saturating most: where 1 - tanh²
-    // falls below f32's resolution, PyTorch's f32 gradient and this one are both noise.
-    const scale = C < 64 ? 2 : 1;
-    const x = rand(BT * C, BT + C, scale);
-    const w = rand(V * C, V, scale);
-    const targets = Uint32Array.from(
-      { length: BT },
-      (_, i) => (ignore.includes(i) ? IGNORE_INDEX : (i * 37) % V),
-    );
-    const [dlossScale, softcap] = [1 / BT, 3];
-    const scratch = createClassifierScratch(gpu, { BT, C, V, maxChunk });
-    const [inp, wte, tg] = [upload(gpu, x), upload(gpu, w), upload(gpu, targets)];
-    const losses = createView(gpu, BT), lse = createView(gpu, BT);
-    const dinp = createView(gpu, BT * C), dwte = createView(gpu, V * C);
-    const rec = new Recorder(gpu);
-    classifierForward(rec, { losses, lse, inp, wte, targets: tg, scratch, BT, C, V, softcap });
-    classifierBackward(rec, {
-      dinp,
-      dwte,
-      inp,
-      wte,
-      targets: tg,
-      lse,
-      scratch,
-      BT,
-      C,
-      V,
-      dlossScale,
-      softcap,
+  for (const { keepLogits, operands } of VARIANTS) {
+    const how = `${keepLogits ? "keeping" : "recomputing"} logits${operands ? `, ${operands} operands` : ""}`;
+    Deno.test(`classifier with a logit soft-cap matches CPU: BT=${BT} C=${C} V=${V} chunk≤${maxChunk}, ${how}`, async () => {
+      const gpu = await getGpu();
+      // Logits of a few units, so the cap of 3 bends them without saturating most: where 1 - tanh²
+      // falls below f32's resolution, PyTorch's f32 gradient and this one are both noise.
+      const scale = C < 64 ? 2 : 1;
+      const x = rand(BT * C, BT + C, scale);
+      const w = rand(V * C, V, scale);
+      const targets = Uint32Array.from(
+        { length: BT },
+        (_, i) => (ignore.includes(i) ? IGNORE_INDEX : (i * 37) % V),
+      );
+      const [dlossScale, softcap] = [1 / BT, 3];
+      const scratch = createClassifierScratch(gpu, { BT, C, V, maxChunk, keepLogits });
+      const [inp, wte, tg] = [upload(gpu, x), upload(gpu, w), upload(gpu, targets)];
+      const losses = createView(gpu, BT), lse = createView(gpu, BT);
+      const dinp = createView(gpu, BT * C), dwte = createView(gpu, V * C);
+      const rec = new Recorder(gpu);
+      classifierForward(rec, { losses, lse, inp, wte, targets: tg, scratch, BT, C, V, softcap, operands });
+      classifierBackward(rec, {
+        dinp,
+        dwte,
+        inp,
+        wte,
+        targets: tg,
+        lse,
+        scratch,
+        BT,
+        C,
+        V,
+        dlossScale,
+        softcap,
+        operands,
+      });
+      rec.submit();
+      const fwd = classifierForwardCpu(x, w, targets, { BT, C, V, softcap });
+      const bwd = classifierBackwardCpu(x, w, targets, { BT, C, V, dlossScale, softcap });
+      assertClose(await read(gpu, losses), fwd.losses, 1e-4, "losses");
+      assertClose(await read(gpu, lse), fwd.lse, 1e-4, "lse");
+      assertClose(await read(gpu, dinp), bwd.dinp, 1e-4, "dinp");
+      assertClose(await read(gpu, dwte), bwd.dwte, 1e-4, "dwte");
+      const plain = classifierForwardCpu(x, w, targets, { BT, C, V });
+      assert.ok(Math.max(...plain.logits.map(Math.abs)) > 2 * softcap, "the cap bends some logit");
     });
-    rec.submit();
-    const fwd = classifierForwardCpu(x, w, targets, { BT, C, V, softcap });
-    const bwd = classifierBackwardCpu(x, w, targets, { BT, C, V, dlossScale, softcap });
-    assertClose(await read(gpu, losses), fwd.losses, 1e-4, "losses");
-    assertClose(await read(gpu, lse), fwd.lse, 1e-4, "lse");
-    assertClose(await read(gpu, dinp), bwd.dinp, 1e-4, "dinp");
-    assertClose(await read(gpu, dwte), bwd.dwte, 1e-4, "dwte");
-    const plain = classifierForwardCpu(x, w, targets, { BT, C, V });
-    assert.ok(Math.max(...plain.logits.map(Math.abs)) > 2 * softcap, "the cap bends some logit");
-  });
+  }
 }
 
 Deno.test("classifier CPU backward with a soft-cap matches finite differences of the CPU forward", () => {
