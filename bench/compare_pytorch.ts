@@ -4,12 +4,15 @@
  * bench/torch_step.py), and matmul GFLOP/s. Each side runs in its own process, so each peak
  * memory is that process's own.
  *
- *   deno run -A bench/compare_pytorch.ts [--configs tiny,124m,vocab,vocab64,stories,seed,seed-small] [--matmul 1024,4096] [--device cpu|cuda] [--rounds N]
+ *   deno run -A bench/compare_pytorch.ts [--configs tiny,124m,vocab,vocab64,stories,seed,seed-small] [--matmul 1024,4096] [--device cpu|cuda] [--rounds N] [--threads N]
  *
  * `stories` is the default experiment's target (`deno task train`: 2 LLaMA blocks of stories260K's
  * shape), `vocab64` GPT-2's vocabulary at width 64. `--rounds N` alternates the two sides N times
  * per configuration, one row per round, so that a machine whose speed drifts shows the drift on
- * both sides alike (read the rows' range).
+ * both sides alike (read the rows' range). `--threads N` gives both sides N CPU threads (lavapipe's
+ * `LP_NUM_THREADS`, PyTorch's `set_num_threads`; default every core): with 1, the comparison of the
+ * work each does holds on a machine other processes load, where PyTorch's threads, waiting on each
+ * other, lose far more than lavapipe's.
  *
  * `seed` is the paper's 1.5B model (13 of OpenLLaMA-3B's blocks, context 2048), for a GPU;
  * `seed-small` a narrower one, for a CPU adapter. PyTorch is Debian's
@@ -44,9 +47,14 @@ async function main(): Promise<void> {
       device: { type: "string", default: "cpu" },
       python: { type: "string" },
       rounds: { type: "string", default: "1" },
+      threads: { type: "string" },
     },
   });
   const rounds = intFlag(values.rounds, "rounds", { min: 1 });
+  const threads = values.threads === undefined
+    ? []
+    : ["--threads", String(intFlag(values.threads, "threads", { min: 1 }))];
+  if (threads.length) Deno.env.set("LP_NUM_THREADS", threads[1]); // for our child processes
   if (values.device !== "cpu" && values.device !== "cuda") {
     throw new UsageError(`--device must be cpu or cuda, got ${JSON.stringify(values.device)}`);
   }
@@ -94,6 +102,7 @@ async function main(): Promise<void> {
           values.device,
           ...shape,
           ...extra,
+          ...threads,
         ]);
         const label = `${name} B=${ours.B} T=${ours.T}${
           extra.length ? ` (${extra[0].slice(2).toUpperCase()})` : ""
@@ -126,6 +135,7 @@ async function main(): Promise<void> {
         "--device",
         values.device,
         ...extra,
+        ...threads,
       ]);
       console.log(
         `| ${n}³${extra.length ? " (TF32)" : ""} | ${ours.toFixed(2)} | ${
@@ -135,7 +145,9 @@ async function main(): Promise<void> {
       );
     }
   }
-  console.log(`\ndevice: ${(await getGpu()).description}`);
+  console.log(
+    `\ndevice: ${(await getGpu()).description}${threads.length ? `; ${threads[1]} thread(s) each side` : ""}`,
+  );
 }
 
 if (import.meta.main) Deno.exit(await runCommand("compare_pytorch", main));

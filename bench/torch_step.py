@@ -2,8 +2,8 @@
 1.0, AdamW) as bench/core/train_step.ts, for its GPT-2 and LLaMA configurations, or a square matmul,
 printed as one JSON line. `--bf16` runs the step under bf16 autocast (CUDA).
 
-    /usr/bin/python3 bench/torch_step.py step tiny|124m|vocab|vocab64|stories|seed|seed-small [--batch B] [--steps N] [--device cpu|cuda] [--tf32|--bf16]
-    /usr/bin/python3 bench/torch_step.py matmul N [--device cpu|cuda] [--tf32]
+    /usr/bin/python3 bench/torch_step.py step tiny|124m|vocab|vocab64|stories|seed|seed-small [--batch B] [--steps N] [--device cpu|cuda] [--tf32|--bf16] [--threads N]
+    /usr/bin/python3 bench/torch_step.py matmul N [--device cpu|cuda] [--tf32] [--threads N]
 """
 
 import argparse
@@ -55,9 +55,13 @@ def bench_step(name, batch, steps, device, bf16):
     b = batch or default_b
     torch.manual_seed(1)
     model = model_class(cfg).to(device)
+    # Matrices N(0, 0.02) as bench/core/train_step.ts draws them; norms and biases keep their
+    # construction values (weights 1, biases 0): zeroed norms made every activation after the first
+    # norm 0, a degenerate step.
     with torch.no_grad():
         for p in model.parameters():
-            p.normal_(0.0, 0.02) if p.dim() == 2 else p.zero_()
+            if p.dim() == 2:
+                p.normal_(0.0, 0.02)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     other = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
@@ -108,8 +112,9 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tf32", action="store_true")
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--threads", type=int, help="CPU threads (default: every core, as lavapipe uses)")
     args = ap.parse_args()
-    torch.set_num_threads(os.cpu_count())  # lavapipe uses every core too
+    torch.set_num_threads(args.threads or os.cpu_count())
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.allow_tf32 = args.tf32
     if args.what == "step":
