@@ -12,7 +12,7 @@ const CASES: [string, string[], RegExp][] = [
   [
     "bench/compare_pytorch.ts",
     ["--configs", "tiny,huge"],
-    /^compare_pytorch: unknown configuration "huge": use tiny, 124m, vocab, seed, seed-small$/,
+    /^compare_pytorch: unknown configuration "huge": use tiny, 124m, vocab, vocab64, stories, seed, seed-small$/,
   ],
   [
     "bench/compare_pytorch.ts",
