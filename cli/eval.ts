@@ -32,7 +32,8 @@ import { dataTokenizer } from "./_data.ts";
 export const COMMAND = {
   name: "eval",
   summary: "validation loss, perplexity, bits per byte and zero-shot tasks, one table for several models",
-  usage: "--model MODEL... --data DATA [--tasks TASK...] [--ctx T] [--json|--markdown]",
+  usage:
+    "--model MODEL... --data DATA [--tasks TASK...] [--num-fewshot K [--fewshot-file FILE...]] [--ctx T] [--samples FILE] [--json|--markdown]",
   flags: {
     model: {
       type: "string",
