@@ -77,21 +77,10 @@ function classifierCase(
     const dinp = upload(gpu, dinp0);
     const dwte = upload(gpu, dwte0);
     const rec = new Recorder(gpu);
-    classifierForward(rec, { losses, lse, inp, wte, targets: tg, scratch, BT, C, V, operands });
-    classifierBackward(rec, {
-      dinp,
-      dwte,
-      inp,
-      wte,
-      targets: tg,
-      lse,
-      scratch,
-      BT,
-      C,
-      V,
-      dlossScale,
-      operands,
-    });
+    // One object for both passes: the backward reads the forward's inputs and its lse.
+    const pass = { losses, lse, inp, wte, targets: tg, scratch, BT, C, V, operands, dinp, dwte, dlossScale };
+    classifierForward(rec, pass);
+    classifierBackward(rec, pass);
     rec.submit();
     const fwd = classifierForwardCpu(x, w, targets, { BT, C, V });
     const bwd = classifierBackwardCpu(x, w, targets, { BT, C, V, dlossScale });

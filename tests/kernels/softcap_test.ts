@@ -82,22 +82,10 @@ for (const [BT, C, V, maxChunk, ignore] of CASES) {
       const losses = createView(gpu, BT), lse = createView(gpu, BT);
       const dinp = createView(gpu, BT * C), dwte = createView(gpu, V * C);
       const rec = new Recorder(gpu);
-      classifierForward(rec, { losses, lse, inp, wte, targets: tg, scratch, BT, C, V, softcap, operands });
-      classifierBackward(rec, {
-        dinp,
-        dwte,
-        inp,
-        wte,
-        targets: tg,
-        lse,
-        scratch,
-        BT,
-        C,
-        V,
-        dlossScale,
-        softcap,
-        operands,
-      });
+      // One object for both passes: the backward reads the forward's inputs and its lse.
+      const pass = { losses, lse, inp, wte, targets: tg, scratch, BT, C, V, softcap, operands, dinp, dwte };
+      classifierForward(rec, pass);
+      classifierBackward(rec, { ...pass, dlossScale });
       rec.submit();
       const fwd = classifierForwardCpu(x, w, targets, { BT, C, V, softcap });
       const bwd = classifierBackwardCpu(x, w, targets, { BT, C, V, dlossScale, softcap });
